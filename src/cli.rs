@@ -1,0 +1,185 @@
+//! Command-line surface. Only clap types live here; every decision is made in `settings`
+//! and `commands`, so the CLI can change shape without touching behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  envmod create -n myenv                 # empty env on the site's Python, no channel needed
+  module use ~/privatemodules
+  module load myenv/py3.11               # then: pip install <package>
+  envmod list
+  envmod module -n myenv                 # rewrite the modulefile after a template change
+  envmod delete -n myenv --yes
+  envmod config                          # resolved settings and where each came from";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "envmod",
+    version,
+    about = "Python environments for HPC clusters, delivered as environment modules (Lmod / Tcl)",
+    after_help = EXAMPLES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print only errors and warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail about what envmod does.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an environment on the site's Python and write its modulefile.
+    #[command(after_help = "\
+Examples:
+  envmod create -n myenv                       # on the python3 first on PATH
+  envmod create -n myenv --site-python /apps/python/3.11/bin/python3
+  envmod create -p /scratch/$USER/envs/proj    # the name is the last path component
+  envmod create -n myenv --module-system tcl --module-root ~/modules")]
+    Create(CreateArgs),
+
+    /// Delete an environment and its modulefile, and nothing else.
+    #[command(after_help = "\
+Examples:
+  envmod delete -n myenv          # asks for confirmation on a terminal
+  envmod delete -n myenv --yes    # for scripts")]
+    Delete(DeleteArgs),
+
+    /// List the environments envmod created.
+    #[command(after_help = "\
+Examples:
+  envmod list
+  envmod list --json | jq -r '.[].module'")]
+    List(ListArgs),
+
+    /// Rewrite an environment's modulefile from its manifest.
+    #[command(after_help = "\
+Examples:
+  envmod module -n myenv                       # after the site changed a template
+  envmod module -n myenv --module-system tcl   # switch to a Tcl modulefile")]
+    Module(ModuleArgs),
+
+    /// Show the resolved settings and where each value came from.
+    #[command(after_help = "\
+Examples:
+  envmod config
+  ENVMOD_MODULE_ROOT=~/mods envmod config --json")]
+    Config(ConfigArgs),
+
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  envmod completions bash > ~/.local/share/bash-completion/completions/envmod
+  envmod completions zsh  > ~/.zfunc/_envmod")]
+    Completions(CompletionsArgs),
+}
+
+/// How an environment is named on the command line: exactly one of a name or a prefix.
+#[derive(Debug, Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// Name of the environment; it lives at <envs_dir>/NAME.
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Full path of the environment; its name is the last path component.
+    #[arg(short = 'p', long = "prefix", value_name = "PREFIX")]
+    pub prefix: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModuleSystemArg {
+    Auto,
+    Lmod,
+    Tcl,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct ModuleOutputArgs {
+    /// Which modulefile to write: auto picks lmod when LMOD_CMD is set, tcl when MODULES_CMD is set.
+    #[arg(long, value_enum, value_name = "SYSTEM")]
+    pub module_system: Option<ModuleSystemArg>,
+
+    /// Directory that receives NAME/pyX.Y modulefiles [default: ~/privatemodules].
+    #[arg(long, value_name = "DIR")]
+    pub module_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    #[command(flatten)]
+    pub module: ModuleOutputArgs,
+
+    /// Python interpreter to build on [default: python3 on PATH, or `python` from the config].
+    #[arg(long, value_name = "PATH")]
+    pub site_python: Option<PathBuf>,
+
+    /// One-line description shown by `module whatis`.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModuleArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Which modulefile to write [default: the one the environment was created with].
+    #[arg(long, value_enum, value_name = "SYSTEM")]
+    pub module_system: Option<ModuleSystemArg>,
+
+    /// Directory that receives NAME/pyX.Y modulefiles [default: the one the environment was created with].
+    #[arg(long, value_name = "DIR")]
+    pub module_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

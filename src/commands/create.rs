@@ -1,0 +1,190 @@
+//! `envmod create`: an environment on the site's Python, then its modulefile. The prefix is
+//! built in a staging directory beside its final place and renamed in, and the modulefile is
+//! written last, so no failure leaves a half-built env or a modulefile without an env.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::{
+    commands::module,
+    env::{
+        cleanup::CleanupGuard,
+        lock::{self, EnvLock},
+        manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
+        registry::Registry,
+        venv,
+    },
+    error::UserError,
+    printer::Printer,
+    render::{Renderer, context::ModulefileOptions, escape::sh_quote},
+    settings::{EnvTarget, Environ},
+    site::{
+        ModuleSystem,
+        modules::{self, Skipped},
+        python,
+    },
+};
+
+pub struct CreateSettings {
+    pub target: EnvTarget,
+    pub python: Option<String>,
+    pub module_system: Option<ModuleSystem>,
+    pub module_root: PathBuf,
+    pub ignore_modules: Vec<String>,
+    pub templates_dir: Option<PathBuf>,
+    pub options: ModulefileOptions,
+    pub description: Option<String>,
+    pub registry: Registry,
+}
+
+fn already_exists(target: &EnvTarget) -> anyhow::Error {
+    let hint = if Manifest::path_in(&target.prefix).is_file() {
+        let how = if target.by_prefix {
+            format!("-p {}", sh_quote(&target.prefix.to_string_lossy()))
+        } else {
+            format!("-n {}", target.name)
+        };
+        format!("choose another name, or remove it first with `envmod delete {how}`")
+    } else {
+        "choose another name or prefix; envmod never writes into an existing directory".to_string()
+    };
+    UserError::failure(format!("{} already exists", target.prefix.display()))
+        .with_hint(hint)
+        .into()
+}
+
+pub fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
+    let target = &s.target;
+    if target.prefix.symlink_metadata().is_ok() {
+        return Err(already_exists(target));
+    }
+    let interpreter = python::locate(s.python.as_deref(), env)?;
+    let site_python = python::inspect(&interpreter)?;
+    printer.detail(format!(
+        "site Python {} ({}) found via {}",
+        site_python.version,
+        site_python.executable.display(),
+        interpreter.display()
+    ));
+
+    let (recorded, skipped) = modules::capture(env, &s.ignore_modules);
+    for skip in &skipped {
+        match skip {
+            Skipped::Sticky(m) => printer.detail(format!("not recording sticky module {m}")),
+            Skipped::Ignored(m) => printer.detail(format!("not recording {m} (ignore_modules)")),
+            Skipped::Envmod(m) => {
+                printer.info(format!("not recording {m}: it is an envmod environment"))
+            }
+        }
+    }
+
+    let mut manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        envmod_version: env!("CARGO_PKG_VERSION").to_string(),
+        name: target.name.clone(),
+        prefix: target.prefix.clone(),
+        created: chrono::Utc::now(),
+        description: s.description.clone(),
+        python: PythonInfo {
+            mode: PythonMode::Site,
+            site: site_python,
+        },
+        modules: recorded,
+        specs: Vec::new(),
+        channels: Vec::new(),
+        module: None,
+    };
+
+    // Render before touching the disk: a broken site template must not cost an env.
+    let renderer = Renderer::new(s.templates_dir.as_deref())?;
+    if let Some(system) = s.module_system {
+        module::render(&manifest, system, &renderer, &s.options)?;
+        module::check_writable(&module::modulefile_path(&manifest, system, &s.module_root))?;
+    }
+
+    let _lock = EnvLock::acquire(&target.prefix, &target.name)?;
+    if target.prefix.symlink_metadata().is_ok() {
+        return Err(already_exists(target));
+    }
+    lock::clear_leftovers(&target.prefix, &target.name)?;
+
+    let staging = lock::staging_dir(&target.prefix, &target.name);
+    std::fs::create_dir(&staging).map_err(|e| {
+        UserError::failure(format!("cannot create {}: {e}", staging.display()))
+            .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
+    })?;
+    let mut guard = CleanupGuard::new(&staging);
+    venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
+    manifest.write_into(guard.path())?;
+    guard.rename(&target.prefix).with_context(|| {
+        format!(
+            "failed to move the new environment into {}",
+            target.prefix.display()
+        )
+    })?;
+
+    if let Some(system) = s.module_system {
+        let info = module::write(&manifest, system, &s.module_root, &renderer, &s.options)?;
+        manifest.module = Some(info);
+        manifest.write_into(&target.prefix)?;
+    }
+    if target.by_prefix {
+        s.registry.add(&target.prefix)?;
+    }
+    guard.disarm();
+
+    report(&manifest, env, printer);
+    Ok(())
+}
+
+fn report(m: &Manifest, env: &Environ, printer: &Printer) {
+    let py = &m.python.site;
+    printer.info(format!(
+        "Created environment {} on Python {} in {}",
+        m.name,
+        py.version,
+        m.prefix.display()
+    ));
+    if !m.modules.is_empty() {
+        let names: Vec<_> = m.modules.iter().map(|l| l.full_name.as_str()).collect();
+        printer.info(format!("Recorded modules: {}", names.join(" ")));
+    }
+    let mut lines = Vec::new();
+    match &m.module {
+        Some(info) => {
+            let root = info.root.to_string_lossy();
+            let on_path = env
+                .get("MODULEPATH")
+                .is_some_and(|p| p.split(':').any(|d| d == root));
+            if !on_path {
+                lines.push(format!("module use {}", tilde(&info.root, env)));
+            }
+            lines.push(format!("module load {}", info.name));
+        }
+        None => lines.push(format!(
+            "export PATH={}:\"$PATH\"",
+            sh_quote(&m.prefix.join("bin").to_string_lossy())
+        )),
+    }
+    lines.push("pip install <package>".to_string());
+    printer.boxed("To use it", &lines);
+    if !py.pip {
+        printer.warn(format!(
+            "the site Python {} has no pip; `pip install` will not work until pip is available",
+            py.executable.display()
+        ));
+    }
+}
+
+/// A path as users type it in a shell: `~/…` under HOME, quoted where needed.
+fn tilde(p: &std::path::Path, env: &Environ) -> String {
+    match env
+        .home()
+        .and_then(|h| p.strip_prefix(h).ok().map(|r| r.to_path_buf()))
+    {
+        Some(rest) if rest.as_os_str().is_empty() => "~".into(),
+        Some(rest) => format!("~/{}", sh_quote(&rest.to_string_lossy())),
+        None => sh_quote(&p.to_string_lossy()),
+    }
+}

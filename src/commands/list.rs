@@ -1,0 +1,97 @@
+//! `envmod list`: every environment envmod can find, for people or (`--json`) for scripts.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{env::registry::Registry, printer::Printer};
+
+pub struct ListSettings {
+    pub envs_dir: PathBuf,
+    pub registry: Registry,
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    python: String,
+    python_mode: String,
+    module: Option<String>,
+    module_system: Option<String>,
+    modulefile: Option<PathBuf>,
+    prefix: PathBuf,
+    modules: Vec<String>,
+    specs: Vec<String>,
+    created: String,
+}
+
+pub fn run(s: ListSettings, printer: &Printer) -> Result<()> {
+    let rows: Vec<Row> = s
+        .registry
+        .all(&s.envs_dir)
+        .into_iter()
+        .map(|m| Row {
+            name: m.name.to_string(),
+            python: m.python.site.version.clone(),
+            python_mode: serde_json::to_value(m.python.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            module: m.module.as_ref().map(|i| i.name.to_string()),
+            module_system: m.module.as_ref().map(|i| i.system.as_str().to_string()),
+            modulefile: m.module.as_ref().map(|i| i.file.clone()),
+            prefix: m.prefix.clone(),
+            modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
+            specs: m.specs.clone(),
+            created: m.created.to_rfc3339(),
+        })
+        .collect();
+    if s.json {
+        printer.data(serde_json::to_string_pretty(&rows)? + "\n");
+        return Ok(());
+    }
+    if rows.is_empty() {
+        printer.info(format!(
+            "no environments yet in {}; create one with `envmod create -n NAME`",
+            s.envs_dir.display()
+        ));
+        return Ok(());
+    }
+    let table: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.python.clone(),
+                r.module.clone().unwrap_or_else(|| "-".into()),
+                r.prefix.display().to_string(),
+                if r.modules.is_empty() {
+                    "-".into()
+                } else {
+                    r.modules.join(" ")
+                },
+            ]
+        })
+        .collect();
+    let header = ["NAME", "PYTHON", "MODULE", "PREFIX", "MODULES"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(console::measure_text_width(cell));
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&table) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    printer.data(out);
+    Ok(())
+}

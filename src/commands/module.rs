@@ -1,0 +1,140 @@
+//! `envmod module`: rewrite an environment's modulefile from its manifest. `create` uses the
+//! same writer, so a regenerated modulefile is byte for byte what `create` would write.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::{
+    env::{
+        lock::{EnvLock, write_atomic},
+        manifest::{Manifest, ModuleInfo},
+    },
+    error::UserError,
+    printer::Printer,
+    render::{
+        Renderer,
+        context::{ModulefileContext, ModulefileOptions},
+    },
+    settings::EnvTarget,
+    site::{ModuleSystem, modules::is_envmod_modulefile},
+};
+
+pub struct ModuleSettings {
+    pub target: EnvTarget,
+    /// `None` keeps the system the environment was created with.
+    pub system: Option<Option<ModuleSystem>>,
+    pub root: Option<PathBuf>,
+    pub default_root: PathBuf,
+    pub templates_dir: Option<PathBuf>,
+    pub options: ModulefileOptions,
+}
+
+/// Where the modulefile for `manifest` goes under `root`.
+pub fn modulefile_path(manifest: &Manifest, system: ModuleSystem, root: &Path) -> PathBuf {
+    let module = manifest.module_name();
+    let dir = root.join(module.name.as_str());
+    match system {
+        ModuleSystem::Lmod => dir.join(format!("{}.lua", module.version)),
+        ModuleSystem::Tcl => dir.join(&module.version),
+    }
+}
+
+/// Fail if `path` exists and is not envmod's: a site's or a user's own modulefile is never
+/// overwritten.
+pub fn check_writable(path: &Path) -> Result<()> {
+    if path.symlink_metadata().is_ok() && !is_envmod_modulefile(path) {
+        return Err(UserError::failure(format!(
+            "modulefile {} already exists and was not written by envmod",
+            path.display()
+        ))
+        .with_hint("move it away, or choose another --module-root")
+        .into());
+    }
+    Ok(())
+}
+
+pub fn render(
+    manifest: &Manifest,
+    system: ModuleSystem,
+    renderer: &Renderer,
+    options: &ModulefileOptions,
+) -> Result<String> {
+    let ctx = ModulefileContext::new(manifest, options);
+    match system {
+        ModuleSystem::Lmod => renderer.render("lmod/modulefile.lua", ctx),
+        ModuleSystem::Tcl => renderer.render("tcl/modulefile.tcl", ctx),
+    }
+}
+
+/// Render and write the modulefile by rename. Returns what goes into the manifest.
+pub fn write(
+    manifest: &Manifest,
+    system: ModuleSystem,
+    root: &Path,
+    renderer: &Renderer,
+    options: &ModulefileOptions,
+) -> Result<ModuleInfo> {
+    let text = render(manifest, system, renderer, options)?;
+    let file = modulefile_path(manifest, system, root);
+    check_writable(&file)?;
+    let dir = file.parent().expect("modulefile has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| {
+        UserError::failure(format!(
+            "cannot create module directory {}: {e}",
+            dir.display()
+        ))
+        .with_hint("choose a writable --module-root, or set module_root in the config")
+    })?;
+    write_atomic(&file, text.as_bytes())?;
+    Ok(ModuleInfo {
+        system,
+        root: root.to_path_buf(),
+        name: manifest.module_name(),
+        file,
+    })
+}
+
+/// Remove a modulefile envmod wrote, and its `NAME/` directory once empty.
+pub fn remove_file(file: &Path) -> Result<()> {
+    if !is_envmod_modulefile(file) {
+        return Ok(());
+    }
+    std::fs::remove_file(file).with_context(|| format!("failed to remove {}", file.display()))?;
+    if let Some(dir) = file.parent() {
+        // Only succeeds when empty, which is the only case we want.
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
+pub fn run(s: ModuleSettings, printer: &Printer) -> Result<()> {
+    let _lock = EnvLock::acquire(&s.target.prefix, &s.target.name)?;
+    let mut manifest = crate::commands::delete::read_manifest(&s.target)?;
+    let system = match s.system {
+        Some(choice) => choice,
+        None => manifest.module.as_ref().map(|m| m.system),
+    };
+    let Some(system) = system else {
+        return Err(UserError::usage(format!(
+            "environment {} has no module system to write for",
+            manifest.name
+        ))
+        .with_hint("pass --module-system lmod or --module-system tcl")
+        .into());
+    };
+    let root = s
+        .root
+        .or_else(|| manifest.module.as_ref().map(|m| m.root.clone()))
+        .unwrap_or(s.default_root);
+    let renderer = Renderer::new(s.templates_dir.as_deref())?;
+    let old = manifest.module.clone();
+    let info = write(&manifest, system, &root, &renderer, &s.options)?;
+    if let Some(old) = old.filter(|o| o.file != info.file) {
+        remove_file(&old.file)?;
+    }
+    printer.info(format!("wrote {}", info.file.display()));
+    manifest.module = Some(info);
+    manifest.write_into(&manifest.prefix.clone())?;
+    Ok(())
+}

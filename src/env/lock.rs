@@ -1,0 +1,109 @@
+//! Locks and atomic writes. Every change to an environment happens under a per-name lock,
+//! is prepared beside its final place, and appears there by `rename`, so a crash or a
+//! Ctrl-C at any moment leaves either the old state or the new one.
+
+use std::{
+    fs::File,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+
+use crate::{error::UserError, names::EnvName};
+
+/// Held for as long as a command works on one environment. The kernel drops the lock when
+/// the process dies, so a killed envmod never blocks the next one.
+#[derive(Debug)]
+pub struct EnvLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl EnvLock {
+    /// Take the lock for `prefix`, failing at once if another envmod holds it.
+    pub fn acquire(prefix: &Path, name: &EnvName) -> Result<Self> {
+        let parent = prefix
+            .parent()
+            .context("environment prefix has no parent directory")?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            UserError::failure(format!("cannot create {}: {e}", parent.display())).with_hint(
+                "choose a writable location with --prefix, or set envs_dir in the config",
+            )
+        })?;
+        // The lock file is never removed: deleting it would let two processes lock two
+        // different inodes under the same name.
+        let path = parent.join(format!(".{name}.envmod-lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                UserError::failure(format!("cannot create lock file {}: {e}", path.display()))
+                    .with_hint("check that you can write to that directory")
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(UserError::failure(format!(
+                "environment {name:?} is being changed by another envmod process"
+            ))
+            .with_hint("wait for it to finish, then try again")
+            .into()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("failed to lock {}", path.display()))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Directories envmod prepares next to an environment before moving them into place.
+/// Their names start with `.NAME.envmod-` so they are recognisably envmod's own.
+pub fn staging_dir(prefix: &Path, name: &EnvName) -> PathBuf {
+    sibling(prefix, &format!(".{name}.envmod-staging"))
+}
+
+pub fn trash_dir(prefix: &Path, name: &EnvName) -> PathBuf {
+    sibling(prefix, &format!(".{name}.envmod-trash"))
+}
+
+fn sibling(prefix: &Path, file_name: &str) -> PathBuf {
+    prefix.parent().unwrap_or(Path::new("/")).join(file_name)
+}
+
+/// Remove what an earlier, interrupted envmod left next to `prefix`. Only called with the
+/// lock held, and only on envmod's own staging and trash names.
+pub fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
+    for dir in [staging_dir(prefix, name), trash_dir(prefix, name)] {
+        if dir.symlink_metadata().is_ok() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("failed to remove leftover {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Write a file so that readers see either the old content or the new, never a mix. The
+/// file gets the usual mode (0666 less the umask), so a shared module root stays readable.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .context("path has no file name")?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{file_name}.envmod-tmp-{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("failed to write {}", path.display()));
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The venv layout on top of the site Python. envmod writes it directly instead of running
+//! `python -m venv`: the files are few and fixed, and skipping a second interpreter start
+//! (plus ensurepip) is most of why `create` is fast.
+
+use std::{
+    os::unix::fs::{PermissionsExt, symlink},
+    path::Path,
+};
+
+use anyhow::{Context, Result};
+
+use crate::{render::escape::sh_quote, site::python::SitePython};
+
+/// Lay out a venv in `root`, which becomes `final_prefix` after the rename. Scripts embed
+/// the final prefix, never the staging path.
+pub fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Result<()> {
+    let short = python.short_version();
+    let bin = root.join("bin");
+    let site_packages = root.join(format!("lib/python{short}/site-packages"));
+    for dir in [
+        &bin,
+        &site_packages,
+        &root.join("include"),
+        &root.join("conda-meta"),
+    ] {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    symlink("lib", root.join("lib64")).context("failed to create lib64 link")?;
+
+    let home = python
+        .executable
+        .parent()
+        .context("site Python has no parent directory")?;
+    let cfg = format!(
+        "home = {}\ninclude-system-site-packages = true\nversion = {}\nexecutable = {}\ncommand = envmod create -p {}\n",
+        home.display(),
+        python.version,
+        python.executable.display(),
+        final_prefix.display(),
+    );
+    std::fs::write(root.join("pyvenv.cfg"), cfg).context("failed to write pyvenv.cfg")?;
+
+    // Python finds pyvenv.cfg next to the link it was started from, so plain symlinks to the
+    // site interpreter are all a venv needs.
+    for link in [
+        "python".to_string(),
+        "python3".to_string(),
+        format!("python{short}"),
+    ] {
+        symlink(&python.executable, bin.join(&link))
+            .with_context(|| format!("failed to link bin/{link}"))?;
+    }
+
+    // `pip` must install into this prefix even when the site's pip lives elsewhere, so it
+    // always runs through the env's own interpreter.
+    let pip = format!(
+        "#!/bin/sh\n# {} for this environment; installs into its site-packages\nexec {} -m pip \"$@\"\n",
+        crate::site::modules::GENERATED_MARKER,
+        sh_quote(&final_prefix.join("bin/python").to_string_lossy()),
+    );
+    for name in ["pip".to_string(), "pip3".to_string(), format!("pip{short}")] {
+        let path = bin.join(&name);
+        std::fs::write(&path, &pip).with_context(|| format!("failed to write bin/{name}"))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}

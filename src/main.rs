@@ -1,0 +1,27 @@
+use std::process::ExitCode;
+
+/// Exit code for a command stopped by a signal, as shells report it (128 + SIGINT).
+const INTERRUPTED: i32 = 130;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    tokio::spawn(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        let _held = envmod::env::cleanup::remove_pending();
+        eprintln!("\nenvmod: interrupted; nothing was left half-made");
+        std::process::exit(INTERRUPTED);
+    });
+    envmod::run().await
+}

@@ -1,0 +1,70 @@
+//! Templates for everything envmod writes for users to read or load. Defaults are embedded
+//! in the binary; a file of the same name in the site's `templates_dir` replaces one, so a
+//! site can change its modulefiles without rebuilding envmod.
+
+pub mod context;
+pub mod escape;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// Template name and built-in text.
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "lmod/modulefile.lua",
+        include_str!("../../templates/lmod/modulefile.lua"),
+    ),
+    (
+        "tcl/modulefile.tcl",
+        include_str!("../../templates/tcl/modulefile.tcl"),
+    ),
+];
+
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    pub fn new(templates_dir: Option<&Path>) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.add_filter("lua", |s: String| escape::lua_quote(&s));
+        env.add_filter("tcl", |s: String| escape::tcl_quote(&s));
+        env.add_filter("sh", |s: String| escape::sh_quote(&s));
+        for (name, builtin) in EMBEDDED {
+            let (source, origin) = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file())
+            {
+                Some(path) => (
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("failed to read template {}", path.display()))?,
+                    Some(path),
+                ),
+                None => (builtin.to_string(), None),
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|e| template_error(name, origin, e))?;
+        }
+        Ok(Self { env })
+    }
+
+    pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String> {
+        let tmpl = self.env.get_template(name)?;
+        tmpl.render(ctx).map_err(|e| template_error(name, None, e))
+    }
+}
+
+fn template_error(name: &str, origin: Option<PathBuf>, e: minijinja::Error) -> anyhow::Error {
+    let place = origin.map_or_else(
+        || format!("built-in template {name}"),
+        |p| p.display().to_string(),
+    );
+    crate::error::UserError::failure(format!("template {place} is invalid: {e:#}"))
+        .with_hint("fix the template in templates_dir, or remove it to use the built-in one")
+        .into()
+}
