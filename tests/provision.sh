@@ -72,7 +72,7 @@ else
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     chmod 755 "$tmp"
-    $is_root && chown _apt "$tmp" 2>/dev/null || true   # silence apt's sandbox warning
+    if $is_root; then chown _apt "$tmp" 2>/dev/null || true; fi   # avoids apt's sandbox warning
     if ! apt-cache show lmod >/dev/null 2>&1; then
         $is_root || die "apt has no 'lmod' package info, run as root: apt-get update"
         apt_update
@@ -114,6 +114,7 @@ fi
 # ------------------------------------------------------------------- versions
 # Separate clean shells: the two systems share LOADEDMODULES/_LMFILES_.
 ver() {  # $1 = init file
+    # shellcheck disable=SC2016  # $1 expands in the child shell
     env -i HOME="${HOME:-/root}" PATH=/usr/bin:/bin bash --norc -c \
         'source "$1" && module --version' _ "$1" 2>&1 \
         | sed -nE 's/.*(Modules Release|Lua: Version) ([0-9][^ ]*).*/\2/p' | head -n1

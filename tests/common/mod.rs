@@ -1,0 +1,294 @@
+//! Shared test harness: an isolated HOME per test, fake site modules that both module
+//! systems load, real Lmod and Environment Modules shells, and a wheel builder.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The Python that the fake `python/3.11` module puts on PATH: Debian's, which differs from
+/// the `python3` first on the default PATH, so tests can tell which one an env sits on.
+pub const MODULE_PYTHON: &str = "/usr/bin/python3.11";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ms {
+    Lmod,
+    Tcl,
+}
+
+impl Ms {
+    pub const BOTH: [Ms; 2] = [Ms::Lmod, Ms::Tcl];
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            Ms::Lmod => "lmod",
+            Ms::Tcl => "tcl",
+        }
+    }
+
+    /// The init script of the real module system, provisioned by tests/provision.sh.
+    pub fn init_script(self) -> PathBuf {
+        let (var, what) = match self {
+            Ms::Lmod => ("ENVMOD_TEST_LMOD_INIT", "Lmod"),
+            Ms::Tcl => ("ENVMOD_TEST_MODULES_INIT", "Environment Modules"),
+        };
+        let path = std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| read_tools_env(var))
+            .unwrap_or_default();
+        assert!(
+            path.is_file(),
+            "{what} is not installed for the tests ({var} = {path:?}): run `bash tests/provision.sh` (as root), or `tests/run`"
+        );
+        path
+    }
+}
+
+fn read_tools_env(var: &str) -> Option<PathBuf> {
+    let tools = std::env::var_os("ENVMOD_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join(".test-tools"));
+    let text = std::fs::read_to_string(tools.join("env.sh")).ok()?;
+    text.lines().find_map(|l| {
+        let rest = l
+            .trim()
+            .strip_prefix("export ")?
+            .strip_prefix(var)?
+            .strip_prefix('=')?;
+        Some(PathBuf::from(rest.trim_matches(|c| c == '"' || c == '\'')))
+    })
+}
+
+/// One test's world: its own HOME, config dirs, site config, envs_dir and module root.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub site_config: PathBuf,
+    pub site_modules: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("envmod-test")
+            .tempdir()
+            .expect("tempdir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let site_config = dir.path().join("site-config.yaml");
+        std::fs::write(&site_config, "# test site config\n").unwrap();
+        let site_modules = dir.path().join("site-modules");
+        write_site_modules(&site_modules);
+        Self {
+            dir,
+            home,
+            site_config,
+            site_modules,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn envs_dir(&self) -> PathBuf {
+        self.home.join(".envmod/envs")
+    }
+
+    pub fn module_root(&self) -> PathBuf {
+        self.home.join("privatemodules")
+    }
+
+    pub fn set_site_config(&self, yaml: &str) {
+        std::fs::write(&self.site_config, yaml).unwrap();
+    }
+
+    /// Variables every envmod run in this world gets.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("HOME".into(), self.home.display().to_string()),
+            (
+                "ENVMOD_SITE_CONFIG".into(),
+                self.site_config.display().to_string(),
+            ),
+            (
+                "XDG_CONFIG_HOME".into(),
+                self.home.join(".config").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME".into(),
+                self.home.join(".local/share").display().to_string(),
+            ),
+            (
+                "XDG_CACHE_HOME".into(),
+                self.home.join(".cache").display().to_string(),
+            ),
+        ]
+    }
+
+    /// `envmod ARGS` with no module system in the environment.
+    pub fn envmod(&self) -> Command {
+        let mut cmd = Command::cargo_bin("envmod").unwrap();
+        for k in [
+            "LOADEDMODULES",
+            "_LMFILES_",
+            "LMOD_CMD",
+            "MODULES_CMD",
+            "MODULEPATH",
+            "__MODULES_LMTAG",
+        ] {
+            cmd.env_remove(k);
+        }
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ENVMOD_") && !k.starts_with("ENVMOD_TEST") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.vars()).current_dir(self.path());
+        cmd
+    }
+
+    /// Run a bash script in a clean `env -i` login-less shell with `ms` initialised and the
+    /// site modules on MODULEPATH. `envmod` on PATH is the binary under test.
+    pub fn module_shell(&self, ms: Ms, script: &str) -> Output {
+        self.module_shell_with(ms, script, &[])
+    }
+
+    pub fn module_shell_with(&self, ms: Ms, script: &str, extra_env: &[(&str, &str)]) -> Output {
+        let init = ms.init_script();
+        let envmod_bin = assert_cmd::cargo::cargo_bin("envmod");
+        let bin_dir = self.path().join("envmod-bin");
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        let link = bin_dir.join("envmod");
+        if !link.exists() {
+            std::os::unix::fs::symlink(&envmod_bin, &link).unwrap();
+        }
+        let full = format!(
+            "source {init}\nexport MODULEPATH={mp}\nexport PATH={bin}:$PATH\nset -o pipefail\n{script}\n",
+            init = sh(&init.display().to_string()),
+            mp = sh(&self.site_modules.display().to_string()),
+            bin = sh(&bin_dir.display().to_string()),
+        );
+        let mut cmd = Command::new("env");
+        cmd.arg("-i");
+        for (k, v) in self.vars() {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.arg("PATH=/usr/bin:/bin")
+            .arg("USER=envmodtest")
+            .arg("LMOD_IGNORE_CACHE=1");
+        for (k, v) in extra_env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.args(["bash", "--norc", "--noprofile", "-c", &full])
+            .current_dir(self.path());
+        cmd.output().expect("bash runs")
+    }
+}
+
+/// Assert that a command succeeded, showing its output when it did not.
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Fake site modules, as Tcl modulefiles so both module systems read them: two gcc versions,
+/// an MPI, and a python module that puts a real interpreter on PATH.
+pub fn write_site_modules(root: &Path) {
+    let simple = |name: &str, version: &str, var: &str| {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = root.join(format!("_bin/{name}-{version}"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(
+            dir.join(version),
+            format!(
+                "#%Module1.0\nmodule-whatis \"fake {name} {version}\"\nsetenv {var} {version}\nprepend-path PATH {}\n",
+                bin.display()
+            ),
+        )
+        .unwrap();
+    };
+    simple("gcc", "12.2", "FAKE_GCC_VERSION");
+    simple("gcc", "13.1", "FAKE_GCC_VERSION");
+    simple("openmpi", "4.1", "FAKE_MPI_VERSION");
+
+    let py_bin = root.join("_bin/python-3.11");
+    std::fs::create_dir_all(&py_bin).unwrap();
+    for name in ["python3", "python"] {
+        let link = py_bin.join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(MODULE_PYTHON, link).unwrap();
+        }
+    }
+    std::fs::create_dir_all(root.join("python")).unwrap();
+    std::fs::write(
+        root.join("python/3.11"),
+        format!(
+            "#%Module1.0\nmodule-whatis \"fake site python 3.11\"\nprepend-path PATH {}\n",
+            py_bin.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// Build a pure-Python wheel `name-version-py3-none-any.whl` with one module that defines
+/// `VALUE`, using the zipfile module of a real Python.
+pub fn build_wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let script = r#"
+import sys, zipfile, hashlib, base64, os
+out, name, version = sys.argv[1:4]
+dist = f"{name}-{version}.dist-info"
+files = {
+    f"{name}/__init__.py": f"VALUE = 'hello from {name} {version}'\n",
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: envmod-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+for path, text in files.items():
+    data = text.encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append(f"{path},sha256={digest},{len(data)}")
+record.append(f"{dist}/RECORD,,")
+files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
+whl = os.path.join(out, f"{name}-{version}-py3-none-any.whl")
+with zipfile.ZipFile(whl, "w") as z:
+    for path, text in files.items():
+        z.writestr(path, text)
+print(whl)
+"#;
+    let out = Command::new(MODULE_PYTHON)
+        .args(["-c", script])
+        .arg(dir)
+        .args([name, version])
+        .output()
+        .expect("python runs");
+    PathBuf::from(ok(&out).trim())
+}
+
+/// Every variable of a shell as `NAME=value` lines, for before/after comparisons.
+pub const DUMP_ENV: &str = "env -0 | sort -z | tr '\\0' '\\n'";
