@@ -1,0 +1,457 @@
+//! Modulefiles loaded by the real module systems, in clean `env -i` shells: Lmod reads the
+//! Lua file, Environment Modules the Tcl file. What a user would check after `module load`
+//! is what these tests check.
+
+mod common;
+
+use std::{collections::BTreeMap, path::Path};
+
+use common::{DUMP_ENV, Ms, TestEnv, ok, sh, stderr, stdout};
+
+/// Variables the module systems keep for their own bookkeeping; everything else must be
+/// restored exactly by `module unload`.
+fn is_bookkeeping(var: &str) -> bool {
+    var.starts_with("_ModuleTable")
+        || var.starts_with("__LMOD_")
+        || var.starts_with("__MODULES_")
+        || var.starts_with("_LMFILES_")
+        || var == "LOADEDMODULES"
+        || var.starts_with("LMOD_")
+        || var == "_"
+        || var == "SHLVL"
+}
+
+fn parse_env(dump: &str) -> BTreeMap<String, String> {
+    dump.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Everything between two marker lines of a script's stdout.
+fn section<'a>(out: &'a str, name: &str) -> &'a str {
+    let start = format!("==={name}===\n");
+    let from = out
+        .find(&start)
+        .unwrap_or_else(|| panic!("no section {name} in:\n{out}"))
+        + start.len();
+    let rest = &out[from..];
+    &rest[..rest.find("===").unwrap_or(rest.len())]
+}
+
+/// Create `myenv` from a shell with the site stack loaded, as a user on a cluster would.
+fn create_with_stack(t: &TestEnv, ms: Ms) {
+    let out = t.module_shell(
+        ms,
+        "module load gcc/12.2 openmpi/4.1 python/3.11\nenvmod create -n myenv",
+    );
+    let err = stderr(&out);
+    ok(&out);
+    assert!(
+        err.contains("module load myenv/py3.11"),
+        "no next-step hint:\n{err}"
+    );
+    assert!(
+        err.contains("Recorded modules: gcc/12.2 openmpi/4.1 python/3.11"),
+        "{err}"
+    );
+}
+
+fn modulefile(t: &TestEnv, ms: Ms) -> std::path::PathBuf {
+    match ms {
+        Ms::Lmod => t.module_root().join("myenv/py3.11.lua"),
+        Ms::Tcl => t.module_root().join("myenv/py3.11"),
+    }
+}
+
+#[test]
+fn load_brings_the_stack_and_unload_restores_everything_lmod() {
+    load_and_unload(Ms::Lmod);
+}
+
+#[test]
+fn load_brings_the_stack_and_unload_restores_everything_tcl() {
+    load_and_unload(Ms::Tcl);
+}
+
+fn load_and_unload(ms: Ms) {
+    let t = TestEnv::new();
+    create_with_stack(&t, ms);
+    assert!(
+        modulefile(&t, ms).is_file(),
+        "auto detection wrote no {ms:?} modulefile"
+    );
+    let prefix = t.envs_dir().join("myenv");
+
+    let script = format!(
+        r#"export PYTHONNOUSERSITE=keep-me
+module use {root}
+echo ===before===; {DUMP_ENV}
+module load myenv/py3.11 || exit 9
+echo ===loaded===; echo "$LOADEDMODULES"
+echo ===python===; command -v python
+echo ===prefix===; python -c 'import sys; print(sys.prefix)'
+echo ===nousersite===; printenv PYTHONNOUSERSITE
+echo ===vars===; printenv CONDA_PREFIX; printenv CONDA_DEFAULT_ENV; printenv VIRTUAL_ENV
+module unload myenv || exit 8
+echo ===after===; {DUMP_ENV}
+echo ===end==="#,
+        root = sh(&t.module_root().display().to_string())
+    );
+    let out = t.module_shell(ms, &script);
+    let text = ok(&out);
+    let loaded: Vec<&str> = section(&text, "loaded").trim().split(':').collect();
+    for dep in ["gcc/12.2", "openmpi/4.1", "python/3.11", "myenv/py3.11"] {
+        assert!(loaded.contains(&dep), "{dep} not loaded: {loaded:?}");
+    }
+    assert_eq!(
+        section(&text, "python").trim(),
+        prefix.join("bin/python").display().to_string()
+    );
+    assert_eq!(
+        section(&text, "prefix").trim(),
+        prefix.display().to_string()
+    );
+    assert_eq!(section(&text, "nousersite").trim(), "1");
+    let vars: Vec<&str> = section(&text, "vars").lines().collect();
+    assert_eq!(
+        vars,
+        [
+            prefix.display().to_string().as_str(),
+            "myenv",
+            prefix.display().to_string().as_str()
+        ]
+    );
+
+    let before = parse_env(section(&text, "before"));
+    let after = parse_env(section(&text, "after"));
+    assert_eq!(before.get("PATH"), after.get("PATH"), "PATH not restored");
+    let changed: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| !is_bookkeeping(k))
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| format!("{k}: {:?} -> {:?}", before.get(k), after.get(k)))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "module unload left changes behind: {changed:#?}"
+    );
+}
+
+#[test]
+fn another_version_of_a_recorded_module_is_refused_with_module_swap_lmod() {
+    refused_on_wrong_stack(Ms::Lmod);
+}
+
+#[test]
+fn another_version_of_a_recorded_module_is_refused_with_module_swap_tcl() {
+    refused_on_wrong_stack(Ms::Tcl);
+}
+
+fn refused_on_wrong_stack(ms: Ms) {
+    let t = TestEnv::new();
+    create_with_stack(&t, ms);
+    let script = format!(
+        "module load gcc/13.1\nmodule use {}\nmodule load myenv/py3.11\necho \"status=$?\"\necho \"loaded=$LOADEDMODULES\"",
+        sh(&t.module_root().display().to_string())
+    );
+    let out = t.module_shell(ms, &script);
+    let text = stdout(&out);
+    let err = stderr(&out);
+    assert!(
+        !text.contains("status=0"),
+        "load succeeded on the wrong stack:\n{text}\n{err}"
+    );
+    assert!(
+        err.contains("module swap gcc gcc/12.2"),
+        "no `module swap` advice:\n{err}"
+    );
+    let loaded = text
+        .lines()
+        .find_map(|l| l.strip_prefix("loaded="))
+        .unwrap_or("");
+    assert!(
+        loaded.split(':').any(|m| m == "gcc/13.1"),
+        "the user's gcc was swapped: {loaded}"
+    );
+    assert!(!loaded.contains("myenv"), "env loaded anyway: {loaded}");
+}
+
+#[test]
+fn whatis_and_spider_describe_the_env_lmod() {
+    let t = TestEnv::new();
+    create_with_stack(&t, Ms::Lmod);
+    let root = sh(&t.module_root().display().to_string());
+    let out = t.module_shell(
+        Ms::Lmod,
+        &format!("module use {root}\nmodule whatis myenv/py3.11\nmodule spider myenv"),
+    );
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Description: Python environment myenv on the site Python 3.11"),
+        "{err}"
+    );
+    assert!(
+        err.contains("myenv/py3.11"),
+        "spider did not find the env:\n{err}"
+    );
+}
+
+#[test]
+fn whatis_describes_the_env_tcl() {
+    let t = TestEnv::new();
+    create_with_stack(&t, Ms::Tcl);
+    let root = sh(&t.module_root().display().to_string());
+    let out = t.module_shell(
+        Ms::Tcl,
+        &format!("module use {root}\nmodule whatis myenv/py3.11\nmodule help myenv/py3.11"),
+    );
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Description: Python environment myenv on the site Python 3.11"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Built with: gcc/12.2 openmpi/4.1 python/3.11"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_env_at_a_time_lmod() {
+    one_env_at_a_time(Ms::Lmod);
+}
+
+#[test]
+fn one_env_at_a_time_tcl() {
+    one_env_at_a_time(Ms::Tcl);
+}
+
+fn one_env_at_a_time(ms: Ms) {
+    let t = TestEnv::new();
+    for name in ["first", "second"] {
+        ok(&t.module_shell(ms, &format!("envmod create -q -n {name}")));
+    }
+    let root = sh(&t.module_root().display().to_string());
+    let out = t.module_shell(
+        ms,
+        &format!("module use {root}\nmodule load first/py3.11\nmodule load second/py3.11\necho \"loaded=$LOADEDMODULES\"\necho \"prefix=$CONDA_PREFIX\""),
+    );
+    let text = stdout(&out);
+    let loaded = text
+        .lines()
+        .find_map(|l| l.strip_prefix("loaded="))
+        .unwrap_or("");
+    let envs = loaded
+        .split(':')
+        .filter(|m| m.starts_with("first/") || m.starts_with("second/"))
+        .count();
+    assert_eq!(envs, 1, "two envs stacked: {loaded}\n{}", stderr(&out));
+}
+
+#[test]
+fn pip_install_lands_in_the_env_lmod() {
+    pip_install_lands_in_the_env(Ms::Lmod);
+}
+
+#[test]
+fn pip_install_lands_in_the_env_tcl() {
+    pip_install_lands_in_the_env(Ms::Tcl);
+}
+
+fn pip_install_lands_in_the_env(ms: Ms) {
+    let t = TestEnv::new();
+    create_with_stack(&t, ms);
+    let wheel = common::build_wheel(t.path(), "envmodprobe", "1.0");
+    let prefix = t.envs_dir().join("myenv");
+    let script = format!(
+        r#"module use {root}
+module load myenv/py3.11 || exit 9
+pip install --no-index --disable-pip-version-check -q {wheel} || exit 7
+echo ===with===; python -c 'import envmodprobe; print(envmodprobe.VALUE, envmodprobe.__file__)'
+module unload myenv
+echo ===without===; python3 -c 'import envmodprobe' 2>&1 && echo IMPORTED || echo NOT-IMPORTED
+echo ===end==="#,
+        root = sh(&t.module_root().display().to_string()),
+        wheel = sh(&wheel.display().to_string()),
+    );
+    let text = ok(&t.module_shell(ms, &script));
+    let with = section(&text, "with");
+    let site_packages = prefix.join("lib/python3.11/site-packages");
+    assert!(with.starts_with("hello from envmodprobe 1.0"), "{with}");
+    assert!(
+        with.contains(
+            &site_packages
+                .join("envmodprobe/__init__.py")
+                .display()
+                .to_string()
+        ),
+        "{with}"
+    );
+    assert!(site_packages.join("envmodprobe/__init__.py").is_file());
+    assert!(section(&text, "without").contains("NOT-IMPORTED"), "{text}");
+    assert!(
+        !t.home.join(".local/lib").exists(),
+        "pip wrote into ~/.local"
+    );
+}
+
+#[test]
+fn default_site_python_from_path_works() {
+    let t = TestEnv::new();
+    // The python3 first on the inherited PATH (a pyenv shim on a developer machine, /usr/bin
+    // elsewhere), with no python module loaded.
+    let expected = which::which("python3").expect("python3 on PATH");
+    let real = std::process::Command::new(&expected)
+        .args(["-c", "import sys, os; print(os.path.realpath(getattr(sys, '_base_executable', sys.executable))); print('%d.%d.%d' % sys.version_info[:3])"])
+        .output()
+        .unwrap();
+    let real = ok(&real);
+    let mut lines = real.lines();
+    let (exe, version) = (lines.next().unwrap(), lines.next().unwrap());
+    let minor = version.rsplit_once('.').unwrap().0;
+
+    let out = t
+        .envmod()
+        .args(["create", "-n", "plain", "--module-system", "lmod"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let prefix = t.envs_dir().join("plain");
+    assert_eq!(
+        std::fs::read_link(prefix.join("bin/python")).unwrap(),
+        Path::new(exe)
+    );
+    let cfg = std::fs::read_to_string(prefix.join("pyvenv.cfg")).unwrap();
+    assert!(cfg.contains("include-system-site-packages = true"), "{cfg}");
+    assert!(cfg.contains(&format!("version = {version}")), "{cfg}");
+
+    let module = format!("plain/py{minor}");
+    let script = format!(
+        "module use {}\nmodule load {module} || exit 9\npython -c 'import sys; print(sys.prefix); print(sys.version.split()[0])'",
+        sh(&t.module_root().display().to_string())
+    );
+    let text = ok(&t.module_shell(Ms::Lmod, &script));
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [prefix.display().to_string().as_str(), version]
+    );
+}
+
+/// A prefix that tries every quoting trick in the book. The last component is a valid name.
+const HOSTILE_DIR: &str = "we$(touch PWNED)ird `touch PWNED2` \"dq\" 'sq' ]] } {[x]; $HOME \\ end";
+
+#[test]
+fn hostile_prefix_and_description_stay_inert_lmod() {
+    hostile_prefix(Ms::Lmod);
+}
+
+#[test]
+fn hostile_prefix_and_description_stay_inert_tcl() {
+    hostile_prefix(Ms::Tcl);
+}
+
+fn hostile_prefix(ms: Ms) {
+    let t = TestEnv::new();
+    let prefix = t.path().join(HOSTILE_DIR).join("hostile");
+    let description = "desc $(touch PWNED3) `touch PWNED4` \"]] } [exit 3] ${HOME}";
+    let out = t
+        .envmod()
+        .args([
+            "create",
+            "--module-system",
+            ms.flag(),
+            "--site-python",
+            common::MODULE_PYTHON,
+            "--description",
+            description,
+            "-p",
+        ])
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    ok(&out);
+    let file = match ms {
+        Ms::Lmod => t.module_root().join("hostile/py3.11.lua"),
+        Ms::Tcl => t.module_root().join("hostile/py3.11"),
+    };
+    assert!(file.is_file());
+
+    // The file alone, read by the bare language interpreter with the module commands stubbed.
+    let bare = match ms {
+        Ms::Lmod => {
+            let stub = t.path().join("stub.lua");
+            std::fs::write(
+                &stub,
+                "function whatis(s) print('W:' .. s) end\nfunction help(s) end\nfunction mode() return 'load' end\n\
+                 function isloaded() return false end\nfunction depends_on() end\nfunction family() end\n\
+                 function extensions() end\nfunction pathJoin(a, b) return a .. '/' .. b end\n\
+                 function prepend_path(k, v) print('P:' .. k .. '=' .. v) end\n\
+                 function pushenv(k, v) print('E:' .. k .. '=' .. v) end\nfunction LmodError(s) error(s) end\n\
+                 dofile(arg[1])\n",
+            )
+            .unwrap();
+            std::process::Command::new("lua5.3").arg(&stub).arg(&file).current_dir(t.path()).output()
+        }
+        Ms::Tcl => {
+            let stub = t.path().join("stub.tcl");
+            std::fs::write(
+                &stub,
+                "proc module-whatis {s} { puts \"W:$s\" }\nproc conflict {args} {}\nproc family {args} {}\n\
+                 proc module-info {args} { return 0 }\nproc is-loaded {args} { return 0 }\nproc depends-on {args} {}\n\
+                 proc prepend-path {k v} { puts \"P:$k=$v\" }\nproc pushenv {k v} { puts \"E:$k=$v\" }\n\
+                 source [lindex $argv 0]\n",
+            )
+            .unwrap();
+            std::process::Command::new("tclsh").arg(&stub).arg(&file).current_dir(t.path()).output()
+        }
+    }
+    .expect("lua5.3 and tclsh are installed by tests/provision.sh");
+    let bare = ok(&bare);
+    assert!(
+        bare.contains(&format!("E:CONDA_PREFIX={}\n", prefix.display())),
+        "{bare}"
+    );
+    assert!(
+        bare.contains(&format!("W:Description: {description}\n")),
+        "{bare}"
+    );
+
+    // And loaded for real.
+    let script = format!(
+        "module use {}\nmodule load hostile/py3.11 || exit 9\nprintf '%s\\n' \"$CONDA_PREFIX\"\nprintf '%s\\n' \"${{PATH%%:*}}\"\nmodule whatis hostile/py3.11 2>&1\nmodule unload hostile",
+        sh(&t.module_root().display().to_string())
+    );
+    let text = ok(&t.module_shell(ms, &script));
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        prefix.display().to_string(),
+        "CONDA_PREFIX changed"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        prefix.join("bin").display().to_string(),
+        "PATH entry changed"
+    );
+    assert!(text.contains(description), "description changed:\n{text}");
+
+    for pwned in ["PWNED", "PWNED2", "PWNED3", "PWNED4"] {
+        for dir in [
+            t.path(),
+            &t.home,
+            Path::new("/tmp"),
+            &prefix,
+            &prefix.parent().unwrap().to_path_buf(),
+        ] {
+            assert!(
+                !dir.join(pwned).exists(),
+                "{pwned} was created in {}",
+                dir.display()
+            );
+        }
+    }
+}
