@@ -143,7 +143,10 @@ impl Resolver<'_> {
             raw,
             || home.as_ref().map(|h| h.to_string_lossy().into_owned()),
             |var: &str| -> Result<Option<String>, std::env::VarError> {
-                Ok(self.env.get(var).map(str::to_owned))
+                self.env
+                    .get(var)
+                    .map(|v| Some(v.to_owned()))
+                    .ok_or(std::env::VarError::NotPresent)
             },
         )
         .map_err(|e| {
@@ -411,12 +414,7 @@ impl GlobalSettings {
                     UserError::usage(format!("invalid prefix {}: {e}", prefix.display()))
                 })?;
                 let prefix = normalize(&prefix);
-                if prefix.to_string_lossy().chars().any(char::is_control) {
-                    return Err(UserError::usage(format!(
-                        "prefix {prefix:?} contains a newline or control character: choose a plain path"
-                    ))
-                    .into());
-                }
+                check_prefix_chars(&prefix)?;
                 let last = prefix
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -435,6 +433,22 @@ impl GlobalSettings {
             _ => Err(UserError::usage("give exactly one of -n NAME or -p PREFIX").into()),
         }
     }
+}
+
+/// `:` would split the prefix in PATH, and Environment Modules' `pushenv` truncates at it;
+/// control characters cannot be written to `pyvenv.cfg`.
+fn check_prefix_chars(prefix: &Path) -> Result<()> {
+    if prefix
+        .to_string_lossy()
+        .chars()
+        .any(|c| c.is_control() || c == ':')
+    {
+        return Err(UserError::usage(format!(
+            "prefix {prefix:?} contains ':' or a control character, which PATH-style variables cannot hold: choose another path"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Remove `.` components and trailing slashes without touching the filesystem (the prefix

@@ -80,6 +80,28 @@ fn hostile_names_are_rejected_with_a_clear_message() {
 }
 
 #[test]
+fn prefixes_that_path_variables_cannot_hold_are_rejected() {
+    let t = TestEnv::new();
+    for bad in ["with:colon/env", "new\nline/env"] {
+        let prefix = t.path().join(bad);
+        let out = t
+            .envmod()
+            .args(["create", "--module-system", "lmod", "-p"])
+            .arg(&prefix)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("contains ':' or a control character"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!prefix.exists());
+    }
+    assert!(!t.module_root().exists());
+}
+
+#[test]
 fn existing_env_is_an_error_that_leaves_it_untouched() {
     let t = TestEnv::new();
     ok(&t

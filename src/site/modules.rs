@@ -1,7 +1,9 @@
 //! The modules loaded in the user's shell, recorded at creation so the modulefile can load
 //! the same stack and refuse a different one.
 
-use std::{io::Read, path::Path};
+use std::{io::Read, path::Path, sync::LazyLock};
+
+use regex::Regex;
 
 use serde::{Deserialize, Serialize};
 
@@ -128,38 +130,32 @@ fn lmod_module_table(env: &Environ) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// Find `fullName="x/1"` entries whose module record carries `sticky=1` in its `propT`.
+/// The modules whose record in Lmod's table carries `sticky = 1`. Lmod writes each record
+/// with its keys sorted (`fn`, `fullName`, `loadOrder`, `propT`, …), so a record's `propT`
+/// always lies between its own `fullName` and the next one.
 fn lmod_sticky_from_table(table: &str) -> Vec<String> {
-    static FULL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r#"fullName\s*=\s*"([^"]+)""#).expect("valid regex")
-    });
-    let starts: Vec<(usize, String)> = FULL
+    static FULL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"fullName\s*=\s*"([^"]+)""#).expect("valid regex"));
+    static STICKY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\bsticky\s*=\s*1\b").expect("valid regex"));
+    let starts: Vec<(usize, &str)> = FULL
         .captures_iter(table)
-        .map(|c| (c.get(0).unwrap().start(), c[1].to_string()))
+        .map(|c| {
+            (
+                c.get(0).map_or(0, |m| m.start()),
+                c.get(1).map_or("", |m| m.as_str()),
+            )
+        })
         .collect();
-    let mut sticky = Vec::new();
-    for (i, (start, name)) in starts.iter().enumerate() {
-        // A record's fields sit between its own fullName and the next record's; Lmod writes
-        // the table sorted, so the fields of one module never interleave with another's.
-        let lo = if i == 0 { 0 } else { starts[i - 1].0 };
-        let hi = starts.get(i + 1).map_or(table.len(), |(s, _)| *s);
-        let _ = lo;
-        let record = &table[*start..hi];
-        let record_before = &table[record_start(table, *start)..*start];
-        if [record, record_before].iter().any(|r| r.contains("sticky")) {
-            sticky.push(name.clone());
-        }
-    }
-    sticky
-}
-
-/// Where the record containing `pos` begins: just after the previous `},` at record depth.
-fn record_start(table: &str, pos: usize) -> usize {
-    table[..pos]
-        .rfind("fn=")
-        .or_else(|| table[..pos].rfind("fn ="))
-        .unwrap_or(pos)
-        .min(pos)
+    starts
+        .iter()
+        .enumerate()
+        .filter(|(i, (start, _))| {
+            let end = starts.get(i + 1).map_or(table.len(), |(next, _)| *next);
+            STICKY.is_match(&table[*start..end])
+        })
+        .map(|(_, (_, name))| name.to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -208,6 +204,31 @@ mod tests {
                 Skipped::Sticky("site/base".into())
             ]
         );
+    }
+
+    #[test]
+    fn finds_sticky_modules_in_the_lmod_table() {
+        use base64::Engine;
+        let table = "_ModuleTable_ = {\nMTversion = 3,\nmT = {\nplain = {\nfn = \"/m/plain/1.lua\",\n\
+                     fullName = \"plain/1\",\nloadOrder = 2,\npropT = {},\nstackDepth = 0,\n},\nstk = {\n\
+                     fn = \"/m/stk/1.lua\",\nfullName = \"stk/1\",\nloadOrder = 1,\npropT = {\nlmod = {\n\
+                     sticky = 1,\n},\n},\nstackDepth = 0,\n},\n},\n}";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(table);
+        let (a, b) = encoded.split_at(40);
+        let env = environ(&[
+            ("LOADEDMODULES", "stk/1:plain/1"),
+            ("_ModuleTable_Sz_", "2"),
+            ("_ModuleTable001_", a),
+            ("_ModuleTable002_", b),
+        ]);
+        let (kept, skipped) = capture(&env, &[]);
+        assert_eq!(
+            kept.iter()
+                .map(|m| m.full_name.as_str())
+                .collect::<Vec<_>>(),
+            ["plain/1"]
+        );
+        assert_eq!(skipped, [Skipped::Sticky("stk/1".into())]);
     }
 
     #[test]
