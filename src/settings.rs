@@ -128,7 +128,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// The highest-priority file value for a key, with its source.
-    fn from_files<T>(&self, get: impl Fn(&ConfigFile) -> Option<T>) -> Option<(T, Source)> {
+    fn file_value<T>(&self, get: impl Fn(&ConfigFile) -> Option<T>) -> Option<(T, Source)> {
         self.layers.iter().rev().find_map(|l| {
             l.file
                 .as_ref()
@@ -186,7 +186,7 @@ impl Resolver<'_> {
         if let Some(v) = self.env.get(env_var) {
             return Some((v.to_string(), Source::EnvVar(env_var.to_string())));
         }
-        self.from_files(file_key)
+        self.file_value(file_key)
     }
 
     fn bool(
@@ -212,7 +212,7 @@ impl Resolver<'_> {
             });
         }
         Ok(self
-            .from_files(file_key)
+            .file_value(file_key)
             .map(|(value, source)| Sourced { value, source })
             .unwrap_or(Sourced {
                 value: default,
@@ -309,7 +309,7 @@ impl GlobalSettings {
                     source: Source::EnvVar("ENVMOD_MODULE_SYSTEM".into()),
                 },
                 None => r
-                    .from_files(|f| f.module_system)
+                    .file_value(|f| f.module_system)
                     .map(|(value, source)| Sourced { value, source })
                     .unwrap_or(Sourced {
                         value: ModuleSystemChoice::Auto,
@@ -352,7 +352,7 @@ impl GlobalSettings {
                 source: Source::EnvVar("ENVMOD_IGNORE_MODULES".into()),
             },
             None => r
-                .from_files(|f| f.ignore_modules.clone())
+                .file_value(|f| f.ignore_modules.clone())
                 .map(|(value, source)| Sourced { value, source })
                 .unwrap_or(Sourced {
                     value: Vec::new(),

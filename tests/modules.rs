@@ -445,7 +445,7 @@ fn hostile_prefix(ms: Ms) {
             &t.home,
             Path::new("/tmp"),
             &prefix,
-            &prefix.parent().unwrap().to_path_buf(),
+            prefix.parent().unwrap(),
         ] {
             assert!(
                 !dir.join(pwned).exists(),

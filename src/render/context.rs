@@ -40,7 +40,9 @@ pub struct ModulefileOptions {
     pub ld_library_path: bool,
 }
 
-pub const FAMILY: &str = "envmod";
+/// Not `envmod`: Environment Modules treats a family name as a conflict with the module of
+/// that name, which is envmod's own tool module at many sites.
+pub const FAMILY: &str = "envmod_env";
 
 impl ModulefileContext {
     pub fn new(m: &Manifest, opts: &ModulefileOptions) -> Self {

@@ -31,7 +31,7 @@ pub fn tcl_quote(s: &str) -> String {
     out.push('"');
     for c in s.chars() {
         match c {
-            '\\' | '"' | '$' | '[' | ']' | '{' | '}' | ';' => {
+            '\\' | '"' | '$' | '[' | ']' | '{' | '}' => {
                 out.push('\\');
                 out.push(c);
             }
