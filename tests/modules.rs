@@ -455,3 +455,184 @@ fn hostile_prefix(ms: Ms) {
         }
     }
 }
+
+#[test]
+fn sticky_ignored_and_envmod_modules_are_not_recorded() {
+    let t = TestEnv::new();
+    t.set_site_config("ignore_modules: ['openmpi/*']\n");
+    ok(&t.module_shell(Ms::Tcl, "envmod create -q -n base"));
+    let root = sh(&t.module_root().display().to_string());
+    let out = t.module_shell(
+        Ms::Tcl,
+        &format!(
+            "module load --tag=sticky gcc/12.2\nmodule load openmpi/4.1 python/3.11\nmodule use {root}\nmodule load base/py3.11\nenvmod create -n derived"
+        ),
+    );
+    ok(&out);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.envs_dir().join("derived/.envmod/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded: Vec<&str> = manifest["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["full_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded, ["python/3.11"], "{manifest:#}");
+    assert!(
+        stderr(&out).contains("not recording base/py3.11"),
+        "{}",
+        stderr(&out)
+    );
+    // The env sits on the real site Python, not on the loaded env's.
+    let link = std::fs::read_link(t.envs_dir().join("derived/bin/python")).unwrap();
+    assert!(!link.starts_with(t.envs_dir()), "{link:?}");
+}
+
+#[test]
+fn sticky_lmod_modules_are_not_recorded() {
+    let t = TestEnv::new();
+    let sticky = t.site_modules.join("site/base.lua");
+    std::fs::create_dir_all(sticky.parent().unwrap()).unwrap();
+    std::fs::write(
+        &sticky,
+        "add_property(\"lmod\", \"sticky\")\nsetenv(\"SITE_BASE\", \"1\")\n",
+    )
+    .unwrap();
+    ok(&t.module_shell(
+        Ms::Lmod,
+        "module load site/base gcc/12.2\nenvmod create -q -n withbase",
+    ));
+    let text = std::fs::read_to_string(t.module_root().join("withbase/py3.11.lua")).unwrap();
+    assert!(
+        text.contains("local built_with = { \"gcc/12.2\" }"),
+        "{text}"
+    );
+}
+
+#[test]
+fn module_command_rewrites_from_the_manifest_and_follows_site_templates() {
+    let t = TestEnv::new();
+    ok(&t.module_shell(Ms::Lmod, "module load gcc/12.2\nenvmod create -q -n regen"));
+    let lua = t.module_root().join("regen/py3.11.lua");
+    let original = std::fs::read_to_string(&lua).unwrap();
+
+    // The site overrides the Lmod template; `envmod module` picks it up.
+    let templates = t.path().join("templates");
+    std::fs::create_dir_all(templates.join("lmod")).unwrap();
+    let builtin =
+        std::fs::read_to_string(Path::new(common::REPO).join("templates/lmod/modulefile.lua"))
+            .unwrap();
+    std::fs::write(
+        templates.join("lmod/modulefile.lua"),
+        builtin.replace(
+            "pushenv(\"PYTHONNOUSERSITE\", \"1\")",
+            "pushenv(\"PYTHONNOUSERSITE\", \"1\")\nsetenv(\"SITE_MARK\", {{ env_name | lua }})",
+        ),
+    )
+    .unwrap();
+    t.set_site_config(&format!("templates_dir: {}\n", templates.display()));
+    ok(&t.envmod().args(["module", "-n", "regen"]).output().unwrap());
+    let rewritten = std::fs::read_to_string(&lua).unwrap();
+    assert_ne!(original, rewritten);
+    assert!(
+        rewritten.contains("setenv(\"SITE_MARK\", \"regen\")"),
+        "{rewritten}"
+    );
+    assert!(
+        rewritten.contains("\"gcc/12.2\""),
+        "recorded modules lost:\n{rewritten}"
+    );
+    let out = t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "module use {}\nmodule load regen/py3.11\nprintenv SITE_MARK",
+            sh(&t.module_root().display().to_string())
+        ),
+    );
+    assert_eq!(ok(&out).trim(), "regen");
+
+    // A broken site template is an error that names the file and changes nothing.
+    std::fs::write(
+        templates.join("lmod/modulefile.lua"),
+        "{{ no_such_variable }}",
+    )
+    .unwrap();
+    let out = t.envmod().args(["module", "-n", "regen"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("lmod/modulefile.lua"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&lua).unwrap(), rewritten);
+    t.set_site_config("");
+
+    // Switching to Tcl writes the Tcl file and removes the Lua one, so Lmod never sees both.
+    ok(&t
+        .envmod()
+        .args(["module", "-n", "regen", "--module-system", "tcl"])
+        .output()
+        .unwrap());
+    assert!(!lua.exists());
+    let tcl = t.module_root().join("regen/py3.11");
+    assert!(
+        std::fs::read_to_string(&tcl)
+            .unwrap()
+            .starts_with("#%Module")
+    );
+    let out = t.module_shell(
+        Ms::Tcl,
+        &format!(
+            "module use {}\nmodule load regen/py3.11\necho \"$LOADEDMODULES\"",
+            sh(&t.module_root().display().to_string())
+        ),
+    );
+    assert!(ok(&out).contains("gcc/12.2:regen/py3.11"));
+}
+
+#[test]
+fn parallel_creates_of_one_name_make_exactly_one_env() {
+    let t = TestEnv::new();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            t.envmod()
+                .args([
+                    "create",
+                    "-n",
+                    "same",
+                    "--module-system",
+                    "lmod",
+                    "--site-python",
+                    common::MODULE_PYTHON,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "{} creates succeeded", winners);
+    for o in outputs.iter().filter(|o| !o.status.success()) {
+        let err = stderr(o);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            err.contains("being changed by another envmod process")
+                || err.contains("already exists"),
+            "unclear error: {err}"
+        );
+    }
+    let entries: Vec<String> = std::fs::read_dir(t.envs_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".envmod-lock"))
+        .collect();
+    assert_eq!(entries, ["same"]);
+    assert!(t.envs_dir().join("same/.envmod/manifest.json").is_file());
+}
