@@ -52,6 +52,10 @@ pub async fn run() -> std::process::ExitCode {
 }
 
 async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
+    if let Command::Completions(args) = &command {
+        commands::completions::run(args.shell);
+        return Ok(());
+    }
     let env = Environ::capture();
     let flags = match &command {
         Command::Create(a) => FlagOverrides {
@@ -123,9 +127,6 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             commands::module::run(s, printer)
         }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
-        Command::Completions(args) => {
-            commands::completions::run(args.shell);
-            Ok(())
-        }
+        Command::Completions(_) => unreachable!("handled before settings are resolved"),
     }
 }

@@ -380,6 +380,13 @@ impl GlobalSettings {
                     source: Source::Default,
                 },
             };
+        if let Some(dir) = templates_dir.value.as_ref().filter(|d| !d.is_dir()) {
+            warnings.push(format!(
+                "templates_dir {} (from {}) is not a directory; using the built-in templates",
+                dir.display(),
+                templates_dir.source
+            ));
+        }
         let allow_stacking = r.bool(|f| f.allow_stacking, "ENVMOD_ALLOW_STACKING", false)?;
         let ld_library_path = r.bool(|f| f.ld_library_path, "ENVMOD_LD_LIBRARY_PATH", false)?;
 

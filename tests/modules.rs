@@ -561,10 +561,10 @@ fn module_command_rewrites_from_the_manifest_and_follows_site_templates() {
     .unwrap();
     let out = t.envmod().args(["module", "-n", "regen"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("lmod/modulefile.lua"),
-        "{}",
-        stderr(&out)
+        err.contains(&templates.join("lmod/modulefile.lua").display().to_string()),
+        "{err}"
     );
     assert_eq!(std::fs::read_to_string(&lua).unwrap(), rewritten);
     t.set_site_config("");

@@ -25,6 +25,8 @@ const EMBEDDED: &[(&str, &str)] = &[
 
 pub struct Renderer {
     env: Environment<'static>,
+    /// Templates that came from the site's `templates_dir`, for error messages.
+    overrides: Vec<(String, PathBuf)>,
 }
 
 impl Renderer {
@@ -37,6 +39,7 @@ impl Renderer {
         env.add_filter("lua", |s: String| escape::lua_quote(&s));
         env.add_filter("tcl", |s: String| escape::tcl_quote(&s));
         env.add_filter("sh", |s: String| escape::sh_quote(&s));
+        let mut overrides = Vec::new();
         for (name, builtin) in EMBEDDED {
             let (source, origin) = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file())
             {
@@ -48,14 +51,22 @@ impl Renderer {
                 None => (builtin.to_string(), None),
             };
             env.add_template_owned(name.to_string(), source)
-                .map_err(|e| template_error(name, origin, e))?;
+                .map_err(|e| template_error(name, origin.clone(), e))?;
+            overrides.extend(origin.map(|p| (name.to_string(), p)));
         }
-        Ok(Self { env })
+        Ok(Self { env, overrides })
     }
 
     pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String> {
         let tmpl = self.env.get_template(name)?;
-        tmpl.render(ctx).map_err(|e| template_error(name, None, e))
+        tmpl.render(ctx).map_err(|e| {
+            let origin = self
+                .overrides
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.clone());
+            template_error(name, origin, e)
+        })
     }
 }
 

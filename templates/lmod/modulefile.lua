@@ -31,7 +31,7 @@ if mode() == "load" then
 end
 {% if depends %}
 -- Dependencies first, so that the environment's bin/ ends up first on PATH.
-depends_on(table.unpack(built_with))
+depends_on({% for m in depends %}{{ m | lua }}{% if not loop.last %}, {% endif %}{% endfor %})
 {% endif %}
 {% if family %}
 family({{ family | lua }})

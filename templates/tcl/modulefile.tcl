@@ -46,6 +46,10 @@ if { [info commands depends-on] eq {} } {
 depends-on {*}$built_with
 {% endif %}
 
+# Modules older than 5.1 have no pushenv; setenv is the closest they offer.
+if { [info commands pushenv] eq {} } {
+  proc pushenv { var val } { setenv $var $val }
+}
 prepend-path PATH "$prefix/bin"
 {% if ld_library_path %}
 prepend-path LD_LIBRARY_PATH "$prefix/lib"
