@@ -9,6 +9,7 @@
 #   BENCH_WARMUP=3                    untimed warmup runs per command
 #   BENCH_UV_SPEC=uv==0.13.8          what pip installs into target/bench-tools/venv
 #   BENCH_TMPDIR=${TMPDIR:-/tmp}      where the scratch directory goes (its filesystem matters)
+#   BENCH_ENVMOD=PATH                 time this envmod binary instead of building one
 #
 # Installs what it lacks: hyperfine (Debian apt), uv (PyPI, with pip, into a private venv under
 # target/bench-tools/, never system-wide), and a release build of envmod. A tool that cannot
@@ -19,7 +20,7 @@
 # target/bench-results/create-latest.{json,txt}.
 set -euo pipefail
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
     -h | --help) usage; exit 0 ;;
     "") ;;
@@ -40,7 +41,9 @@ RESULTS=$TARGET_DIR/bench-results
 die() { echo "benches/create.sh: error: $*" >&2; exit 1; }
 step() { echo "==> $*" >&2; }
 
-[[ $RUNS =~ ^[0-9]+$ ]] && ((RUNS >= 10)) || die "BENCH_RUNS must be a number >= 10 (got '$RUNS')"
+if ! [[ $RUNS =~ ^[0-9]+$ ]] || ((RUNS < 10)); then
+    die "BENCH_RUNS must be a number >= 10 (got '$RUNS')"
+fi
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number (got '$WARMUP')"
 [[ -x $PY ]] || die "site Python $PY not found or not executable (set BENCH_PYTHON=...)"
 "$PY" -I -c 'import venv' 2>/dev/null || die "$PY has no venv module (on Debian: apt-get install python3-venv)"
@@ -79,14 +82,23 @@ if [[ -z $have_uv_version || ($UV_SPEC == uv==* && $have_uv_version != "$want_uv
 fi
 
 # --- envmod, release build ------------------------------------------------------------------
-command -v cargo >/dev/null || die "cargo is needed to build envmod"
-step "building envmod (cargo build --release)"
-if ! cargo build --release --locked --bin envmod >&2; then
-    step "--locked build failed (Cargo.lock out of date?); retrying without --locked"
-    cargo build --release --bin envmod >&2 || die "cargo build --release failed"
+if [[ -n ${BENCH_ENVMOD:-} ]]; then
+    ENVMOD=$(realpath "$BENCH_ENVMOD") || die "BENCH_ENVMOD=$BENCH_ENVMOD not found"
+    envmod_source="given by BENCH_ENVMOD"
+else
+    command -v cargo >/dev/null || die "cargo is needed to build envmod"
+    step "building envmod (cargo build --release)"
+    if ! cargo build --release --locked --bin envmod >&2; then
+        step "--locked build failed (Cargo.lock out of date?); retrying without --locked"
+        cargo build --release --bin envmod >&2 || die "cargo build --release failed"
+    fi
+    ENVMOD=$TARGET_DIR/release/envmod
+    envmod_source="release build of $(git rev-parse --short HEAD 2>/dev/null || echo 'this tree')"
+    if [[ -n $(git status --porcelain -- src templates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+        envmod_source+=" with uncommitted changes"
+    fi
 fi
-ENVMOD=$TARGET_DIR/release/envmod
-[[ -x $ENVMOD ]] || die "no binary at $ENVMOD"
+[[ -x $ENVMOD ]] || die "no envmod binary at $ENVMOD"
 
 # --- an isolated scratch directory -------------------------------------------------------------
 T=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/envmod-bench.XXXXXX")
@@ -148,7 +160,8 @@ py_version=$("$PY" -I -c 'import sys; print(sys.version.split()[0])')
 envmod_version=$("$ENVMOD" --version)
 uv_version=$("$UV" --version)
 hf_version=$(hyperfine --version)
-fs_type=$(stat -f -c %T "$T" 2>/dev/null || echo unknown)
+fs_type=$(df --output=fstype "$T" 2>/dev/null | tail -n 1 || echo unknown)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 startup_ms=$(python3 - "$PY" <<'EOF'
 import subprocess, sys, time
 py = sys.argv[1]
@@ -183,9 +196,9 @@ print(f"target: envmod create (lmod) under half the time of python -m venv "
       f"({e*1000:.1f} ms vs {venv/2*1000:.1f} ms): {verdict}")
 EOF
 echo
-echo "machine: nproc=$(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg), scratch filesystem $fs_type"
+echo "machine: nproc=$(nproc) ($cpu), load average $(cut -d' ' -f1-3 /proc/loadavg), scratch filesystem $fs_type"
 echo "site python: $PY ($py_version), '$PY -I -c pass' median ${startup_ms} ms"
-echo "envmod: $envmod_version ($ENVMOD)"
+echo "envmod: $envmod_version, $envmod_source ($ENVMOD)"
 echo "uv: $uv_version ($UV; 'uv venv' uses a warm private cache, 'uv venv --no-cache' none)"
 echo "hyperfine: $hf_version; $RUNS runs, $WARMUP warmup, --shell=none, target removed by --prepare before each run"
 echo "results: $JSON"

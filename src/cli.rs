@@ -8,8 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXAMPLES: &str = "\
 Examples:
   envmod create -n myenv                 # empty env on the site's Python, no channel needed
+  envmod create -n sci numpy scipy       # conda packages on top of the site's Python
+  envmod create -n py312 --python 3.12   # a conda Python instead of the site's
   module use ~/privatemodules
   module load myenv/py3.11               # then: pip install <package>
+  envmod install -n myenv pandas
   envmod list
   envmod module -n myenv                 # rewrite the modulefile after a template change
   envmod delete -n myenv --yes
@@ -51,8 +54,31 @@ Examples:
   envmod create -n myenv                       # on the python3 first on PATH
   envmod create -n myenv --site-python /apps/python/3.11/bin/python3
   envmod create -p /scratch/$USER/envs/proj    # the name is the last path component
-  envmod create -n myenv --module-system tcl --module-root ~/modules")]
+  envmod create -n myenv --module-system tcl --module-root ~/modules
+  envmod create -n sci 'numpy>=1.26' scipy=1.11 -c conda-forge
+  envmod create -n course -c /shared/channels/cs101 --offline cs101-tools
+  envmod create -n py312 --python 3.12 numpy")]
     Create(CreateArgs),
+
+    /// Add conda packages to an environment, keeping what it already asked for.
+    #[command(after_help = "\
+Examples:
+  envmod install -n myenv pandas 'matplotlib>=3.8'
+  envmod install -n myenv -c ./local-channel mypkg")]
+    Install(InstallArgs),
+
+    /// Remove conda packages from an environment.
+    #[command(after_help = "\
+Examples:
+  envmod remove -n myenv pandas")]
+    Remove(RemoveArgs),
+
+    /// Write repodata.json for a directory of conda packages, to serve it as a channel.
+    #[command(after_help = "\
+Examples:
+  envmod index /shared/channels/cs101      # packages in cs101/noarch, cs101/linux-64, …
+  envmod create -n course -c /shared/channels/cs101 cs101-tools")]
+    Index(IndexArgs),
 
     /// Delete an environment and its modulefile, and nothing else.
     #[command(after_help = "\
@@ -122,10 +148,34 @@ pub struct ModuleOutputArgs {
     pub module_root: Option<PathBuf>,
 }
 
+/// Where conda packages come from.
+#[derive(Debug, Args, Default)]
+pub struct ChannelArgs {
+    /// Channel to use: a name (via channel_alias), a URL, or a local directory; repeatable
+    /// [default: `channels` from the config, conda-forge].
+    #[arg(short = 'c', long = "channel", value_name = "CHANNEL")]
+    pub channels: Vec<String>,
+
+    /// Use only cached repodata and packages; never touch the network.
+    #[arg(long)]
+    pub offline: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     #[command(flatten)]
     pub target: Target,
+
+    /// Conda match specs to install, e.g. numpy 'scipy>=1.11' pandas=2.1.
+    #[arg(value_name = "SPEC")]
+    pub specs: Vec<String>,
+
+    #[command(flatten)]
+    pub channel: ChannelArgs,
+
+    /// Install a conda Python of this version instead of building on the site's Python.
+    #[arg(long, value_name = "VERSION", conflicts_with = "site_python")]
+    pub python: Option<String>,
 
     #[command(flatten)]
     pub module: ModuleOutputArgs,
@@ -137,6 +187,39 @@ pub struct CreateArgs {
     /// One-line description shown by `module whatis`.
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Conda match specs to add.
+    #[arg(value_name = "SPEC", required = true)]
+    pub specs: Vec<String>,
+
+    #[command(flatten)]
+    pub channel: ChannelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Names of packages to remove.
+    #[arg(value_name = "PACKAGE", required = true)]
+    pub packages: Vec<String>,
+
+    #[command(flatten)]
+    pub channel: ChannelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The channel directory, with packages in <subdir>/ folders (noarch, linux-64, …).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,10 @@ pub struct ConfigFile {
     pub templates_dir: Option<String>,
     pub allow_stacking: Option<bool>,
     pub ld_library_path: Option<bool>,
+    pub channels: Option<Vec<String>>,
+    pub channel_alias: Option<String>,
+    pub pkgs_dirs: Option<Vec<String>>,
+    pub offline: Option<bool>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, serde_yaml::Value>,
 }

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod conda;
 pub mod config;
 pub mod env;
 pub mod error;
@@ -62,11 +63,23 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             module_system: a.module.module_system.map(|m| (m, "--module-system")),
             module_root: a.module.module_root.as_deref(),
             python: a.site_python.as_deref(),
+            channels: Some(&a.channel.channels),
+            offline: a.channel.offline,
+        },
+        Command::Install(a) => FlagOverrides {
+            channels: Some(&a.channel.channels),
+            offline: a.channel.offline,
+            ..Default::default()
+        },
+        Command::Remove(a) => FlagOverrides {
+            channels: Some(&a.channel.channels),
+            offline: a.channel.offline,
+            ..Default::default()
         },
         Command::Module(a) => FlagOverrides {
             module_system: a.module_system.map(|m| (m, "--module-system")),
             module_root: a.module_root.as_deref(),
-            python: None,
+            ..Default::default()
         },
         _ => FlagOverrides::default(),
     };
@@ -79,11 +92,20 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         ld_library_path: settings.ld_library_path.value,
     };
     let registry = Registry::new(settings.registry_file.clone());
+    let conda = conda::CondaSettings {
+        channels: settings.channels.value.clone(),
+        channel_alias: url::Url::parse(&settings.channel_alias.value)?,
+        pkgs_dirs: settings.pkgs_dirs.value.clone(),
+        offline: settings.offline.value,
+    };
     match command {
         Command::Create(args) => {
             let s = commands::create::CreateSettings {
                 target: settings.target(&args.target)?,
                 python: settings.python.value.clone(),
+                conda_python: args.python,
+                specs: args.specs,
+                conda,
                 module_system: ModuleSystem::resolve(settings.module_system.value, &env),
                 module_root: settings.module_root.value.clone(),
                 ignore_modules: settings.ignore_modules.value.clone(),
@@ -92,8 +114,31 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 description: args.description,
                 registry,
             };
-            commands::create::run(s, &env, printer)
+            commands::create::run(s, &env, printer).await
         }
+        Command::Install(args) => {
+            let s = commands::change::ChangeSettings {
+                target: settings.target(&args.target)?,
+                change: commands::change::Change::Install(args.specs),
+                conda,
+                explicit_channels: !args.channel.channels.is_empty(),
+                templates_dir: settings.templates_dir.value.clone(),
+                options,
+            };
+            commands::change::run(s, printer).await
+        }
+        Command::Remove(args) => {
+            let s = commands::change::ChangeSettings {
+                target: settings.target(&args.target)?,
+                change: commands::change::Change::Remove(args.packages),
+                conda,
+                explicit_channels: !args.channel.channels.is_empty(),
+                templates_dir: settings.templates_dir.value.clone(),
+                options,
+            };
+            commands::change::run(s, printer).await
+        }
+        Command::Index(args) => commands::index::run(args.dir, printer).await,
         Command::Delete(args) => {
             let s = commands::delete::DeleteSettings {
                 target: settings.target(&args.target)?,

@@ -97,6 +97,10 @@ pub struct GlobalSettings {
     pub templates_dir: Sourced<Option<PathBuf>>,
     pub allow_stacking: Sourced<bool>,
     pub ld_library_path: Sourced<bool>,
+    pub channels: Sourced<Vec<String>>,
+    pub channel_alias: Sourced<String>,
+    pub pkgs_dirs: Sourced<Vec<PathBuf>>,
+    pub offline: Sourced<bool>,
     #[serde(skip)]
     pub files: ConfigFiles,
     /// Where prefixes given with `-p` are remembered.
@@ -227,6 +231,8 @@ pub struct FlagOverrides<'a> {
     pub module_system: Option<(cli::ModuleSystemArg, &'static str)>,
     pub module_root: Option<&'a Path>,
     pub python: Option<&'a Path>,
+    pub channels: Option<&'a [String]>,
+    pub offline: bool,
 }
 
 impl GlobalSettings {
@@ -387,6 +393,92 @@ impl GlobalSettings {
                 templates_dir.source
             ));
         }
+        let channels = match flags.channels.filter(|c| !c.is_empty()) {
+            Some(c) => Sourced {
+                value: c.to_vec(),
+                source: Source::Flag("--channel".into()),
+            },
+            None => match env.get("ENVMOD_CHANNELS") {
+                Some(raw) => Sourced {
+                    value: raw
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    source: Source::EnvVar("ENVMOD_CHANNELS".into()),
+                },
+                None => r
+                    .file_value(|f| f.channels.clone())
+                    .map(|(value, source)| Sourced { value, source })
+                    .unwrap_or(Sourced {
+                        value: vec!["conda-forge".into()],
+                        source: Source::Default,
+                    }),
+            },
+        };
+        let channel_alias = r
+            .string(|f| f.channel_alias.clone(), "ENVMOD_CHANNEL_ALIAS", None)
+            .map(|(value, source)| Sourced { value, source })
+            .unwrap_or(Sourced {
+                value: "https://conda.anaconda.org".into(),
+                source: Source::Default,
+            });
+        if url::Url::parse(&channel_alias.value).is_err() {
+            return Err(UserError::usage(format!(
+                "channel_alias {:?} from {} is not a URL",
+                channel_alias.value, channel_alias.source
+            ))
+            .with_hint("use a full URL such as https://conda.anaconda.org")
+            .into());
+        }
+        let pkgs_dirs = {
+            let (raw, source) = match env.get("ENVMOD_PKGS_DIRS") {
+                Some(raw) => (
+                    raw.split(':')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    Source::EnvVar("ENVMOD_PKGS_DIRS".into()),
+                ),
+                None => r.file_value(|f| f.pkgs_dirs.clone()).unwrap_or_else(|| {
+                    // The cache pixi and rattler use, so envs share packages with them.
+                    (
+                        vec!["$XDG_CACHE_HOME/rattler/cache/pkgs".into()],
+                        Source::Default,
+                    )
+                }),
+            };
+            let default_cache = env
+                .get("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| env.home().map(|h| h.join(".cache")))
+                .unwrap_or_else(|| PathBuf::from(".cache"));
+            let mut value = Vec::new();
+            for dir in &raw {
+                if source == Source::Default {
+                    value.push(default_cache.join("rattler/cache/pkgs"));
+                } else {
+                    value.push(r.expand(dir, &source)?);
+                }
+            }
+            if value.is_empty() {
+                return Err(
+                    UserError::usage(format!("pkgs_dirs from {source} is empty"))
+                        .with_hint("name at least one package cache directory")
+                        .into(),
+                );
+            }
+            Sourced { value, source }
+        };
+        let offline = if flags.offline {
+            Sourced {
+                value: true,
+                source: Source::Flag("--offline".into()),
+            }
+        } else {
+            r.bool(|f| f.offline, "ENVMOD_OFFLINE", false)?
+        };
         let allow_stacking = r.bool(|f| f.allow_stacking, "ENVMOD_ALLOW_STACKING", false)?;
         let ld_library_path = r.bool(|f| f.ld_library_path, "ENVMOD_LD_LIBRARY_PATH", false)?;
 
@@ -399,6 +491,10 @@ impl GlobalSettings {
             templates_dir,
             allow_stacking,
             ld_library_path,
+            channels,
+            channel_alias,
+            pkgs_dirs,
+            offline,
             files,
             registry_file,
             warnings,

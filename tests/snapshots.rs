@@ -52,9 +52,15 @@ fn render(system: ModuleSystem, with_modules: bool) -> String {
         allow_stacking: false,
         ld_library_path: false,
     };
-    module::render(&manifest(with_modules), system, &renderer, &options)
-        .unwrap()
-        .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+    module::render(
+        &manifest(with_modules),
+        system,
+        &renderer,
+        &options,
+        &Default::default(),
+    )
+    .unwrap()
+    .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
 }
 
 #[test]

@@ -1,15 +1,19 @@
-//! `envmod create`: an environment on the site's Python, then its modulefile. The prefix is
-//! built in a staging directory beside its final place and renamed in, and the modulefile is
-//! written last, so no failure leaves a half-built env or a modulefile without an env.
+//! `envmod create`: an environment on the site's Python (or a conda Python), its packages,
+//! then its modulefile. The prefix is built in a staging directory beside its final place
+//! and renamed in, and the modulefile is written last, so no failure leaves a half-built env
+//! or a modulefile without an env.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use rattler_conda_types::RepoDataRecord;
 
 use crate::{
     commands::module,
+    conda::{self, CondaSettings},
     env::{
         cleanup::CleanupGuard,
+        failpoint,
         lock::{self, EnvLock},
         manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
         registry::Registry,
@@ -22,13 +26,17 @@ use crate::{
     site::{
         ModuleSystem,
         modules::{self, Skipped},
-        python,
+        python::{self, SitePython},
     },
 };
 
 pub struct CreateSettings {
     pub target: EnvTarget,
     pub python: Option<String>,
+    /// `--python X.Y`: a conda Python from the channels instead of the site's.
+    pub conda_python: Option<String>,
+    pub specs: Vec<String>,
+    pub conda: CondaSettings,
     pub module_system: Option<ModuleSystem>,
     pub module_root: PathBuf,
     pub ignore_modules: Vec<String>,
@@ -54,19 +62,29 @@ fn already_exists(target: &EnvTarget) -> anyhow::Error {
         .into()
 }
 
-pub fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
+pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
     let target = &s.target;
     if target.prefix.symlink_metadata().is_ok() {
         return Err(already_exists(target));
     }
-    let interpreter = python::locate(s.python.as_deref(), env)?;
-    let site_python = python::inspect(&interpreter)?;
-    printer.detail(format!(
-        "site Python {} ({}) found via {}",
-        site_python.version,
-        site_python.executable.display(),
-        interpreter.display()
-    ));
+    let mut specs = conda::solve::parse_specs(&s.specs)?;
+    let site_python = match &s.conda_python {
+        None => {
+            let interpreter = python::locate(s.python.as_deref(), env)?;
+            let found = python::inspect(&interpreter)?;
+            printer.detail(format!(
+                "site Python {} ({}) found via {}",
+                found.version,
+                found.executable.display(),
+                interpreter.display()
+            ));
+            Some(found)
+        }
+        Some(version) => {
+            specs.push(conda::solve::parse_specs(&[format!("python {version}.*")])?.remove(0));
+            None
+        }
+    };
 
     let (recorded, skipped) = modules::capture(env, &s.ignore_modules);
     for skip in &skipped {
@@ -79,6 +97,33 @@ pub fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
         }
     }
 
+    // Solve before touching the disk: an unsatisfiable request must cost nothing.
+    let mut channels = Vec::new();
+    let mut records: Vec<RepoDataRecord> = Vec::new();
+    if !specs.is_empty() {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        for raw in &s.conda.channels {
+            channels.push(conda::channels::resolve(raw, &s.conda.channel_alias, &cwd)?);
+        }
+        let request = conda::solve::SolveRequest {
+            channels: &channels,
+            specs: specs.clone(),
+            site_python: site_python
+                .as_ref()
+                .map(conda::solve::site_python_record)
+                .transpose()?,
+            locked: Vec::new(),
+        };
+        records = conda::solve::solve(&s.conda, request, printer).await?;
+    }
+    let (mode, interpreter) = match site_python {
+        Some(p) => (PythonMode::Site, p),
+        None => (
+            PythonMode::Conda,
+            conda_interpreter(&records, &target.prefix)?,
+        ),
+    };
+
     let mut manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         envmod_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -87,19 +132,25 @@ pub fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
         created: chrono::Utc::now(),
         description: s.description.clone(),
         python: PythonInfo {
-            mode: PythonMode::Site,
-            site: site_python,
+            mode,
+            site: interpreter,
         },
         modules: recorded,
-        specs: Vec::new(),
-        channels: Vec::new(),
+        specs: s.specs.clone(),
+        channels: channels.iter().map(conda::channels::display).collect(),
         module: None,
     };
 
     // Render before touching the disk: a broken site template must not cost an env.
     let renderer = Renderer::new(s.templates_dir.as_deref())?;
     if let Some(system) = s.module_system {
-        module::render(&manifest, system, &renderer, &s.options)?;
+        module::render(
+            &manifest,
+            system,
+            &renderer,
+            &s.options,
+            &Default::default(),
+        )?;
         module::check_writable(&module::modulefile_path(&manifest, system, &s.module_root))?;
     }
 
@@ -115,7 +166,24 @@ pub fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
             .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
     })?;
     let mut guard = CleanupGuard::new(&staging);
-    venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
+    if mode == PythonMode::Site {
+        venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
+    }
+    failpoint::hit("create:staged");
+    if !records.is_empty() {
+        let request = conda::install::InstallRequest {
+            dir: guard.path(),
+            target_prefix: &target.prefix,
+            records,
+            specs,
+            skip_python: mode == PythonMode::Site,
+        };
+        let changes = conda::install::install(&s.conda, request, printer).await?;
+        printer.detail(format!("installed {}", changes.installed.join(", ")));
+    } else {
+        std::fs::create_dir_all(guard.path().join("conda-meta"))?;
+    }
+    failpoint::hit("create:installed");
     manifest.write_into(guard.path())?;
     guard.rename(&target.prefix).with_context(|| {
         format!(
@@ -123,6 +191,7 @@ pub fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
             target.prefix.display()
         )
     })?;
+    failpoint::hit("create:renamed");
 
     if let Some(system) = s.module_system {
         let info = module::write(&manifest, system, &s.module_root, &renderer, &s.options)?;
@@ -138,14 +207,43 @@ pub fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
+/// The conda Python the solve chose, as the manifest records it.
+fn conda_interpreter(records: &[RepoDataRecord], prefix: &std::path::Path) -> Result<SitePython> {
+    let python = records
+        .iter()
+        .find(|r| r.package_record.name.as_normalized() == "python")
+        .ok_or_else(|| {
+            UserError::failure("the solution has no python package").with_hint("check --python")
+        })?;
+    let version = python.package_record.version.to_string();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(3), parts.next().unwrap_or(0));
+    Ok(SitePython {
+        executable: prefix.join(format!("bin/python{major}.{minor}")),
+        version,
+        major,
+        minor,
+        pip: records
+            .iter()
+            .any(|r| r.package_record.name.as_normalized() == "pip"),
+    })
+}
+
 fn report(m: &Manifest, env: &Environ, printer: &Printer) {
     let py = &m.python.site;
+    let kind = match m.python.mode {
+        PythonMode::Site => "the site's Python",
+        PythonMode::Conda => "conda Python",
+    };
     printer.info(format!(
-        "Created environment {} on Python {} in {}",
+        "Created environment {} on {kind} {} in {}",
         m.name,
         py.version,
         m.prefix.display()
     ));
+    if !m.specs.is_empty() {
+        printer.info(format!("Packages: {}", m.specs.join(" ")));
+    }
     if !m.modules.is_empty() {
         let names: Vec<_> = m.modules.iter().map(|l| l.full_name.as_str()).collect();
         printer.info(format!("Recorded modules: {}", names.join(" ")));
@@ -167,9 +265,12 @@ fn report(m: &Manifest, env: &Environ, printer: &Printer) {
             sh_quote(&m.prefix.join("bin").to_string_lossy())
         )),
     }
-    lines.push("pip install <package>".to_string());
+    lines.push(format!(
+        "envmod install -n {} <package>   # or: pip install <package>",
+        m.name
+    ));
     printer.boxed("To use it", &lines);
-    if !py.pip {
+    if !py.pip && m.python.mode == PythonMode::Site {
         printer.warn(format!(
             "the site Python {} has no pip; `pip install` will not work until pip is available",
             py.executable.display()

@@ -14,7 +14,7 @@ use crate::{
     printer::Printer,
     render::{
         Renderer,
-        context::{ModulefileContext, ModulefileOptions},
+        context::{ModulefileContext, ModulefileOptions, PrefixFacts},
     },
     settings::EnvTarget,
     site::{ModuleSystem, modules::is_envmod_modulefile},
@@ -59,8 +59,9 @@ pub fn render(
     system: ModuleSystem,
     renderer: &Renderer,
     options: &ModulefileOptions,
+    facts: &PrefixFacts,
 ) -> Result<String> {
-    let ctx = ModulefileContext::new(manifest, options);
+    let ctx = ModulefileContext::new(manifest, options, facts);
     match system {
         ModuleSystem::Lmod => renderer.render("lmod/modulefile.lua", ctx),
         ModuleSystem::Tcl => renderer.render("tcl/modulefile.tcl", ctx),
@@ -75,7 +76,8 @@ pub fn write(
     renderer: &Renderer,
     options: &ModulefileOptions,
 ) -> Result<ModuleInfo> {
-    let text = render(manifest, system, renderer, options)?;
+    let facts = prefix_facts(manifest)?;
+    let text = render(manifest, system, renderer, options, &facts)?;
     let file = modulefile_path(manifest, system, root);
     check_writable(&file)?;
     let dir = file.parent().expect("modulefile has a parent");
@@ -93,6 +95,55 @@ pub fn write(
         name: manifest.module_name(),
         file,
     })
+}
+
+/// Read the installed environment for what the modulefile advertises and sets.
+pub fn prefix_facts(manifest: &Manifest) -> Result<PrefixFacts> {
+    let records = rattler_conda_types::PrefixRecord::collect_from_prefix::<
+        rattler_conda_types::PrefixRecord,
+    >(&manifest.prefix)
+    .with_context(|| {
+        format!(
+            "failed to read {}",
+            manifest.prefix.join("conda-meta").display()
+        )
+    })?;
+    let mut extensions = Vec::new();
+    for spec in &manifest.specs {
+        let name = spec_name_of(spec);
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.repodata_record.package_record.name.as_normalized() == name)
+        {
+            let p = &r.repodata_record.package_record;
+            extensions.push(format!("{}/{}", p.name.as_normalized(), p.version));
+        }
+    }
+    let env_vars = crate::conda::activation::env_vars(&manifest.prefix)?
+        .into_iter()
+        .filter(|v| is_env_name(&v.name))
+        .collect();
+    Ok(PrefixFacts {
+        extensions,
+        env_vars,
+    })
+}
+
+/// The package name at the start of a match spec string (`numpy>=1.26` → `numpy`).
+pub fn spec_name_of(spec: &str) -> String {
+    spec.trim()
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Remove a modulefile envmod wrote, and its `NAME/` directory once empty.

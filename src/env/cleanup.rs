@@ -45,6 +45,13 @@ impl CleanupGuard {
         Ok(())
     }
 
+    /// Swap the guarded directory with `live` (see `swap::exchange`). Afterwards the guard
+    /// holds what was live, and removes it when dropped.
+    pub fn exchange_with(&self, live: &Path) -> anyhow::Result<()> {
+        let _list = pending();
+        crate::env::swap::exchange(&self.path, live)
+    }
+
     /// The work is complete: keep the directory.
     pub fn disarm(mut self) {
         pending().retain(|p| p != &self.path);

@@ -2,7 +2,9 @@
 //! locking that make creation atomic, and the registry that lets `list` find it again.
 
 pub mod cleanup;
+pub mod failpoint;
 pub mod lock;
 pub mod manifest;
 pub mod registry;
+pub mod swap;
 pub mod venv;

@@ -3,7 +3,15 @@
 
 use serde::Serialize;
 
-use crate::env::manifest::Manifest;
+use crate::{conda::activation::EnvVar, env::manifest::Manifest};
+
+/// What only the installed prefix knows: versions of the requested packages and the
+/// variables its activation scripts set.
+#[derive(Debug, Default, Clone)]
+pub struct PrefixFacts {
+    pub extensions: Vec<String>,
+    pub env_vars: Vec<EnvVar>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct ModulefileContext {
@@ -24,6 +32,9 @@ pub struct ModulefileContext {
     /// `(name, name/version)` pairs for the version guard.
     pub guards: Vec<Guard>,
     pub specs: Vec<String>,
+    /// `name/version` of each requested package, for Lmod's `module spider`.
+    pub extensions: Vec<String>,
+    pub env_vars: Vec<EnvVar>,
     pub family: Option<String>,
     pub ld_library_path: bool,
     pub created: String,
@@ -45,7 +56,7 @@ pub struct ModulefileOptions {
 pub const FAMILY: &str = "envmod_env";
 
 impl ModulefileContext {
-    pub fn new(m: &Manifest, opts: &ModulefileOptions) -> Self {
+    pub fn new(m: &Manifest, opts: &ModulefileOptions, facts: &PrefixFacts) -> Self {
         let module = m.module_name();
         let py = &m.python.site;
         Self {
@@ -79,6 +90,8 @@ impl ModulefileContext {
                 })
                 .collect(),
             specs: m.specs.clone(),
+            extensions: facts.extensions.clone(),
+            env_vars: facts.env_vars.clone(),
             family: (!opts.allow_stacking).then(|| FAMILY.to_string()),
             ld_library_path: opts.ld_library_path,
             created: m.created.format("%Y-%m-%d %H:%M UTC").to_string(),

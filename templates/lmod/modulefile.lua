@@ -14,8 +14,8 @@ help({{ (description ~ "\n\n"
   ~ "Built with: " ~ (depends | join(" ") if depends else "no modules") ~ (" (loaded automatically)" if depends else "") ~ "\n"
   ~ "Packages:   " ~ (specs | join(" ") if specs else "none requested; pip install adds to the environment") ~ "\n"
   ~ "Created:    " ~ created ~ " by envmod " ~ envmod_version ~ "\n") | lua }})
-{% if specs %}
-extensions({{ specs | join(", ") | lua }})
+{% if extensions %}
+extensions({{ extensions | join(", ") | lua }})
 {% endif %}
 
 -- Refuse, rather than let Lmod silently swap, when another version of a module this
@@ -45,3 +45,9 @@ pushenv("CONDA_PREFIX", prefix)
 pushenv("CONDA_DEFAULT_ENV", {{ env_name | lua }})
 pushenv("VIRTUAL_ENV", prefix)
 pushenv("PYTHONNOUSERSITE", "1")
+{% if env_vars %}
+-- Set by the environment's etc/conda/activate.d scripts.
+{% for v in env_vars %}
+pushenv({{ v.name | lua }}, {{ v.value | lua }})
+{% endfor %}
+{% endif %}

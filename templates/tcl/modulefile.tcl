@@ -58,3 +58,9 @@ pushenv CONDA_PREFIX $prefix
 pushenv CONDA_DEFAULT_ENV {{ env_name | tcl }}
 pushenv VIRTUAL_ENV $prefix
 pushenv PYTHONNOUSERSITE 1
+{% if env_vars %}
+# Set by the environment's etc/conda/activate.d scripts.
+{% for v in env_vars %}
+pushenv {{ v.name | tcl }} {{ v.value | tcl }}
+{% endfor %}
+{% endif %}

@@ -2,6 +2,8 @@
 //! systems load, real Lmod and Environment Modules shells, and a wheel builder.
 #![allow(dead_code)]
 
+pub mod channel;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Where the time of `envmod create` goes: the site-Python probe it runs versus its own work.
+#
+#   bash benches/breakdown.sh        # after bash benches/create.sh has installed hyperfine
+#
+# Times, with hyperfine and the same site Python (BENCH_PYTHON, default /usr/bin/python3.11):
+#   - envmod create (lmod) as in benches/create.sh
+#   - the same with --site-python pointing at a stub that prints the real probe's answer, so
+#     no interpreter starts: what is left is envmod's own work (files, modulefile, fsyncs)
+#   - the probe envmod runs (read from src/site/python.rs), alone
+#   - bare interpreter start-up: `python -I -c pass`, `python -I -S -c pass`, `import json`
+# BENCH_ENVMOD=PATH times that binary instead of a release build of this tree.
+# Reports medians; exits 0 whatever the figures are.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+PY=${BENCH_PYTHON:-/usr/bin/python3.11}
+RUNS=${BENCH_RUNS:-30}
+WARMUP=${BENCH_WARMUP:-5}
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+ENVMOD=${BENCH_ENVMOD:+$(realpath "$BENCH_ENVMOD")}
+ENVMOD=${ENVMOD:-$TARGET_DIR/release/envmod}
+RESULTS=$TARGET_DIR/bench-results
+
+die() { echo "benches/breakdown.sh: error: $*" >&2; exit 1; }
+command -v hyperfine >/dev/null || die "hyperfine is missing: run bash benches/create.sh first"
+[[ -x $PY ]] || die "site Python $PY not found"
+if [[ -z ${BENCH_ENVMOD:-} ]]; then
+    cargo build --release --locked --bin envmod >&2 || cargo build --release --bin envmod >&2 \
+        || die "cargo build --release failed"
+fi
+[[ -x $ENVMOD ]] || die "no envmod binary at $ENVMOD"
+
+# The probe exactly as envmod sends it.
+PROBE=$(sed -n '/^const PROBE: &str = r#"/,/^"#;/p' src/site/python.rs | sed '1d;$d')
+[[ -n $PROBE ]] || die "could not find the PROBE constant in src/site/python.rs"
+[[ $PROBE != *"'"* ]] || die "the probe contains a single quote; this script cannot pass it to hyperfine"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/envmod-breakdown.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(ENVMOD_|VIRTUAL_ENV|CONDA_|PYTHON)' || true)
+unset LMOD_CMD MODULES_CMD LOADEDMODULES _LMFILES_ MODULEPATH 2>/dev/null || true
+mkdir -p "$T/home" "$T/xdg-config" "$T/xdg-data" "$T/modules" "$T/real" "$T/stub" "$T/stub-none"
+export HOME=$T/home XDG_CONFIG_HOME=$T/xdg-config XDG_DATA_HOME=$T/xdg-data
+export ENVMOD_SITE_CONFIG=$T/none.yaml ENVMOD_MODULE_ROOT=$T/modules ENVMOD_ENVS_DIR=$T/envs
+
+answer=$("$PY" -I -c "$PROBE") || die "the probe failed on $PY"
+printf '#!/bin/sh\ncat <<"EOF"\n%s\nEOF\n' "$answer" >"$T/stub-python"
+chmod +x "$T/stub-python"
+
+mkdir -p "$RESULTS"
+JSON=$RESULTS/breakdown-latest.json
+hyperfine --shell=none --warmup "$WARMUP" --runs "$RUNS" --export-json "$JSON" --style basic \
+    -n "envmod create (lmod)" -p "rm -rf $T/real/env $T/modules/env" \
+    "$ENVMOD create -p $T/real/env --site-python $PY --module-system lmod" \
+    -n "envmod create (lmod), stub interpreter" -p "rm -rf $T/stub/env $T/modules/env" \
+    "$ENVMOD create -p $T/stub/env --site-python $T/stub-python --module-system lmod" \
+    -n "envmod create (none), stub interpreter" -p "rm -rf $T/stub-none/env" \
+    "$ENVMOD create -p $T/stub-none/env --site-python $T/stub-python --module-system none" \
+    -n "stub interpreter alone" -p "true" "$T/stub-python" \
+    -n "envmod's probe alone" -p "true" "$PY -I -c '$PROBE'" \
+    -n "python -I -c 'import json'" -p "true" "$PY -I -c 'import json'" \
+    -n "python -I -c pass" -p "true" "$PY -I -c pass" \
+    -n "python -I -S -c pass" -p "true" "$PY -I -S -c pass" \
+    -n "python -m venv" -p "rm -rf $T/venv" "$PY -m venv --system-site-packages --without-pip $T/venv" \
+    >&2
+
+python3 - "$JSON" <<'EOF'
+import json, sys
+rs = json.load(open(sys.argv[1]))["results"]
+w = max(len(r["command"]) for r in rs)
+print(f'{"command".ljust(w)}  median ms  user ms  sys ms')
+for r in rs:
+    print(f'{r["command"].ljust(w)}  {r["median"]*1000:9.1f}  {r["user"]*1000:7.1f}  {r["system"]*1000:6.1f}')
+EOF
+echo "site python: $PY; $RUNS runs, $WARMUP warmup; nproc=$(nproc); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rerun: bash benches/breakdown.sh"

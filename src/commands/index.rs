@@ -1,0 +1,17 @@
+//! `envmod index DIR`: make a directory of packages usable as a channel.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::printer::Printer;
+
+pub async fn run(dir: PathBuf, printer: &Printer) -> Result<()> {
+    crate::conda::index::index_dir(&dir).await?;
+    printer.info(format!(
+        "Indexed {}; use it with: envmod create -n NAME -c {} <package>",
+        dir.display(),
+        dir.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! Channel arguments as users write them: a name resolved through `channel_alias`, a URL,
+//! or a local directory (relative or absolute) that becomes a `file://` URL.
+
+use std::path::Path;
+
+use anyhow::Result;
+use rattler_conda_types::{Channel, ChannelConfig};
+
+use crate::error::UserError;
+
+/// Resolve one channel argument. A word without `/` is a channel name; anything that looks
+/// like a path is a directory, which must exist.
+pub fn resolve(raw: &str, alias: &url::Url, cwd: &Path) -> Result<Channel> {
+    let config = ChannelConfig {
+        channel_alias: alias.clone(),
+        root_dir: cwd.to_path_buf(),
+    };
+    if raw.contains("://") {
+        return Channel::from_str(raw, &config).map_err(|e| bad_channel(raw, e));
+    }
+    let looks_like_path =
+        raw.starts_with('/') || raw.starts_with('.') || raw.starts_with('~') || raw.contains('/');
+    if looks_like_path && !raw.contains("://") {
+        let expanded = shellexpand::tilde(raw);
+        let dir = cwd.join(expanded.as_ref());
+        if !dir.is_dir() {
+            return Err(UserError::failure(format!(
+                "channel directory {} does not exist",
+                dir.display()
+            ))
+            .with_hint("check the path, or run `envmod index DIR` on a directory of packages")
+            .into());
+        }
+        let dir = dir.canonicalize()?;
+        let url = url::Url::from_directory_path(&dir).map_err(|()| {
+            UserError::failure(format!("cannot turn {} into a file:// URL", dir.display()))
+        })?;
+        return Ok(Channel::from_url(url));
+    }
+    Channel::from_str(raw, &config).map_err(|e| bad_channel(raw, e))
+}
+
+fn bad_channel(raw: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    UserError::usage(format!("invalid channel {raw:?}: {e}"))
+        .with_hint("give a channel name (conda-forge), a URL, or a directory path")
+        .into()
+}
+
+/// How a channel is shown to users and stored in manifests.
+pub fn display(channel: &Channel) -> String {
+    channel.base_url.as_str().trim_end_matches('/').to_string()
+}

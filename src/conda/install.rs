@@ -1,0 +1,168 @@
+//! Linking solved records into a prefix from the shared package cache. Files are hard-linked
+//! from the cache where the filesystem allows, so a class of 300 environments with the same
+//! packages costs the disk of one.
+
+use std::{
+    collections::HashSet,
+    path::Path,
+    str::FromStr,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Result;
+use rattler::{
+    install::{IndicatifReporter, Installer, Reporter, Transaction},
+    package_cache::PackageCache,
+};
+use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
+
+use crate::{
+    conda::{CondaSettings, PLATFORM},
+    error::UserError,
+    printer::Printer,
+};
+
+pub struct InstallRequest<'a> {
+    /// Where the files go now (a staging directory)…
+    pub dir: &'a Path,
+    /// …and the prefix they are built for, written into scripts and text files.
+    pub target_prefix: &'a Path,
+    pub records: Vec<RepoDataRecord>,
+    pub specs: Vec<MatchSpec>,
+    /// Leave `python` alone: it is the site's interpreter, not a conda package.
+    pub skip_python: bool,
+}
+
+/// Names of what a transaction added and removed, for the summary line.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub installed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+pub async fn install(
+    settings: &CondaSettings,
+    req: InstallRequest<'_>,
+    printer: &Printer,
+) -> Result<Changes> {
+    let installed = PrefixRecord::collect_from_prefix::<PrefixRecord>(req.dir)?;
+    let mut installer = Installer::new()
+        .with_target_platform(PLATFORM)
+        .with_package_cache(PackageCache::new(settings.package_cache_dir()))
+        .with_requested_specs(req.specs)
+        .with_installed_packages(installed)
+        .with_execute_link_scripts(false)
+        .with_alternative_target_prefix(req.target_prefix);
+    if req.skip_python {
+        installer =
+            installer.with_ignored_packages(HashSet::from([PackageName::from_str("python")?]));
+    }
+    let lines = LineReporter::new(printer.clone());
+    let changes = lines.changes.clone();
+    if printer.wants_progress_bars() {
+        installer = installer.with_reporter(
+            IndicatifReporter::builder()
+                .with_multi_progress(indicatif::MultiProgress::new())
+                .clear_when_done(true)
+                .finish(),
+        );
+    } else {
+        installer = installer.with_reporter(lines);
+    }
+    let result = installer.install(req.dir, req.records).await.map_err(|e| {
+        let offline = if settings.offline {
+            " (offline: only cached packages can be used)"
+        } else {
+            ""
+        };
+        UserError::failure(format!("failed to install packages{offline}: {e}"))
+            .with_hint("nothing was changed; check the channel and the package cache (pkgs_dirs)")
+    })?;
+    let mut changes = changes
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    if changes.installed.is_empty() && changes.removed.is_empty() {
+        for op in &result.transaction.operations {
+            if let Some(r) = op.record_to_install() {
+                changes.installed.push(describe(r));
+            }
+        }
+    }
+    // rattler marks new prefixes as caches; backup tools would then skip the environment.
+    let _ = std::fs::remove_file(req.dir.join("CACHEDIR.TAG"));
+    Ok(changes)
+}
+
+fn describe(r: &RepoDataRecord) -> String {
+    format!(
+        "{} {}",
+        r.package_record.name.as_normalized(),
+        r.package_record.version
+    )
+}
+
+/// Plain lines for logs and pipes: what is linked and unlinked, one package a line.
+struct LineReporter {
+    printer: Printer,
+    changes: Arc<Mutex<Changes>>,
+}
+
+impl LineReporter {
+    fn new(printer: Printer) -> Self {
+        Self {
+            printer,
+            changes: Arc::default(),
+        }
+    }
+}
+
+impl Reporter for LineReporter {
+    fn on_transaction_start(&self, _: &Transaction<PrefixRecord, RepoDataRecord>) {}
+    fn on_transaction_operation_start(&self, _: usize) {}
+    fn on_populate_cache_start(&self, operation: usize, _: &RepoDataRecord) -> usize {
+        operation
+    }
+    fn on_validate_start(&self, cache_entry: usize) -> usize {
+        cache_entry
+    }
+    fn on_validate_complete(&self, _: usize) {}
+    fn on_download_start(&self, cache_entry: usize) -> usize {
+        cache_entry
+    }
+    fn on_download_progress(&self, _: usize, _: u64, _: Option<u64>) {}
+    fn on_download_completed(&self, _: usize) {}
+    fn on_populate_cache_complete(&self, _: usize) {}
+    fn on_unlink_start(&self, operation: usize, record: &PrefixRecord) -> usize {
+        let what = describe(&record.repodata_record);
+        if self.printer.wants_progress_lines() {
+            self.printer.info(format!("  - {what}"));
+        }
+        if let Ok(mut c) = self.changes.lock() {
+            c.removed.push(what);
+        }
+        operation
+    }
+    fn on_unlink_complete(&self, _: usize) {}
+    fn on_link_start(&self, operation: usize, record: &RepoDataRecord) -> usize {
+        let what = describe(record);
+        if self.printer.wants_progress_lines() {
+            self.printer.info(format!("  + {what}"));
+        }
+        if let Ok(mut c) = self.changes.lock() {
+            c.installed.push(what);
+        }
+        operation
+    }
+    fn on_link_complete(&self, _: usize) {}
+    fn on_transaction_operation_complete(&self, _: usize) {}
+    fn on_transaction_complete(&self) {}
+    fn on_post_link_start(&self, _: &str, _: &str) -> usize {
+        0
+    }
+    fn on_post_link_complete(&self, _: usize, _: bool) {}
+    fn on_pre_unlink_start(&self, _: &str, _: &str) -> usize {
+        0
+    }
+    fn on_pre_unlink_complete(&self, _: usize, _: bool) {}
+}

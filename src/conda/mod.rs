@@ -1,0 +1,40 @@
+//! The conda engine, built on rattler: channels and repodata (`rattler_repodata_gateway`),
+//! solving (`resolvo`), linking from the shared package cache (`rattler::install`), and the
+//! variables an environment's activation scripts set (`rattler_shell`).
+
+pub mod activation;
+pub mod channels;
+pub mod index;
+pub mod install;
+pub mod solve;
+
+use std::path::PathBuf;
+
+use rattler_conda_types::Subdir;
+use url::Url;
+
+/// The platform environments are built for: the one envmod runs on.
+pub const PLATFORM: Subdir = Subdir::Linux64;
+
+/// Everything the engine needs from the settings.
+#[derive(Debug, Clone)]
+pub struct CondaSettings {
+    pub channels: Vec<String>,
+    pub channel_alias: Url,
+    /// The first directory holds the package cache; repodata is cached beside it.
+    pub pkgs_dirs: Vec<PathBuf>,
+    pub offline: bool,
+}
+
+impl CondaSettings {
+    pub fn package_cache_dir(&self) -> PathBuf {
+        self.pkgs_dirs[0].clone()
+    }
+
+    pub fn repodata_cache_dir(&self) -> PathBuf {
+        self.pkgs_dirs[0].parent().map_or_else(
+            || self.pkgs_dirs[0].join("repodata"),
+            |p| p.join("repodata"),
+        )
+    }
+}

@@ -1,0 +1,221 @@
+//! Repodata and solving. The site's Python enters the solve as a pinned `python` record of
+//! its exact version, so packages are chosen for it and no second Python is installed.
+
+use std::{str::FromStr, time::Instant};
+
+use anyhow::{Context, Result};
+use rattler::package_cache::PackageCache;
+use rattler_conda_types::{
+    Channel, GenericVirtualPackage, MatchSpec, PackageName, PackageRecord, ParseMatchSpecOptions,
+    RepoDataRecord, Subdir, Version, package::DistArchiveIdentifier,
+};
+use rattler_repodata_gateway::{
+    ChannelConfig, Gateway, GatewayError, SourceConfig, fetch::CacheAction,
+};
+use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
+use rattler_virtual_packages::{VirtualPackageOverrides, VirtualPackages};
+
+use crate::{
+    conda::{CondaSettings, PLATFORM, channels},
+    error::UserError,
+    printer::Printer,
+    site::python::SitePython,
+};
+
+/// The build string of the stand-in record for the site's Python.
+pub const SITE_PYTHON_BUILD: &str = "envmod_site_python";
+
+pub fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
+    specs
+        .iter()
+        .map(|s| {
+            MatchSpec::from_str(s, ParseMatchSpecOptions::strict()).map_err(|e| {
+                UserError::usage(format!("invalid package spec {s:?}: {e}"))
+                    .with_hint("write specs as conda does: numpy, 'numpy>=1.26', scipy=1.11")
+                    .into()
+            })
+        })
+        .collect()
+}
+
+/// The name a spec asks for; specs without an exact name cannot be requested.
+pub fn spec_name(spec: &MatchSpec) -> Result<PackageName> {
+    spec.name.as_exact().cloned().ok_or_else(|| {
+        UserError::usage(format!("package spec {spec} names no exact package")).into()
+    })
+}
+
+/// A record that stands for the site's interpreter: the solver sees it, the installer skips it.
+pub fn site_python_record(python: &SitePython) -> Result<RepoDataRecord> {
+    let mut record = PackageRecord::new(
+        PackageName::from_str("python")?,
+        Version::from_str(&python.version).context("site Python version")?,
+        SITE_PYTHON_BUILD
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+    );
+    record.subdir = PLATFORM.to_string();
+    let file_name = format!("python-{}-{SITE_PYTHON_BUILD}.conda", python.version);
+    Ok(RepoDataRecord {
+        package_record: record,
+        identifier: DistArchiveIdentifier::from_str(&file_name)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        url: url::Url::from_file_path(&python.executable)
+            .unwrap_or_else(|()| url::Url::parse("file:///site-python").expect("valid url")),
+        channel: None,
+    })
+}
+
+pub fn virtual_packages() -> Result<Vec<GenericVirtualPackage>> {
+    Ok(
+        VirtualPackages::detect_for_platform(PLATFORM, &VirtualPackageOverrides::from_env(), None)
+            .context("failed to detect virtual packages")?
+            .into_generic_virtual_packages()
+            .collect(),
+    )
+}
+
+pub fn gateway(settings: &CondaSettings) -> Gateway {
+    let mut builder = Gateway::builder()
+        .with_cache_dir(settings.repodata_cache_dir())
+        .with_package_cache(PackageCache::new(settings.package_cache_dir()));
+    if settings.offline {
+        builder = builder.with_channel_config(ChannelConfig {
+            default: SourceConfig {
+                cache_action: CacheAction::ForceCacheOnly,
+                ..SourceConfig::default()
+            },
+            per_channel: Default::default(),
+        });
+    }
+    builder.finish()
+}
+
+pub struct SolveRequest<'a> {
+    pub channels: &'a [Channel],
+    pub specs: Vec<MatchSpec>,
+    /// Pinned into the solution and never installed.
+    pub site_python: Option<RepoDataRecord>,
+    /// What is installed now; preferred so that adding a package changes little else.
+    pub locked: Vec<RepoDataRecord>,
+}
+
+pub async fn solve(
+    settings: &CondaSettings,
+    req: SolveRequest<'_>,
+    printer: &Printer,
+) -> Result<Vec<RepoDataRecord>> {
+    let started = Instant::now();
+    let mut query_specs = req.specs.clone();
+    if req.site_python.is_some() {
+        query_specs.push(MatchSpec::from_str(
+            "python",
+            ParseMatchSpecOptions::strict(),
+        )?);
+    }
+    let mut query = gateway(settings)
+        .query(
+            req.channels.to_vec(),
+            [PLATFORM, Subdir::NoArch],
+            query_specs,
+        )
+        .recursive(true);
+    if printer.wants_progress_bars() {
+        query = query.with_reporter(
+            rattler_repodata_gateway::IndicatifReporter::builder()
+                .with_multi_progress(indicatif::MultiProgress::new())
+                .clear_when_done(true)
+                .finish(),
+        );
+    } else if printer.wants_progress_lines() {
+        let names: Vec<String> = req.channels.iter().map(channels::display).collect();
+        printer.info(format!("Loading repodata from {}", names.join(", ")));
+    }
+    let repodata = query
+        .execute()
+        .await
+        .map_err(|e| gateway_error(e, req.channels))?;
+    let total: usize = repodata.repodata.iter().map(|r| r.len()).sum();
+    printer.detail(format!(
+        "loaded {total} records in {:.2?}",
+        started.elapsed()
+    ));
+
+    let virtual_packages = virtual_packages()?;
+    printer.detail(format!(
+        "virtual packages: {}",
+        virtual_packages
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let specs = req.specs;
+    let site_python = req.site_python;
+    let locked = req.locked;
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut available: Vec<Vec<&RepoDataRecord>> = repodata
+            .repodata
+            .iter()
+            .map(|r| r.iter().collect())
+            .collect();
+        available.extend(site_python.as_ref().map(|p| vec![p]));
+        let task = SolverTask {
+            virtual_packages,
+            specs,
+            pinned_packages: site_python.iter().collect(),
+            locked_packages: locked.iter().collect(),
+            ..SolverTask::from_iter(available)
+        };
+        resolvo::Solver.solve(task).map(|r| r.records)
+    })
+    .await
+    .context("the solver stopped unexpectedly")?;
+    printer.detail(format!("solved in {:.2?}", started.elapsed()));
+    match result {
+        Ok(records) => Ok(records),
+        Err(SolveError::Unsolvable(explanations)) => Err(UserError::failure(format!(
+            "the requested packages cannot be installed together:\n{}",
+            explanations.join("\n").trim_end()
+        ))
+        .with_hint("loosen or drop one of the specs above; nothing was changed")
+        .into()),
+        Err(e) => Err(UserError::failure(format!("the solver failed: {e}")).into()),
+    }
+}
+
+fn gateway_error(err: GatewayError, channels: &[Channel]) -> anyhow::Error {
+    let names: Vec<String> = channels.iter().map(channels::display).collect();
+    let hint = "check the channel name or URL; for a local directory run `envmod index DIR`; with --offline only cached repodata is used";
+    match err {
+        GatewayError::SubdirNotFoundError(e) => UserError::failure(format!(
+            "channel {} has no {}/ repodata",
+            channels::display(&e.channel),
+            e.subdir
+        ))
+        .with_hint(hint)
+        .into(),
+        other => UserError::failure(format!(
+            "cannot load repodata from {}: {}",
+            names.join(", "),
+            one_line(&other)
+        ))
+        .with_hint(hint)
+        .into(),
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ").replace('\n', " ")
+}

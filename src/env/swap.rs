@@ -1,0 +1,128 @@
+//! Changing an environment without ever showing a half-changed one: the change is made on a
+//! hard-linked clone beside the prefix, and the clone is swapped in with one atomic
+//! `renameat2(RENAME_EXCHANGE)`. Running jobs keep their open files; new ones see either the
+//! old tree or the new one.
+
+use std::{ffi::CString, os::unix::ffi::OsStrExt, path::Path};
+
+use anyhow::{Context, Result};
+
+/// Directories whose files rattler and envmod rewrite; they are copied, not linked, so a
+/// write in the clone can never reach the live environment.
+const COPIED_DIRS: &[&str] = &["conda-meta", ".envmod"];
+
+/// Recreate `src` at `dst`: directories and symlinks as they are, regular files as hard
+/// links (copies where linking is refused, and under the metadata directories).
+pub fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
+    clone_dir(src, dst, false)
+}
+
+fn clone_dir(src: &Path, dst: &Path, copy_files: bool) -> Result<()> {
+    let meta =
+        std::fs::metadata(src).with_context(|| format!("failed to read {}", src.display()))?;
+    std::fs::create_dir(dst).with_context(|| format!("failed to create {}", dst.display()))?;
+    std::fs::set_permissions(dst, meta.permissions())?;
+    for entry in
+        std::fs::read_dir(src).with_context(|| format!("failed to read {}", src.display()))?
+    {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)
+                .with_context(|| format!("failed to copy link {}", from.display()))?;
+        } else if kind.is_dir() {
+            let copy = copy_files || COPIED_DIRS.iter().any(|d| entry.file_name() == *d);
+            clone_dir(&from, &to, copy)?;
+        } else if copy_files || std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("failed to copy {}", from.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Swap two directories in one step. Filesystems without `RENAME_EXCHANGE` (some network
+/// filesystems) get two renames, with the old tree moved aside first.
+pub fn exchange(a: &Path, b: &Path) -> Result<()> {
+    let ca = CString::new(a.as_os_str().as_bytes())?;
+    let cb = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if !matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+    ) {
+        return Err(err)
+            .with_context(|| format!("failed to swap {} and {}", a.display(), b.display()));
+    }
+    let aside = b.with_file_name(format!(
+        "{}.envmod-swap",
+        b.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    std::fs::rename(b, &aside).with_context(|| format!("failed to move {} aside", b.display()))?;
+    std::fs::rename(a, b).with_context(|| format!("failed to move {} into place", a.display()))?;
+    std::fs::rename(&aside, a)
+        .with_context(|| format!("failed to move {} back", aside.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn clone_links_files_copies_metadata_and_keeps_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("env");
+        std::fs::create_dir_all(src.join("lib/pkg")).unwrap();
+        std::fs::create_dir_all(src.join("conda-meta")).unwrap();
+        std::fs::write(src.join("lib/pkg/mod.py"), "x = 1\n").unwrap();
+        std::fs::write(src.join("conda-meta/pkg.json"), "{}").unwrap();
+        std::os::unix::fs::symlink("lib", src.join("lib64")).unwrap();
+        let dst = dir.path().join("clone");
+        clone_tree(&src, &dst).unwrap();
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(
+            ino(&src.join("lib/pkg/mod.py")),
+            ino(&dst.join("lib/pkg/mod.py"))
+        );
+        assert_ne!(
+            ino(&src.join("conda-meta/pkg.json")),
+            ino(&dst.join("conda-meta/pkg.json"))
+        );
+        assert_eq!(
+            std::fs::read_link(dst.join("lib64")).unwrap(),
+            Path::new("lib")
+        );
+    }
+
+    #[test]
+    fn exchange_swaps_two_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(a.join("which"), "a").unwrap();
+        std::fs::write(b.join("which"), "b").unwrap();
+        exchange(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(a.join("which")).unwrap(), "b");
+        assert_eq!(std::fs::read_to_string(b.join("which")).unwrap(), "a");
+    }
+}

@@ -1,0 +1,525 @@
+//! Local conda channels built by the tests themselves.
+//!
+//! Packages are real `.conda` / `.tar.bz2` archives written with `rattler_package_streaming`
+//! and indexed with `rattler_index`, so a `file://` URL of the channel directory can be
+//! solved against and installed from like any other channel.
+//!
+//! ```ignore
+//! let dir = tempfile::tempdir().unwrap();
+//! let channel = common::channel::standard_channel(dir.path());
+//! let url = common::channel::channel_url(&channel);
+//! ```
+//!
+//! Builds are reproducible: archives carry fixed mtimes and `index.json` a fixed timestamp.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use rattler_conda_types::compression_level::CompressionLevel;
+use serde_json::{Value, json};
+
+/// The placeholder conda-build writes into text files; installers replace it by the prefix.
+pub const PLACEHOLDER: &str = "/opt/anaconda1anaconda2anaconda3";
+
+/// The real interpreter behind the stand-in `python 3.12.0` package.
+pub const HOST_PYTHON: &str = "/usr/bin/python3.11";
+
+/// Version of the stand-in conda Python in the standard channel, and its `X.Y`.
+pub const PYTHON_VERSION: &str = "3.12.0";
+pub const PYTHON_XY: &str = "3.12";
+
+/// Build string given to every noarch python package made by [`noarch_python`].
+pub const NOARCH_BUILD: &str = "pyhd8ed1ab_0";
+
+/// `index.json` timestamp (ms since the epoch) of every package: 2023-11-14.
+const TIMESTAMP_MS: u64 = 1_700_000_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Conda,
+    TarBz2,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Conda => ".conda",
+            Format::TarBz2 => ".tar.bz2",
+        }
+    }
+}
+
+/// One file of a package, at `path` relative to the package root (the install prefix).
+#[derive(Debug, Clone)]
+pub struct File {
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub executable: bool,
+    /// Declared in paths.json as `file_mode: text` with [`PLACEHOLDER`] as prefix placeholder.
+    pub prefix_placeholder: bool,
+}
+
+impl File {
+    pub fn new(path: &str, contents: impl AsRef<[u8]>) -> Self {
+        File {
+            path: path.trim_start_matches('/').to_string(),
+            contents: contents.as_ref().to_vec(),
+            executable: false,
+            prefix_placeholder: false,
+        }
+    }
+
+    /// Mode 0755 in the archive.
+    pub fn executable(mut self) -> Self {
+        self.executable = true;
+        self
+    }
+
+    /// The contents hold [`PLACEHOLDER`], to be replaced by the prefix on install.
+    pub fn with_prefix_placeholder(mut self) -> Self {
+        self.prefix_placeholder = true;
+        self
+    }
+}
+
+/// One package to build.
+#[derive(Debug, Clone)]
+pub struct Pkg {
+    pub name: String,
+    pub version: String,
+    pub build: String,
+    pub build_number: u64,
+    /// `"noarch"` or `"linux-64"`.
+    pub subdir: String,
+    pub depends: Vec<String>,
+    /// `noarch: python` in index.json plus an info/link.json with the entry points.
+    pub noarch_python: bool,
+    pub files: Vec<File>,
+    /// `"cmd = module.sub:func"`, only for noarch python packages.
+    pub entry_points: Vec<String>,
+    pub format: Format,
+}
+
+impl Pkg {
+    /// A bare package with no files and no dependencies, built as `.conda`.
+    pub fn new(name: &str, version: &str, build: &str, subdir: &str) -> Self {
+        assert!(
+            subdir == "noarch" || subdir == "linux-64",
+            "unsupported subdir {subdir:?}"
+        );
+        Pkg {
+            name: name.to_string(),
+            version: version.to_string(),
+            build: build.to_string(),
+            build_number: 0,
+            subdir: subdir.to_string(),
+            depends: Vec::new(),
+            noarch_python: false,
+            files: Vec::new(),
+            entry_points: Vec::new(),
+            format: Format::Conda,
+        }
+    }
+
+    /// `name-version-build`.
+    pub fn stem(&self) -> String {
+        format!("{}-{}-{}", self.name, self.version, self.build)
+    }
+
+    /// The archive's file name, e.g. `alpha-1.0-pyhd8ed1ab_0.conda`.
+    pub fn filename(&self) -> String {
+        format!("{}{}", self.stem(), self.format.extension())
+    }
+
+    /// The Python module of a noarch python package: the name with `-` as `_`.
+    pub fn module(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
+    /// Add (or replace, by path) a plain file.
+    pub fn with_file(self, path: &str, contents: impl AsRef<[u8]>) -> Self {
+        self.with(File::new(path, contents))
+    }
+
+    /// Add (or replace, by path) an executable file.
+    pub fn with_executable(self, path: &str, contents: impl AsRef<[u8]>) -> Self {
+        self.with(File::new(path, contents).executable())
+    }
+
+    /// Add (or replace, by path) a file holding [`PLACEHOLDER`].
+    pub fn with_prefix_file(self, path: &str, contents: impl AsRef<[u8]>) -> Self {
+        self.with(File::new(path, contents).with_prefix_placeholder())
+    }
+
+    /// Add (or replace, by path) a [`File`].
+    pub fn with(mut self, file: File) -> Self {
+        self.files.retain(|f| f.path != file.path);
+        self.files.push(file);
+        self
+    }
+
+    pub fn with_depends(mut self, depends: &[&str]) -> Self {
+        self.depends.extend(depends.iter().map(|d| d.to_string()));
+        self
+    }
+
+    pub fn with_build(mut self, build: &str, build_number: u64) -> Self {
+        self.build = build.to_string();
+        self.build_number = build_number;
+        self
+    }
+
+    /// Add a console script `"cmd = pkg.sub:func"`, and write `site-packages/pkg/sub.py`
+    /// (unless the package already has that file) whose `func` prints
+    /// `"<cmd> ran <version>"` followed by its arguments, and returns 0.
+    pub fn with_entry_point(mut self, ep: &str) -> Self {
+        assert!(
+            self.noarch_python,
+            "entry points need a noarch python package"
+        );
+        let (cmd, target) = ep
+            .split_once('=')
+            .unwrap_or_else(|| panic!("entry point {ep:?} is not `cmd = module:func`"));
+        let (module, func) = target
+            .trim()
+            .split_once(':')
+            .unwrap_or_else(|| panic!("entry point {ep:?} is not `cmd = module:func`"));
+        let cmd = cmd.trim();
+        let parts: Vec<&str> = module.split('.').collect();
+        for depth in 1..parts.len() {
+            let init = format!("site-packages/{}/__init__.py", parts[..depth].join("/"));
+            if !self.files.iter().any(|f| f.path == init) {
+                self.files.push(File::new(&init, ""));
+            }
+        }
+        let path = format!("site-packages/{}.py", parts.join("/"));
+        if !self.files.iter().any(|f| f.path == path) {
+            let body = format!(
+                "import sys\n\n\ndef {func}():\n    print({msg:?}, *sys.argv[1:])\n    return 0\n\n\nif __name__ == '__main__':\n    sys.exit({func}())\n",
+                msg = format!("{cmd} ran {}", self.version),
+            );
+            self.files.push(File::new(&path, body));
+        }
+        self.entry_points.push(format!("{cmd} = {module}:{func}"));
+        self
+    }
+
+    pub fn tar_bz2(mut self) -> Self {
+        self.format = Format::TarBz2;
+        self
+    }
+}
+
+/// A `noarch: python` package with `site-packages/<module>/__init__.py` defining
+/// `VERSION = '<version>'` and `NAME = '<name>'`, plus a `.dist-info/METADATA`.
+/// Depends on `python >=3.8` and `depends`; if `depends` already names `python`, that spec
+/// replaces the default one.
+pub fn noarch_python(name: &str, version: &str, depends: &[&str]) -> Pkg {
+    let mut pkg = Pkg::new(name, version, NOARCH_BUILD, "noarch");
+    pkg.noarch_python = true;
+    if !depends.iter().any(|d| spec_name(d) == "python") {
+        pkg.depends.push("python >=3.8".to_string());
+    }
+    let module = pkg.module();
+    let dist_info = format!("site-packages/{module}-{version}.dist-info");
+    pkg.with_depends(depends)
+        .with_file(
+            &format!("site-packages/{module}/__init__.py"),
+            format!("VERSION = '{version}'\nNAME = '{name}'\n"),
+        )
+        .with_file(
+            &format!("{dist_info}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+        )
+        .with_file(&format!("{dist_info}/INSTALLER"), "conda\n")
+}
+
+/// A linux-64 package depending on `depends`, with no files yet.
+pub fn linux64(name: &str, version: &str, build: &str, depends: &[&str]) -> Pkg {
+    Pkg::new(name, version, build, "linux-64").with_depends(depends)
+}
+
+/// The stand-in conda Python: `python 3.12.0 h0_cpython` whose `bin/python3.12`,
+/// `bin/python3` and `bin/python` are sh wrappers running [`HOST_PYTHON`] with the prefix's
+/// `lib/python3.12/site-packages` on PYTHONPATH, so packages installed for 3.12 import.
+/// (The interpreter itself still reports 3.11 and `sys.prefix` is the host's.)
+pub fn python() -> Pkg {
+    let wrapper = format!(
+        r#"#!/bin/sh
+# Stand-in for a conda CPython {PYTHON_VERSION} (envmod test channel): the host's Python with
+# this prefix's site-packages on PYTHONPATH.
+prefix=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd) || exit 1
+PYTHONPATH="$prefix/lib/python{PYTHON_XY}/site-packages${{PYTHONPATH:+:$PYTHONPATH}}"
+export PYTHONPATH
+exec {HOST_PYTHON} "$@"
+"#
+    );
+    linux64("python", PYTHON_VERSION, "h0_cpython", &["__glibc >=2.17"])
+        .with_executable(&format!("bin/python{PYTHON_XY}"), &wrapper)
+        .with_executable("bin/python3", &wrapper)
+        .with_executable("bin/python", &wrapper)
+        .with_file(&format!("lib/python{PYTHON_XY}/site-packages/.keep"), "")
+}
+
+/// `libfoo 1.2.0 h1234_0`: a fake shared library, a config file with the prefix
+/// placeholder, and activation / deactivation scripts setting `FOO_HOME` and `FOO_ACTIVATED`.
+pub fn libfoo() -> Pkg {
+    linux64("libfoo", "1.2.0", "h1234_0", &["__glibc >=2.17"])
+        .with_file("lib/libfoo.so.1", b"\x7fELF not really a library\n")
+        .with_prefix_file(
+            "etc/foo.conf",
+            format!(
+                "# libfoo configuration\nprefix = {PLACEHOLDER}\ndata = {PLACEHOLDER}/share/foo\n"
+            ),
+        )
+        .with_file(
+            "etc/conda/activate.d/libfoo_activate.sh",
+            "export FOO_HOME=\"$CONDA_PREFIX/share/foo\"\nexport FOO_ACTIVATED=yes\n",
+        )
+        .with_file(
+            "etc/conda/deactivate.d/libfoo_deactivate.sh",
+            "unset FOO_HOME\nunset FOO_ACTIVATED\n",
+        )
+}
+
+/// The packages of [`standard_channel`].
+pub fn standard_packages() -> Vec<Pkg> {
+    vec![
+        noarch_python("alpha", "1.0", &[]),
+        noarch_python("alpha", "2.0", &[]).with_entry_point("alpha-cli = alpha.cli:main"),
+        noarch_python("beta", "1.0", &["alpha >=1"]).tar_bz2(),
+        noarch_python("gamma", "1.0", &["libfoo >=1.0"]),
+        noarch_python("delta", "1.0", &["alpha >=3"]),
+        noarch_python("needs-new-python", "1.0", &["python >=3.99"]),
+        libfoo(),
+        python(),
+    ]
+}
+
+/// Write the standard test channel into `dir` and return `dir`:
+///
+/// | file | depends |
+/// |---|---|
+/// | noarch/alpha-1.0-pyhd8ed1ab_0.conda | python >=3.8 |
+/// | noarch/alpha-2.0-pyhd8ed1ab_0.conda (entry point `alpha-cli = alpha.cli:main`) | python >=3.8 |
+/// | noarch/beta-1.0-pyhd8ed1ab_0.tar.bz2 | python >=3.8, alpha >=1 |
+/// | noarch/gamma-1.0-pyhd8ed1ab_0.conda | python >=3.8, libfoo >=1.0 |
+/// | noarch/delta-1.0-pyhd8ed1ab_0.conda | python >=3.8, alpha >=3 (unsatisfiable) |
+/// | noarch/needs-new-python-1.0-pyhd8ed1ab_0.conda | python >=3.99 (unsatisfiable) |
+/// | linux-64/libfoo-1.2.0-h1234_0.conda | __glibc >=2.17 |
+/// | linux-64/python-3.12.0-h0_cpython.conda | __glibc >=2.17 |
+pub fn standard_channel(dir: &Path) -> PathBuf {
+    write_channel(dir, &standard_packages());
+    dir.to_path_buf()
+}
+
+/// `n` noarch python packages `pkg000`, `pkg001`, … (version 1.0; every third one after the
+/// first depends on `pkg<i/2> >=1`), plus the stand-in [`python`] so the channel solves on
+/// its own. Returns `dir`.
+pub fn many_noarch(dir: &Path, n: usize) -> PathBuf {
+    let mut pkgs: Vec<Pkg> = (0..n)
+        .map(|i| {
+            let dep = format!("{} >=1", many_name(i / 2));
+            let depends: Vec<&str> = if i > 0 && i % 3 == 0 {
+                vec![dep.as_str()]
+            } else {
+                vec![]
+            };
+            noarch_python(&many_name(i), "1.0", &depends)
+        })
+        .collect();
+    pkgs.push(python());
+    write_channel(dir, &pkgs);
+    dir.to_path_buf()
+}
+
+/// The name of package `i` of [`many_noarch`].
+pub fn many_name(i: usize) -> String {
+    format!("pkg{i:03}")
+}
+
+/// The `file://` URL of a channel directory, with a trailing slash.
+pub fn channel_url(dir: &Path) -> url::Url {
+    let dir = dir.canonicalize().expect("channel dir exists");
+    url::Url::from_directory_path(&dir).expect("absolute channel path")
+}
+
+/// Build every package into `dir/<subdir>/` (replacing archives of the same name), always
+/// create `dir/noarch` and `dir/linux-64`, and (re)index the whole channel.
+pub fn write_channel(dir: &Path, pkgs: &[Pkg]) {
+    for subdir in ["noarch", "linux-64"] {
+        fs::create_dir_all(dir.join(subdir)).expect("create channel subdir");
+    }
+    let stage_root = tempfile::Builder::new()
+        .prefix("envmod-channel-stage")
+        .tempdir()
+        .expect("staging tempdir");
+    for (i, pkg) in pkgs.iter().enumerate() {
+        let stage = stage_root.path().join(i.to_string());
+        build_package(pkg, &stage, &dir.join(&pkg.subdir).join(pkg.filename()));
+    }
+    eprintln!("BUILT {:?}", std::time::Instant::now());
+    let t = std::time::Instant::now();
+    index(dir);
+    eprintln!("INDEX {:?}", t.elapsed());
+}
+
+/// Write `pkg`'s files and info/ into `stage`, then archive them to `out`.
+fn build_package(pkg: &Pkg, stage: &Path, out: &Path) {
+    assert!(
+        pkg.entry_points.is_empty() || pkg.noarch_python,
+        "{}: entry points need noarch python",
+        pkg.name
+    );
+    let mut paths = Vec::new();
+    let mut paths_json = Vec::new();
+    let mut files_list = String::new();
+    for file in &pkg.files {
+        let p = write_file(stage, &file.path, &file.contents, file.executable);
+        let mut entry = json!({
+            "_path": file.path,
+            "path_type": "hardlink",
+            "sha256": sha256_hex(&file.contents),
+            "size_in_bytes": file.contents.len(),
+        });
+        if file.prefix_placeholder {
+            entry["file_mode"] = json!("text");
+            entry["prefix_placeholder"] = json!(PLACEHOLDER);
+        }
+        paths_json.push(entry);
+        files_list.push_str(&file.path);
+        files_list.push('\n');
+        paths.push(p);
+    }
+
+    let mut index = json!({
+        "name": pkg.name,
+        "version": pkg.version,
+        "build": pkg.build,
+        "build_number": pkg.build_number,
+        "depends": pkg.depends,
+        "license": "BSD-3-Clause",
+        "subdir": pkg.subdir,
+        "timestamp": TIMESTAMP_MS,
+    });
+    if pkg.subdir == "linux-64" {
+        index["arch"] = json!("x86_64");
+        index["platform"] = json!("linux");
+    }
+    if pkg.noarch_python {
+        index["noarch"] = json!("python");
+    }
+    let mut info: Vec<(&str, Value)> = vec![
+        ("info/index.json", index),
+        (
+            "info/paths.json",
+            json!({ "paths": paths_json, "paths_version": 1 }),
+        ),
+        (
+            "info/about.json",
+            json!({ "summary": format!("{} (envmod test package)", pkg.name), "license": "BSD-3-Clause" }),
+        ),
+    ];
+    if pkg.noarch_python {
+        info.push((
+            "info/link.json",
+            json!({
+                "noarch": { "type": "python", "entry_points": pkg.entry_points },
+                "package_metadata_version": 1,
+            }),
+        ));
+    }
+    for (rel, value) in info {
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        paths.push(write_file(stage, rel, text.as_bytes(), false));
+    }
+    paths.push(write_file(
+        stage,
+        "info/files",
+        files_list.as_bytes(),
+        false,
+    ));
+
+    let archive = fs::File::create(out).unwrap_or_else(|e| panic!("create {}: {e}", out.display()));
+    // `paths` are absolute paths under `stage`; the writers strip the prefix. A `None`
+    // timestamp means a fixed mtime (2023-01-01), so builds are reproducible.
+    let written = match pkg.format {
+        Format::Conda => rattler_package_streaming::write::write_conda_package(
+            archive,
+            stage,
+            &paths,
+            CompressionLevel::Lowest,
+            Some(0),
+            &pkg.stem(),
+            None,
+            None,
+        ),
+        Format::TarBz2 => rattler_package_streaming::write::write_tar_bz2_package(
+            archive,
+            stage,
+            &paths,
+            CompressionLevel::Lowest,
+            None,
+            None,
+        ),
+    };
+    written.unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
+}
+
+fn write_file(stage: &Path, rel: &str, contents: &[u8], executable: bool) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = stage.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, contents).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    // The archive keeps only "executable or not" (tar's deterministic header mode).
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+/// Index the channel with rattler_index (plain repodata.json only). `index_fs` is async and
+/// spawns tasks, so it gets its own runtime on its own thread: that works whether or not the
+/// caller is already inside a tokio runtime.
+fn index(dir: &Path) {
+    let channel = dir.to_path_buf();
+    let result = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(rattler_index::index_fs(rattler_index::IndexFsConfig {
+            channel: channel.clone(),
+            target_platform: None,
+            repodata_patch: None,
+            write_zst: false,
+            write_shards: false,
+            repodata_revisions: vec![],
+            package_revision_assignment: Default::default(),
+            force: true,
+            max_parallel: 2,
+            multi_progress: None,
+        }))
+        .map_err(|e| format!("indexing {}: {e:#}", channel.display()))
+    })
+    .join()
+    .expect("indexing thread panicked");
+    result.unwrap();
+    // index_fs leaves its (empty) atomic-write directory behind; keep the channel tidy.
+    let _ = fs::remove_dir(dir.join(".tmp"));
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+    // rattler_digest 2 returns a hybrid_array `Array`, which has no `LowerHex`.
+    let digest = rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Name of a match spec (`"alpha >=1"` → `"alpha"`).
+fn spec_name(spec: &str) -> &str {
+    spec.split([' ', '=', '<', '>', '!', '~'])
+        .next()
+        .unwrap_or("")
+}
