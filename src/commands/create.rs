@@ -91,6 +91,7 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
         match skip {
             Skipped::Sticky(m) => printer.detail(format!("not recording sticky module {m}")),
             Skipped::Ignored(m) => printer.detail(format!("not recording {m} (ignore_modules)")),
+            Skipped::Tool(m) => printer.detail(format!("not recording {m}: it is envmod itself")),
             Skipped::Envmod(m) => {
                 printer.info(format!("not recording {m}: it is an envmod environment"))
             }

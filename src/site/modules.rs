@@ -39,6 +39,8 @@ pub enum Skipped {
     Sticky(String),
     Ignored(String),
     Envmod(String),
+    /// The module that puts envmod itself on PATH.
+    Tool(String),
 }
 
 /// Read `LOADEDMODULES` and `_LMFILES_` (both module systems export them) and keep the
@@ -81,7 +83,7 @@ pub fn capture(env: &Environ, ignore: &[String]) -> (Vec<LoadedModule>, Vec<Skip
             .as_deref()
             .is_some_and(|f| head_contains(Path::new(f), TOOL_MARKER))
         {
-            skipped.push(Skipped::Ignored(full_name.to_string()));
+            skipped.push(Skipped::Tool(full_name.to_string()));
         } else if module
             .file
             .as_deref()

@@ -319,6 +319,7 @@ pub fn standard_channel(dir: &Path) -> PathBuf {
 /// first depends on `pkg<i/2> >=1`), plus the stand-in [`python`] so the channel solves on
 /// its own. Returns `dir`.
 pub fn many_noarch(dir: &Path, n: usize) -> PathBuf {
+    let tm = std::time::Instant::now();
     let mut pkgs: Vec<Pkg> = (0..n)
         .map(|i| {
             let dep = format!("{} >=1", many_name(i / 2));
@@ -331,6 +332,7 @@ pub fn many_noarch(dir: &Path, n: usize) -> PathBuf {
         })
         .collect();
     pkgs.push(python());
+    eprintln!("MAKE {:?}", tm.elapsed());
     write_channel(dir, &pkgs);
     dir.to_path_buf()
 }
@@ -356,14 +358,18 @@ pub fn write_channel(dir: &Path, pkgs: &[Pkg]) {
         .prefix("envmod-channel-stage")
         .tempdir()
         .expect("staging tempdir");
+    let tb = std::time::Instant::now();
     for (i, pkg) in pkgs.iter().enumerate() {
+        if i % 100 == 0 { eprintln!("{i} BUILT {:?}", tb.elapsed()); }
         let stage = stage_root.path().join(i.to_string());
         build_package(pkg, &stage, &dir.join(&pkg.subdir).join(pkg.filename()));
     }
-    eprintln!("BUILT {:?}", std::time::Instant::now());
+    eprintln!("ALLBUILT {:?}", tb.elapsed());
     let t = std::time::Instant::now();
     index(dir);
     eprintln!("INDEX {:?}", t.elapsed());
+    drop(stage_root);
+    eprintln!("DROPPED {:?}", tb.elapsed());
 }
 
 /// Write `pkg`'s files and info/ into `stage`, then archive them to `out`.
@@ -445,6 +451,7 @@ fn build_package(pkg: &Pkg, stage: &Path, out: &Path) {
     let archive = fs::File::create(out).unwrap_or_else(|e| panic!("create {}: {e}", out.display()));
     // `paths` are absolute paths under `stage`; the writers strip the prefix. A `None`
     // timestamp means a fixed mtime (2023-01-01), so builds are reproducible.
+    let t0 = std::time::Instant::now();
     let written = match pkg.format {
         Format::Conda => rattler_package_streaming::write::write_conda_package(
             archive,
@@ -466,6 +473,9 @@ fn build_package(pkg: &Pkg, stage: &Path, out: &Path) {
         ),
     };
     written.unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
+    if pkg.name == "pkg100" {
+        eprintln!("ARCHIVE {:?}", t0.elapsed());
+    }
 }
 
 fn write_file(stage: &Path, rel: &str, contents: &[u8], executable: bool) -> PathBuf {
