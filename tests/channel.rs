@@ -642,10 +642,3 @@ mod with_rattler {
         assert!(solve(&ch, &cache, &["alpha"]).await.is_ok());
     }
 }
-#[test]
-fn zz_time() {
-    let d = tempfile::tempdir().unwrap();
-    let t = std::time::Instant::now();
-    channel::many_noarch(d.path(), 300);
-    eprintln!("TIME {:?}", t.elapsed());
-}

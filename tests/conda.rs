@@ -709,3 +709,75 @@ fn error_line(out: &std::process::Output) -> String {
     assert!(stdout(out).is_empty(), "errors go to stderr");
     lines[0].to_string()
 }
+
+#[test]
+fn progress_is_plain_lines_when_piped_and_silent_with_q() {
+    let t = world();
+    let out = t
+        .envmod()
+        .args(["create", "-n", "loud", "alpha", "beta"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out), "", "create printed data on stdout");
+    let err = stderr(&out);
+    assert!(err.contains("Loading repodata from"), "{err}");
+    assert!(err.lines().any(|l| l.trim() == "+ alpha 2.0"), "{err}");
+    assert!(err.lines().any(|l| l.trim() == "+ beta 1.0"), "{err}");
+    assert!(
+        !err.contains('\r') && !err.contains("\x1b["),
+        "progress bars drawn on a pipe:\n{err:?}"
+    );
+
+    let out = t
+        .envmod()
+        .args(["-q", "create", "-n", "quiet", "alpha", "beta"])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(stderr(&out), "", "-q printed something");
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn virtual_packages_are_detected_and_conda_override_is_honoured() {
+    let t = TestEnv::new();
+    let chan = t.path().join("vchan");
+    channel::write_channel(
+        &chan,
+        &[
+            channel::linux64("needs-glibc", "1.0", "h0_0", &["__glibc >=2.17"]),
+            channel::linux64("needs-cuda", "1.0", "h0_0", &["__cuda >=12"]),
+        ],
+    );
+    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
+    // The real glibc of this machine satisfies __glibc >=2.17…
+    ok(&t
+        .envmod()
+        .args(["create", "-n", "g", "needs-glibc"])
+        .output()
+        .unwrap());
+    // …and an override below it does not.
+    let out = t
+        .envmod()
+        .args(["create", "-n", "g2", "needs-glibc"])
+        .env("CONDA_OVERRIDE_GLIBC", "2.5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("__glibc"), "{}", stderr(&out));
+    // No GPU here: __cuda only exists when overridden.
+    let out = t
+        .envmod()
+        .args(["create", "-n", "c", "needs-cuda"])
+        .env_remove("CONDA_OVERRIDE_CUDA")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("__cuda"), "{}", stderr(&out));
+    ok(&t
+        .envmod()
+        .args(["create", "-n", "c", "needs-cuda"])
+        .env("CONDA_OVERRIDE_CUDA", "12.4")
+        .output()
+        .unwrap());
+}

@@ -319,7 +319,6 @@ pub fn standard_channel(dir: &Path) -> PathBuf {
 /// first depends on `pkg<i/2> >=1`), plus the stand-in [`python`] so the channel solves on
 /// its own. Returns `dir`.
 pub fn many_noarch(dir: &Path, n: usize) -> PathBuf {
-    let tm = std::time::Instant::now();
     let mut pkgs: Vec<Pkg> = (0..n)
         .map(|i| {
             let dep = format!("{} >=1", many_name(i / 2));
@@ -332,7 +331,6 @@ pub fn many_noarch(dir: &Path, n: usize) -> PathBuf {
         })
         .collect();
     pkgs.push(python());
-    eprintln!("MAKE {:?}", tm.elapsed());
     write_channel(dir, &pkgs);
     dir.to_path_buf()
 }
@@ -354,22 +352,28 @@ pub fn write_channel(dir: &Path, pkgs: &[Pkg]) {
     for subdir in ["noarch", "linux-64"] {
         fs::create_dir_all(dir.join(subdir)).expect("create channel subdir");
     }
-    let stage_root = tempfile::Builder::new()
-        .prefix("envmod-channel-stage")
-        .tempdir()
-        .expect("staging tempdir");
-    let tb = std::time::Instant::now();
+    let stage_root = staging_dir();
     for (i, pkg) in pkgs.iter().enumerate() {
-        if i % 100 == 0 { eprintln!("{i} BUILT {:?}", tb.elapsed()); }
         let stage = stage_root.path().join(i.to_string());
         build_package(pkg, &stage, &dir.join(&pkg.subdir).join(pkg.filename()));
     }
-    eprintln!("ALLBUILT {:?}", tb.elapsed());
-    let t = std::time::Instant::now();
     index(dir);
-    eprintln!("INDEX {:?}", t.elapsed());
-    drop(stage_root);
-    eprintln!("DROPPED {:?}", tb.elapsed());
+}
+
+/// A scratch directory for package contents. On tmpfs (/dev/shm) when there is one: staging
+/// creates and deletes ~10 files per package, which is slow on some disks and adds up in
+/// [`many_noarch`].
+fn staging_dir() -> tempfile::TempDir {
+    let builder = || {
+        let mut b = tempfile::Builder::new();
+        b.prefix("envmod-channel-stage");
+        b
+    };
+    let shm = Path::new("/dev/shm");
+    shm.is_dir()
+        .then(|| builder().tempdir_in(shm).ok())
+        .flatten()
+        .unwrap_or_else(|| builder().tempdir().expect("staging tempdir"))
 }
 
 /// Write `pkg`'s files and info/ into `stage`, then archive them to `out`.
@@ -451,14 +455,13 @@ fn build_package(pkg: &Pkg, stage: &Path, out: &Path) {
     let archive = fs::File::create(out).unwrap_or_else(|e| panic!("create {}: {e}", out.display()));
     // `paths` are absolute paths under `stage`; the writers strip the prefix. A `None`
     // timestamp means a fixed mtime (2023-01-01), so builds are reproducible.
-    let t0 = std::time::Instant::now();
     let written = match pkg.format {
         Format::Conda => rattler_package_streaming::write::write_conda_package(
             archive,
             stage,
             &paths,
             CompressionLevel::Lowest,
-            Some(0),
+            Some(1),
             &pkg.stem(),
             None,
             None,
@@ -473,9 +476,6 @@ fn build_package(pkg: &Pkg, stage: &Path, out: &Path) {
         ),
     };
     written.unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
-    if pkg.name == "pkg100" {
-        eprintln!("ARCHIVE {:?}", t0.elapsed());
-    }
 }
 
 fn write_file(stage: &Path, rel: &str, contents: &[u8], executable: bool) -> PathBuf {
