@@ -4,7 +4,8 @@
 #   bash benches/breakdown.sh        # after bash benches/create.sh has installed hyperfine
 #
 # Times, with hyperfine and the same site Python (BENCH_PYTHON, default /usr/bin/python3.11):
-#   - envmod create (lmod) as in benches/create.sh
+#   - envmod create (lmod) as in benches/create.sh, with nothing cached (envmod's cache
+#     directory removed before each run, so it asks the interpreter) and with the cache kept
 #   - the same with --site-python pointing at a stub that prints the real probe's answer, so
 #     no interpreter starts: what is left is envmod's own work (files, modulefile, fsyncs)
 #   - the probe envmod runs (read from src/site/python.rs), alone
@@ -19,21 +20,27 @@ PY=${BENCH_PYTHON:-/usr/bin/python3.11}
 RUNS=${BENCH_RUNS:-30}
 WARMUP=${BENCH_WARMUP:-5}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-ENVMOD=${BENCH_ENVMOD:+$(realpath "$BENCH_ENVMOD")}
-ENVMOD=${ENVMOD:-$TARGET_DIR/release/envmod}
 RESULTS=$TARGET_DIR/bench-results
 
 die() { echo "benches/breakdown.sh: error: $*" >&2; exit 1; }
 command -v hyperfine >/dev/null || die "hyperfine is missing: run bash benches/create.sh first"
+command -v python3 >/dev/null || die "python3 is needed to read the results"
 [[ -x $PY ]] || die "site Python $PY not found"
-if [[ -z ${BENCH_ENVMOD:-} ]]; then
+if [[ -n ${BENCH_ENVMOD:-} ]]; then
+    ENVMOD=$(realpath "$BENCH_ENVMOD") || die "BENCH_ENVMOD=$BENCH_ENVMOD not found"
+else
     cargo build --release --locked --bin envmod >&2 || cargo build --release --bin envmod >&2 \
         || die "cargo build --release failed"
+    ENVMOD=$TARGET_DIR/release/envmod
 fi
 [[ -x $ENVMOD ]] || die "no envmod binary at $ENVMOD"
 
 # The probe exactly as envmod sends it.
-PROBE=$(sed -n '/^const PROBE: &str = r#"/,/^"#;/p' src/site/python.rs | sed '1d;$d')
+PROBE=$(python3 -c '
+import re, sys
+m = re.search(r"const PROBE: &str = r#\"(.*?)\"#;", open(sys.argv[1]).read(), re.S)
+print(m.group(1).strip("\n") if m else "")
+' src/site/python.rs)
 [[ -n $PROBE ]] || die "could not find the PROBE constant in src/site/python.rs"
 [[ $PROBE != *"'"* ]] || die "the probe contains a single quote; this script cannot pass it to hyperfine"
 
@@ -42,9 +49,12 @@ trap 'rm -rf "$T"' EXIT
 cd "$T"
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(ENVMOD_|VIRTUAL_ENV|CONDA_|PYTHON)' || true)
 unset LMOD_CMD MODULES_CMD LOADEDMODULES _LMFILES_ MODULEPATH 2>/dev/null || true
-mkdir -p "$T/home" "$T/xdg-config" "$T/xdg-data" "$T/modules" "$T/real" "$T/stub" "$T/stub-none"
-export HOME=$T/home XDG_CONFIG_HOME=$T/xdg-config XDG_DATA_HOME=$T/xdg-data
+mkdir -p "$T/home" "$T/xdg-config" "$T/xdg-data" "$T/xdg-cache" "$T/modules" "$T/p"
+export HOME=$T/home XDG_CONFIG_HOME=$T/xdg-config XDG_DATA_HOME=$T/xdg-data XDG_CACHE_HOME=$T/xdg-cache
 export ENVMOD_SITE_CONFIG=$T/none.yaml ENVMOD_MODULE_ROOT=$T/modules ENVMOD_ENVS_DIR=$T/envs
+# Removing these before a run makes envmod ask the interpreter, whether or not this build
+# keeps what it learnt about interpreters.
+NOCACHE="$T/xdg-cache/envmod $T/home/.cache/envmod"
 
 answer=$("$PY" -I -c "$PROBE") || die "the probe failed on $PY"
 printf '#!/bin/sh\ncat <<"EOF"\n%s\nEOF\n' "$answer" >"$T/stub-python"
@@ -53,12 +63,14 @@ chmod +x "$T/stub-python"
 mkdir -p "$RESULTS"
 JSON=$RESULTS/breakdown-latest.json
 hyperfine --shell=none --warmup "$WARMUP" --runs "$RUNS" --export-json "$JSON" --style basic \
-    -n "envmod create (lmod)" -p "rm -rf $T/real/env $T/modules/env" \
-    "$ENVMOD create -p $T/real/env --site-python $PY --module-system lmod" \
-    -n "envmod create (lmod), stub interpreter" -p "rm -rf $T/stub/env $T/modules/env" \
-    "$ENVMOD create -p $T/stub/env --site-python $T/stub-python --module-system lmod" \
-    -n "envmod create (none), stub interpreter" -p "rm -rf $T/stub-none/env" \
-    "$ENVMOD create -p $T/stub-none/env --site-python $T/stub-python --module-system none" \
+    -n "envmod create (lmod), nothing cached" -p "rm -rf $T/p/real $T/modules/real $NOCACHE" \
+    "$ENVMOD create -p $T/p/real --site-python $PY --module-system lmod" \
+    -n "envmod create (lmod), cache kept" -p "rm -rf $T/p/warm $T/modules/warm" \
+    "$ENVMOD create -p $T/p/warm --site-python $PY --module-system lmod" \
+    -n "envmod create (lmod), stub interpreter" -p "rm -rf $T/p/stub $T/modules/stub $NOCACHE" \
+    "$ENVMOD create -p $T/p/stub --site-python $T/stub-python --module-system lmod" \
+    -n "envmod create (none), stub interpreter" -p "rm -rf $T/p/stubnone $NOCACHE" \
+    "$ENVMOD create -p $T/p/stubnone --site-python $T/stub-python --module-system none" \
     -n "stub interpreter alone" -p "true" "$T/stub-python" \
     -n "envmod's probe alone" -p "true" "$PY -I -c '$PROBE'" \
     -n "python -I -c 'import json'" -p "true" "$PY -I -c 'import json'" \
@@ -75,5 +87,5 @@ print(f'{"command".ljust(w)}  median ms  user ms  sys ms')
 for r in rs:
     print(f'{r["command"].ljust(w)}  {r["median"]*1000:9.1f}  {r["user"]*1000:7.1f}  {r["system"]*1000:6.1f}')
 EOF
-echo "site python: $PY; $RUNS runs, $WARMUP warmup; nproc=$(nproc); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "site python: $PY; envmod $ENVMOD; $RUNS runs, $WARMUP warmup; nproc=$(nproc); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "rerun: bash benches/breakdown.sh"

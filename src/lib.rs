@@ -113,6 +113,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 options,
                 description: args.description,
                 registry,
+                interpreter_cache: settings.interpreter_cache.clone(),
             };
             commands::create::run(s, &env, printer).await
         }

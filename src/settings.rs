@@ -106,6 +106,9 @@ pub struct GlobalSettings {
     /// Where prefixes given with `-p` are remembered.
     #[serde(skip)]
     pub registry_file: PathBuf,
+    /// Where envmod remembers what it learnt about interpreters.
+    #[serde(skip)]
+    pub interpreter_cache: PathBuf,
     #[serde(skip)]
     pub warnings: Vec<String>,
 }
@@ -254,6 +257,12 @@ impl GlobalSettings {
             .or_else(|| env.home().map(|h| h.join(".local/share")))
             .unwrap_or_else(|| PathBuf::from(".local/share"))
             .join("envmod/environments.txt");
+        let interpreter_cache = env
+            .get("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env.home().map(|h| h.join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".cache"))
+            .join("envmod/interpreters");
         let site = ConfigFile::load(&site_path)?;
         let user = ConfigFile::load(&user_path)?;
         let mut warnings = Vec::new();
@@ -497,6 +506,7 @@ impl GlobalSettings {
             offline,
             files,
             registry_file,
+            interpreter_cache,
             warnings,
         })
     }

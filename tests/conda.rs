@@ -107,6 +107,23 @@ fn conda_python_create_names_the_module_after_its_version() {
                 .unwrap();
         assert_eq!(list[0]["python"], "3.12.0");
         assert_eq!(list[0]["python_mode"], "conda");
+        // Changing a conda-Python env keeps its Python.
+        ok(&t
+            .envmod()
+            .args(["install", "-n", "py312", "beta"])
+            .output()
+            .unwrap());
+        ok(&t
+            .envmod()
+            .args(["remove", "-n", "py312", "beta"])
+            .output()
+            .unwrap());
+        let meta = conda_meta(&t, "py312");
+        assert!(
+            meta.iter().any(|m| m.starts_with("python-3.12.0-")),
+            "{meta:?}"
+        );
+        assert!(!meta.iter().any(|m| m.starts_with("beta-")), "{meta:?}");
     }
 }
 

@@ -43,6 +43,7 @@ fn manifest(with_modules: bool) -> Manifest {
         specs: Vec::new(),
         channels: Vec::new(),
         module: None,
+        by_prefix: false,
     }
 }
 

@@ -93,8 +93,8 @@ fn new_specs(
 
 pub async fn run(s: ChangeSettings, printer: &Printer) -> Result<()> {
     let _lock = EnvLock::acquire(&s.target.prefix, &s.target.name)?;
-    let mut manifest = read_manifest(&s.target)?;
     lock::clear_leftovers(&s.target.prefix, &s.target.name)?;
+    let mut manifest = read_manifest(&s.target)?;
     let installed = PrefixRecord::collect_from_prefix::<PrefixRecord>(&manifest.prefix)?;
     let specs = new_specs(&manifest, &s.change, &installed)?;
 
@@ -104,7 +104,7 @@ pub async fn run(s: ChangeSettings, printer: &Printer) -> Result<()> {
     {
         // The env's Python stays what it was created with.
         conda_specs.extend(conda::solve::parse_specs(&[format!(
-            "python {}",
+            "python =={}",
             manifest.python.site.version
         )])?);
     }
@@ -148,6 +148,25 @@ pub async fn run(s: ChangeSettings, printer: &Printer) -> Result<()> {
         }
     }
 
+    if manifest.python.mode == PythonMode::Conda {
+        // `install python=3.13` moves a conda env to another Python, and its module name with it.
+        manifest.python.site = super::create::conda_interpreter(&records, &manifest.prefix)?;
+    }
+    // Load the site's templates before the swap: a broken one must not leave a changed env
+    // with a stale modulefile.
+    let renderer = Renderer::new(s.templates_dir.as_deref())?;
+    let old_module = manifest.module.clone();
+    if let Some(info) = &old_module {
+        module::render(
+            &manifest,
+            info.system,
+            &renderer,
+            &s.options,
+            &Default::default(),
+        )?;
+        module::check_writable(&module::modulefile_path(&manifest, info.system, &info.root))?;
+    }
+
     let staging = lock::staging_dir(&manifest.prefix, &manifest.name);
     let guard = CleanupGuard::new(&staging);
     swap::clone_tree(&manifest.prefix, guard.path())?;
@@ -167,9 +186,11 @@ pub async fn run(s: ChangeSettings, printer: &Printer) -> Result<()> {
     guard.exchange_with(&manifest.prefix)?;
     failpoint::hit("change:exchanged");
 
-    if let Some(info) = manifest.module.clone() {
-        let renderer = Renderer::new(s.templates_dir.as_deref())?;
-        let info = module::write(&manifest, info.system, &info.root, &renderer, &s.options)?;
+    if let Some(old) = old_module {
+        let info = module::write(&manifest, old.system, &old.root, &renderer, &s.options)?;
+        if info.file != old.file {
+            module::remove_file(&old.file)?;
+        }
         manifest.module = Some(info);
         manifest.write_into(&manifest.prefix.clone())?;
     }

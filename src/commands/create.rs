@@ -15,7 +15,7 @@ use crate::{
         cleanup::CleanupGuard,
         failpoint,
         lock::{self, EnvLock},
-        manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
+        manifest::{MANIFEST_VERSION, Manifest, ModuleInfo, PythonInfo, PythonMode},
         registry::Registry,
         venv,
     },
@@ -44,6 +44,7 @@ pub struct CreateSettings {
     pub options: ModulefileOptions,
     pub description: Option<String>,
     pub registry: Registry,
+    pub interpreter_cache: PathBuf,
 }
 
 fn already_exists(target: &EnvTarget) -> anyhow::Error {
@@ -71,7 +72,7 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
     let site_python = match &s.conda_python {
         None => {
             let interpreter = python::locate(s.python.as_deref(), env)?;
-            let found = python::inspect(&interpreter)?;
+            let found = python::inspect_cached(&interpreter, &s.interpreter_cache)?;
             printer.detail(format!(
                 "site Python {} ({}) found via {}",
                 found.version,
@@ -140,6 +141,7 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
         specs: s.specs.clone(),
         channels: channels.iter().map(conda::channels::display).collect(),
         module: None,
+        by_prefix: target.by_prefix,
     };
 
     // Render before touching the disk: a broken site template must not cost an env.
@@ -152,7 +154,14 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
             &s.options,
             &Default::default(),
         )?;
-        module::check_writable(&module::modulefile_path(&manifest, system, &s.module_root))?;
+        let file = module::modulefile_path(&manifest, system, &s.module_root);
+        module::check_writable(&file)?;
+        manifest.module = Some(ModuleInfo {
+            system,
+            root: s.module_root.clone(),
+            name: manifest.module_name(),
+            file,
+        });
     }
 
     let _lock = EnvLock::acquire(&target.prefix, &target.name)?;
@@ -194,10 +203,8 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
     })?;
     failpoint::hit("create:renamed");
 
-    if let Some(system) = s.module_system {
-        let info = module::write(&manifest, system, &s.module_root, &renderer, &s.options)?;
-        manifest.module = Some(info);
-        manifest.write_into(&target.prefix)?;
+    if let Some(info) = &manifest.module {
+        module::write(&manifest, info.system, &info.root, &renderer, &s.options)?;
     }
     if target.by_prefix {
         s.registry.add(&target.prefix)?;
@@ -209,7 +216,10 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
 }
 
 /// The conda Python the solve chose, as the manifest records it.
-fn conda_interpreter(records: &[RepoDataRecord], prefix: &std::path::Path) -> Result<SitePython> {
+pub(crate) fn conda_interpreter(
+    records: &[RepoDataRecord],
+    prefix: &std::path::Path,
+) -> Result<SitePython> {
     let python = records
         .iter()
         .find(|r| r.package_record.name.as_normalized() == "python")
@@ -267,8 +277,8 @@ fn report(m: &Manifest, env: &Environ, printer: &Printer) {
         )),
     }
     lines.push(format!(
-        "envmod install -n {} <package>   # or: pip install <package>",
-        m.name
+        "envmod install {} <package>   # or: pip install <package>",
+        m.cli_target()
     ));
     printer.boxed("To use it", &lines);
     if !py.pip && m.python.mode == PythonMode::Site {

@@ -11,16 +11,22 @@ use crate::error::UserError;
 /// Resolve one channel argument. A word without `/` is a channel name; anything that looks
 /// like a path is a directory, which must exist.
 pub fn resolve(raw: &str, alias: &url::Url, cwd: &Path) -> Result<Channel> {
+    // `https://mirror/conda` must mean the directory, or URL joining drops its last segment.
+    let mut alias = alias.clone();
+    if !alias.path().ends_with('/') {
+        alias.set_path(&format!("{}/", alias.path()));
+    }
     let config = ChannelConfig {
-        channel_alias: alias.clone(),
+        channel_alias: alias,
         root_dir: cwd.to_path_buf(),
     };
     if raw.contains("://") {
         return Channel::from_str(raw, &config).map_err(|e| bad_channel(raw, e));
     }
-    let looks_like_path =
-        raw.starts_with('/') || raw.starts_with('.') || raw.starts_with('~') || raw.contains('/');
-    if looks_like_path && !raw.contains("://") {
+    // `conda-forge/label/dev` is a channel name with a label; `chan/` or `./chan` is a path.
+    let explicit_path = raw.starts_with('/') || raw.starts_with('.') || raw.starts_with('~');
+    let existing_dir = raw.contains('/') && cwd.join(raw).is_dir();
+    if explicit_path || existing_dir {
         let expanded = shellexpand::tilde(raw);
         let dir = cwd.join(expanded.as_ref());
         if !dir.is_dir() {
@@ -49,4 +55,36 @@ fn bad_channel(raw: &str, e: impl std::fmt::Display) -> anyhow::Error {
 /// How a channel is shown to users and stored in manifests.
 pub fn display(channel: &Channel) -> String {
     channel.base_url.as_str().trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_labels_urls_and_paths() {
+        let alias = url::Url::parse("https://mirror.example.org/conda").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("local/noarch")).unwrap();
+        let url = |raw: &str| display(&resolve(raw, &alias, dir.path()).unwrap());
+        assert_eq!(
+            url("conda-forge"),
+            "https://mirror.example.org/conda/conda-forge"
+        );
+        assert_eq!(
+            url("conda-forge/label/dev"),
+            "https://mirror.example.org/conda/conda-forge/label/dev"
+        );
+        assert_eq!(
+            url("https://other.example.org/chan"),
+            "https://other.example.org/chan"
+        );
+        let local = format!(
+            "file://{}",
+            dir.path().canonicalize().unwrap().join("local").display()
+        );
+        assert_eq!(url("./local"), local);
+        assert_eq!(url("local/"), local);
+        assert!(resolve("./missing", &alias, dir.path()).is_err());
+    }
 }

@@ -10,10 +10,7 @@ use std::{
 };
 
 use anyhow::Result;
-use rattler::{
-    install::{IndicatifReporter, Installer, Reporter, Transaction},
-    package_cache::PackageCache,
-};
+use rattler::install::{IndicatifReporter, Installer, Reporter, Transaction};
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
 
 use crate::{
@@ -45,10 +42,21 @@ pub async fn install(
     req: InstallRequest<'_>,
     printer: &Printer,
 ) -> Result<Changes> {
+    if settings.offline {
+        let missing = missing_from_cache(&req.records, &settings.pkgs_dirs, req.skip_python);
+        if !missing.is_empty() {
+            return Err(UserError::failure(format!(
+                "offline, and not in the package cache: {}",
+                missing.join(", ")
+            ))
+            .with_hint("run once without --offline to download them; nothing was changed")
+            .into());
+        }
+    }
     let installed = PrefixRecord::collect_from_prefix::<PrefixRecord>(req.dir)?;
     let mut installer = Installer::new()
         .with_target_platform(PLATFORM)
-        .with_package_cache(PackageCache::new(settings.package_cache_dir()))
+        .with_package_cache(settings.package_cache())
         .with_requested_specs(req.specs)
         .with_installed_packages(installed)
         .with_execute_link_scripts(false)
@@ -92,6 +100,34 @@ pub async fn install(
     // rattler marks new prefixes as caches; backup tools would then skip the environment.
     let _ = std::fs::remove_file(req.dir.join("CACHEDIR.TAG"));
     Ok(changes)
+}
+
+/// Records whose archives are neither cached nor on a local channel.
+fn missing_from_cache(
+    records: &[RepoDataRecord],
+    pkgs_dirs: &[std::path::PathBuf],
+    skip_python: bool,
+) -> Vec<String> {
+    let cached: Vec<String> = pkgs_dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    records
+        .iter()
+        .filter(|r| r.url.scheme() != "file")
+        .filter(|r| !(skip_python && r.package_record.name.as_normalized() == "python"))
+        .filter(|r| {
+            let p = &r.package_record;
+            let stem = format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build);
+            !cached
+                .iter()
+                .any(|c| c == &stem || c.starts_with(&format!("{stem}-")))
+        })
+        .map(describe)
+        .collect()
 }
 
 fn describe(r: &RepoDataRecord) -> String {

@@ -27,8 +27,14 @@ pub struct CondaSettings {
 }
 
 impl CondaSettings {
-    pub fn package_cache_dir(&self) -> PathBuf {
-        self.pkgs_dirs[0].clone()
+    /// Every `pkgs_dirs` entry is read; packages are written to the first writable one, so a
+    /// site can offer a read-only shared cache before each user's own.
+    pub fn package_cache(&self) -> rattler::package_cache::PackageCache {
+        rattler::package_cache::PackageCache::new_layered(
+            self.pkgs_dirs.iter().cloned(),
+            false,
+            rattler_cache::validation::ValidationMode::default(),
+        )
     }
 
     pub fn repodata_cache_dir(&self) -> PathBuf {

@@ -4,7 +4,7 @@
 use std::{str::FromStr, time::Instant};
 
 use anyhow::{Context, Result};
-use rattler::package_cache::PackageCache;
+
 use rattler_conda_types::{
     Channel, GenericVirtualPackage, MatchSpec, PackageName, PackageRecord, ParseMatchSpecOptions,
     RepoDataRecord, Subdir, Version, package::DistArchiveIdentifier,
@@ -78,7 +78,7 @@ pub fn virtual_packages() -> Result<Vec<GenericVirtualPackage>> {
 pub fn gateway(settings: &CondaSettings) -> Gateway {
     let mut builder = Gateway::builder()
         .with_cache_dir(settings.repodata_cache_dir())
-        .with_package_cache(PackageCache::new(settings.package_cache_dir()));
+        .with_package_cache(settings.package_cache());
     if settings.offline {
         builder = builder.with_channel_config(ChannelConfig {
             default: SourceConfig {

@@ -46,7 +46,7 @@ impl EnvLock {
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(UserError::failure(format!(
-                "environment {name:?} is being changed by another envmod process"
+                "environment '{name}' is being changed by another envmod process"
             ))
             .with_hint("wait for it to finish, then try again")
             .into()),
@@ -78,6 +78,18 @@ fn sibling(prefix: &Path, file_name: &str) -> PathBuf {
 /// Remove what an earlier, interrupted envmod left next to `prefix`. Only called with the
 /// lock held, and only on envmod's own staging and trash names.
 pub fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
+    // A two-rename swap interrupted between its renames: the old tree is parked aside and
+    // nothing is at the prefix. Put the old tree back; otherwise the aside copy is stale.
+    let aside = crate::env::swap::swap_aside(prefix);
+    if aside.symlink_metadata().is_ok() {
+        if prefix.symlink_metadata().is_err() {
+            std::fs::rename(&aside, prefix)
+                .with_context(|| format!("failed to restore {}", prefix.display()))?;
+        } else {
+            std::fs::remove_dir_all(&aside)
+                .with_context(|| format!("failed to remove leftover {}", aside.display()))?;
+        }
+    }
     for dir in [staging_dir(prefix, name), trash_dir(prefix, name)] {
         if dir.symlink_metadata().is_ok() {
             std::fs::remove_dir_all(&dir)
@@ -89,6 +101,8 @@ pub fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
 
 /// Write a file so that readers see either the old content or the new, never a mix. The
 /// file gets the usual mode (0666 less the umask), so a shared module root stays readable.
+/// There is no fsync: the rename is what guards against a killed process, and the files are
+/// small and can be regenerated (`envmod module`), so a create does not wait on the disk.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let file_name = path
         .file_name()
@@ -98,7 +112,6 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let result = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(contents)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {

@@ -33,6 +33,9 @@ pub struct Manifest {
     #[serde(default)]
     pub channels: Vec<String>,
     pub module: Option<ModuleInfo>,
+    /// Created with `-p`: commands that name it again need the prefix, not the name.
+    #[serde(default)]
+    pub by_prefix: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +65,18 @@ pub struct ModuleInfo {
 impl Manifest {
     pub fn path_in(prefix: &Path) -> PathBuf {
         prefix.join(MANIFEST_DIR).join(MANIFEST_FILE)
+    }
+
+    /// How a command line names this environment: `-n NAME` or `-p PREFIX`.
+    pub fn cli_target(&self) -> String {
+        if self.by_prefix {
+            format!(
+                "-p {}",
+                crate::render::escape::sh_quote(&self.prefix.to_string_lossy())
+            )
+        } else {
+            format!("-n {}", self.name)
+        }
     }
 
     pub fn module_name(&self) -> ModuleName {

@@ -69,17 +69,22 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
         return Err(err)
             .with_context(|| format!("failed to swap {} and {}", a.display(), b.display()));
     }
-    let aside = b.with_file_name(format!(
-        "{}.envmod-swap",
-        b.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
+    // Named like the other leftovers, so the next command can finish or undo the swap.
+    let aside = swap_aside(b);
     std::fs::rename(b, &aside).with_context(|| format!("failed to move {} aside", b.display()))?;
     std::fs::rename(a, b).with_context(|| format!("failed to move {} into place", a.display()))?;
     std::fs::rename(&aside, a)
         .with_context(|| format!("failed to move {} back", aside.display()))?;
     Ok(())
+}
+
+/// Where the two-rename fallback parks the live tree while the new one moves in.
+pub fn swap_aside(prefix: &Path) -> std::path::PathBuf {
+    let name = prefix
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    prefix.with_file_name(format!(".{name}.envmod-swap"))
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ pub struct PrefixFacts {
 pub struct ModulefileContext {
     pub envmod_version: &'static str,
     pub env_name: String,
+    /// The command that rewrites this modulefile, for its header.
+    pub regenerate: String,
     pub module_name: String,
     pub module_version: String,
     pub prefix: String,
@@ -62,6 +64,7 @@ impl ModulefileContext {
         Self {
             envmod_version: env!("CARGO_PKG_VERSION"),
             env_name: m.name.to_string(),
+            regenerate: format!("envmod module {}", m.cli_target()),
             module_name: module.to_string(),
             module_version: module.version.clone(),
             prefix: m.prefix.to_string_lossy().into_owned(),

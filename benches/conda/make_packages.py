@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Test packages for benches/conda.sh, written with the standard library only.
+
+    make_packages.py channel DIR N     N noarch-python conda packages pkg000.. as .tar.bz2
+                                       in DIR/noarch (run `envmod index DIR` afterwards)
+    make_packages.py wheels DIR N      the same N packages as py3-none-any wheels in DIR
+    make_packages.py big DIR NAMES VERSIONS
+                                       a repodata-only linux-64 channel (no archives):
+                                       NAMES x VERSIONS x 2 builds records
+
+Package i is called pkg<i:03>, version 1.0, and holds the module pkg<i:03> (__init__.py and
+core.py) plus its dist-info. Every third package after the first depends on pkg<i//2>, in
+both formats (conda `depends` and wheel `Requires-Dist`). Builds are reproducible.
+"""
+import base64
+import hashlib
+import io
+import json
+import os
+import random
+import sys
+import tarfile
+import zipfile
+
+MTIME = 1_672_531_200  # 2023-01-01
+TIMESTAMP_MS = 1_700_000_000_000
+BUILD = "pyhd8ed1ab_0"
+
+
+def name(i):
+    return f"pkg{i:03d}"
+
+
+def deps(i):
+    return [name(i // 2)] if i > 0 and i % 3 == 0 else []
+
+
+def module_files(i):
+    n = name(i)
+    init = (
+        f'"""{n}: envmod benchmark package."""\n'
+        f"from .core import answer\n\nNAME = '{n}'\nVERSION = '1.0'\n"
+    )
+    imports = "".join(f"import {d}  # noqa: F401\n" for d in deps(i))
+    core = f"{imports}\n\ndef answer():\n    return {i}\n"
+    return {f"{n}/__init__.py": init.encode(), f"{n}/core.py": core.encode()}
+
+
+def metadata(i, requires_prefix):
+    n = name(i)
+    lines = ["Metadata-Version: 2.1", f"Name: {n}", "Version: 1.0",
+             f"Summary: envmod benchmark package {n}", "Requires-Python: >=3.8"]
+    lines += [f"{requires_prefix}{d} >=1" for d in deps(i)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def add(tar, path, data, mode=0o644):
+    info = tarfile.TarInfo(path)
+    info.size = len(data)
+    info.mtime = MTIME
+    info.mode = mode
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def conda_package(i, out_dir):
+    n = name(i)
+    files = {f"site-packages/{p}": d for p, d in module_files(i).items()}
+    dist = f"site-packages/{n}-1.0.dist-info"
+    files[f"{dist}/METADATA"] = metadata(i, "Requires-Dist: ")
+    files[f"{dist}/INSTALLER"] = b"conda\n"
+    paths = [
+        {"_path": p, "path_type": "hardlink", "sha256": hashlib.sha256(d).hexdigest(),
+         "size_in_bytes": len(d)}
+        for p, d in sorted(files.items())
+    ]
+    index = {
+        "name": n, "version": "1.0", "build": BUILD, "build_number": 0,
+        "depends": ["python >=3.8"] + [f"{d} >=1" for d in deps(i)],
+        "license": "BSD-3-Clause", "noarch": "python", "subdir": "noarch",
+        "timestamp": TIMESTAMP_MS,
+    }
+    info = {
+        "info/index.json": index,
+        "info/paths.json": {"paths": paths, "paths_version": 1},
+        "info/link.json": {"noarch": {"type": "python"}, "package_metadata_version": 1},
+        "info/about.json": {"summary": f"{n} (envmod benchmark package)"},
+    }
+    path = os.path.join(out_dir, f"{n}-1.0-{BUILD}.tar.bz2")
+    with tarfile.open(path, "w:bz2", format=tarfile.PAX_FORMAT) as tar:
+        for p, value in info.items():
+            add(tar, p, json.dumps(value, indent=2, sort_keys=True).encode())
+        add(tar, "info/files", "".join(p + "\n" for p in sorted(files)).encode())
+        for p, d in sorted(files.items()):
+            add(tar, p, d)
+
+
+def wheel(i, out_dir):
+    n = name(i)
+    dist = f"{n}-1.0.dist-info"
+    files = dict(module_files(i))
+    files[f"{dist}/METADATA"] = metadata(i, "Requires-Dist: ")
+    files[f"{dist}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: envmod-bench\n"
+                              b"Root-Is-Purelib: true\nTag: py3-none-any\n")
+    record = ""
+    for p, d in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+        record += f"{p},sha256={digest},{len(d)}\n"
+    record += f"{dist}/RECORD,,\n"
+    files[f"{dist}/RECORD"] = record.encode()
+    path = os.path.join(out_dir, f"{n}-1.0-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p, d in files.items():
+            zi = zipfile.ZipInfo(p, date_time=(2023, 1, 1, 0, 0, 0))
+            zi.external_attr = 0o644 << 16
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zi, d)
+
+
+def big(out, names, nver):
+    """Fake linux-64 records only: the solver sees them, nothing can be downloaded."""
+    random.seed(1)
+    os.makedirs(f"{out}/linux-64", exist_ok=True)
+    os.makedirs(f"{out}/noarch", exist_ok=True)
+    pk = {}
+    for i in range(names):
+        for v in range(nver):
+            for b in range(2):
+                depends = ["__glibc >=2.17"]
+                if i > 10:
+                    for j in random.sample(range(i), 3):
+                        depends.append(f"pkg{j} >=1.{random.randint(0, nver // 2)}")
+                fn = f"pkg{i}-1.{v}-h{b}_0.conda"
+                pk[fn] = {"name": f"pkg{i}", "version": f"1.{v}", "build": f"h{b}_0",
+                          "build_number": b, "depends": depends, "subdir": "linux-64",
+                          "md5": "0" * 32, "sha256": "0" * 64, "size": 1000,
+                          "timestamp": TIMESTAMP_MS}
+    with open(f"{out}/linux-64/repodata.json", "w") as f:
+        json.dump({"info": {"subdir": "linux-64"}, "packages": {}, "packages.conda": pk,
+                   "repodata_version": 1}, f)
+    with open(f"{out}/noarch/repodata.json", "w") as f:
+        json.dump({"info": {"subdir": "noarch"}, "packages": {}, "packages.conda": {},
+                   "repodata_version": 1}, f)
+    size = os.path.getsize(f"{out}/linux-64/repodata.json")
+    print(f"{len(pk)} records, linux-64/repodata.json {size // 1024} KiB")
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.exit(__doc__)
+    kind, out = argv[1], argv[2]
+    if kind == "channel":
+        os.makedirs(f"{out}/noarch", exist_ok=True)
+        os.makedirs(f"{out}/linux-64", exist_ok=True)
+        for i in range(int(argv[3])):
+            conda_package(i, f"{out}/noarch")
+    elif kind == "wheels":
+        os.makedirs(out, exist_ok=True)
+        for i in range(int(argv[3])):
+            wheel(i, out)
+    elif kind == "big":
+        big(out, int(argv[3]), int(argv[4]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
