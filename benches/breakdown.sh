@@ -8,7 +8,7 @@
 #     directory removed before each run, so it asks the interpreter) and with the cache kept
 #   - the same with --site-python pointing at a stub that prints the real probe's answer, so
 #     no interpreter starts: what is left is envmod's own work (files, modulefile, fsyncs)
-#   - the probe envmod runs (read from src/site/python.rs), alone
+#   - the probe envmod runs (recorded by the stub the first time), alone
 #   - bare interpreter start-up: `python -I -c pass`, `python -I -S -c pass`, `import json`
 # BENCH_ENVMOD=PATH times that binary instead of a release build of this tree.
 # Reports medians; exits 0 whatever the figures are.
@@ -35,15 +35,6 @@ else
 fi
 [[ -x $ENVMOD ]] || die "no envmod binary at $ENVMOD"
 
-# The probe exactly as envmod sends it.
-PROBE=$(python3 -c '
-import re, sys
-m = re.search(r"const PROBE: &str = r#\"(.*?)\"#;", open(sys.argv[1]).read(), re.S)
-print(m.group(1).strip("\n") if m else "")
-' src/site/python.rs)
-[[ -n $PROBE ]] || die "could not find the PROBE constant in src/site/python.rs"
-[[ $PROBE != *"'"* ]] || die "the probe contains a single quote; this script cannot pass it to hyperfine"
-
 T=$(mktemp -d "${TMPDIR:-/tmp}/envmod-breakdown.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
@@ -56,9 +47,28 @@ export ENVMOD_SITE_CONFIG=$T/none.yaml ENVMOD_MODULE_ROOT=$T/modules ENVMOD_ENVS
 # keeps what it learnt about interpreters.
 NOCACHE="$T/xdg-cache/envmod $T/home/.cache/envmod"
 
-answer=$("$PY" -I -c "$PROBE") || die "the probe failed on $PY"
-printf '#!/bin/sh\ncat <<"EOF"\n%s\nEOF\n' "$answer" >"$T/stub-python"
+# A stub interpreter: the first time, it runs the real one with the arguments envmod gives
+# (recording them and the answer); after that it only prints the recorded answer.
+cat >"$T/stub-python" <<EOF
+#!/bin/sh
+if [ -f "$T/answer" ]; then exec cat "$T/answer"; fi
+printf '%s\\0' "\$@" >"$T/probe-args"
+"$PY" "\$@" >"$T/answer.tmp" || exit \$?
+mv "$T/answer.tmp" "$T/answer"
+exec cat "$T/answer"
+EOF
 chmod +x "$T/stub-python"
+"$ENVMOD" create -q -p "$T/p/first" --site-python "$T/stub-python" --module-system none >&2 \
+    || die "envmod create failed with the stub interpreter"
+[[ -s $T/answer && -f $T/probe-args ]] || die "envmod did not run the interpreter (was a cache used?)"
+rm -rf "$T/p/first" "$T/xdg-cache/envmod" "$T/home/.cache/envmod"
+# The probe exactly as envmod sends it, quoted for hyperfine.
+mapfile -d '' probe_args <"$T/probe-args"
+PROBE_CMD=$PY
+for a in "${probe_args[@]}"; do
+    [[ $a != *"'"* ]] || die "envmod's probe contains a single quote; cannot pass it to hyperfine"
+    PROBE_CMD+=" '$a'"
+done
 
 mkdir -p "$RESULTS"
 JSON=$RESULTS/breakdown-latest.json
@@ -72,7 +82,7 @@ hyperfine --shell=none --warmup "$WARMUP" --runs "$RUNS" --export-json "$JSON" -
     -n "envmod create (none), stub interpreter" -p "rm -rf $T/p/stubnone $NOCACHE" \
     "$ENVMOD create -p $T/p/stubnone --site-python $T/stub-python --module-system none" \
     -n "stub interpreter alone" -p "true" "$T/stub-python" \
-    -n "envmod's probe alone" -p "true" "$PY -I -c '$PROBE'" \
+    -n "envmod's probe alone" -p "true" "$PROBE_CMD" \
     -n "python -I -c 'import json'" -p "true" "$PY -I -c 'import json'" \
     -n "python -I -c pass" -p "true" "$PY -I -c pass" \
     -n "python -I -S -c pass" -p "true" "$PY -I -S -c pass" \

@@ -798,3 +798,33 @@ fn virtual_packages_are_detected_and_conda_override_is_honoured() {
         .output()
         .unwrap());
 }
+
+#[test]
+fn progress_bars_on_a_terminal() {
+    let t = world();
+    let envmod = assert_cmd::cargo::cargo_bin("envmod");
+    // `script` gives envmod a pseudo-terminal, as an interactive shell would.
+    let cmd = format!(
+        "{} create -n tty alpha beta",
+        sh(&envmod.display().to_string())
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .envs(t.vars())
+        .env("TERM", "xterm-256color")
+        .current_dir(t.path())
+        .output()
+        .expect("script(1) from util-linux");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains('\u{1b}'), "no terminal drawing:\n{text:?}");
+    assert!(
+        !text.lines().any(|l| l.trim() == "+ alpha 2.0"),
+        "plain lines on a terminal:\n{text}"
+    );
+    assert!(
+        text.contains("module load tty/py3.11") || text.contains("envmod install -n tty"),
+        "{text}"
+    );
+    assert!(site_packages(&t, "tty").join("beta/__init__.py").is_file());
+}
