@@ -67,7 +67,9 @@ for v in RUNS BIG_RUNS; do
     fi
 done
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number (got '$WARMUP')"
-[[ $NPKGS =~ ^[0-9]+$ ]] && ((NPKGS >= 1 && NPKGS <= 1000)) || die "BENCH_PKGS must be 1..1000"
+if ! [[ $NPKGS =~ ^[0-9]+$ ]] || ((NPKGS < 1 || NPKGS > 1000)); then
+    die "BENCH_PKGS must be a number from 1 to 1000 (got '$NPKGS')"
+fi
 [[ -x $PY ]] || die "site Python $PY not found or not executable (set BENCH_PYTHON=...)"
 command -v python3 >/dev/null || die "python3 is needed to build the packages and read the results"
 
@@ -230,6 +232,8 @@ hyperfine --shell=none --warmup 1 --runs "$BIG_RUNS" --export-json "$OUT/big.jso
 
 step "measuring peak RSS and in-process timings: $BIG_RUNS runs each"
 : >"$OUT/big-runs.txt"
+# BIG_SPECS and BR_CMD are word lists on purpose (no spaces in $T, checked above).
+# shellcheck disable=SC2086
 for ((i = 0; i < BIG_RUNS; i++)); do
     rm -rf "$T/envs/big"
     "$GNU_TIME" -v -o "$T/time.txt" "$ENVMOD" -v create -p "$T/envs/big" -c "$T/big" \

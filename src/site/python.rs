@@ -21,8 +21,18 @@ e = getattr(sys, "_base_executable", None) or sys.executable
 print(os.path.realpath(e))
 print("%d.%d.%d" % sys.version_info[:3])
 print(sys.implementation.name)
-print(int(any(os.path.isfile(os.path.join(p, "pip", "__init__.py")) for p in sys.path if p)))
+for p in sys.path:
+    print(p)
 "#;
+
+/// Whether `pip` is importable from these `sys.path` entries. Checked on every create, even
+/// with a cached probe, because pip can be installed later without the interpreter changing.
+fn has_pip(sys_path: &[PathBuf]) -> bool {
+    sys_path
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .any(|p| p.join("pip/__init__.py").is_file())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SitePython {
@@ -65,6 +75,11 @@ pub fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
 
 /// Run the interpreter once and read its facts.
 pub fn inspect(interpreter: &Path) -> Result<SitePython> {
+    inspect_with_path(interpreter).map(|(python, _)| python)
+}
+
+/// The interpreter's facts and its `sys.path`.
+fn inspect_with_path(interpreter: &Path) -> Result<(SitePython, Vec<PathBuf>)> {
     // -I keeps PYTHONPATH, PYTHONHOME and the user site out of the answer, so we learn about
     // the interpreter itself and not whatever the current shell stacked on it.
     let out = Command::new(interpreter)
@@ -91,9 +106,10 @@ pub fn inspect(interpreter: &Path) -> Result<SitePython> {
     };
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    let [executable, version, implementation, pip] = lines[..] else {
+    let [executable, version, implementation, ref sys_path @ ..] = lines[..] else {
         return Err(not_python());
     };
+    let sys_path: Vec<PathBuf> = sys_path.iter().map(PathBuf::from).collect();
     let parts: Vec<u32> = version
         .split('.')
         .map(str::parse)
@@ -110,13 +126,14 @@ pub fn inspect(interpreter: &Path) -> Result<SitePython> {
         .with_hint("pass --site-python PATH to a Python 3 interpreter")
         .into());
     }
-    Ok(SitePython {
+    let python = SitePython {
         executable: PathBuf::from(executable),
         version: version.to_string(),
         major,
         minor,
-        pip: pip == "1",
-    })
+        pip: has_pip(&sys_path),
+    };
+    Ok((python, sys_path))
 }
 
 /// `inspect`, remembered per interpreter binary: the facts of a binary cannot change
@@ -133,12 +150,16 @@ pub fn inspect_cached(interpreter: &Path, cache_dir: &Path) -> Result<SitePython
         .and_then(|b| serde_json::from_slice::<CachedProbe>(&b).ok())
         && hit.interpreter == interpreter
     {
-        return Ok(hit.python);
+        return Ok(SitePython {
+            pip: has_pip(&hit.sys_path),
+            ..hit.python
+        });
     }
-    let python = inspect(interpreter)?;
+    let (python, sys_path) = inspect_with_path(interpreter)?;
     let entry = CachedProbe {
         interpreter: interpreter.to_path_buf(),
         python: python.clone(),
+        sys_path,
     };
     // A cache that cannot be written only costs speed.
     if std::fs::create_dir_all(cache_dir).is_ok()
@@ -153,6 +174,7 @@ pub fn inspect_cached(interpreter: &Path, cache_dir: &Path) -> Result<SitePython
 struct CachedProbe {
     interpreter: PathBuf,
     python: SitePython,
+    sys_path: Vec<PathBuf>,
 }
 
 fn cache_key(interpreter: &Path) -> Option<u64> {
@@ -184,4 +206,62 @@ fn cache_key(interpreter: &Path) -> Option<u64> {
     )
         .hash(&mut h);
     Some(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL: &str = "/usr/bin/python3.11";
+
+    #[test]
+    fn probe_reads_a_real_interpreter() {
+        let py = inspect(Path::new(REAL))
+            .expect("Debian's python3.11 is installed by tests/provision.sh");
+        assert_eq!((py.major, py.minor), (3, 11));
+        assert!(py.version.starts_with("3.11."));
+        assert_eq!(py.executable, std::fs::canonicalize(REAL).unwrap());
+    }
+
+    #[test]
+    fn cached_probe_answers_without_the_interpreter_and_rechecks_pip() {
+        let cache = tempfile::tempdir().unwrap();
+        let site = tempfile::tempdir().unwrap();
+        let interpreter = Path::new(REAL);
+        let key = cache_key(interpreter).expect("a real binary has a cache key");
+        let planted = CachedProbe {
+            interpreter: interpreter.to_path_buf(),
+            python: SitePython {
+                executable: PathBuf::from("/planted/python3.11"),
+                version: "3.11.99".into(),
+                major: 3,
+                minor: 11,
+                pip: true,
+            },
+            sys_path: vec![site.path().to_path_buf()],
+        };
+        std::fs::write(
+            cache.path().join(format!("{key:016x}.json")),
+            serde_json::to_vec(&planted).unwrap(),
+        )
+        .unwrap();
+
+        let hit = inspect_cached(interpreter, cache.path()).unwrap();
+        assert_eq!(hit.version, "3.11.99", "the cache was not used");
+        assert!(
+            !hit.pip,
+            "pip must be checked on disk, not taken from the cache"
+        );
+        std::fs::create_dir_all(site.path().join("pip")).unwrap();
+        std::fs::write(site.path().join("pip/__init__.py"), "").unwrap();
+        assert!(inspect_cached(interpreter, cache.path()).unwrap().pip);
+    }
+
+    #[test]
+    fn scripts_are_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let shim = dir.path().join("python3");
+        std::fs::write(&shim, "#!/bin/sh\nexec /usr/bin/python3.11 \"$@\"\n").unwrap();
+        assert_eq!(cache_key(&shim), None);
+    }
 }
