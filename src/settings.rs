@@ -53,6 +53,14 @@ impl Environ {
         self
     }
 
+    /// An XDG base directory: the variable when set, else its default under HOME.
+    pub fn xdg_dir(&self, var: &str, default_under_home: &str) -> PathBuf {
+        self.get(var)
+            .map(PathBuf::from)
+            .or_else(|| self.home().map(|h| h.join(default_under_home)))
+            .unwrap_or_else(|| PathBuf::from(default_under_home))
+    }
+
     pub fn home(&self) -> Option<PathBuf> {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
     }
@@ -246,22 +254,13 @@ impl GlobalSettings {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(SITE_CONFIG_DEFAULT));
         let user_path = env
-            .get("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| env.home().map(|h| h.join(".config")))
-            .unwrap_or_else(|| PathBuf::from(".config"))
+            .xdg_dir("XDG_CONFIG_HOME", ".config")
             .join("envmod/config.yaml");
         let registry_file = env
-            .get("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .or_else(|| env.home().map(|h| h.join(".local/share")))
-            .unwrap_or_else(|| PathBuf::from(".local/share"))
+            .xdg_dir("XDG_DATA_HOME", ".local/share")
             .join("envmod/environments.txt");
         let interpreter_cache = env
-            .get("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| env.home().map(|h| h.join(".cache")))
-            .unwrap_or_else(|| PathBuf::from(".cache"))
+            .xdg_dir("XDG_CACHE_HOME", ".cache")
             .join("envmod/interpreters");
         let site = ConfigFile::load(&site_path)?;
         let user = ConfigFile::load(&user_path)?;
@@ -458,11 +457,7 @@ impl GlobalSettings {
                     )
                 }),
             };
-            let default_cache = env
-                .get("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| env.home().map(|h| h.join(".cache")))
-                .unwrap_or_else(|| PathBuf::from(".cache"));
+            let default_cache = env.xdg_dir("XDG_CACHE_HOME", ".cache");
             let mut value = Vec::new();
             for dir in &raw {
                 if source == Source::Default {

@@ -488,29 +488,19 @@ fn index_serves_a_directory_and_offline_uses_only_the_cache() {
 #[test]
 fn parallel_creates_with_packages_make_exactly_one_env() {
     let t = world();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            t.envmod()
-                .args([
-                    "create",
-                    "-n",
-                    "same",
-                    "--module-system",
-                    "lmod",
-                    "alpha",
-                    "beta",
-                    "gamma",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = t.run_at_once(
+        8,
+        &[
+            "create",
+            "-n",
+            "same",
+            "--module-system",
+            "lmod",
+            "alpha",
+            "beta",
+            "gamma",
+        ],
+    );
     assert_eq!(outputs.iter().filter(|o| o.status.success()).count(), 1);
     for o in outputs.iter().filter(|o| !o.status.success()) {
         let err = stderr(o);

@@ -595,28 +595,18 @@ fn module_command_rewrites_from_the_manifest_and_follows_site_templates() {
 #[test]
 fn parallel_creates_of_one_name_make_exactly_one_env() {
     let t = TestEnv::new();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            t.envmod()
-                .args([
-                    "create",
-                    "-n",
-                    "same",
-                    "--module-system",
-                    "lmod",
-                    "--site-python",
-                    common::MODULE_PYTHON,
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = t.run_at_once(
+        8,
+        &[
+            "create",
+            "-n",
+            "same",
+            "--module-system",
+            "lmod",
+            "--site-python",
+            common::MODULE_PYTHON,
+        ],
+    );
     let winners = outputs.iter().filter(|o| o.status.success()).count();
     assert_eq!(winners, 1, "{} creates succeeded", winners);
     for o in outputs.iter().filter(|o| !o.status.success()) {

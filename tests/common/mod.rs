@@ -155,6 +155,24 @@ impl TestEnv {
         cmd
     }
 
+    /// Start `n` copies of `envmod ARGS` together and wait for all of them.
+    pub fn run_at_once(&self, n: usize, args: &[&str]) -> Vec<Output> {
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                self.envmod()
+                    .args(args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("envmod starts")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().expect("envmod finishes"))
+            .collect()
+    }
+
     /// Run a bash script in a clean `env -i` login-less shell with `ms` initialised and the
     /// site modules on MODULEPATH. `envmod` on PATH is the binary under test.
     pub fn module_shell(&self, ms: Ms, script: &str) -> Output {
