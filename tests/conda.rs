@@ -818,3 +818,80 @@ fn progress_bars_on_a_terminal() {
     );
     assert!(site_packages(&t, "tty").join("beta/__init__.py").is_file());
 }
+
+/// Ctrl-C (SIGINT) at several moments of a real create: the staging directory is removed,
+/// and whatever is left is nothing or a whole environment.
+#[test]
+fn ctrl_c_during_create_leaves_nothing_half_made() {
+    let t = world();
+    let mut interrupted = 0;
+    for delay_ms in [5u64, 15, 30, 60, 120, 240] {
+        let child = t
+            .envmod()
+            .args([
+                "create",
+                "-n",
+                "intr",
+                "--module-system",
+                "lmod",
+                "alpha",
+                "beta",
+                "gamma",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let leftovers: Vec<String> = std::fs::read_dir(t.envs_dir())
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            !leftovers.iter().any(|n| n.contains("staging")),
+            "staging left after Ctrl-C at {delay_ms} ms: {leftovers:?}"
+        );
+        let p = prefix(&t, "intr");
+        if out.status.success() {
+            assert!(t.module_root().join("intr/py3.11.lua").is_file());
+        } else if std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc::SIGINT) {
+            // Interrupted while the process was still starting, before any work.
+            interrupted += 1;
+            assert!(!p.exists(), "env created before the handler was installed");
+            assert!(!t.module_root().join("intr/py3.11.lua").exists());
+        } else {
+            interrupted += 1;
+            assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+            assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+            if p.exists() {
+                assert!(
+                    site_packages(&t, "intr")
+                        .join("gamma/__init__.py")
+                        .is_file(),
+                    "half-made env"
+                );
+            } else {
+                assert!(
+                    !t.module_root().join("intr/py3.11.lua").exists(),
+                    "orphan modulefile"
+                );
+            }
+        }
+        if p.exists() {
+            ok(&t
+                .envmod()
+                .args(["delete", "-n", "intr", "-y"])
+                .output()
+                .unwrap());
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no create was interrupted; the delays are too long for this machine"
+    );
+}

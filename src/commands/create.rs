@@ -203,13 +203,15 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
     })?;
     failpoint::hit("create:renamed");
 
-    if let Some(info) = &manifest.module {
-        module::write(&manifest, info.system, &info.root, &renderer, &s.options)?;
-    }
+    guard.finish_with(|| match &manifest.module {
+        Some(info) => {
+            module::write(&manifest, info.system, &info.root, &renderer, &s.options).map(|_| ())
+        }
+        None => Ok(()),
+    })?;
     if target.by_prefix {
         s.registry.add(&target.prefix)?;
     }
-    guard.disarm();
 
     report(&manifest, env, printer);
     Ok(())

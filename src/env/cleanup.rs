@@ -13,8 +13,8 @@ fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Removes its directory when dropped, or when the process is interrupted, unless it was
-/// disarmed first. Created only for directories envmod itself made.
+/// Removes its directory when dropped, or when the process is interrupted, unless the work
+/// was finished with `finish_with`. Created only for directories envmod itself made.
 #[derive(Debug)]
 pub struct CleanupGuard {
     path: PathBuf,
@@ -52,10 +52,18 @@ impl CleanupGuard {
         crate::env::swap::exchange(&self.path, live)
     }
 
-    /// The work is complete: keep the directory.
-    pub fn disarm(mut self) {
-        pending().retain(|p| p != &self.path);
-        self.armed = false;
+    /// Run the last step of the work and keep the directory, with the signal handler held off
+    /// throughout: an interrupt then finds the work either undone or complete, never a
+    /// finished last step (a modulefile, say) next to a removed directory.
+    pub fn finish_with<T>(mut self, last: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut list = pending();
+        let result = last();
+        if result.is_ok() {
+            list.retain(|p| p != &self.path);
+            self.armed = false;
+        }
+        drop(list);
+        result
     }
 }
 
