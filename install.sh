@@ -36,11 +36,14 @@ command -v cargo >/dev/null 2>&1 || {
 
 echo "==> building envmod (release)"
 cargo build --release --locked
+# Honour CARGO_TARGET_DIR and cargo config, as clusters often move target/ off $HOME.
+target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+built="${target_dir:-target}/release/envmod"
 
 prefix="$(mkdir -p "$prefix" && cd "$prefix" && pwd)"
 echo "==> installing ${prefix}/bin/envmod"
 install -d "${prefix}/bin"
-install -m 0755 target/release/envmod "${prefix}/bin/envmod.new"
+install -m 0755 "$built" "${prefix}/bin/envmod.new"
 mv -f "${prefix}/bin/envmod.new" "${prefix}/bin/envmod"
 
 completions="${prefix}/share/bash-completion/completions"
