@@ -171,11 +171,10 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
     lock::clear_leftovers(&target.prefix, &target.name)?;
 
     let staging = lock::staging_dir(&target.prefix, &target.name);
-    std::fs::create_dir(&staging).map_err(|e| {
+    let mut guard = CleanupGuard::create(&staging).map_err(|e| {
         UserError::failure(format!("cannot create {}: {e}", staging.display()))
             .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
     })?;
-    let mut guard = CleanupGuard::new(&staging);
     if mode == PythonMode::Site {
         venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
     }

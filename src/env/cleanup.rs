@@ -22,12 +22,25 @@ pub struct CleanupGuard {
 }
 
 impl CleanupGuard {
+    /// Guard a directory that some later step creates (a clone, say).
     pub fn new(path: &Path) -> Self {
         pending().push(path.to_path_buf());
         Self {
             path: path.to_path_buf(),
             armed: true,
         }
+    }
+
+    /// Create the directory and guard it in one step, so an interrupt cannot arrive between
+    /// the two and leave an unguarded directory behind.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let mut list = pending();
+        std::fs::create_dir(path)?;
+        list.push(path.to_path_buf());
+        Ok(Self {
+            path: path.to_path_buf(),
+            armed: true,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -82,7 +95,33 @@ impl Drop for CleanupGuard {
 pub fn remove_pending() -> MutexGuard<'static, Vec<PathBuf>> {
     let list = pending();
     for p in list.iter() {
-        let _ = std::fs::remove_dir_all(p);
+        remove_under_writers(p);
     }
     list
+}
+
+/// Suffix of a directory being removed after an interrupt (see `remove_under_writers`).
+pub const REMOVING_SUFFIX: &str = ".envmod-removing";
+
+/// Remove `dir` while other threads may still be writing into it: an install links files in
+/// parallel and creates parent directories as it goes, so a plain `remove_dir_all` can fail
+/// with "directory not empty" or race with a writer that recreates a subdirectory. The
+/// directory is first renamed aside, so later writes no longer resolve into it; the aside
+/// copy is then removed (retrying while in-flight writes land), and the whole step is repeated
+/// while the original path keeps reappearing.
+fn remove_under_writers(dir: &Path) {
+    let Some(file_name) = dir.file_name() else {
+        return;
+    };
+    let aside = dir.with_file_name(format!("{}{REMOVING_SUFFIX}", file_name.to_string_lossy()));
+    for _ in 0..20 {
+        if dir.symlink_metadata().is_err() && aside.symlink_metadata().is_err() {
+            return;
+        }
+        if dir.symlink_metadata().is_ok() && std::fs::rename(dir, &aside).is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let _ = std::fs::remove_dir_all(&aside);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
 }

@@ -90,7 +90,17 @@ pub fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
                 .with_context(|| format!("failed to remove leftover {}", aside.display()))?;
         }
     }
-    for dir in [staging_dir(prefix, name), trash_dir(prefix, name)] {
+    let removing = |dir: PathBuf| {
+        let mut name = dir.into_os_string();
+        name.push(crate::env::cleanup::REMOVING_SUFFIX);
+        PathBuf::from(name)
+    };
+    for dir in [
+        staging_dir(prefix, name),
+        trash_dir(prefix, name),
+        removing(staging_dir(prefix, name)),
+        removing(trash_dir(prefix, name)),
+    ] {
         if dir.symlink_metadata().is_ok() {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("failed to remove leftover {}", dir.display()))?;
