@@ -68,11 +68,26 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
     if target.prefix.symlink_metadata().is_ok() {
         return Err(already_exists(target));
     }
-    let mut specs = conda::solve::parse_specs(&s.specs)?;
-    let site_python = match &s.conda_python {
+    // The site Python is started first and asked for its facts while envmod does the work
+    // that does not depend on them.
+    let probe = match &s.conda_python {
         None => {
             let interpreter = python::locate(s.python.as_deref(), env)?;
-            let found = python::inspect_cached(&interpreter, &s.interpreter_cache)?;
+            let probe = python::Probe::start(&interpreter, Some(&s.interpreter_cache))?;
+            Some((interpreter, probe))
+        }
+        Some(_) => None,
+    };
+    let mut specs = conda::solve::parse_specs(&s.specs)?;
+    if let Some(version) = &s.conda_python {
+        specs.push(conda::solve::parse_specs(&[format!("python {version}.*")])?.remove(0));
+    }
+    let (recorded, skipped) = modules::capture(env, &s.ignore_modules);
+    // Compiled before touching the disk: a broken site template must not cost an env.
+    let renderer = Renderer::new(s.templates_dir.as_deref())?;
+    let site_python = match probe {
+        Some((interpreter, probe)) => {
+            let found = probe.wait()?;
             printer.detail(format!(
                 "site Python {} ({}) found via {}",
                 found.version,
@@ -81,13 +96,9 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
             ));
             Some(found)
         }
-        Some(version) => {
-            specs.push(conda::solve::parse_specs(&[format!("python {version}.*")])?.remove(0));
-            None
-        }
+        None => None,
     };
 
-    let (recorded, skipped) = modules::capture(env, &s.ignore_modules);
     for skip in &skipped {
         match skip {
             Skipped::Sticky(m) => printer.detail(format!("not recording sticky module {m}")),
@@ -144,8 +155,7 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
         by_prefix: target.by_prefix,
     };
 
-    // Render before touching the disk: a broken site template must not cost an env.
-    let renderer = Renderer::new(s.templates_dir.as_deref())?;
+    // Render before touching the disk: a template that fails on this env must not cost it.
     if let Some(system) = s.module_system {
         module::render(
             &manifest,

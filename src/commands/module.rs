@@ -99,15 +99,21 @@ pub fn write(
 
 /// Read the installed environment for what the modulefile advertises and sets.
 pub fn prefix_facts(manifest: &Manifest) -> Result<PrefixFacts> {
-    let records = rattler_conda_types::PrefixRecord::collect_from_prefix::<
-        rattler_conda_types::PrefixRecord,
-    >(&manifest.prefix)
-    .with_context(|| {
-        format!(
-            "failed to read {}",
-            manifest.prefix.join("conda-meta").display()
+    // Only requested packages become extensions, so an env without specs (the first-day
+    // create) skips reading conda-meta, and the thread pool that reading starts.
+    let records = if manifest.specs.is_empty() {
+        Vec::new()
+    } else {
+        rattler_conda_types::PrefixRecord::collect_from_prefix::<rattler_conda_types::PrefixRecord>(
+            &manifest.prefix,
         )
-    })?;
+        .with_context(|| {
+            format!(
+                "failed to read {}",
+                manifest.prefix.join("conda-meta").display()
+            )
+        })?
+    };
     let mut extensions = Vec::new();
     for spec in &manifest.specs {
         let name = spec_name_of(spec);

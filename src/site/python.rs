@@ -4,7 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
 use anyhow::{Context, Result};
@@ -14,16 +14,51 @@ use crate::{error::UserError, settings::Environ};
 
 /// Ask the interpreter about itself, one fact a line. `_base_executable` sees through a venv,
 /// so an env created while another env is active still sits on the real site Python. The
-/// script imports nothing beyond what the interpreter has loaded at start-up: `json` and
-/// `importlib.util` would double the cost of the probe.
+/// interpreter runs with `-I -S`: `site` (which reads every `.pth` file of a large site
+/// installation) is not run, and the script imports nothing beyond what the interpreter has
+/// loaded at start-up. The site-packages directories are derived from `base_prefix` instead
+/// (see `library_dirs`).
 const PROBE: &str = r#"import sys, os
 e = getattr(sys, "_base_executable", None) or sys.executable
 print(os.path.realpath(e))
 print("%d.%d.%d" % sys.version_info[:3])
 print(sys.implementation.name)
+print(sys.base_prefix)
+print(getattr(sys, "platlibdir", "lib"))
 for p in sys.path:
     print(p)
 "#;
+
+/// Where packages of this interpreter can live: its start-up `sys.path` (the standard
+/// library) and the site-packages directories `site` would add, for upstream builds,
+/// Debian's `dist-packages` layout, free-threaded builds and PyPy.
+fn library_dirs(
+    base_prefix: &Path,
+    platlibdir: &str,
+    implementation: &str,
+    (major, minor): (u32, u32),
+    sys_path: Vec<PathBuf>,
+) -> Vec<PathBuf> {
+    let mut dirs = sys_path;
+    let lib = |rest: String| base_prefix.join(rest);
+    for name in [
+        format!("python{major}.{minor}"),
+        format!("python{major}.{minor}t"),
+    ] {
+        for libdir in [platlibdir, "lib"] {
+            dirs.push(lib(format!("{libdir}/{name}/site-packages")));
+        }
+        dirs.push(lib(format!("local/lib/{name}/dist-packages")));
+        dirs.push(lib(format!("lib/{name}/dist-packages")));
+    }
+    dirs.push(lib(format!("lib/python{major}/dist-packages")));
+    if implementation == "pypy" {
+        dirs.push(lib(format!("lib/pypy{major}.{minor}/site-packages")));
+        dirs.push(lib("site-packages".to_string()));
+    }
+    dirs.dedup();
+    dirs
+}
 
 /// Whether `pip` is importable from these `sys.path` entries. Checked on every create, even
 /// with a cached probe, because pip can be installed later without the interpreter changing.
@@ -75,17 +110,106 @@ pub fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
 
 /// Run the interpreter once and read its facts.
 pub fn inspect(interpreter: &Path) -> Result<SitePython> {
-    inspect_with_path(interpreter).map(|(python, _)| python)
+    Probe::start(interpreter, None)?.wait()
 }
 
-/// The interpreter's facts and its `sys.path`.
-fn inspect_with_path(interpreter: &Path) -> Result<(SitePython, Vec<PathBuf>)> {
-    // -I keeps PYTHONPATH, PYTHONHOME and the user site out of the answer, so we learn about
-    // the interpreter itself and not whatever the current shell stacked on it.
-    let out = Command::new(interpreter)
-        .args(["-I", "-c", PROBE])
-        .output()
-        .with_context(|| format!("failed to run site Python {}", interpreter.display()))?;
+/// `inspect`, remembered per interpreter binary: the facts of a binary cannot change
+/// without its size, mtime or inode changing, so a second create skips the interpreter
+/// start entirely (uv does the same). Scripts (pyenv shims, module wrappers) may run a
+/// different interpreter each time and are never cached.
+pub fn inspect_cached(interpreter: &Path, cache_dir: &Path) -> Result<SitePython> {
+    Probe::start(interpreter, Some(cache_dir))?.wait()
+}
+
+/// The facts of an interpreter, being learnt: either already known from the cache, or an
+/// interpreter started and not yet waited for, so the caller can do other work while it runs.
+pub struct Probe {
+    interpreter: PathBuf,
+    state: ProbeState,
+}
+
+enum ProbeState {
+    Known(SitePython),
+    Running {
+        child: std::process::Child,
+        /// Where to remember the answer, for a binary that can be cached.
+        cache_file: Option<PathBuf>,
+    },
+}
+
+impl Probe {
+    /// Look in the cache (when given one), or start the interpreter.
+    pub fn start(interpreter: &Path, cache_dir: Option<&Path>) -> Result<Self> {
+        let cache_file = cache_dir
+            .zip(cache_key(interpreter))
+            .map(|(dir, key)| dir.join(format!("{key:016x}.json")));
+        if let Some(file) = &cache_file
+            && let Some(hit) = std::fs::read(file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<CachedProbe>(&b).ok())
+            && hit.interpreter == interpreter
+        {
+            let python = SitePython {
+                pip: has_pip(&hit.sys_path),
+                ..hit.python
+            };
+            return Ok(Self {
+                interpreter: interpreter.to_path_buf(),
+                state: ProbeState::Known(python),
+            });
+        }
+        // -I keeps PYTHONPATH, PYTHONHOME and the user site out of the answer, so we learn
+        // about the interpreter itself and not whatever the current shell stacked on it.
+        let child = Command::new(interpreter)
+            .args(["-I", "-S", "-c", PROBE])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("failed to run site Python {}", interpreter.display()))?;
+        Ok(Self {
+            interpreter: interpreter.to_path_buf(),
+            state: ProbeState::Running { child, cache_file },
+        })
+    }
+
+    /// The interpreter's facts, waiting for it if it is still running.
+    pub fn wait(self) -> Result<SitePython> {
+        let (child, cache_file) = match self.state {
+            ProbeState::Known(python) => return Ok(python),
+            ProbeState::Running { child, cache_file } => (child, cache_file),
+        };
+        let out = child
+            .wait_with_output()
+            .with_context(|| format!("failed to run site Python {}", self.interpreter.display()))?;
+        let (python, sys_path) = parse_probe(&self.interpreter, &out)?;
+        if let Some(file) = cache_file {
+            remember(&self.interpreter, &file, &python, sys_path);
+        }
+        Ok(python)
+    }
+}
+
+/// Write a probe's answer to the cache. A cache that cannot be written only costs speed.
+fn remember(interpreter: &Path, file: &Path, python: &SitePython, sys_path: Vec<PathBuf>) {
+    let entry = CachedProbe {
+        interpreter: interpreter.to_path_buf(),
+        python: python.clone(),
+        sys_path,
+    };
+    if let Some(dir) = file.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+        && let Ok(json) = serde_json::to_vec(&entry)
+    {
+        let _ = crate::env::lock::write_atomic(file, &json);
+    }
+}
+
+/// The interpreter's facts and the directories its packages can live in.
+fn parse_probe(
+    interpreter: &Path,
+    out: &std::process::Output,
+) -> Result<(SitePython, Vec<PathBuf>)> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(UserError::failure(format!(
@@ -106,10 +230,17 @@ fn inspect_with_path(interpreter: &Path) -> Result<(SitePython, Vec<PathBuf>)> {
     };
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    let [executable, version, implementation, ref sys_path @ ..] = lines[..] else {
+    let [
+        executable,
+        version,
+        implementation,
+        base_prefix,
+        platlibdir,
+        ref sys_path @ ..,
+    ] = lines[..]
+    else {
         return Err(not_python());
     };
-    let sys_path: Vec<PathBuf> = sys_path.iter().map(PathBuf::from).collect();
     let parts: Vec<u32> = version
         .split('.')
         .map(str::parse)
@@ -126,54 +257,29 @@ fn inspect_with_path(interpreter: &Path) -> Result<(SitePython, Vec<PathBuf>)> {
         .with_hint("pass --site-python PATH to a Python 3 interpreter")
         .into());
     }
+    let dirs = library_dirs(
+        Path::new(base_prefix),
+        platlibdir,
+        implementation,
+        (major, minor),
+        sys_path.iter().map(PathBuf::from).collect(),
+    );
     let python = SitePython {
         executable: PathBuf::from(executable),
         version: version.to_string(),
         major,
         minor,
-        pip: has_pip(&sys_path),
+        pip: has_pip(&dirs),
     };
-    Ok((python, sys_path))
-}
-
-/// `inspect`, remembered per interpreter binary: the facts of a binary cannot change
-/// without its size, mtime or inode changing, so a second create skips the interpreter
-/// start entirely (uv does the same). Scripts (pyenv shims, module wrappers) may run a
-/// different interpreter each time and are never cached.
-pub fn inspect_cached(interpreter: &Path, cache_dir: &Path) -> Result<SitePython> {
-    let Some(key) = cache_key(interpreter) else {
-        return inspect(interpreter);
-    };
-    let file = cache_dir.join(format!("{key:016x}.json"));
-    if let Some(hit) = std::fs::read(&file)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<CachedProbe>(&b).ok())
-        && hit.interpreter == interpreter
-    {
-        return Ok(SitePython {
-            pip: has_pip(&hit.sys_path),
-            ..hit.python
-        });
-    }
-    let (python, sys_path) = inspect_with_path(interpreter)?;
-    let entry = CachedProbe {
-        interpreter: interpreter.to_path_buf(),
-        python: python.clone(),
-        sys_path,
-    };
-    // A cache that cannot be written only costs speed.
-    if std::fs::create_dir_all(cache_dir).is_ok()
-        && let Ok(json) = serde_json::to_vec(&entry)
-    {
-        let _ = crate::env::lock::write_atomic(&file, &json);
-    }
-    Ok(python)
+    Ok((python, dirs))
 }
 
 #[derive(Serialize, Deserialize)]
 struct CachedProbe {
     interpreter: PathBuf,
     python: SitePython,
+    /// The directories packages can live in (`library_dirs`), searched again for pip on
+    /// every use.
     sys_path: Vec<PathBuf>,
 }
 
@@ -255,6 +361,49 @@ mod tests {
         std::fs::create_dir_all(site.path().join("pip")).unwrap();
         std::fs::write(site.path().join("pip/__init__.py"), "").unwrap();
         assert!(inspect_cached(interpreter, cache.path()).unwrap().pip);
+    }
+
+    #[test]
+    fn pip_is_found_exactly_when_the_interpreter_can_import_it() {
+        let interpreters = ["/usr/bin/python3.11", "/usr/bin/python3"]
+            .into_iter()
+            .map(PathBuf::from)
+            .chain(which::which_all("python3").into_iter().flatten())
+            .filter(|p| p.is_file());
+        for py in interpreters {
+            let imports = Command::new(&py)
+                .args(["-I", "-c", "import pip"])
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success();
+            assert_eq!(inspect(&py).unwrap().pip, imports, "{}", py.display());
+        }
+    }
+
+    #[test]
+    fn site_packages_layouts_are_searched() {
+        let base = tempfile::tempdir().unwrap();
+        let dirs = |platlibdir: &str, implementation: &str, version: (u32, u32)| {
+            library_dirs(base.path(), platlibdir, implementation, version, Vec::new())
+        };
+        let with_pip = |rel: &str| {
+            let d = base.path().join(rel);
+            std::fs::create_dir_all(d.join("pip")).unwrap();
+            std::fs::write(d.join("pip/__init__.py"), "").unwrap();
+            d
+        };
+        assert!(!has_pip(&dirs("lib", "cpython", (3, 12))));
+        let upstream = with_pip("lib64/python3.12/site-packages");
+        assert!(has_pip(&dirs("lib64", "cpython", (3, 12))));
+        assert!(!has_pip(&dirs("lib", "cpython", (3, 12))));
+        assert!(!has_pip(&dirs("lib64", "cpython", (3, 11))));
+        std::fs::remove_dir_all(upstream).unwrap();
+        with_pip("lib/python3/dist-packages");
+        assert!(has_pip(&dirs("lib", "cpython", (3, 11))));
+        assert!(!has_pip(&dirs("lib", "cpython", (4, 0))));
+        with_pip("lib/pypy3.10/site-packages");
+        assert!(has_pip(&dirs("lib", "pypy", (3, 10))));
     }
 
     #[test]
