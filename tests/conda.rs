@@ -895,3 +895,55 @@ fn ctrl_c_during_create_leaves_nothing_half_made() {
         "no create was interrupted; the delays are too long for this machine"
     );
 }
+
+/// Package records follow the umask like every other file envmod writes, so a group can
+/// share an environment (umask 002) and students can read a course environment (022).
+#[test]
+fn package_records_follow_the_umask() {
+    use std::os::unix::{fs::PermissionsExt, process::CommandExt};
+    let t = world();
+    let run = |umask: libc::mode_t, args: &[&str]| {
+        let mut cmd = t.envmod();
+        cmd.args(args);
+        // SAFETY: umask is async-signal-safe and only changes the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::umask(umask);
+                Ok(())
+            });
+        }
+        ok(&cmd.args(["-q"]).output().unwrap());
+    };
+    let modes = |name: &str| -> Vec<(String, u32)> {
+        conda_meta(&t, name)
+            .into_iter()
+            .map(|f| {
+                let m = std::fs::metadata(prefix(&t, name).join("conda-meta").join(&f))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777;
+                (f, m)
+            })
+            .collect()
+    };
+    for (umask, want, name) in [
+        (0o002, 0o664, "lab"),
+        (0o022, 0o644, "course"),
+        (0o077, 0o600, "own"),
+    ] {
+        run(
+            umask,
+            &["create", "-n", name, "--module-system", "none", "alpha<2"],
+        );
+        run(umask, &["install", "-n", name, "beta"]);
+        let got = modes(name);
+        assert_eq!(got.len(), 2, "{got:?}");
+        for (file, mode) in got {
+            assert_eq!(
+                mode, want,
+                "{name}: conda-meta/{file} is {mode:o} under umask {umask:03o}"
+            );
+        }
+    }
+}

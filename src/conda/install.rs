@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rattler::install::{IndicatifReporter, Installer, Reporter, Transaction};
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
 
@@ -99,7 +99,30 @@ pub async fn install(
     }
     // rattler marks new prefixes as caches; backup tools would then skip the environment.
     let _ = std::fs::remove_file(req.dir.join("CACHEDIR.TAG"));
+    share_package_records(&req.dir.join("conda-meta"))?;
     Ok(changes)
+}
+
+/// rattler writes each `conda-meta/*.json` through a temporary file, which leaves it readable
+/// by its owner only, whatever the umask. Give the records the mode every other file envmod
+/// writes gets (0666 less the umask), read from the `conda-meta` directory itself, which was
+/// created under the same umask: a group that shares an environment can then read and change
+/// it, and a course environment's package list is readable by its students.
+fn share_package_records(conda_meta: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(dir) = std::fs::metadata(conda_meta) else {
+        return Ok(());
+    };
+    let mode = dir.permissions().mode() & 0o666;
+    for entry in std::fs::read_dir(conda_meta)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() && meta.permissions().mode() & 0o777 == 0o600 && mode != 0o600 {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("failed to set the mode of {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Records whose archives are neither cached nor on a local channel.
