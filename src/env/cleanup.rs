@@ -100,8 +100,12 @@ pub fn remove_pending() -> MutexGuard<'static, Vec<PathBuf>> {
     list
 }
 
-/// Suffix of a directory being removed after an interrupt (see `remove_under_writers`).
-pub const REMOVING_SUFFIX: &str = ".envmod-removing";
+/// Where `dir` is moved while it is removed after an interrupt (see `remove_under_writers`).
+pub fn removing_path(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_os_string();
+    name.push(".envmod-removing");
+    PathBuf::from(name)
+}
 
 /// Remove `dir` while other threads may still be writing into it: an install links files in
 /// parallel and creates parent directories as it goes, so a plain `remove_dir_all` can fail
@@ -110,10 +114,7 @@ pub const REMOVING_SUFFIX: &str = ".envmod-removing";
 /// copy is then removed (retrying while in-flight writes land), and the whole step is repeated
 /// while the original path keeps reappearing.
 fn remove_under_writers(dir: &Path) {
-    let Some(file_name) = dir.file_name() else {
-        return;
-    };
-    let aside = dir.with_file_name(format!("{}{REMOVING_SUFFIX}", file_name.to_string_lossy()));
+    let aside = removing_path(dir);
     for _ in 0..20 {
         if dir.symlink_metadata().is_err() && aside.symlink_metadata().is_err() {
             return;

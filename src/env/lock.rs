@@ -90,17 +90,9 @@ pub fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
                 .with_context(|| format!("failed to remove leftover {}", aside.display()))?;
         }
     }
-    let removing = |dir: PathBuf| {
-        let mut name = dir.into_os_string();
-        name.push(crate::env::cleanup::REMOVING_SUFFIX);
-        PathBuf::from(name)
-    };
-    for dir in [
-        staging_dir(prefix, name),
-        trash_dir(prefix, name),
-        removing(staging_dir(prefix, name)),
-        removing(trash_dir(prefix, name)),
-    ] {
+    let (staging, trash) = (staging_dir(prefix, name), trash_dir(prefix, name));
+    let removing = crate::env::cleanup::removing_path;
+    for dir in [removing(&staging), removing(&trash), staging, trash] {
         if dir.symlink_metadata().is_ok() {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("failed to remove leftover {}", dir.display()))?;

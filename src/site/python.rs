@@ -60,7 +60,7 @@ fn library_dirs(
     dirs
 }
 
-/// Whether `pip` is importable from these `sys.path` entries. Checked on every create, even
+/// Whether `pip` is importable from these directories (`library_dirs`). Checked on every create, even
 /// with a cached probe, because pip can be installed later without the interpreter changing.
 fn has_pip(sys_path: &[PathBuf]) -> bool {
     sys_path
@@ -108,21 +108,13 @@ pub fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
     })
 }
 
-/// Run the interpreter once and read its facts.
-pub fn inspect(interpreter: &Path) -> Result<SitePython> {
-    Probe::start(interpreter, None)?.wait()
-}
-
-/// `inspect`, remembered per interpreter binary: the facts of a binary cannot change
-/// without its size, mtime or inode changing, so a second create skips the interpreter
-/// start entirely (uv does the same). Scripts (pyenv shims, module wrappers) may run a
-/// different interpreter each time and are never cached.
-pub fn inspect_cached(interpreter: &Path, cache_dir: &Path) -> Result<SitePython> {
-    Probe::start(interpreter, Some(cache_dir))?.wait()
-}
-
 /// The facts of an interpreter, being learnt: either already known from the cache, or an
 /// interpreter started and not yet waited for, so the caller can do other work while it runs.
+///
+/// The facts of a binary cannot change without its size, mtime or inode changing, so they are
+/// remembered per binary and a second create skips the interpreter start entirely (uv does
+/// the same). Scripts (pyenv shims, module wrappers) may run a different interpreter each
+/// time and are never cached.
 pub struct Probe {
     interpreter: PathBuf,
     state: ProbeState,
@@ -320,6 +312,11 @@ mod tests {
 
     const REAL: &str = "/usr/bin/python3.11";
 
+    /// Run the interpreter once, without the cache, and read its facts.
+    fn inspect(interpreter: &Path) -> Result<SitePython> {
+        Probe::start(interpreter, None)?.wait()
+    }
+
     #[test]
     fn probe_reads_a_real_interpreter() {
         let py = inspect(Path::new(REAL))
@@ -352,7 +349,10 @@ mod tests {
         )
         .unwrap();
 
-        let hit = inspect_cached(interpreter, cache.path()).unwrap();
+        let hit = Probe::start(interpreter, Some(cache.path()))
+            .unwrap()
+            .wait()
+            .unwrap();
         assert_eq!(hit.version, "3.11.99", "the cache was not used");
         assert!(
             !hit.pip,
@@ -360,7 +360,13 @@ mod tests {
         );
         std::fs::create_dir_all(site.path().join("pip")).unwrap();
         std::fs::write(site.path().join("pip/__init__.py"), "").unwrap();
-        assert!(inspect_cached(interpreter, cache.path()).unwrap().pip);
+        assert!(
+            Probe::start(interpreter, Some(cache.path()))
+                .unwrap()
+                .wait()
+                .unwrap()
+                .pip
+        );
     }
 
     #[test]
