@@ -122,3 +122,33 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_an_interrupted_run_are_cleared_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = root.path().join("proj");
+        let name: EnvName = "proj".parse().unwrap();
+        let staging = staging_dir(&prefix, &name);
+        let leftovers = [
+            staging.clone(),
+            trash_dir(&prefix, &name),
+            crate::env::cleanup::removing_path(&staging),
+        ];
+        for dir in &leftovers {
+            std::fs::create_dir_all(dir.join("lib/python3.11")).unwrap();
+        }
+        std::fs::create_dir_all(prefix.join("bin")).unwrap();
+        std::fs::create_dir_all(root.path().join("other.envmod-removing")).unwrap();
+
+        clear_leftovers(&prefix, &name).unwrap();
+        for dir in &leftovers {
+            assert!(!dir.exists(), "{} was left", dir.display());
+        }
+        assert!(prefix.join("bin").is_dir(), "the env itself was touched");
+        assert!(root.path().join("other.envmod-removing").is_dir());
+    }
+}
