@@ -84,7 +84,8 @@ Examples:
     #[command(after_help = "\
 Examples:
   envmod delete -n myenv          # asks for confirmation on a terminal
-  envmod delete -n myenv --yes    # for scripts")]
+  envmod delete -n myenv --yes    # for scripts
+  envmod delete -n broken --yes --force   # a directory whose manifest is damaged")]
     Delete(DeleteArgs),
 
     /// List the environments envmod created.
@@ -98,7 +99,9 @@ Examples:
     #[command(after_help = "\
 Examples:
   envmod module -n myenv                       # after the site changed a template
-  envmod module -n myenv --module-system tcl   # switch to a Tcl modulefile")]
+  envmod module -n myenv --module-system tcl   # switch to a Tcl modulefile
+  envmod module -n myenv --module-system none  # remove the modulefile
+  cp -a ~/.envmod/envs/a ~/.envmod/envs/b && envmod module -n b --adopt")]
     Module(ModuleArgs),
 
     /// Show the resolved settings and where each value came from.
@@ -230,6 +233,11 @@ pub struct DeleteArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
+
+    /// Also remove a directory whose manifest is damaged, or a copy of another environment
+    /// (only its own files; modulefiles of other environments stay).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +259,10 @@ pub struct ModuleArgs {
     /// Directory that receives NAME/pyX.Y modulefiles [default: the one the environment was created with].
     #[arg(long, value_name = "DIR")]
     pub module_root: Option<PathBuf>,
+
+    /// Re-point a copied or moved environment at the path it has now.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Args)]

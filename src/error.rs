@@ -5,14 +5,14 @@ use std::process::ExitCode;
 /// An error the user can act on: the message names what went wrong, the hint names the fix.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct UserError {
-    pub message: String,
-    pub hint: Option<String>,
-    pub kind: ErrorKind,
+pub(crate) struct UserError {
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+    pub(crate) kind: ErrorKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// Something failed while doing the work.
     Failure,
     /// The command line or its values were wrong.
@@ -20,7 +20,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn exit_code(self) -> ExitCode {
+    pub(crate) fn exit_code(self) -> ExitCode {
         match self {
             ErrorKind::Failure => ExitCode::from(1),
             ErrorKind::Usage => ExitCode::from(2),
@@ -29,7 +29,7 @@ impl ErrorKind {
 }
 
 impl UserError {
-    pub fn failure(message: impl Into<String>) -> Self {
+    pub(crate) fn failure(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             hint: None,
@@ -37,7 +37,7 @@ impl UserError {
         }
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             hint: None,
@@ -45,7 +45,7 @@ impl UserError {
         }
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -60,14 +60,14 @@ macro_rules! fail {
 }
 
 /// The exit code for any error that reached the top.
-pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
+pub(crate) fn exit_code_of(err: &anyhow::Error) -> ExitCode {
     err.chain()
         .find_map(|e| e.downcast_ref::<UserError>())
         .map_or(ExitCode::from(1), |e| e.kind.exit_code())
 }
 
 /// The hint attached anywhere in the error chain.
-pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
+pub(crate) fn hint_of(err: &anyhow::Error) -> Option<&str> {
     err.chain()
         .find_map(|e| e.downcast_ref::<UserError>())
         .and_then(|e| e.hint.as_deref())

@@ -4,29 +4,50 @@
 //! defaults, config files, variables and flags (`settings`), then hand one plain settings
 //! struct to the command (`commands`).
 
-pub mod cli;
-pub mod commands;
-pub mod conda;
-pub mod config;
-pub mod env;
-pub mod error;
-pub mod names;
-pub mod printer;
-pub mod render;
-pub mod settings;
-pub mod site;
+mod cli;
+mod commands;
+mod conda;
+mod config;
+mod env;
+mod environ;
+mod error;
+mod failpoint;
+mod fs;
+mod names;
+mod outputs;
+mod printer;
+mod render;
+mod settings;
+mod site;
 
 use anyhow::Result;
 use clap::Parser;
 
 use crate::{
     cli::{Cli, Command},
-    env::registry::Registry,
+    env::{
+        ops::{Change, Ctx, OutputsChange},
+        registry::Registry,
+    },
+    environ::Environ,
+    outputs::modulefile::ModulefileOptions,
     printer::{Printer, Verbosity},
-    render::context::ModulefileOptions,
-    settings::{Environ, FlagOverrides, GlobalSettings},
+    render::Renderer,
+    settings::{FlagOverrides, GlobalSettings},
     site::ModuleSystem,
 };
+
+/// Exit code for a command stopped by a signal, as shells report it (128 + SIGINT).
+const INTERRUPTED: i32 = 130;
+
+/// Called from the signal handler: remove what is half-made, say what was left, and exit.
+/// The cleanup lock stays held until the process is gone, so no rename into place can
+/// happen after the removal.
+pub fn interrupted() -> ! {
+    let _held = env::cleanup::remove_pending();
+    eprintln!("\nenvmod: interrupted; {}", env::cleanup::interrupted_message());
+    std::process::exit(INTERRUPTED);
+}
 
 /// Parse arguments, run the command, and return the process exit code.
 pub async fn run() -> std::process::ExitCode {
@@ -98,6 +119,23 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         pkgs_dirs: settings.pkgs_dirs.value.clone(),
         offline: settings.offline.value,
     };
+    // Compiled before any work: a broken site template must cost nothing, and never stops
+    // a command that writes no modulefile.
+    let writes_outputs = matches!(
+        command,
+        Command::Create(_) | Command::Install(_) | Command::Remove(_) | Command::Module(_)
+    );
+    let renderer = match writes_outputs {
+        true => Renderer::new(settings.templates_dir.value.as_deref())?,
+        false => Renderer::new(None)?,
+    };
+    let ctx = Ctx {
+        printer,
+        environ: &env,
+        conda: &conda,
+        renderer: &renderer,
+        options,
+    };
     match command {
         Command::Create(args) => {
             let s = commands::create::CreateSettings {
@@ -105,48 +143,29 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 python: settings.python.value.clone(),
                 conda_python: args.python,
                 specs: args.specs,
-                conda,
                 module_system: ModuleSystem::resolve(settings.module_system.value, &env),
                 module_root: settings.module_root.value.clone(),
                 ignore_modules: settings.ignore_modules.value.clone(),
-                templates_dir: settings.templates_dir.value.clone(),
-                options,
                 description: args.description,
                 registry,
                 interpreter_cache: settings.interpreter_cache.clone(),
             };
-            commands::create::run(s, &env, printer).await
+            commands::create::run(s, &ctx).await
         }
         Command::Install(args) => {
-            let s = commands::change::ChangeSettings {
-                target: settings.target(&args.target)?,
-                change: commands::change::Change::Install(args.specs),
-                conda,
-                explicit_channels: !args.channel.channels.is_empty(),
-                templates_dir: settings.templates_dir.value.clone(),
-                options,
-            };
-            commands::change::run(s, printer).await
+            let target = settings.target(&args.target)?;
+            let change = Change::Install(args.specs);
+            commands::change::run(target, change, &args.channel.channels, &ctx).await
         }
         Command::Remove(args) => {
-            let s = commands::change::ChangeSettings {
-                target: settings.target(&args.target)?,
-                change: commands::change::Change::Remove(args.packages),
-                conda,
-                explicit_channels: !args.channel.channels.is_empty(),
-                templates_dir: settings.templates_dir.value.clone(),
-                options,
-            };
-            commands::change::run(s, printer).await
+            let target = settings.target(&args.target)?;
+            let change = Change::Remove(args.packages);
+            commands::change::run(target, change, &args.channel.channels, &ctx).await
         }
         Command::Index(args) => commands::index::run(args.dir, printer).await,
         Command::Delete(args) => {
-            let s = commands::delete::DeleteSettings {
-                target: settings.target(&args.target)?,
-                yes: args.yes,
-                registry,
-            };
-            commands::delete::run(s, printer)
+            let target = settings.target(&args.target)?;
+            commands::delete::run(target, args.yes, args.force, &registry, &ctx)
         }
         Command::List(args) => {
             let s = commands::list::ListSettings {
@@ -157,8 +176,8 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             commands::list::run(s, printer)
         }
         Command::Module(args) => {
-            let s = commands::module::ModuleSettings {
-                target: settings.target(&args.target)?,
+            let target = settings.target(&args.target)?;
+            let change = OutputsChange {
                 system: args
                     .module_system
                     .map(|m| ModuleSystem::resolve(m.into(), &env)),
@@ -167,10 +186,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                     .is_some()
                     .then(|| settings.module_root.value.clone()),
                 default_root: settings.module_root.value.clone(),
-                templates_dir: settings.templates_dir.value.clone(),
-                options,
+                adopt: args.adopt,
             };
-            commands::module::run(s, printer)
+            commands::module::run(target, change, &ctx).await
         }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
         Command::Completions(_) => unreachable!("handled before settings are resolved"),

@@ -7,9 +7,6 @@ use tokio::signal::unix::{SignalKind, signal};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Exit code for a command stopped by a signal, as shells report it (128 + SIGINT).
-const INTERRUPTED: i32 = 130;
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     // Registered here, before any work starts, so no interrupt can arrive between the first
@@ -25,9 +22,7 @@ async fn main() -> ExitCode {
                 _ = term.recv() => {}
                 _ = hup.recv() => {}
             }
-            let _held = envmod::env::cleanup::remove_pending();
-            eprintln!("\nenvmod: interrupted; nothing was left half-made");
-            std::process::exit(INTERRUPTED);
+            envmod::interrupted();
         });
     }
     envmod::run().await

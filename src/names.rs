@@ -12,7 +12,7 @@ static ENV_NAME: LazyLock<Regex> =
 const MAX_NAME_LEN: usize = 100;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NameError {
+pub(crate) enum NameError {
     #[error("environment name is empty: give a name such as `myenv`")]
     Empty,
     #[error(
@@ -28,10 +28,10 @@ pub enum NameError {
 /// The name of an environment, also the first part of its module name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EnvName(String);
+pub(crate) struct EnvName(String);
 
 impl EnvName {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -73,14 +73,14 @@ impl fmt::Display for EnvName {
 
 /// `NAME/pyX.Y`: the module a user loads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModuleName {
-    pub name: EnvName,
+pub(crate) struct ModuleName {
+    pub(crate) name: EnvName,
     /// The version part, `py3.11`.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 impl ModuleName {
-    pub fn for_python(name: EnvName, major: u32, minor: u32) -> Self {
+    pub(crate) fn for_python(name: EnvName, major: u32, minor: u32) -> Self {
         Self {
             name,
             version: format!("py{major}.{minor}"),

@@ -6,49 +6,45 @@ use std::io::{IsTerminal, Write};
 use console::style;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
+pub(crate) enum Verbosity {
     Quiet,
     Normal,
     Verbose,
 }
 
 #[derive(Debug, Clone)]
-pub struct Printer {
+pub(crate) struct Printer {
     verbosity: Verbosity,
     stderr_tty: bool,
 }
 
 impl Printer {
-    pub fn new(verbosity: Verbosity) -> Self {
+    pub(crate) fn new(verbosity: Verbosity) -> Self {
         Self {
             verbosity,
             stderr_tty: std::io::stderr().is_terminal(),
         }
     }
 
-    pub fn verbosity(&self) -> Verbosity {
-        self.verbosity
-    }
-
     /// Whether progress bars may be drawn: a terminal, and not quiet.
-    pub fn wants_progress_bars(&self) -> bool {
+    pub(crate) fn wants_progress_bars(&self) -> bool {
         self.stderr_tty && self.verbosity >= Verbosity::Normal
     }
 
     /// Whether plain progress lines should be printed instead of bars.
-    pub fn wants_progress_lines(&self) -> bool {
+    pub(crate) fn wants_progress_lines(&self) -> bool {
         !self.stderr_tty && self.verbosity >= Verbosity::Normal
     }
 
     /// A status line for people, on stderr; silent with `-q`.
-    pub fn info(&self, msg: impl AsRef<str>) {
+    pub(crate) fn info(&self, msg: impl AsRef<str>) {
         if self.verbosity >= Verbosity::Normal {
             let _ = writeln!(std::io::stderr(), "{}", msg.as_ref());
         }
     }
 
     /// Detail shown only with `-v`.
-    pub fn detail(&self, msg: impl AsRef<str>) {
+    pub(crate) fn detail(&self, msg: impl AsRef<str>) {
         if self.verbosity >= Verbosity::Verbose {
             let _ = writeln!(
                 std::io::stderr(),
@@ -59,7 +55,7 @@ impl Printer {
         }
     }
 
-    pub fn warn(&self, msg: impl AsRef<str>) {
+    pub(crate) fn warn(&self, msg: impl AsRef<str>) {
         let _ = writeln!(
             std::io::stderr(),
             "{} {}",
@@ -69,14 +65,14 @@ impl Printer {
     }
 
     /// Machine- or pipe-readable output; printed even with `-q`.
-    pub fn data(&self, text: impl AsRef<str>) {
+    pub(crate) fn data(&self, text: impl AsRef<str>) {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_ref().as_bytes());
         let _ = out.flush();
     }
 
     /// A boxed block of next steps, like the one pixi and uv print after an install.
-    pub fn boxed(&self, title: &str, lines: &[String]) {
+    pub(crate) fn boxed(&self, title: &str, lines: &[String]) {
         if self.verbosity < Verbosity::Normal {
             return;
         }
@@ -100,7 +96,7 @@ impl Printer {
     }
 
     /// Print an error chain the way uv does: `error:`, then `Caused by:`, then `hint:`.
-    pub fn error(&self, err: &anyhow::Error) {
+    pub(crate) fn error(&self, err: &anyhow::Error) {
         let mut out = std::io::stderr().lock();
         let _ = writeln!(out, "{} {err}", style("error:").red().bold());
         let causes: Vec<String> = err

@@ -4,7 +4,7 @@
 //! plain struct and never look at files or variables themselves.
 
 use std::{
-    collections::BTreeMap,
+
     fmt,
     path::{Path, PathBuf},
 };
@@ -15,56 +15,13 @@ use serde::Serialize;
 use crate::{
     cli,
     config::{ConfigFile, ModuleSystemChoice},
+    env::prefix::EnvTarget,
+    environ::Environ,
     error::UserError,
     names::EnvName,
 };
 
 pub const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";
-
-/// The process environment, captured once so that everything downstream is a pure function
-/// of it (and tests can reason about what is read).
-#[derive(Debug, Clone, Default)]
-pub struct Environ(BTreeMap<String, String>);
-
-impl Environ {
-    pub fn capture() -> Self {
-        Self(
-            std::env::vars_os()
-                .map(|(k, v)| {
-                    (
-                        k.to_string_lossy().into_owned(),
-                        v.to_string_lossy().into_owned(),
-                    )
-                })
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// The same environment with one variable set; used to build contexts in tests.
-    pub fn with(mut self, key: &str, value: &str) -> Self {
-        self.0.insert(key.to_string(), value.to_string());
-        self
-    }
-
-    /// An XDG base directory: the variable when set, else its default under HOME.
-    pub fn xdg_dir(&self, var: &str, default_under_home: &str) -> PathBuf {
-        self.get(var)
-            .map(PathBuf::from)
-            .or_else(|| self.home().map(|h| h.join(default_under_home)))
-            .unwrap_or_else(|| PathBuf::from(default_under_home))
-    }
-
-    pub fn home(&self) -> Option<PathBuf> {
-        self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
@@ -248,7 +205,7 @@ pub struct FlagOverrides<'a> {
 
 impl GlobalSettings {
     pub fn resolve(env: &Environ, flags: &FlagOverrides<'_>) -> Result<Self> {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let cwd = env.cwd().to_path_buf();
         let site_path = env
             .get("ENVMOD_SITE_CONFIG")
             .map(PathBuf::from)
@@ -578,25 +535,16 @@ impl From<cli::ModuleSystemArg> for ModuleSystemChoice {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct EnvTarget {
-    pub name: EnvName,
-    pub prefix: PathBuf,
-    /// Given with `-p`: such environments are remembered in the registry so `list` finds them.
-    pub by_prefix: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn environ(pairs: &[(&str, &str)]) -> Environ {
-        Environ(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        let mut e = Environ::default();
+        for (k, v) in pairs {
+            e = e.with(k, v);
+        }
+        e
     }
 
     #[test]

@@ -4,6 +4,6 @@ use clap::CommandFactory;
 
 use crate::cli::Cli;
 
-pub fn run(shell: clap_complete::Shell) {
+pub(crate) fn run(shell: clap_complete::Shell) {
     clap_complete::generate(shell, &mut Cli::command(), "envmod", &mut std::io::stdout());
 }

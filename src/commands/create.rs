@@ -5,68 +5,54 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rattler_conda_types::RepoDataRecord;
 
 use crate::{
-    commands::module,
-    conda::{self, CondaSettings},
+    conda,
     env::{
-        cleanup::CleanupGuard,
-        failpoint,
-        lock::{self, EnvLock},
-        manifest::{MANIFEST_VERSION, Manifest, ModuleInfo, PythonInfo, PythonMode},
+        manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
+        ops::{self, Ctx, NewEnv},
+        prefix::{self, EnvTarget},
         registry::Registry,
-        venv,
     },
+    environ::Environ,
     error::UserError,
-    printer::Printer,
-    render::{Renderer, context::ModulefileOptions, escape::sh_quote},
-    settings::{EnvTarget, Environ},
+    outputs::modulefile,
+    render::escape::sh_quote,
     site::{
         ModuleSystem,
         modules::{self, Skipped},
-        python::{self, SitePython},
+        python,
     },
 };
 
-pub struct CreateSettings {
-    pub target: EnvTarget,
-    pub python: Option<String>,
+pub(crate) struct CreateSettings {
+    pub(crate) target: EnvTarget,
+    pub(crate) python: Option<String>,
     /// `--python X.Y`: a conda Python from the channels instead of the site's.
-    pub conda_python: Option<String>,
-    pub specs: Vec<String>,
-    pub conda: CondaSettings,
-    pub module_system: Option<ModuleSystem>,
-    pub module_root: PathBuf,
-    pub ignore_modules: Vec<String>,
-    pub templates_dir: Option<PathBuf>,
-    pub options: ModulefileOptions,
-    pub description: Option<String>,
-    pub registry: Registry,
-    pub interpreter_cache: PathBuf,
+    pub(crate) conda_python: Option<String>,
+    pub(crate) specs: Vec<String>,
+    pub(crate) module_system: Option<ModuleSystem>,
+    pub(crate) module_root: PathBuf,
+    pub(crate) ignore_modules: Vec<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) registry: Registry,
+    pub(crate) interpreter_cache: PathBuf,
 }
 
-fn already_exists(target: &EnvTarget) -> anyhow::Error {
-    let hint = if Manifest::path_in(&target.prefix).is_file() {
-        let how = if target.by_prefix {
-            format!("-p {}", sh_quote(&target.prefix.to_string_lossy()))
-        } else {
-            format!("-n {}", target.name)
-        };
-        format!("choose another name, or remove it first with `envmod delete {how}`")
-    } else {
-        "choose another name or prefix; envmod never writes into an existing directory".to_string()
-    };
-    UserError::failure(format!("{} already exists", target.prefix.display()))
-        .with_hint(hint)
-        .into()
-}
-
-pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<()> {
+pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
+    let (env, printer) = (ctx.environ, ctx.printer);
     let target = &s.target;
     if target.prefix.symlink_metadata().is_ok() {
-        return Err(already_exists(target));
+        return Err(prefix::already_exists(target));
+    }
+    if let Some(d) = s.description.as_deref().filter(|d| d.chars().any(char::is_control)) {
+        return Err(UserError::usage(format!(
+            "--description {d:?} holds a newline or another control character"
+        ))
+        .with_hint("give a one-line description")
+        .into());
     }
     // The site Python is started first and asked for its facts while envmod does the work
     // that does not depend on them.
@@ -78,13 +64,11 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
         }
         Some(_) => None,
     };
-    let mut specs = conda::solve::parse_specs(&s.specs)?;
+    let mut specs = conda::specs::parse_specs(&s.specs)?;
     if let Some(version) = &s.conda_python {
-        specs.push(conda::solve::parse_specs(&[format!("python {version}.*")])?.remove(0));
+        specs.extend(conda::specs::parse_specs(&[format!("python {version}.*")])?);
     }
     let (recorded, skipped) = modules::capture(env, &s.ignore_modules);
-    // Compiled before touching the disk: a broken site template must not cost an env.
-    let renderer = Renderer::new(s.templates_dir.as_deref())?;
     let site_python = match probe {
         Some((interpreter, probe)) => {
             let found = probe.wait()?;
@@ -114,26 +98,14 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
     let mut channels = Vec::new();
     let mut records: Vec<RepoDataRecord> = Vec::new();
     if !specs.is_empty() {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        for raw in &s.conda.channels {
-            channels.push(conda::channels::resolve(raw, &s.conda.channel_alias, &cwd)?);
-        }
-        let request = conda::solve::SolveRequest {
-            channels: &channels,
-            specs: specs.clone(),
-            site_python: site_python
-                .as_ref()
-                .map(conda::solve::site_python_record)
-                .transpose()?,
-            locked: Vec::new(),
-        };
-        records = conda::solve::solve(&s.conda, request, printer).await?;
+        channels = ops::channels(&ctx.conda.channels, ctx)?;
+        records = ops::solve(&channels, specs.clone(), site_python.as_ref(), Vec::new(), ctx).await?;
     }
     let (mode, interpreter) = match site_python {
         Some(p) => (PythonMode::Site, p),
         None => (
             PythonMode::Conda,
-            conda_interpreter(&records, &target.prefix)?,
+            ops::conda_interpreter(&records, &target.prefix)?,
         ),
     };
 
@@ -153,105 +125,24 @@ pub async fn run(s: CreateSettings, env: &Environ, printer: &Printer) -> Result<
         channels: channels.iter().map(conda::channels::display).collect(),
         module: None,
         by_prefix: target.by_prefix,
+        outputs_pending: false,
     };
 
-    // Render before touching the disk: a template that fails on this env must not cost it.
-    if let Some(system) = s.module_system {
-        module::render(
-            &manifest,
-            system,
-            &renderer,
-            &s.options,
-            &Default::default(),
-        )?;
-        let file = module::modulefile_path(&manifest, system, &s.module_root);
-        module::check_writable(&file)?;
-        manifest.module = Some(ModuleInfo {
-            system,
-            root: s.module_root.clone(),
-            name: manifest.module_name(),
-            file,
-        });
-    }
-
-    let _lock = EnvLock::acquire(&target.prefix, &target.name)?;
-    if target.prefix.symlink_metadata().is_ok() {
-        return Err(already_exists(target));
-    }
-    lock::clear_leftovers(&target.prefix, &target.name)?;
-
-    let staging = lock::staging_dir(&target.prefix, &target.name);
-    let mut guard = CleanupGuard::create(&staging).map_err(|e| {
-        UserError::failure(format!("cannot create {}: {e}", staging.display()))
-            .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
-    })?;
-    if mode == PythonMode::Site {
-        venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
-    }
-    failpoint::hit("create:staged");
-    if !records.is_empty() {
-        let request = conda::install::InstallRequest {
-            dir: guard.path(),
-            target_prefix: &target.prefix,
-            records,
-            specs,
-            skip_python: mode == PythonMode::Site,
-        };
-        let changes = conda::install::install(&s.conda, request, printer).await?;
-        printer.detail(format!("installed {}", changes.installed.join(", ")));
-    } else {
-        std::fs::create_dir_all(guard.path().join("conda-meta"))?;
-    }
-    failpoint::hit("create:installed");
-    manifest.write_into(guard.path())?;
-    guard.rename(&target.prefix).with_context(|| {
-        format!(
-            "failed to move the new environment into {}",
-            target.prefix.display()
-        )
-    })?;
-    failpoint::hit("create:renamed");
-
-    guard.finish_with(|| match &manifest.module {
-        Some(info) => {
-            module::write(&manifest, info.system, &info.root, &renderer, &s.options).map(|_| ())
-        }
-        None => Ok(()),
-    })?;
-    if target.by_prefix {
-        s.registry.add(&target.prefix)?;
-    }
-
+    manifest.module = s
+        .module_system
+        .map(|system| modulefile::info_for(&manifest, system, &s.module_root));
+    let new = NewEnv {
+        target: target.clone(),
+        manifest,
+        specs,
+        records,
+    };
+    let manifest = ops::create(new, &s.registry, ctx).await?;
     report(&manifest, env, printer);
     Ok(())
 }
 
-/// The conda Python the solve chose, as the manifest records it.
-pub(crate) fn conda_interpreter(
-    records: &[RepoDataRecord],
-    prefix: &std::path::Path,
-) -> Result<SitePython> {
-    let python = records
-        .iter()
-        .find(|r| r.package_record.name.as_normalized() == "python")
-        .ok_or_else(|| {
-            UserError::failure("the solution has no python package").with_hint("check --python")
-        })?;
-    let version = python.package_record.version.to_string();
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(3), parts.next().unwrap_or(0));
-    Ok(SitePython {
-        executable: prefix.join(format!("bin/python{major}.{minor}")),
-        version,
-        major,
-        minor,
-        pip: records
-            .iter()
-            .any(|r| r.package_record.name.as_normalized() == "pip"),
-    })
-}
-
-fn report(m: &Manifest, env: &Environ, printer: &Printer) {
+fn report(m: &Manifest, env: &Environ, printer: &crate::printer::Printer) {
     let py = &m.python.site;
     let kind = match m.python.mode {
         PythonMode::Site => "the site's Python",

@@ -1,48 +1,18 @@
 //! `envmod delete`: remove an environment and its modulefile, and nothing else. Only a
-//! directory with an envmod manifest is ever removed.
+//! directory with envmod's metadata is ever removed.
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::{
-    commands::module,
     env::{
-        lock::{self, EnvLock},
-        manifest::Manifest,
+        ops::{self, Ctx},
+        prefix::{self, EnvTarget},
         registry::Registry,
     },
     error::UserError,
-    printer::Printer,
-    settings::EnvTarget,
 };
-
-pub struct DeleteSettings {
-    pub target: EnvTarget,
-    pub yes: bool,
-    pub registry: Registry,
-}
-
-/// The manifest of an existing envmod environment, or an error that says why there is none.
-pub fn read_manifest(target: &EnvTarget) -> Result<Manifest> {
-    if target.prefix.symlink_metadata().is_err() {
-        return Err(
-            UserError::failure(format!("no environment at {}", target.prefix.display()))
-                .with_hint("`envmod list` shows the environments envmod knows")
-                .into(),
-        );
-    }
-    match Manifest::read(&target.prefix)? {
-        Some(m) => Ok(m),
-        None => Err(UserError::failure(format!(
-            "{} was not created by envmod (it has no {})",
-            target.prefix.display(),
-            Manifest::path_in(std::path::Path::new("")).display()
-        ))
-        .with_hint("envmod only changes environments it created; remove this directory yourself if you mean to")
-        .into()),
-    }
-}
 
 fn confirm(question: &str) -> Result<bool> {
     let mut err = std::io::stderr();
@@ -56,47 +26,44 @@ fn confirm(question: &str) -> Result<bool> {
     ))
 }
 
-pub fn run(s: DeleteSettings, printer: &Printer) -> Result<()> {
-    let manifest = read_manifest(&s.target)?;
-    if !s.yes {
+pub(crate) fn run(
+    target: EnvTarget,
+    yes: bool,
+    force: bool,
+    registry: &Registry,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
+    if !force {
+        // Say what is wrong with the target before asking about it.
+        prefix::read_manifest(&target, &target.real_path()?)?;
+    }
+    if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(UserError::usage(format!(
                 "refusing to delete {} without confirmation",
-                manifest.prefix.display()
+                target.prefix.display()
             ))
             .with_hint("pass --yes to delete from a script")
             .into());
         }
         if !confirm(&format!(
             "Delete environment {} at {}?",
-            manifest.name,
-            s.target.prefix.display()
+            target.name,
+            target.prefix.display()
         ))? {
-            printer.info("nothing deleted");
+            ctx.printer.info("nothing deleted");
             return Ok(());
         }
     }
-    let _lock = EnvLock::acquire(&s.target.prefix, &s.target.name)?;
-    // Read again under the lock: another process may have changed it meanwhile.
-    let manifest = read_manifest(&s.target)?;
-    if let Some(info) = &manifest.module {
-        module::remove_file(&info.file)?;
-    }
-    // Move aside first so the env disappears at once, then remove at leisure.
-    lock::clear_leftovers(&s.target.prefix, &s.target.name)?;
-    let trash = lock::trash_dir(&s.target.prefix, &s.target.name);
-    std::fs::rename(&s.target.prefix, &trash)
-        .with_context(|| format!("failed to remove {}", s.target.prefix.display()))?;
-    std::fs::remove_dir_all(&trash)
-        .with_context(|| format!("failed to remove {}", trash.display()))?;
-    s.registry.remove(&s.target.prefix)?;
-    printer.info(format!(
+    let deleted = ops::delete(&target, force, registry, ctx)?;
+    ctx.printer.info(format!(
         "Deleted environment {} ({})",
-        manifest.name,
-        s.target.prefix.display()
+        deleted.name,
+        target.prefix.display()
     ));
-    if let Some(info) = &manifest.module {
-        printer.info(format!("Removed modulefile {}", info.file.display()));
+    for file in &deleted.outputs {
+        ctx.printer
+            .info(format!("Removed modulefile {}", file.display()));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::printer::Printer;
 
-pub async fn run(dir: PathBuf, printer: &Printer) -> Result<()> {
+pub(crate) async fn run(dir: PathBuf, printer: &Printer) -> Result<()> {
     crate::conda::index::index_dir(&dir).await?;
     let shown = std::path::absolute(&dir).unwrap_or(dir);
     let quoted = crate::render::escape::sh_quote(&shown.to_string_lossy());

@@ -7,14 +7,18 @@ use serde::Serialize;
 
 use crate::{env::registry::Registry, printer::Printer};
 
-pub struct ListSettings {
-    pub envs_dir: PathBuf,
-    pub registry: Registry,
-    pub json: bool,
+pub(crate) struct ListSettings {
+    pub(crate) envs_dir: PathBuf,
+    pub(crate) registry: Registry,
+    pub(crate) json: bool,
 }
 
 #[derive(Serialize)]
 struct Row {
+    /// `ok`, or `damaged` for a directory whose manifest cannot be read.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
     name: String,
     python: String,
     python_mode: String,
@@ -27,25 +31,31 @@ struct Row {
     created: String,
 }
 
-pub fn run(s: ListSettings, printer: &Printer) -> Result<()> {
+pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
     let rows: Vec<Row> = s
         .registry
         .all(&s.envs_dir)
         .into_iter()
-        .map(|m| Row {
-            name: m.name.to_string(),
-            python: m.python.site.version.clone(),
-            python_mode: serde_json::to_value(m.python.mode)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            module: m.module.as_ref().map(|i| i.name.to_string()),
-            module_system: m.module.as_ref().map(|i| i.system.as_str().to_string()),
-            modulefile: m.module.as_ref().map(|i| i.file.clone()),
-            prefix: m.prefix.clone(),
-            modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
-            specs: m.specs.clone(),
-            created: m.created.to_rfc3339(),
+        .map(|found| match found {
+            Ok(m) => row(m),
+            Err(d) => Row {
+                state: "damaged",
+                problem: Some(d.reason),
+                name: d
+                    .prefix
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                python: "?".into(),
+                python_mode: String::new(),
+                module: None,
+                module_system: None,
+                modulefile: None,
+                prefix: d.prefix,
+                modules: Vec::new(),
+                specs: Vec::new(),
+                created: String::new(),
+            },
         })
         .collect();
     if s.json {
@@ -65,7 +75,10 @@ pub fn run(s: ListSettings, printer: &Printer) -> Result<()> {
             [
                 r.name.clone(),
                 r.python.clone(),
-                r.module.clone().unwrap_or_else(|| "-".into()),
+                match r.problem {
+                    Some(_) => "(damaged: envmod delete --force)".into(),
+                    None => r.module.clone().unwrap_or_else(|| "-".into()),
+                },
                 r.prefix.display().to_string(),
                 if r.modules.is_empty() {
                     "-".into()
@@ -94,4 +107,24 @@ pub fn run(s: ListSettings, printer: &Printer) -> Result<()> {
     }
     printer.data(out);
     Ok(())
+}
+
+fn row(m: crate::env::manifest::Manifest) -> Row {
+    Row {
+        state: "ok",
+        problem: None,
+        name: m.name.to_string(),
+        python: m.python.site.version.clone(),
+        python_mode: serde_json::to_value(m.python.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        module: m.module.as_ref().map(|i| i.name.to_string()),
+        module_system: m.module.as_ref().map(|i| i.system.as_str().to_string()),
+        modulefile: m.module.as_ref().map(|i| i.file.clone()),
+        prefix: m.prefix.clone(),
+        modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
+        specs: m.specs.clone(),
+        created: m.created.to_rfc3339(),
+    }
 }

@@ -1,10 +1,10 @@
 //! One file per subcommand. Each takes its resolved settings and a printer, and nothing else.
 
-pub mod change;
-pub mod completions;
-pub mod config;
-pub mod create;
-pub mod delete;
-pub mod index;
-pub mod list;
-pub mod module;
+pub(crate) mod change;
+pub(crate) mod completions;
+pub(crate) mod config;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod index;
+pub(crate) mod list;
+pub(crate) mod module;

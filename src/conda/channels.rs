@@ -46,6 +46,11 @@ pub fn resolve(raw: &str, alias: &url::Url, cwd: &Path) -> Result<Channel> {
     Channel::from_str(raw, &config).map_err(|e| bad_channel(raw, e))
 }
 
+/// Resolve every channel argument.
+pub(crate) fn resolve_all(raw: &[String], alias: &url::Url, cwd: &Path) -> Result<Vec<Channel>> {
+    raw.iter().map(|c| resolve(c, alias, cwd)).collect()
+}
+
 fn bad_channel(raw: &str, e: impl std::fmt::Display) -> anyhow::Error {
     UserError::usage(format!("invalid channel {raw:?}: {e}"))
         .with_hint("give a channel name (conda-forge), a URL, or a directory path")

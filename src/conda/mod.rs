@@ -6,7 +6,9 @@ pub mod activation;
 pub mod channels;
 pub mod index;
 pub mod install;
+pub mod prefix;
 pub mod solve;
+pub mod specs;
 
 use std::path::PathBuf;
 

@@ -25,26 +25,6 @@ use crate::{
 /// The build string of the stand-in record for the site's Python.
 pub const SITE_PYTHON_BUILD: &str = "envmod_site_python";
 
-pub fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
-    specs
-        .iter()
-        .map(|s| {
-            MatchSpec::from_str(s, ParseMatchSpecOptions::strict()).map_err(|e| {
-                UserError::usage(format!("invalid package spec {s:?}: {e}"))
-                    .with_hint("write specs as conda does: numpy, 'numpy>=1.26', scipy=1.11")
-                    .into()
-            })
-        })
-        .collect()
-}
-
-/// The name a spec asks for; specs without an exact name cannot be requested.
-pub fn spec_name(spec: &MatchSpec) -> Result<PackageName> {
-    spec.name.as_exact().cloned().ok_or_else(|| {
-        UserError::usage(format!("package spec {spec} names no exact package")).into()
-    })
-}
-
 /// A record that stands for the site's interpreter: the solver sees it, the installer skips it.
 pub fn site_python_record(python: &SitePython) -> Result<RepoDataRecord> {
     let mut record = PackageRecord::new(

@@ -9,6 +9,23 @@ use std::{
 
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// Set once a change has reached the disk and only its outputs are left to write: an
+/// interrupt from then on must say what it left, not that nothing was changed.
+static COMMITTED: Mutex<Option<String>> = Mutex::new(None);
+
+pub(crate) fn set_committed(what: Option<String>) {
+    *COMMITTED.lock().unwrap_or_else(|e| e.into_inner()) = what;
+}
+
+/// What an interrupt leaves behind, for the line the signal handler prints.
+pub(crate) fn interrupted_message() -> String {
+    COMMITTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| "nothing was left half-made".into())
+}
+
 fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -16,14 +33,14 @@ fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
 /// Removes its directory when dropped, or when the process is interrupted, unless the work
 /// was finished with `finish_with`. Created only for directories envmod itself made.
 #[derive(Debug)]
-pub struct CleanupGuard {
+pub(crate) struct CleanupGuard {
     path: PathBuf,
     armed: bool,
 }
 
 impl CleanupGuard {
     /// Guard a directory that some later step creates (a clone, say).
-    pub fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         pending().push(path.to_path_buf());
         Self {
             path: path.to_path_buf(),
@@ -33,7 +50,7 @@ impl CleanupGuard {
 
     /// Create the directory and guard it in one step, so an interrupt cannot arrive between
     /// the two and leave an unguarded directory behind.
-    pub fn create(path: &Path) -> std::io::Result<Self> {
+    pub(crate) fn create(path: &Path) -> std::io::Result<Self> {
         let mut list = pending();
         std::fs::create_dir(path)?;
         list.push(path.to_path_buf());
@@ -43,13 +60,13 @@ impl CleanupGuard {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Rename the guarded directory to `to` and keep guarding it there, with no window in
     /// which an interrupt would find neither.
-    pub fn rename(&mut self, to: &Path) -> std::io::Result<()> {
+    pub(crate) fn rename(&mut self, to: &Path) -> std::io::Result<()> {
         let mut list = pending();
         std::fs::rename(&self.path, to)?;
         list.retain(|p| p != &self.path);
@@ -60,7 +77,7 @@ impl CleanupGuard {
 
     /// Swap the guarded directory with `live` (see `swap::exchange`). Afterwards the guard
     /// holds what was live, and removes it when dropped.
-    pub fn exchange_with(&self, live: &Path) -> anyhow::Result<()> {
+    pub(crate) fn exchange_with(&self, live: &Path) -> anyhow::Result<()> {
         let _list = pending();
         crate::env::swap::exchange(&self.path, live)
     }
@@ -68,7 +85,7 @@ impl CleanupGuard {
     /// Run the last step of the work and keep the directory, with the signal handler held off
     /// throughout: an interrupt then finds the work either undone or complete, never a
     /// finished last step (a modulefile, say) next to a removed directory.
-    pub fn finish_with<T>(mut self, last: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    pub(crate) fn finish_with<T>(mut self, last: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
         let mut list = pending();
         let result = last();
         if result.is_ok() {
@@ -92,7 +109,7 @@ impl Drop for CleanupGuard {
 
 /// Called from the signal handler: remove everything still pending. The returned guard keeps
 /// other threads from renaming anything until the process exits.
-pub fn remove_pending() -> MutexGuard<'static, Vec<PathBuf>> {
+pub(crate) fn remove_pending() -> MutexGuard<'static, Vec<PathBuf>> {
     let list = pending();
     for p in list.iter() {
         remove_under_writers(p);
@@ -101,7 +118,7 @@ pub fn remove_pending() -> MutexGuard<'static, Vec<PathBuf>> {
 }
 
 /// Where `dir` is moved while it is removed after an interrupt (see `remove_under_writers`).
-pub fn removing_path(dir: &Path) -> PathBuf {
+pub(crate) fn removing_path(dir: &Path) -> PathBuf {
     let mut name = dir.as_os_str().to_os_string();
     name.push(".envmod-removing");
     PathBuf::from(name)

@@ -4,7 +4,6 @@
 
 use std::{
     fs::File,
-    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -15,14 +14,13 @@ use crate::{error::UserError, names::EnvName};
 /// Held for as long as a command works on one environment. The kernel drops the lock when
 /// the process dies, so a killed envmod never blocks the next one.
 #[derive(Debug)]
-pub struct EnvLock {
+pub(crate) struct EnvLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl EnvLock {
     /// Take the lock for `prefix`, failing at once if another envmod holds it.
-    pub fn acquire(prefix: &Path, name: &EnvName) -> Result<Self> {
+    pub(crate) fn acquire(prefix: &Path, name: &EnvName) -> Result<Self> {
         let parent = prefix
             .parent()
             .context("environment prefix has no parent directory")?;
@@ -34,17 +32,9 @@ impl EnvLock {
         // The lock file is never removed: deleting it would let two processes lock two
         // different inodes under the same name.
         let path = parent.join(format!(".{name}.envmod-lock"));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| {
-                UserError::failure(format!("cannot create lock file {}: {e}", path.display()))
-                    .with_hint("check that you can write to that directory")
-            })?;
+        let file = crate::fs::open_lock_file(&path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file, path }),
+            Ok(()) => Ok(Self { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(UserError::failure(format!(
                 "environment '{name}' is being changed by another envmod process"
             ))
@@ -56,18 +46,15 @@ impl EnvLock {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Directories envmod prepares next to an environment before moving them into place.
 /// Their names start with `.NAME.envmod-` so they are recognisably envmod's own.
-pub fn staging_dir(prefix: &Path, name: &EnvName) -> PathBuf {
+pub(crate) fn staging_dir(prefix: &Path, name: &EnvName) -> PathBuf {
     sibling(prefix, &format!(".{name}.envmod-staging"))
 }
 
-pub fn trash_dir(prefix: &Path, name: &EnvName) -> PathBuf {
+pub(crate) fn trash_dir(prefix: &Path, name: &EnvName) -> PathBuf {
     sibling(prefix, &format!(".{name}.envmod-trash"))
 }
 
@@ -77,7 +64,7 @@ fn sibling(prefix: &Path, file_name: &str) -> PathBuf {
 
 /// Remove what an earlier, interrupted envmod left next to `prefix`. Only called with the
 /// lock held, and only on envmod's own staging and trash names.
-pub fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
+pub(crate) fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
     // A two-rename swap interrupted between its renames: the old tree is parked aside and
     // nothing is at the prefix. Put the old tree back; otherwise the aside copy is stale.
     let aside = crate::env::swap::swap_aside(prefix);
@@ -97,28 +84,6 @@ pub fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("failed to remove leftover {}", dir.display()))?;
         }
-    }
-    Ok(())
-}
-
-/// Write a file so that readers see either the old content or the new, never a mix. The
-/// file gets the usual mode (0666 less the umask), so a shared module root stays readable.
-/// There is no fsync: the rename is what guards against a killed process, and the files are
-/// small and can be regenerated (`envmod module`), so a create does not wait on the disk.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .context("path has no file name")?
-        .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{file_name}.envmod-tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(contents)?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("failed to write {}", path.display()));
     }
     Ok(())
 }

@@ -12,42 +12,46 @@ use crate::{
     site::{ModuleSystem, modules::LoadedModule, python::SitePython},
 };
 
-pub const MANIFEST_DIR: &str = ".envmod";
-pub const MANIFEST_FILE: &str = "manifest.json";
-pub const MANIFEST_VERSION: u32 = 1;
+pub(crate) const MANIFEST_DIR: &str = ".envmod";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    pub manifest_version: u32,
-    pub envmod_version: String,
-    pub name: EnvName,
-    pub prefix: PathBuf,
-    pub created: chrono::DateTime<chrono::Utc>,
-    pub description: Option<String>,
-    pub python: PythonInfo,
+pub(crate) struct Manifest {
+    pub(crate) manifest_version: u32,
+    pub(crate) envmod_version: String,
+    pub(crate) name: EnvName,
+    pub(crate) prefix: PathBuf,
+    pub(crate) created: chrono::DateTime<chrono::Utc>,
+    pub(crate) description: Option<String>,
+    pub(crate) python: PythonInfo,
     /// Modules loaded at creation, in load order; the modulefile depends on them.
-    pub modules: Vec<LoadedModule>,
+    pub(crate) modules: Vec<LoadedModule>,
     /// Match specs the user asked for, in the order given.
     #[serde(default)]
-    pub specs: Vec<String>,
+    pub(crate) specs: Vec<String>,
     #[serde(default)]
-    pub channels: Vec<String>,
-    pub module: Option<ModuleInfo>,
+    pub(crate) channels: Vec<String>,
+    pub(crate) module: Option<ModuleInfo>,
     /// Created with `-p`: commands that name it again need the prefix, not the name.
     #[serde(default)]
-    pub by_prefix: bool,
+    pub(crate) by_prefix: bool,
+    /// The environment changed but its outputs (the modulefile) were not brought up to date
+    /// yet; the next command on it finishes them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) outputs_pending: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PythonInfo {
-    pub mode: PythonMode,
+pub(crate) struct PythonInfo {
+    pub(crate) mode: PythonMode,
     #[serde(flatten)]
-    pub site: SitePython,
+    pub(crate) site: SitePython,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PythonMode {
+pub(crate) enum PythonMode {
     /// A venv-style prefix on top of the site's interpreter.
     Site,
     /// A full conda prefix with its own Python.
@@ -55,20 +59,20 @@ pub enum PythonMode {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModuleInfo {
-    pub system: ModuleSystem,
-    pub root: PathBuf,
-    pub name: ModuleName,
-    pub file: PathBuf,
+pub(crate) struct ModuleInfo {
+    pub(crate) system: ModuleSystem,
+    pub(crate) root: PathBuf,
+    pub(crate) name: ModuleName,
+    pub(crate) file: PathBuf,
 }
 
 impl Manifest {
-    pub fn path_in(prefix: &Path) -> PathBuf {
+    pub(crate) fn path_in(prefix: &Path) -> PathBuf {
         prefix.join(MANIFEST_DIR).join(MANIFEST_FILE)
     }
 
     /// How a command line names this environment: `-n NAME` or `-p PREFIX`.
-    pub fn cli_target(&self) -> String {
+    pub(crate) fn cli_target(&self) -> String {
         if self.by_prefix {
             format!(
                 "-p {}",
@@ -79,7 +83,7 @@ impl Manifest {
         }
     }
 
-    pub fn module_name(&self) -> ModuleName {
+    pub(crate) fn module_name(&self) -> ModuleName {
         ModuleName::for_python(
             self.name.clone(),
             self.python.site.major,
@@ -88,7 +92,7 @@ impl Manifest {
     }
 
     /// Read the manifest of `prefix`; `Ok(None)` when the directory is not an envmod env.
-    pub fn read(prefix: &Path) -> Result<Option<Self>> {
+    pub(crate) fn read(prefix: &Path) -> Result<Option<Self>> {
         let path = Self::path_in(prefix);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -101,12 +105,12 @@ impl Manifest {
     }
 
     /// Write the manifest into `root` (the staging dir or the prefix itself), by rename.
-    pub fn write_into(&self, root: &Path) -> Result<()> {
+    pub(crate) fn write_into(&self, root: &Path) -> Result<()> {
         let path = Self::path_in(root);
         let dir = path.parent().expect("manifest path has a parent");
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
         let json = serde_json::to_string_pretty(self)?;
-        crate::env::lock::write_atomic(&path, json.as_bytes())
+        crate::fs::write_atomic(&path, json.as_bytes())
     }
 }

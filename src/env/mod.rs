@@ -1,10 +1,12 @@
-//! An environment on disk: its prefix, the manifest envmod keeps inside it, the staging and
-//! locking that make creation atomic, and the registry that lets `list` find it again.
+//! An environment on disk: which directory a command names (`prefix`), the manifest envmod
+//! keeps inside it, the locking, staging and swapping that make every change atomic, the
+//! registry that lets `list` find it again, and the pipeline that ties them together (`ops`).
 
-pub mod cleanup;
-pub mod failpoint;
-pub mod lock;
-pub mod manifest;
-pub mod registry;
-pub mod swap;
-pub mod venv;
+pub(crate) mod cleanup;
+pub(crate) mod lock;
+pub(crate) mod manifest;
+pub(crate) mod ops;
+pub(crate) mod prefix;
+pub(crate) mod registry;
+pub(crate) mod swap;
+pub(crate) mod venv;

@@ -8,12 +8,19 @@ use anyhow::Result;
 
 use crate::env::manifest::Manifest;
 
-pub struct Registry {
+/// An environment whose manifest cannot be read.
+#[derive(Debug)]
+pub(crate) struct Damaged {
+    pub(crate) prefix: PathBuf,
+    pub(crate) reason: String,
+}
+
+pub(crate) struct Registry {
     file: PathBuf,
 }
 
 impl Registry {
-    pub fn new(file: PathBuf) -> Self {
+    pub(crate) fn new(file: PathBuf) -> Self {
         Self { file }
     }
 
@@ -37,10 +44,10 @@ impl Registry {
             text.push_str(&p.to_string_lossy());
             text.push('\n');
         }
-        crate::env::lock::write_atomic(&self.file, text.as_bytes())
+        crate::fs::write_atomic(&self.file, text.as_bytes())
     }
 
-    pub fn add(&self, prefix: &Path) -> Result<()> {
+    pub(crate) fn add(&self, prefix: &Path) -> Result<()> {
         let mut all = self.read();
         if !all.iter().any(|p| p == prefix) && !prefix.to_string_lossy().contains('\n') {
             all.push(prefix.to_path_buf());
@@ -49,7 +56,7 @@ impl Registry {
         Ok(())
     }
 
-    pub fn remove(&self, prefix: &Path) -> Result<()> {
+    pub(crate) fn remove(&self, prefix: &Path) -> Result<()> {
         let all = self.read();
         if all.iter().any(|p| p == prefix) {
             let kept: Vec<_> = all.into_iter().filter(|p| p != prefix).collect();
@@ -58,8 +65,9 @@ impl Registry {
         Ok(())
     }
 
-    /// Every environment with a readable manifest, sorted by name then prefix.
-    pub fn all(&self, envs_dir: &Path) -> Vec<Manifest> {
+    /// Every environment envmod can find, sorted by name then prefix; one whose manifest
+    /// cannot be read comes back as its path and the reason.
+    pub(crate) fn all(&self, envs_dir: &Path) -> Vec<Result<Manifest, Damaged>> {
         let mut prefixes: Vec<PathBuf> = std::fs::read_dir(envs_dir)
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
@@ -71,11 +79,33 @@ impl Registry {
         prefixes.extend(self.read());
         prefixes.sort();
         prefixes.dedup();
-        let mut found: Vec<Manifest> = prefixes
+        let mut found: Vec<Result<Manifest, Damaged>> = prefixes
             .iter()
-            .filter_map(|p| Manifest::read(p).ok().flatten())
+            .filter_map(|p| match Manifest::read(p) {
+                Ok(Some(m)) => Some(Ok(m)),
+                // A directory that is not an environment at all is not envmod's to show.
+                Ok(None) if !crate::env::prefix::has_envmod_dir(p) => None,
+                Ok(None) => Some(Err(Damaged {
+                    prefix: p.clone(),
+                    reason: "its manifest is missing".into(),
+                })),
+                Err(e) => Some(Err(Damaged {
+                    prefix: p.clone(),
+                    reason: format!("{e:#}"),
+                })),
+            })
             .collect();
-        found.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.prefix.cmp(&b.prefix)));
+        let key = |r: &Result<Manifest, Damaged>| match r {
+            Ok(m) => (m.name.to_string(), m.prefix.clone()),
+            Err(d) => (
+                d.prefix
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                d.prefix.clone(),
+            ),
+        };
+        found.sort_by_key(key);
         found
     }
 }

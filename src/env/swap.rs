@@ -13,7 +13,7 @@ const COPIED_DIRS: &[&str] = &["conda-meta", ".envmod"];
 
 /// Recreate `src` at `dst`: directories and symlinks as they are, regular files as hard
 /// links (copies where linking is refused, and under the metadata directories).
-pub fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
+pub(crate) fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
     clone_dir(src, dst, false)
 }
 
@@ -45,7 +45,7 @@ fn clone_dir(src: &Path, dst: &Path, copy_files: bool) -> Result<()> {
 
 /// Swap two directories in one step. Filesystems without `RENAME_EXCHANGE` (some network
 /// filesystems) get two renames, with the old tree moved aside first.
-pub fn exchange(a: &Path, b: &Path) -> Result<()> {
+pub(crate) fn exchange(a: &Path, b: &Path) -> Result<()> {
     let ca = CString::new(a.as_os_str().as_bytes())?;
     let cb = CString::new(b.as_os_str().as_bytes())?;
     // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
@@ -79,7 +79,7 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
 }
 
 /// Where the two-rename fallback parks the live tree while the new one moves in.
-pub fn swap_aside(prefix: &Path) -> std::path::PathBuf {
+pub(crate) fn swap_aside(prefix: &Path) -> std::path::PathBuf {
     let name = prefix
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -13,7 +13,7 @@ use crate::{render::escape::sh_quote, site::python::SitePython};
 
 /// Lay out a venv in `root`, which becomes `final_prefix` after the rename. Scripts embed
 /// the final prefix, never the staging path.
-pub fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Result<()> {
+pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Result<()> {
     let short = python.short_version();
     let bin = root.join("bin");
     let site_packages = root.join(format!("lib/python{short}/site-packages"));
@@ -28,19 +28,6 @@ pub fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Re
     }
     symlink("lib", root.join("lib64")).context("failed to create lib64 link")?;
 
-    let home = python
-        .executable
-        .parent()
-        .context("site Python has no parent directory")?;
-    let cfg = format!(
-        "home = {}\ninclude-system-site-packages = true\nversion = {}\nexecutable = {}\ncommand = envmod create -p {}\n",
-        home.display(),
-        python.version,
-        python.executable.display(),
-        final_prefix.display(),
-    );
-    std::fs::write(root.join("pyvenv.cfg"), cfg).context("failed to write pyvenv.cfg")?;
-
     // Python finds pyvenv.cfg next to the link it was started from, so plain symlinks to the
     // site interpreter are all a venv needs.
     for link in [
@@ -52,6 +39,37 @@ pub fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Re
             .with_context(|| format!("failed to link bin/{link}"))?;
     }
 
+    // The staging directory is new and envmod's own: plain writes are safe there.
+    write_prefix_files(root, final_prefix, python, |p, b| std::fs::write(p, b).map_err(Into::into))
+}
+
+/// Write the files of the layout that name the prefix: `pyvenv.cfg` and the pip wrappers.
+/// Also used to re-point a copied environment at its new place.
+pub(crate) fn rewrite_for_prefix(root: &Path, final_prefix: &Path, python: &SitePython) -> Result<()> {
+    write_prefix_files(root, final_prefix, python, crate::fs::write_atomic)
+}
+
+fn write_prefix_files(
+    root: &Path,
+    final_prefix: &Path,
+    python: &SitePython,
+    write: impl Fn(&Path, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let short = python.short_version();
+    let bin = root.join("bin");
+    let home = python
+        .executable
+        .parent()
+        .context("site Python has no parent directory")?;
+    let cfg = format!(
+        "home = {}\ninclude-system-site-packages = true\nversion = {}\nexecutable = {}\ncommand = envmod create -p {}\n",
+        home.display(),
+        python.version,
+        python.executable.display(),
+        final_prefix.display(),
+    );
+    write(&root.join("pyvenv.cfg"), cfg.as_bytes()).context("failed to write pyvenv.cfg")?;
+
     // `pip` must install into this prefix even when the site's pip lives elsewhere, so it
     // always runs through the env's own interpreter.
     let pip = format!(
@@ -61,7 +79,8 @@ pub fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Re
     );
     for name in ["pip".to_string(), "pip3".to_string(), format!("pip{short}")] {
         let path = bin.join(&name);
-        std::fs::write(&path, &pip).with_context(|| format!("failed to write bin/{name}"))?;
+        write(&path, pip.as_bytes())
+            .with_context(|| format!("failed to write bin/{name}"))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(())

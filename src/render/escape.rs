@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 /// A Lua string literal in double quotes. Control bytes use the decimal `\ddd` form, which
 /// every Lua version reads; multi-byte UTF-8 passes through.
-pub fn lua_quote(s: &str) -> String {
+pub(crate) fn lua_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -26,7 +26,7 @@ pub fn lua_quote(s: &str) -> String {
 /// A Tcl word in double quotes. Every character Tcl substitutes or uses to group is
 /// backslash-escaped; control characters use `\u00XX`, which is exactly four digits and so
 /// cannot swallow a following hex digit.
-pub fn tcl_quote(s: &str) -> String {
+pub(crate) fn tcl_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -47,7 +47,7 @@ pub fn tcl_quote(s: &str) -> String {
 }
 
 /// A POSIX shell word in single quotes; a single quote becomes `'\''`.
-pub fn sh_quote(s: &str) -> String {
+pub(crate) fn sh_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))

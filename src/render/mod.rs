@@ -2,8 +2,7 @@
 //! in the binary; a file of the same name in the site's `templates_dir` replaces one, so a
 //! site can change its modulefiles without rebuilding envmod.
 
-pub mod context;
-pub mod escape;
+pub(crate) mod escape;
 
 use std::path::{Path, PathBuf};
 
@@ -23,14 +22,14 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
-pub struct Renderer {
+pub(crate) struct Renderer {
     env: Environment<'static>,
     /// Templates that came from the site's `templates_dir`, for error messages.
     overrides: Vec<(String, PathBuf)>,
 }
 
 impl Renderer {
-    pub fn new(templates_dir: Option<&Path>) -> Result<Self> {
+    pub(crate) fn new(templates_dir: Option<&Path>) -> Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
@@ -57,7 +56,7 @@ impl Renderer {
         Ok(Self { env, overrides })
     }
 
-    pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String> {
+    pub(crate) fn render(&self, name: &str, ctx: impl Serialize) -> Result<String> {
         let tmpl = self.env.get_template(name)?;
         tmpl.render(ctx).map_err(|e| {
             let origin = self

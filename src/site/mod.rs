@@ -6,7 +6,7 @@ pub mod python;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{config::ModuleSystemChoice, settings::Environ};
+use crate::{config::ModuleSystemChoice, environ::Environ};
 
 /// The kind of modulefile to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

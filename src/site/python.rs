@@ -5,12 +5,13 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{error::UserError, settings::Environ};
+use crate::{environ::Environ, error::UserError};
 
 /// Ask the interpreter about itself, one fact a line. `_base_executable` sees through a venv,
 /// so an env created while another env is active still sits on the real site Python. The
@@ -70,26 +71,26 @@ fn has_pip(sys_path: &[PathBuf]) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SitePython {
+pub(crate) struct SitePython {
     /// The real interpreter, with symlinks and shims resolved.
-    pub executable: PathBuf,
+    pub(crate) executable: PathBuf,
     /// Full version, `3.11.7`.
-    pub version: String,
-    pub major: u32,
-    pub minor: u32,
-    pub pip: bool,
+    pub(crate) version: String,
+    pub(crate) major: u32,
+    pub(crate) minor: u32,
+    pub(crate) pip: bool,
 }
 
 impl SitePython {
     /// `X.Y`, the part that names `lib/pythonX.Y` and the module version.
-    pub fn short_version(&self) -> String {
+    pub(crate) fn short_version(&self) -> String {
         format!("{}.{}", self.major, self.minor)
     }
 }
 
 /// Find the interpreter to build on: the configured one (a path or a command name), or
 /// `python3` on PATH.
-pub fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
+pub(crate) fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
     let wanted = configured.unwrap_or("python3");
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     which::which_in(wanted, env.get("PATH"), cwd).map_err(|_| {
@@ -115,7 +116,7 @@ pub fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
 /// remembered per binary and a second create skips the interpreter start entirely (uv does
 /// the same). Scripts (pyenv shims, module wrappers) may run a different interpreter each
 /// time and are never cached.
-pub struct Probe {
+pub(crate) struct Probe {
     interpreter: PathBuf,
     state: ProbeState,
 }
@@ -131,7 +132,7 @@ enum ProbeState {
 
 impl Probe {
     /// Look in the cache (when given one), or start the interpreter.
-    pub fn start(interpreter: &Path, cache_dir: Option<&Path>) -> Result<Self> {
+    pub(crate) fn start(interpreter: &Path, cache_dir: Option<&Path>) -> Result<Self> {
         let cache_file = cache_dir
             .zip(cache_key(interpreter))
             .map(|(dir, key)| dir.join(format!("{key:016x}.json")));
@@ -166,19 +167,49 @@ impl Probe {
     }
 
     /// The interpreter's facts, waiting for it if it is still running.
-    pub fn wait(self) -> Result<SitePython> {
+    pub(crate) fn wait(self) -> Result<SitePython> {
         let (child, cache_file) = match self.state {
             ProbeState::Known(python) => return Ok(python),
             ProbeState::Running { child, cache_file } => (child, cache_file),
         };
-        let out = child
-            .wait_with_output()
-            .with_context(|| format!("failed to run site Python {}", self.interpreter.display()))?;
+        let out = wait_bounded(child, &self.interpreter)?;
         let (python, sys_path) = parse_probe(&self.interpreter, &out)?;
         if let Some(file) = cache_file {
             remember(&self.interpreter, &file, &python, sys_path);
         }
         Ok(python)
+    }
+}
+
+/// How long the site Python may take to answer: a hung interpreter (a wrapper waiting on a
+/// licence server, a dead network filesystem) must not hang envmod.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn wait_bounded(child: std::process::Child, interpreter: &Path) -> Result<std::process::Output> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let timeout = crate::failpoint::timeout_ms("PROBE_TIMEOUT")
+        .map_or(PROBE_TIMEOUT, Duration::from_millis);
+    match rx.recv_timeout(timeout) {
+        Ok(out) => {
+            out.with_context(|| format!("failed to run site Python {}", interpreter.display()))
+        }
+        Err(_) => {
+            // SAFETY: kill(2) with a pid this process started and has not yet reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            Err(UserError::failure(format!(
+                "site Python {} did not answer within {} s",
+                interpreter.display(),
+                timeout.as_secs_f32()
+            ))
+            .with_hint("check that it starts (`python3 -c pass`), or choose another with --site-python")
+            .into())
+        }
     }
 }
 
@@ -193,7 +224,7 @@ fn remember(interpreter: &Path, file: &Path, python: &SitePython, sys_path: Vec<
         && std::fs::create_dir_all(dir).is_ok()
         && let Ok(json) = serde_json::to_vec(&entry)
     {
-        let _ = crate::env::lock::write_atomic(file, &json);
+        let _ = crate::fs::write_atomic(file, &json);
     }
 }
 

@@ -1,0 +1,631 @@
+//! THE pipeline every change to an environment goes through:
+//! load → plan (specs, channels, solve) → check outputs → stage → install → swap → write
+//! outputs → record. `create`, `install`/`remove`, `module` and `delete` are configurations
+//! of it, so each safety rule is written once: outputs are checked before anything on disk
+//! changes; after the swap an output that fails is recorded as pending in the manifest and
+//! finished by the next command on the environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord};
+
+use crate::{
+    failpoint,
+    conda::{self, CondaSettings},
+    env::{
+        cleanup::{self, CleanupGuard},
+
+        lock::{self, EnvLock},
+        manifest::{Manifest, ModuleInfo, PythonMode},
+        prefix::{self, Accept, EnvTarget, Opened},
+        registry::Registry,
+        swap, venv,
+    },
+    environ::Environ,
+    error::UserError,
+    outputs::{
+        Output, PrefixFacts,
+        modulefile::{self, Modulefile, ModulefileOptions},
+    },
+    printer::Printer,
+    render::Renderer,
+    site::{ModuleSystem, python::SitePython},
+};
+
+/// What every step needs from the command that runs the pipeline.
+pub(crate) struct Ctx<'a> {
+    pub(crate) printer: &'a Printer,
+    pub(crate) environ: &'a Environ,
+    pub(crate) conda: &'a CondaSettings,
+    /// Compiled before anything else: a broken site template must cost nothing.
+    pub(crate) renderer: &'a Renderer,
+    pub(crate) options: ModulefileOptions,
+}
+
+impl Ctx<'_> {
+    fn outputs(&self) -> Vec<Box<dyn Output + '_>> {
+        vec![Box::new(Modulefile {
+            renderer: self.renderer,
+            options: self.options,
+        })]
+    }
+}
+
+// ------------------------------------------------------------------------------- plan
+
+/// Resolve channel arguments against the alias and the working directory.
+pub(crate) fn channels(raw: &[String], ctx: &Ctx<'_>) -> Result<Vec<Channel>> {
+    conda::channels::resolve_all(raw, &ctx.conda.channel_alias, ctx.environ.cwd())
+}
+
+/// Solve `specs` on `channels`, on top of the site Python when there is one.
+pub(crate) async fn solve(
+    channels: &[Channel],
+    specs: Vec<MatchSpec>,
+    site_python: Option<&SitePython>,
+    locked: Vec<RepoDataRecord>,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<RepoDataRecord>> {
+    let request = conda::solve::SolveRequest {
+        channels,
+        specs,
+        site_python: site_python
+            .map(conda::solve::site_python_record)
+            .transpose()?,
+        locked,
+    };
+    conda::solve::solve(ctx.conda, request, ctx.printer).await
+}
+
+/// The conda Python a solve chose, as the manifest records it.
+pub(crate) fn conda_interpreter(records: &[RepoDataRecord], prefix: &Path) -> Result<SitePython> {
+    let python = records
+        .iter()
+        .find(|r| r.package_record.name.as_normalized() == "python")
+        .ok_or_else(|| {
+            UserError::failure("the solution has no python package").with_hint("check --python")
+        })?;
+    let version = python.package_record.version.to_string();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(3), parts.next().unwrap_or(0));
+    Ok(SitePython {
+        executable: prefix.join(format!("bin/python{major}.{minor}")),
+        version,
+        major,
+        minor,
+        pip: records
+            .iter()
+            .any(|r| r.package_record.name.as_normalized() == "pip"),
+    })
+}
+
+// ----------------------------------------------------------------------------- outputs
+
+/// Plan every output for `manifest` and check that it can be written, before anything on
+/// disk changes. The facts of the installed prefix are not known yet; the templates and the
+/// destinations are what can fail here.
+pub(crate) fn check_outputs(manifest: &Manifest, ctx: &Ctx<'_>) -> Result<()> {
+    for out in ctx.outputs() {
+        if let Some(planned) = out.plan(manifest, &PrefixFacts::default())? {
+            out.check(manifest, &planned)?;
+        }
+    }
+    Ok(())
+}
+
+/// Write every output for `manifest` from the installed prefix at `real`, and remove what
+/// `old` wrote where the new outputs went elsewhere.
+fn write_outputs(manifest: &Manifest, real: &Path, old: Option<&Manifest>, ctx: &Ctx<'_>) -> Result<()> {
+    let facts = prefix_facts(manifest, real)?;
+    for name in &facts.unsafe_vars {
+        ctx.printer.warn(format!(
+            "not putting {name} into the modulefile: an activation script sets it to a value with a newline or another control character, which the module system would run as shell code"
+        ));
+    }
+    for out in ctx.outputs() {
+        let planned = out.plan(manifest, &facts)?;
+        if let Some(planned) = &planned {
+            out.check(manifest, planned)?;
+            out.write(planned)?;
+        }
+        if let Some(old) = old {
+            let moved = match (out.plan(old, &PrefixFacts::default())?, &planned) {
+                (Some(o), Some(n)) => o.path != n.path,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if moved {
+                out.remove(old)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Read the installed environment for what the outputs advertise and set.
+fn prefix_facts(manifest: &Manifest, real: &Path) -> Result<PrefixFacts> {
+    // Only requested packages become extensions, so an env without specs (the first-day
+    // create) skips reading conda-meta, and the thread pool that reading starts.
+    let records = if manifest.specs.is_empty() {
+        Vec::new()
+    } else {
+        conda::prefix::installed_records(real)?
+    };
+    let mut extensions = Vec::new();
+    for spec in &manifest.specs {
+        let name = conda::specs::spec_package_name(spec)?;
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.repodata_record.package_record.name == name)
+        {
+            let p = &r.repodata_record.package_record;
+            extensions.push(format!("{}/{}", p.name.as_normalized(), p.version));
+        }
+    }
+    let mut env_vars = Vec::new();
+    let mut unsafe_vars = Vec::new();
+    for v in conda::activation::env_vars(real)? {
+        if !is_env_name(&v.name) {
+            continue;
+        }
+        if v.value.chars().any(char::is_control) {
+            unsafe_vars.push(v.name);
+        } else {
+            env_vars.push(v);
+        }
+    }
+    Ok(PrefixFacts {
+        extensions,
+        env_vars,
+        unsafe_vars,
+    })
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// After the swap: write the outputs, then record that they are done. A failure leaves the
+/// manifest saying "pending", and the error says so and how it gets finished.
+fn finish_outputs(opened: &mut Opened, old: Option<&Manifest>, target: &EnvTarget, ctx: &Ctx<'_>) -> Result<()> {
+    if let Err(e) = write_outputs(&opened.manifest, &opened.real, old, ctx) {
+        return Err(UserError::failure(format!(
+            "{} was changed, but its modulefile could not be brought up to date: {e:#}",
+            opened.manifest.name
+        ))
+        .with_hint(format!(
+            "fix that, then run `envmod module {}` (any envmod command on the environment finishes it)",
+            target.cli()
+        ))
+        .into());
+    }
+    opened.manifest.outputs_pending = false;
+    opened.manifest.write_into(&opened.real)?;
+    cleanup::set_committed(None);
+    Ok(())
+}
+
+/// Open an existing environment and first finish outputs an earlier command left pending.
+fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
+    let mut opened = prefix::open(target, accept)?;
+    if opened.manifest.outputs_pending && accept == Accept::Intact {
+        ctx.printer.info(format!(
+            "{}: finishing the modulefile an interrupted command left out of date",
+            opened.manifest.name
+        ));
+        finish_outputs(&mut opened, None, target, ctx)?;
+    }
+    Ok(opened)
+}
+
+// ------------------------------------------------------------------------------ create
+
+/// Everything `create` decided before the pipeline runs.
+pub(crate) struct NewEnv {
+    pub(crate) target: EnvTarget,
+    pub(crate) manifest: Manifest,
+    pub(crate) specs: Vec<MatchSpec>,
+    pub(crate) records: Vec<RepoDataRecord>,
+}
+
+/// Build a new environment in a staging directory, move it into place, then write its
+/// outputs; any failure, or an interrupt, leaves nothing behind.
+pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> Result<Manifest> {
+    let NewEnv {
+        target,
+        manifest,
+        specs,
+        records,
+    } = new;
+    check_outputs(&manifest, ctx)?;
+    let real = target.real_path()?;
+    if real.symlink_metadata().is_ok() {
+        return Err(prefix::already_exists(&target));
+    }
+    let _lock = EnvLock::acquire(&real, &target.name)?;
+    if real.symlink_metadata().is_ok() {
+        return Err(prefix::already_exists(&target));
+    }
+    lock::clear_leftovers(&real, &target.name)?;
+
+    let staging = lock::staging_dir(&real, &target.name);
+    let mut guard = CleanupGuard::create(&staging).map_err(|e| {
+        UserError::failure(format!("cannot create {}: {e}", staging.display()))
+            .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
+    })?;
+    let mode = manifest.python.mode;
+    if mode == PythonMode::Site {
+        venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
+    }
+    failpoint::hit("create:staged");
+    if !records.is_empty() {
+        let request = conda::install::InstallRequest {
+            dir: guard.path(),
+            target_prefix: &target.prefix,
+            records,
+            specs,
+            skip_python: mode == PythonMode::Site,
+        };
+        let changes = conda::install::install(ctx.conda, request, ctx.printer).await?;
+        ctx.printer
+            .detail(format!("installed {}", changes.installed.join(", ")));
+    } else {
+        std::fs::create_dir_all(guard.path().join("conda-meta"))?;
+    }
+    failpoint::hit("create:installed");
+    manifest.write_into(guard.path())?;
+    guard.rename(&real).with_context(|| {
+        format!(
+            "failed to move the new environment into {}",
+            target.prefix.display()
+        )
+    })?;
+    failpoint::hit("create:renamed");
+    // A new environment whose outputs fail is removed whole: the guard still holds it.
+    guard.finish_with(|| write_outputs(&manifest, &real, None, ctx))?;
+    if target.by_prefix {
+        registry.add(&target.prefix)?;
+    }
+    Ok(manifest)
+}
+
+// ------------------------------------------------------------------------------ change
+
+/// A change to an existing environment.
+pub(crate) enum Change {
+    Install(Vec<String>),
+    Remove(Vec<String>),
+    /// No package change: write the outputs again, maybe re-pointing a copied environment.
+    Outputs(OutputsChange),
+}
+
+/// Where `envmod module` writes the modulefile.
+pub(crate) struct OutputsChange {
+    /// `None` keeps the environment's module system; `Some(None)` drops its modulefile.
+    pub(crate) system: Option<Option<ModuleSystem>>,
+    /// `None` keeps the environment's module root, or else uses `default_root`.
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) default_root: PathBuf,
+    pub(crate) adopt: bool,
+}
+
+/// What a change did, for the command's report.
+pub(crate) struct Changed {
+    pub(crate) manifest: Manifest,
+    pub(crate) packages: Option<conda::install::Changes>,
+    pub(crate) old_module: Option<ModuleInfo>,
+}
+
+/// Apply `change` to the environment `target` names. `channels` are the ones given on the
+/// command line; otherwise the environment's own, then the config's, are used.
+pub(crate) async fn change(
+    target: &EnvTarget,
+    change: Change,
+    cli_channels: &[String],
+    ctx: &Ctx<'_>,
+) -> Result<Changed> {
+    let adopt = matches!(&change, Change::Outputs(o) if o.adopt);
+    let accept = if adopt { Accept::Relocated } else { Accept::Intact };
+    let mut opened = open(target, accept, ctx)?;
+    let old = opened.manifest.clone();
+    let mut next = old.clone();
+    if adopt {
+        adopt_into(&mut next, target, &opened.real)?;
+    }
+
+    let (specs, records) = match &change {
+        Change::Install(added) => {
+            for spec in added {
+                if conda::specs::spec_package_name(spec)?.as_normalized() == "python"
+                    && old.python.mode == PythonMode::Site
+                {
+                    return Err(UserError::usage(
+                        "python comes from the site in this environment and cannot be installed",
+                    )
+                    .with_hint("create an environment with --python VERSION for a conda Python")
+                    .into());
+                }
+            }
+            let specs = conda::specs::with_added(&old.specs, added)?;
+            (Some(specs), None)
+        }
+        Change::Remove(names) => (Some(removed_specs(&old, names, &opened.real)?), Some(names)),
+        Change::Outputs(_) => (None, None),
+    };
+
+    let mut plan = None;
+    if let Some(specs) = specs {
+        let installed = conda::prefix::installed_records(&opened.real)?;
+        let mut conda_specs = conda::specs::parse_specs(&specs)?;
+        let names = specs
+            .iter()
+            .map(|s| conda::specs::spec_package_name(s))
+            .collect::<Result<Vec<_>>>()?;
+        if old.python.mode == PythonMode::Conda && !names.iter().any(|n| n.as_normalized() == "python") {
+            // The env's Python stays what it was created with.
+            conda_specs.extend(conda::specs::parse_specs(&[format!(
+                "python =={}",
+                old.python.site.version
+            )])?);
+        }
+        let raw_channels = if !cli_channels.is_empty() {
+            cli_channels.to_vec()
+        } else if !old.channels.is_empty() {
+            old.channels.clone()
+        } else {
+            ctx.conda.channels.clone()
+        };
+        let channels = channels(&raw_channels, ctx)?;
+        let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
+        let locked = installed.iter().map(|r| r.repodata_record.clone()).collect();
+        let solved = solve(&channels, conda_specs.clone(), site, locked, ctx).await?;
+        if let Some(names) = records {
+            for name in names {
+                let name = name.to_ascii_lowercase();
+                if solved
+                    .iter()
+                    .any(|r| r.package_record.name.as_normalized() == name)
+                {
+                    return Err(UserError::failure(format!(
+                        "{name} is still needed by the remaining packages ({}); nothing was changed",
+                        specs.join(" ")
+                    ))
+                    .with_hint("remove the packages that depend on it as well")
+                    .into());
+                }
+            }
+        }
+        if old.python.mode == PythonMode::Conda {
+            // `install python=3.13` moves a conda env to another Python, and its module name.
+            next.python.site = conda_interpreter(&solved, &old.prefix)?;
+        }
+        next.specs = specs;
+        next.channels = channels.iter().map(conda::channels::display).collect();
+        plan = Some((solved, conda_specs));
+    }
+
+    // Where the outputs go now: a new system or root, or the same one under a new module name.
+    let current = old.module.as_ref().map(|m| (m.system, m.root.clone()));
+    let module_target = match change {
+        Change::Outputs(o) => {
+            let system = match o.system {
+                Some(choice) => choice,
+                None => match &current {
+                    Some((system, _)) => Some(*system),
+                    None => {
+                        return Err(UserError::usage(format!(
+                            "{} has no modulefile to write again",
+                            old.name
+                        ))
+                        .with_hint("pass --module-system lmod or --module-system tcl")
+                        .into());
+                    }
+                },
+            };
+            let root = o
+                .root
+                .or(current.map(|(_, root)| root))
+                .unwrap_or(o.default_root);
+            system.map(|system| (system, root))
+        }
+        _ => current,
+    };
+    next.module = module_target.map(|(system, root)| modulefile::info_for(&next, system, &root));
+    check_outputs(&next, ctx)?;
+
+    next.outputs_pending = true;
+    let mut packages = None;
+    let mut guard = None;
+    match plan {
+        Some((records, conda_specs)) => {
+            let staging = lock::staging_dir(&opened.real, &target.name);
+            let g = CleanupGuard::new(&staging);
+            swap::clone_tree(&opened.real, g.path())?;
+            failpoint::hit("change:cloned");
+            let request = conda::install::InstallRequest {
+                dir: g.path(),
+                target_prefix: &next.prefix,
+                records,
+                specs: conda_specs,
+                skip_python: next.python.mode == PythonMode::Site,
+            };
+            packages = Some(conda::install::install(ctx.conda, request, ctx.printer).await?);
+            failpoint::hit("change:installed");
+            next.write_into(g.path())?;
+            g.exchange_with(&opened.real)?;
+            // Dropping the guard removes the old tree, now at the staging path.
+            guard = Some(g);
+        }
+        None => next.write_into(&opened.real)?,
+    }
+    cleanup::set_committed(Some(format!(
+        "{} was changed; its modulefile is brought up to date by the next envmod command on it (`envmod module {}`)",
+        next.name,
+        target.cli()
+    )));
+    failpoint::hit("change:exchanged");
+    opened.manifest = next;
+    finish_outputs(&mut opened, Some(&old), target, ctx)?;
+    drop(guard);
+    Ok(Changed {
+        manifest: opened.manifest,
+        packages,
+        old_module: old.module,
+    })
+}
+
+/// The requested specs once `names` are removed, refusing names that are not there.
+fn removed_specs(manifest: &Manifest, names: &[String], real: &Path) -> Result<Vec<String>> {
+    let installed: Vec<PrefixRecord> = conda::prefix::installed_records(real)?;
+    let mut parsed = Vec::new();
+    for raw in names {
+        let name = conda::specs::spec_package_name(raw)?;
+        if name.as_normalized() == "python" {
+            return Err(UserError::usage("python cannot be removed from an environment").into());
+        }
+        let requested = manifest
+            .specs
+            .iter()
+            .any(|s| conda::specs::spec_package_name(s).is_ok_and(|n| n == name));
+        let present = installed
+            .iter()
+            .any(|r| r.repodata_record.package_record.name == name);
+        if !requested && !present {
+            return Err(UserError::failure(format!(
+                "package {raw} is not installed in {}",
+                manifest.name
+            ))
+            .with_hint(format!(
+                "`envmod list` and {} show what is there",
+                manifest.prefix.join("conda-meta").display()
+            ))
+            .into());
+        }
+        parsed.push(name);
+    }
+    conda::specs::without(&manifest.specs, &parsed)
+}
+
+/// Re-point a copied or moved environment at the path it now has.
+fn adopt_into(next: &mut Manifest, target: &EnvTarget, real: &Path) -> Result<()> {
+    let installed = conda::prefix::installed_records(real)?;
+    if let Some(r) = installed.iter().find(|r| {
+        r.paths_data
+            .paths
+            .iter()
+            .any(|p| p.prefix_placeholder.is_some())
+    }) {
+        return Err(UserError::failure(format!(
+            "{} cannot be re-pointed: package {} has files with the old prefix built in",
+            target.prefix.display(),
+            r.repodata_record.package_record.name.as_normalized()
+        ))
+        .with_hint(format!(
+            "create the environment again at the new place (`envmod create {} …`)",
+            target.cli()
+        ))
+        .into());
+    }
+    next.name = target.name.clone();
+    next.prefix = target.prefix.clone();
+    next.by_prefix = target.by_prefix;
+    if next.python.mode == PythonMode::Site {
+        venv::rewrite_for_prefix(real, &next.prefix, &next.python.site)?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ delete
+
+/// What `delete` removed.
+pub(crate) struct Deleted {
+    pub(crate) name: String,
+    pub(crate) outputs: Vec<PathBuf>,
+}
+
+/// Remove an environment: rename it aside first (so a failure there changes nothing), then
+/// its outputs, then the tree. With `force`, a directory whose manifest is damaged, or that
+/// is a copy of another environment, is removed too, and only outputs that name it go.
+pub(crate) fn delete(
+    target: &EnvTarget,
+    force: bool,
+    registry: &Registry,
+    ctx: &Ctx<'_>,
+) -> Result<Deleted> {
+    let real = target.real_path()?;
+    let _lock = EnvLock::acquire(&real, &target.name)?;
+    lock::clear_leftovers(&real, &target.name)?;
+    let manifest = match prefix::read_manifest(target, &real) {
+        Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(m),
+        Ok(_) if force => {
+            ctx.printer.warn(format!(
+                "{} is a copy of another environment; removing the copy and leaving the modulefiles alone",
+                target.prefix.display()
+            ));
+            None
+        }
+        Ok(m) => {
+            return Err(prefix::relocated(target, &m, &format!(
+                "`envmod delete {} --force` removes only this copy",
+                target.cli()
+            )));
+        }
+        Err(_) if force && prefix::has_envmod_dir(&real) => {
+            ctx.printer.warn(format!(
+                "{}: the manifest is damaged; removing the directory, but not its modulefile (find it with `module avail {}`)",
+                target.prefix.display(),
+                target.name
+            ));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    remove_aside(target, &real, manifest.as_ref(), registry, ctx)
+}
+
+fn remove_aside(
+    target: &EnvTarget,
+    real: &Path,
+    manifest: Option<&Manifest>,
+    registry: &Registry,
+    ctx: &Ctx<'_>,
+) -> Result<Deleted> {
+    let trash = lock::trash_dir(real, &target.name);
+    std::fs::rename(real, &trash).map_err(|e| {
+        UserError::failure(format!("cannot remove {}: {e}", target.prefix.display()))
+            .with_hint("check the permissions of its parent directory; nothing was removed")
+    })?;
+    let mut outputs = Vec::new();
+    if let Some(m) = manifest {
+        for out in ctx.outputs() {
+            match out.remove(m) {
+                Ok(removed) => outputs.extend(removed),
+                Err(e) => {
+                    // Put the environment back: it keeps the outputs that are still there.
+                    let _ = std::fs::rename(&trash, real);
+                    return Err(UserError::failure(format!(
+                        "cannot remove the {} of {}: {e:#}",
+                        out.what(),
+                        m.name
+                    ))
+                    .with_hint("fix that and run the delete again; the environment was left in place")
+                    .into());
+                }
+            }
+        }
+    }
+    prefix::remove_tree(&trash)?;
+    registry.remove(&target.prefix)?;
+    if let Some(m) = manifest {
+        registry.remove(&m.prefix)?;
+    }
+    Ok(Deleted {
+        name: manifest.map_or_else(|| target.name.to_string(), |m| m.name.to_string()),
+        outputs,
+    })
+}

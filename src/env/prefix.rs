@@ -1,0 +1,178 @@
+//! Which directory a command acts on. The path a user names is resolved once, here: its
+//! parent through any symlinks (so `-n a` and `-p <real path of a>` take the same lock and
+//! the same staging directory), while the environment itself must be named directly, never
+//! through a link. An environment whose manifest records another prefix is a copy or a move,
+//! and is refused until it is re-pointed (`envmod module --adopt`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::{
+    env::{
+        lock::{self, EnvLock},
+        manifest::Manifest,
+    },
+    error::UserError,
+    names::EnvName,
+    render::escape::sh_quote,
+};
+
+/// How an environment is named on the command line.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvTarget {
+    pub(crate) name: EnvName,
+    pub(crate) prefix: PathBuf,
+    /// Given with `-p`: such environments are remembered in the registry so `list` finds them.
+    pub(crate) by_prefix: bool,
+}
+
+impl EnvTarget {
+    /// `-n NAME` or `-p PREFIX`, as the user would type it again.
+    pub(crate) fn cli(&self) -> String {
+        if self.by_prefix {
+            format!("-p {}", sh_quote(&self.prefix.to_string_lossy()))
+        } else {
+            format!("-n {}", self.name)
+        }
+    }
+
+    /// The directory this target names on disk: the parent resolved through symlinks, the
+    /// last component as given. Fails if the last component is itself a symlink.
+    pub(crate) fn real_path(&self) -> Result<PathBuf> {
+        let prefix = &self.prefix;
+        if let Ok(meta) = prefix.symlink_metadata()
+            && meta.file_type().is_symlink()
+        {
+            let to = std::fs::canonicalize(prefix)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "a missing directory".into());
+            return Err(UserError::failure(format!(
+                "{} is a symbolic link to {to}; envmod acts only on the directory you name",
+                prefix.display()
+            ))
+            .with_hint(format!(
+                "name the environment by its real path: -p {}",
+                sh_quote(&to)
+            ))
+            .into());
+        }
+        let (Some(parent), Some(last)) = (prefix.parent(), prefix.file_name()) else {
+            return Ok(prefix.clone());
+        };
+        Ok(match std::fs::canonicalize(parent) {
+            Ok(real_parent) => real_parent.join(last),
+            Err(_) => prefix.clone(),
+        })
+    }
+}
+
+/// An existing environment, locked, with its manifest.
+pub(crate) struct Opened {
+    pub(crate) real: PathBuf,
+    pub(crate) manifest: Manifest,
+    /// Held for as long as the command works on the environment.
+    pub(crate) _lock: EnvLock,
+}
+
+/// What `open` accepts besides an intact environment at the path it names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Accept {
+    #[default]
+    Intact,
+    /// A copy or move: the caller re-points it.
+    Relocated,
+}
+
+/// Lock an existing environment and read its manifest, refusing a path that is not an
+/// envmod environment or that holds a copy of one made elsewhere.
+pub(crate) fn open(target: &EnvTarget, accept: Accept) -> Result<Opened> {
+    let real = target.real_path()?;
+    let lock = EnvLock::acquire(&real, &target.name)?;
+    lock::clear_leftovers(&real, &target.name)?;
+    let manifest = read_manifest(target, &real)?;
+    if accept == Accept::Intact && !same_dir(&manifest.prefix, &real) {
+        let hint = format!(
+            "re-point the copy with `envmod module {} --adopt`, or name the original: -p {}",
+            target.cli(),
+            sh_quote(&manifest.prefix.to_string_lossy())
+        );
+        return Err(relocated(target, &manifest, &hint));
+    }
+    Ok(Opened {
+        real,
+        manifest,
+        _lock: lock,
+    })
+}
+
+pub(crate) fn same_dir(recorded: &Path, real: &Path) -> bool {
+    match (std::fs::canonicalize(recorded), std::fs::canonicalize(real)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+pub(crate) fn relocated(target: &EnvTarget, manifest: &Manifest, hint: &str) -> anyhow::Error {
+    UserError::failure(format!(
+        "{} holds a copy of the environment created at {}; envmod will not act on one through the other",
+        target.prefix.display(),
+        manifest.prefix.display()
+    ))
+    .with_hint(hint)
+    .into()
+}
+
+/// The manifest of an existing envmod environment, or an error that says why there is none.
+pub(crate) fn read_manifest(target: &EnvTarget, real: &Path) -> Result<Manifest> {
+    if real.symlink_metadata().is_err() {
+        return Err(
+            UserError::failure(format!("no environment at {}", target.prefix.display()))
+                .with_hint("`envmod list` shows the environments envmod knows")
+                .into(),
+        );
+    }
+    match Manifest::read(real) {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err(UserError::failure(format!(
+            "{} was not created by envmod (it has no {})",
+            target.prefix.display(),
+            Manifest::path_in(Path::new("")).display()
+        ))
+        .with_hint("envmod only changes environments it created; remove this directory yourself if you mean to")
+        .into()),
+        Err(e) => Err(UserError::failure(format!("{e:#}"))
+            .with_hint(format!(
+                "`envmod delete {} --force` removes it; then create it again",
+                target.cli()
+            ))
+            .into()),
+    }
+}
+
+/// Whether `dir` still carries envmod's metadata directory, even with a damaged manifest.
+pub(crate) fn has_envmod_dir(dir: &Path) -> bool {
+    Manifest::path_in(dir)
+        .parent()
+        .is_some_and(|d| d.symlink_metadata().is_ok_and(|m| m.is_dir()))
+}
+
+/// The error for a name or prefix that is already taken.
+pub(crate) fn already_exists(target: &EnvTarget) -> anyhow::Error {
+    let hint = if Manifest::path_in(&target.prefix).is_file() {
+        format!(
+            "choose another name, or remove it first with `envmod delete {}`",
+            target.cli()
+        )
+    } else {
+        "choose another name or prefix; envmod never writes into an existing directory".to_string()
+    };
+    UserError::failure(format!("{} already exists", target.prefix.display()))
+        .with_hint(hint)
+        .into()
+}
+
+/// Remove a directory tree, with the context that names it.
+pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
+    std::fs::remove_dir_all(dir).with_context(|| format!("failed to remove {}", dir.display()))
+}

@@ -1,0 +1,142 @@
+//! Filesystem steps that must be safe in directories other people can write to. A module
+//! root or envs directory shared by a group (docs/admin.md) lets any member plant a symlink
+//! at a name envmod is about to write; so temporary files get unpredictable names and are
+//! created with `O_CREAT|O_EXCL` (which never follows a link), and lock files are opened
+//! with `O_NOFOLLOW`.
+
+use std::{
+    fs::File,
+    io::Write,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::Path,
+};
+
+use anyhow::{Context, Result};
+
+use crate::error::UserError;
+
+/// Write a file so that readers see either the old content or the new, never a mix. The
+/// file gets the usual mode (0666 less the umask), so a shared module root stays readable.
+/// There is no fsync: the rename is what guards against a killed process, and the files are
+/// small and can be regenerated (`envmod module`), so a create does not wait on the disk.
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .context("path has no file name")?
+        .to_string_lossy();
+    let result = (|| -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{file_name}."))
+            .suffix(".envmod-tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)?;
+        tmp.write_all(contents)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    })();
+    result.with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Open (creating it if needed) a lock file without following a symlink at its path, and
+/// only if it is a regular file: a planted link must never make envmod create or open a file
+/// somewhere else.
+pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
+    let refuse = || -> anyhow::Error {
+        UserError::failure(format!(
+            "lock file {} is not a regular file (a symbolic link?); envmod will not use it",
+            path.display()
+        ))
+        .with_hint("remove it (and find out who put it there); envmod creates it again")
+        .into()
+    };
+    if path
+        .symlink_metadata()
+        .is_ok_and(|m| !m.file_type().is_file())
+    {
+        return Err(refuse());
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o666)
+        .open(path)
+        .map_err(|e| -> anyhow::Error {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                return refuse();
+            }
+            UserError::failure(format!("cannot create lock file {}: {e}", path.display()))
+                .with_hint("check that you can write to that directory")
+                .into()
+        })?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(refuse());
+    }
+    Ok(file)
+}
+
+/// Whether this process may create a file in `dir`, or in the nearest existing ancestor
+/// that `create_dir_all` would start from. Asks the kernel (`access(2)` with the effective
+/// ids), so read-only mounts and missing permissions both answer no.
+pub(crate) fn can_create_in(dir: &Path) -> std::io::Result<()> {
+    let mut existing = dir;
+    while existing.symlink_metadata().is_err() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p,
+            _ => break,
+        }
+    }
+    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+        existing.as_os_str(),
+    ))
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_a_file_and_ignores_planted_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let target = dir.path().join("file");
+        for pid in 0..64 {
+            let _ = std::os::unix::fs::symlink(
+                &victim,
+                dir.path().join(format!(".file.envmod-tmp-{pid}")),
+            );
+        }
+        write_atomic(&target, b"new").unwrap();
+        write_atomic(&target, b"newer").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "newer");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[test]
+    fn lock_files_that_are_links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("created-elsewhere");
+        let lock = dir.path().join(".x.envmod-lock");
+        std::os::unix::fs::symlink(&elsewhere, &lock).unwrap();
+        let err = open_lock_file(&lock).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(!elsewhere.exists());
+        std::fs::remove_file(&lock).unwrap();
+        open_lock_file(&lock).unwrap();
+        assert!(lock.symlink_metadata().unwrap().is_file());
+    }
+}
