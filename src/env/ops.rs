@@ -470,7 +470,9 @@ pub(crate) async fn change(
     )));
     failpoint::hit("change:exchanged");
     opened.manifest = next;
-    finish_outputs(&mut opened, Some(&old), target, ctx)?;
+    // An adopted copy's old outputs are the original's, never the copy's to remove.
+    let replaced = (!adopt).then_some(&old);
+    finish_outputs(&mut opened, replaced, target, ctx)?;
     drop(guard);
     Ok(Changed {
         manifest: opened.manifest,

@@ -312,3 +312,73 @@ print(whl)
 
 /// Every variable of a shell as `NAME=value` lines, for before/after comparisons.
 pub const DUMP_ENV: &str = "env -0 | sort -z | tr '\\0' '\\n'";
+
+/// A colleague in the group `envmodtest`, created by tests/provision.sh.
+pub const PEER: &str = "envmod-peer";
+/// An account outside that group, created by tests/provision.sh.
+pub const OTHER: &str = "envmod-other";
+pub const GROUP: &str = "envmodtest";
+
+/// Fail, saying how to fix it, when the test accounts are missing.
+#[track_caller]
+pub fn require_account(user: &str) {
+    let found = Command::new("id")
+        .arg(user)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "test account {user} does not exist: run `bash tests/provision.sh` as root (or `tests/run`)"
+    );
+}
+
+/// Run `script` with bash as `user` (root runs it as itself), with `vars` set.
+pub fn bash_as(user: Option<&str>, script: &str, vars: &[(String, String)], cwd: &Path) -> Output {
+    let mut cmd = match user {
+        Some(u) => {
+            require_account(u);
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--"]);
+            c
+        }
+        None => Command::new("env"),
+    };
+    cmd.arg("env").arg("-i");
+    for (k, v) in vars {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.args(["PATH=/usr/bin:/bin", "LANG=C.UTF-8"])
+        .args(["bash", "--norc", "--noprofile", "-c", script])
+        .current_dir(cwd);
+    cmd.output().expect("bash runs")
+}
+
+impl TestEnv {
+    /// A world that `user` owns and runs envmod in: its HOME and everything under the test
+    /// directory belong to `user`, and a copy of the binary under test is in `bin/`.
+    pub fn owned_by(user: &str) -> Self {
+        require_account(user);
+        let t = Self::new();
+        let bin = t.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(assert_cmd::cargo::cargo_bin("envmod"), bin.join("envmod")).unwrap();
+        let st = Command::new("chown")
+            .args(["-R", &format!("{user}:"), &t.path().display().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "chown to {user} failed");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        t
+    }
+
+    /// `envmod ARGS` as `user`, in a clean environment with this world's variables.
+    pub fn envmod_as(&self, user: &str, args: &[&str]) -> Output {
+        let bin = self.path().join("bin/envmod");
+        let line = std::iter::once(sh(&bin.display().to_string()))
+            .chain(args.iter().map(|a| sh(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        bash_as(Some(user), &format!("exec {line}"), &self.vars(), self.path())
+    }
+}
