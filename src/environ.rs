@@ -60,4 +60,3 @@ impl Environ {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
     }
 }
-

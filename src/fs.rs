@@ -91,12 +91,17 @@ pub(crate) fn can_create_in(dir: &Path) -> std::io::Result<()> {
             _ => break,
         }
     }
-    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
-        existing.as_os_str(),
-    ))
-    .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(existing.as_os_str()))
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) };
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {

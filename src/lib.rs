@@ -13,6 +13,7 @@ mod environ;
 mod error;
 mod failpoint;
 mod fs;
+mod manifest;
 mod names;
 mod outputs;
 mod printer;
@@ -45,7 +46,10 @@ const INTERRUPTED: i32 = 130;
 /// happen after the removal.
 pub fn interrupted() -> ! {
     let _held = env::cleanup::remove_pending();
-    eprintln!("\nenvmod: interrupted; {}", env::cleanup::interrupted_message());
+    eprintln!(
+        "\nenvmod: interrupted; {}",
+        env::cleanup::interrupted_message()
+    );
     std::process::exit(INTERRUPTED);
 }
 

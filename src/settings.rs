@@ -4,7 +4,6 @@
 //! plain struct and never look at files or variables themselves.
 
 use std::{
-
     fmt,
     path::{Path, PathBuf},
 };

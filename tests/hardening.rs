@@ -107,7 +107,10 @@ fn planted_symlinks_in_shared_directories_are_never_followed() {
             .unwrap(),
     );
     assert!(err.contains("is not a regular file"), "{err}");
-    assert!(!planted.exists(), "envmod created a file through a planted lock link");
+    assert!(
+        !planted.exists(),
+        "envmod created a file through a planted lock link"
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 }
 
@@ -138,22 +141,37 @@ fn copies_moves_and_links_never_act_on_the_original() {
     let envs = t.envs_dir();
     let a_module = t.module_root().join("a/py3.11.lua");
     let st = Command::new("cp")
-        .args(["-a", &envs.join("a").display().to_string(), &envs.join("b").display().to_string()])
+        .args([
+            "-a",
+            &envs.join("a").display().to_string(),
+            &envs.join("b").display().to_string(),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
 
-    let err = fails(&t.envmod().args(["install", "-n", "b", "beta"]).output().unwrap());
+    let err = fails(
+        &t.envmod()
+            .args(["install", "-n", "b", "beta"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("copy of the environment"), "{err}");
     assert!(err.contains("--adopt"), "{err}");
     assert_eq!(specs_of(&envs.join("a")), ["alpha"]);
-    assert!(!envs.join("a/conda-meta").read_dir().unwrap().any(|e| e
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .starts_with("beta-")));
+    assert!(!envs.join("a/conda-meta").read_dir().unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("beta-")
+    }));
 
-    let err = fails(&t.envmod().args(["delete", "-n", "b", "--yes"]).output().unwrap());
+    let err = fails(
+        &t.envmod()
+            .args(["delete", "-n", "b", "--yes"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("--force"), "{err}");
     assert!(a_module.is_file());
 
@@ -177,28 +195,61 @@ fn copies_moves_and_links_never_act_on_the_original() {
     assert!(err.contains("symbolic link"), "{err}");
 
     // Adopting re-points the copy: its own modulefile, its own manifest, and `a` untouched.
-    ok(&t.envmod().args(["module", "-q", "-n", "b", "--adopt"]).output().unwrap());
+    ok(&t
+        .envmod()
+        .args(["module", "-q", "-n", "b", "--adopt"])
+        .output()
+        .unwrap());
     let b_module = std::fs::read_to_string(t.module_root().join("b/py3.11.lua")).unwrap();
-    assert!(b_module.contains(&envs.join("b").display().to_string()), "{b_module}");
+    assert!(
+        b_module.contains(&envs.join("b").display().to_string()),
+        "{b_module}"
+    );
     let pyvenv = std::fs::read_to_string(envs.join("b/pyvenv.cfg")).unwrap();
-    assert!(pyvenv.contains(&format!("-p {}", envs.join("b").display())), "{pyvenv}");
-    ok(&t.envmod().args(["install", "-q", "-n", "b", "beta"]).output().unwrap());
+    assert!(
+        pyvenv.contains(&format!("-p {}", envs.join("b").display())),
+        "{pyvenv}"
+    );
+    ok(&t
+        .envmod()
+        .args(["install", "-q", "-n", "b", "beta"])
+        .output()
+        .unwrap());
     assert_eq!(specs_of(&envs.join("b")), ["alpha", "beta"]);
     assert_eq!(specs_of(&envs.join("a")), ["alpha"]);
-    ok(&t.envmod().args(["delete", "-q", "-n", "b", "--yes"]).output().unwrap());
-    assert!(a_module.is_file(), "deleting the copy removed the original's modulefile");
+    ok(&t
+        .envmod()
+        .args(["delete", "-q", "-n", "b", "--yes"])
+        .output()
+        .unwrap());
+    assert!(
+        a_module.is_file(),
+        "deleting the copy removed the original's modulefile"
+    );
     assert!(envs.join("a/bin/python").exists());
 
     // A moved environment (the original path is gone) is a copy too; --force removes it
     // and nothing else.
     let st = Command::new("mv")
-        .args([&envs.join("a").display().to_string(), &envs.join("c").display().to_string()])
+        .args([
+            &envs.join("a").display().to_string(),
+            &envs.join("c").display().to_string(),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
-    let err = fails(&t.envmod().args(["install", "-n", "c", "beta"]).output().unwrap());
+    let err = fails(
+        &t.envmod()
+            .args(["install", "-n", "c", "beta"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("copy of the environment"), "{err}");
-    ok(&t.envmod().args(["delete", "-q", "-n", "c", "--yes", "--force"]).output().unwrap());
+    ok(&t
+        .envmod()
+        .args(["delete", "-q", "-n", "c", "--yes", "--force"])
+        .output()
+        .unwrap());
     assert!(!envs.join("c").exists());
 }
 
@@ -225,14 +276,20 @@ fn multi_line_activation_values_never_run_as_code() {
         let out = t.module_shell(ms, &format!("envmod create -n {name} certs"));
         let text = ok(&out);
         let err = stderr(&out);
-        assert!(err.contains("CERT_PEM"), "the warning must name the variable: {err}{text}");
+        assert!(
+            err.contains("CERT_PEM"),
+            "the warning must name the variable: {err}{text}"
+        );
         let script = format!(
             "module use {}\nmodule load {name}/py3.11 || exit 9\necho \"ok=$CERT_OK pem=${{CERT_PEM-unset}}\"",
             sh(&t.module_root().display().to_string())
         );
         let text = ok(&t.module_shell(ms, &script));
         assert!(text.contains("ok=yes pem=unset"), "{ms:?}: {text}");
-        assert!(!pwned.exists(), "{ms:?}: a line of an activation value ran as a command");
+        assert!(
+            !pwned.exists(),
+            "{ms:?}: a line of an activation value ran as a command"
+        );
     }
 }
 
@@ -246,7 +303,13 @@ fn a_modulefile_of_another_environment_is_never_overwritten() {
     let other = t.path().join("scratch/x/proj");
     let err = fails(
         &t.envmod()
-            .args(["create", "-p", &other.display().to_string(), "--module-system", "lmod"])
+            .args([
+                "create",
+                "-p",
+                &other.display().to_string(),
+                "--module-system",
+                "lmod",
+            ])
             .output()
             .unwrap(),
     );
@@ -265,14 +328,29 @@ fn outputs_are_checked_before_the_swap_and_finished_after_a_kill() {
     let t = TestEnv::owned_by(OTHER);
     let chan = channel::standard_channel(&t.path().join("channel"));
     t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    ok(&t.envmod_as(OTHER, &["create", "-q", "-n", "t", "--module-system", "lmod", "alpha"]));
+    ok(&t.envmod_as(
+        OTHER,
+        &[
+            "create",
+            "-q",
+            "-n",
+            "t",
+            "--module-system",
+            "lmod",
+            "alpha",
+        ],
+    ));
     let module_dir = t.module_root().join("t");
     let modulefile = module_dir.join("py3.11.lua");
     let before = std::fs::read_to_string(&modulefile).unwrap();
     chmod(&module_dir, 0o555);
     let err = fails(&t.envmod_as(OTHER, &["install", "-n", "t", "beta"]));
     assert!(err.contains("cannot write modulefiles"), "{err}");
-    assert_eq!(specs_of(&t.envs_dir().join("t")), ["alpha"], "the env changed anyway");
+    assert_eq!(
+        specs_of(&t.envs_dir().join("t")),
+        ["alpha"],
+        "the env changed anyway"
+    );
     assert_eq!(std::fs::read_to_string(&modulefile).unwrap(), before);
     chmod(&module_dir, 0o755);
 
@@ -286,11 +364,22 @@ fn outputs_are_checked_before_the_swap_and_finished_after_a_kill() {
     assert!(!out.status.success());
     let manifest = std::fs::read_to_string(t.envs_dir().join("t/.envmod/manifest.json")).unwrap();
     assert!(manifest.contains("\"outputs_pending\": true"), "{manifest}");
-    assert!(!std::fs::read_to_string(&modulefile).unwrap().contains("beta/"));
+    assert!(
+        !std::fs::read_to_string(&modulefile)
+            .unwrap()
+            .contains("beta/")
+    );
     // ...and the next command on the environment finishes it.
-    ok(&t.envmod().args(["install", "-q", "-n", "t", "alpha"]).output().unwrap());
+    ok(&t
+        .envmod()
+        .args(["install", "-q", "-n", "t", "alpha"])
+        .output()
+        .unwrap());
     let after = std::fs::read_to_string(&modulefile).unwrap();
-    assert!(after.contains("beta/1.0") && after.contains("alpha/"), "{after}");
+    assert!(
+        after.contains("beta/1.0") && after.contains("alpha/"),
+        "{after}"
+    );
     let manifest = std::fs::read_to_string(t.envs_dir().join("t/.envmod/manifest.json")).unwrap();
     assert!(!manifest.contains("outputs_pending"), "{manifest}");
 }
@@ -299,14 +388,20 @@ fn outputs_are_checked_before_the_swap_and_finished_after_a_kill() {
 #[test]
 fn delete_keeps_the_modulefile_when_the_env_cannot_be_removed() {
     let t = TestEnv::owned_by(OTHER);
-    ok(&t.envmod_as(OTHER, &["create", "-q", "-n", "stuck", "--module-system", "tcl"]));
+    ok(&t.envmod_as(
+        OTHER,
+        &["create", "-q", "-n", "stuck", "--module-system", "tcl"],
+    ));
     let modulefile = t.module_root().join("stuck/py3.11");
     assert!(modulefile.is_file());
     chmod(&t.envs_dir(), 0o555);
     let err = fails(&t.envmod_as(OTHER, &["delete", "-n", "stuck", "--yes"]));
     assert!(err.contains("cannot remove"), "{err}");
     chmod(&t.envs_dir(), 0o755);
-    assert!(modulefile.is_file(), "the modulefile went before the environment");
+    assert!(
+        modulefile.is_file(),
+        "the modulefile went before the environment"
+    );
     assert!(t.envs_dir().join("stuck/pyvenv.cfg").is_file());
     ok(&t.envmod_as(OTHER, &["delete", "-q", "-n", "stuck", "--yes"]));
     assert!(!modulefile.exists() && !t.envs_dir().join("stuck").exists());
@@ -317,18 +412,36 @@ fn delete_keeps_the_modulefile_when_the_env_cannot_be_removed() {
 fn damaged_manifests_are_listed_and_can_be_deleted() {
     let t = TestEnv::new();
     create(&t, "hurt", &[]);
-    std::fs::write(t.envs_dir().join("hurt/.envmod/manifest.json"), "{ not json").unwrap();
+    std::fs::write(
+        t.envs_dir().join("hurt/.envmod/manifest.json"),
+        "{ not json",
+    )
+    .unwrap();
     let list = ok(&t.envmod().args(["list"]).output().unwrap());
     assert!(list.contains("hurt") && list.contains("damaged"), "{list}");
     let json = ok(&t.envmod().args(["list", "--json"]).output().unwrap());
     assert!(json.contains("\"damaged\""), "{json}");
-    let err = fails(&t.envmod().args(["delete", "-n", "hurt", "--yes"]).output().unwrap());
+    let err = fails(
+        &t.envmod()
+            .args(["delete", "-n", "hurt", "--yes"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("damaged") && err.contains("--force"), "{err}");
-    ok(&t.envmod().args(["delete", "-n", "hurt", "--yes", "--force"]).output().unwrap());
+    ok(&t
+        .envmod()
+        .args(["delete", "-n", "hurt", "--yes", "--force"])
+        .output()
+        .unwrap());
     assert!(!t.envs_dir().join("hurt").exists());
     // A directory envmod never made is refused even with --force.
     std::fs::create_dir_all(t.envs_dir().join("mine/data")).unwrap();
-    let err = fails(&t.envmod().args(["delete", "-n", "mine", "--yes", "--force"]).output().unwrap());
+    let err = fails(
+        &t.envmod()
+            .args(["delete", "-n", "mine", "--yes", "--force"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("not created by envmod"), "{err}");
     assert!(t.envs_dir().join("mine/data").is_dir());
 }
@@ -344,7 +457,13 @@ fn a_hanging_site_python_gives_up_with_a_message() {
     let started = std::time::Instant::now();
     let mut child = t
         .envmod()
-        .args(["create", "-n", "h", "--site-python", &py.display().to_string()])
+        .args([
+            "create",
+            "-n",
+            "h",
+            "--site-python",
+            &py.display().to_string(),
+        ])
         .env("ENVMOD_TEST_PROBE_TIMEOUT_MS", "500")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -377,8 +496,16 @@ fn a_site_template_without_the_marker_is_refused() {
         "-- site modulefile\nprepend_path(\"PATH\", {{ bin_dir | lua }})\n",
     )
     .unwrap();
-    t.set_site_config(&format!("templates_dir: {}\n", t.path().join("templates").display()));
-    let err = fails(&t.envmod().args(["create", "-n", "nomark", "--module-system", "lmod"]).output().unwrap());
+    t.set_site_config(&format!(
+        "templates_dir: {}\n",
+        t.path().join("templates").display()
+    ));
+    let err = fails(
+        &t.envmod()
+            .args(["create", "-n", "nomark", "--module-system", "lmod"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("marker"), "{err}");
     assert!(!t.envs_dir().join("nomark").exists());
     assert!(!t.module_root().join("nomark").exists());
@@ -389,14 +516,22 @@ fn a_site_template_without_the_marker_is_refused() {
 fn module_system_none_removes_the_modulefile() {
     let t = TestEnv::new();
     create(&t, "x", &[]);
-    let out = t.envmod().args(["module", "-n", "x", "--module-system", "none"]).output().unwrap();
+    let out = t
+        .envmod()
+        .args(["module", "-n", "x", "--module-system", "none"])
+        .output()
+        .unwrap();
     let text = ok(&out);
     let err = stderr(&out);
     assert!(err.contains("removed") || text.contains("removed"), "{err}");
     assert!(!t.module_root().join("x/py3.11.lua").exists());
     let json = ok(&t.envmod().args(["list", "--json"]).output().unwrap());
     assert!(json.contains("\"module\": null"), "{json}");
-    ok(&t.envmod().args(["module", "-q", "-n", "x", "--module-system", "tcl"]).output().unwrap());
+    ok(&t
+        .envmod()
+        .args(["module", "-q", "-n", "x", "--module-system", "tcl"])
+        .output()
+        .unwrap());
     assert!(t.module_root().join("x/py3.11").is_file());
 }
 
@@ -406,7 +541,15 @@ fn descriptions_with_control_characters_are_refused() {
     let t = TestEnv::new();
     let out = t
         .envmod()
-        .args(["create", "-n", "d", "--module-system", "lmod", "--description", "one\nos.execute('touch x')"])
+        .args([
+            "create",
+            "-n",
+            "d",
+            "--module-system",
+            "lmod",
+            "--description",
+            "one\nos.execute('touch x')",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

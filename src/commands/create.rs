@@ -11,13 +11,13 @@ use rattler_conda_types::RepoDataRecord;
 use crate::{
     conda,
     env::{
-        manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
         ops::{self, Ctx, NewEnv},
         prefix::{self, EnvTarget},
         registry::Registry,
     },
     environ::Environ,
     error::UserError,
+    manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
     outputs::modulefile,
     render::escape::sh_quote,
     site::{
@@ -47,7 +47,11 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     if target.prefix.symlink_metadata().is_ok() {
         return Err(prefix::already_exists(target));
     }
-    if let Some(d) = s.description.as_deref().filter(|d| d.chars().any(char::is_control)) {
+    if let Some(d) = s
+        .description
+        .as_deref()
+        .filter(|d| d.chars().any(char::is_control))
+    {
         return Err(UserError::usage(format!(
             "--description {d:?} holds a newline or another control character"
         ))
@@ -99,7 +103,14 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     let mut records: Vec<RepoDataRecord> = Vec::new();
     if !specs.is_empty() {
         channels = ops::channels(&ctx.conda.channels, ctx)?;
-        records = ops::solve(&channels, specs.clone(), site_python.as_ref(), Vec::new(), ctx).await?;
+        records = ops::solve(
+            &channels,
+            specs.clone(),
+            site_python.as_ref(),
+            Vec::new(),
+            ctx,
+        )
+        .await?;
     }
     let (mode, interpreter) = match site_python {
         Some(p) => (PythonMode::Site, p),

@@ -109,7 +109,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
-fn row(m: crate::env::manifest::Manifest) -> Row {
+fn row(m: crate::manifest::Manifest) -> Row {
     Row {
         state: "ok",
         problem: None,

@@ -2,7 +2,6 @@
 //! by splitting strings, so `conda-forge::numpy`, `numpy>=1.26` and `numpy=1.26=py311_0`
 //! all name `numpy`.
 
-
 use anyhow::Result;
 use rattler_conda_types::{MatchSpec, PackageName, ParseMatchSpecOptions};
 

@@ -85,7 +85,10 @@ impl CleanupGuard {
     /// Run the last step of the work and keep the directory, with the signal handler held off
     /// throughout: an interrupt then finds the work either undone or complete, never a
     /// finished last step (a modulefile, say) next to a removed directory.
-    pub(crate) fn finish_with<T>(mut self, last: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    pub(crate) fn finish_with<T>(
+        mut self,
+        last: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         let mut list = pending();
         let result = last();
         if result.is_ok() {

@@ -45,7 +45,6 @@ impl EnvLock {
             }
         }
     }
-
 }
 
 /// Directories envmod prepares next to an environment before moving them into place.

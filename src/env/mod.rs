@@ -4,7 +4,6 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod lock;
-pub(crate) mod manifest;
 pub(crate) mod ops;
 pub(crate) mod prefix;
 pub(crate) mod registry;

@@ -11,19 +11,18 @@ use anyhow::{Context, Result};
 use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    failpoint,
     conda::{self, CondaSettings},
     env::{
         cleanup::{self, CleanupGuard},
-
         lock::{self, EnvLock},
-        manifest::{Manifest, ModuleInfo, PythonMode},
         prefix::{self, Accept, EnvTarget, Opened},
         registry::Registry,
         swap, venv,
     },
     environ::Environ,
     error::UserError,
+    failpoint,
+    manifest::{Manifest, ModuleInfo, PythonMode},
     outputs::{
         Output, PrefixFacts,
         modulefile::{self, Modulefile, ModulefileOptions},
@@ -116,7 +115,12 @@ pub(crate) fn check_outputs(manifest: &Manifest, ctx: &Ctx<'_>) -> Result<()> {
 
 /// Write every output for `manifest` from the installed prefix at `real`, and remove what
 /// `old` wrote where the new outputs went elsewhere.
-fn write_outputs(manifest: &Manifest, real: &Path, old: Option<&Manifest>, ctx: &Ctx<'_>) -> Result<()> {
+fn write_outputs(
+    manifest: &Manifest,
+    real: &Path,
+    old: Option<&Manifest>,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
     let facts = prefix_facts(manifest, real)?;
     for name in &facts.unsafe_vars {
         ctx.printer.warn(format!(
@@ -192,7 +196,12 @@ fn is_env_name(name: &str) -> bool {
 
 /// After the swap: write the outputs, then record that they are done. A failure leaves the
 /// manifest saying "pending", and the error says so and how it gets finished.
-fn finish_outputs(opened: &mut Opened, old: Option<&Manifest>, target: &EnvTarget, ctx: &Ctx<'_>) -> Result<()> {
+fn finish_outputs(
+    opened: &mut Opened,
+    old: Option<&Manifest>,
+    target: &EnvTarget,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
     if let Err(e) = write_outputs(&opened.manifest, &opened.real, old, ctx) {
         return Err(UserError::failure(format!(
             "{} was changed, but its modulefile could not be brought up to date: {e:#}",
@@ -330,7 +339,11 @@ pub(crate) async fn change(
     ctx: &Ctx<'_>,
 ) -> Result<Changed> {
     let adopt = matches!(&change, Change::Outputs(o) if o.adopt);
-    let accept = if adopt { Accept::Relocated } else { Accept::Intact };
+    let accept = if adopt {
+        Accept::Relocated
+    } else {
+        Accept::Intact
+    };
     let mut opened = open(target, accept, ctx)?;
     let old = opened.manifest.clone();
     let mut next = old.clone();
@@ -366,7 +379,9 @@ pub(crate) async fn change(
             .iter()
             .map(|s| conda::specs::spec_package_name(s))
             .collect::<Result<Vec<_>>>()?;
-        if old.python.mode == PythonMode::Conda && !names.iter().any(|n| n.as_normalized() == "python") {
+        if old.python.mode == PythonMode::Conda
+            && !names.iter().any(|n| n.as_normalized() == "python")
+        {
             // The env's Python stays what it was created with.
             conda_specs.extend(conda::specs::parse_specs(&[format!(
                 "python =={}",
@@ -382,7 +397,10 @@ pub(crate) async fn change(
         };
         let channels = channels(&raw_channels, ctx)?;
         let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
-        let locked = installed.iter().map(|r| r.repodata_record.clone()).collect();
+        let locked = installed
+            .iter()
+            .map(|r| r.repodata_record.clone())
+            .collect();
         let solved = solve(&channels, conda_specs.clone(), site, locked, ctx).await?;
         if let Some(names) = records {
             for name in names {
@@ -572,10 +590,14 @@ pub(crate) fn delete(
             None
         }
         Ok(m) => {
-            return Err(prefix::relocated(target, &m, &format!(
-                "`envmod delete {} --force` removes only this copy",
-                target.cli()
-            )));
+            return Err(prefix::relocated(
+                target,
+                &m,
+                &format!(
+                    "`envmod delete {} --force` removes only this copy",
+                    target.cli()
+                ),
+            ));
         }
         Err(_) if force && prefix::has_envmod_dir(&real) => {
             ctx.printer.warn(format!(
@@ -615,7 +637,9 @@ fn remove_aside(
                         out.what(),
                         m.name
                     ))
-                    .with_hint("fix that and run the delete again; the environment was left in place")
+                    .with_hint(
+                        "fix that and run the delete again; the environment was left in place",
+                    )
                     .into());
                 }
             }

@@ -9,11 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::{
-    env::{
-        lock::{self, EnvLock},
-        manifest::Manifest,
-    },
+    env::lock::{self, EnvLock},
     error::UserError,
+    manifest::Manifest,
     names::EnvName,
     render::escape::sh_quote,
 };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::env::manifest::Manifest;
+use crate::manifest::Manifest;
 
 /// An environment whose manifest cannot be read.
 #[derive(Debug)]

@@ -40,12 +40,18 @@ pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython
     }
 
     // The staging directory is new and envmod's own: plain writes are safe there.
-    write_prefix_files(root, final_prefix, python, |p, b| std::fs::write(p, b).map_err(Into::into))
+    write_prefix_files(root, final_prefix, python, |p, b| {
+        std::fs::write(p, b).map_err(Into::into)
+    })
 }
 
 /// Write the files of the layout that name the prefix: `pyvenv.cfg` and the pip wrappers.
 /// Also used to re-point a copied environment at its new place.
-pub(crate) fn rewrite_for_prefix(root: &Path, final_prefix: &Path, python: &SitePython) -> Result<()> {
+pub(crate) fn rewrite_for_prefix(
+    root: &Path,
+    final_prefix: &Path,
+    python: &SitePython,
+) -> Result<()> {
     write_prefix_files(root, final_prefix, python, crate::fs::write_atomic)
 }
 
@@ -79,8 +85,7 @@ fn write_prefix_files(
     );
     for name in ["pip".to_string(), "pip3".to_string(), format!("pip{short}")] {
         let path = bin.join(&name);
-        write(&path, pip.as_bytes())
-            .with_context(|| format!("failed to write bin/{name}"))?;
+        write(&path, pip.as_bytes()).with_context(|| format!("failed to write bin/{name}"))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(())

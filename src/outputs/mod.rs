@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::{conda::activation::EnvVar, env::manifest::Manifest};
+use crate::{conda::activation::EnvVar, manifest::Manifest};
 
 /// What only the installed prefix knows: versions of the requested packages and the
 /// variables its activation scripts set.

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::{
     conda::activation::EnvVar,
-    env::manifest::{Manifest, ModuleInfo, PythonMode},
     error::UserError,
     fs,
+    manifest::{Manifest, ModuleInfo, PythonMode},
     outputs::{Output, Planned, PrefixFacts},
     render::Renderer,
     site::{
@@ -97,7 +97,11 @@ fn owner_in(head: &str) -> Owner {
 }
 
 impl Modulefile<'_> {
-    pub(crate) fn render(&self, manifest: &Manifest, facts: &PrefixFacts) -> Result<Option<Planned>> {
+    pub(crate) fn render(
+        &self,
+        manifest: &Manifest,
+        facts: &PrefixFacts,
+    ) -> Result<Option<Planned>> {
         let Some(info) = &manifest.module else {
             return Ok(None);
         };
@@ -160,7 +164,9 @@ impl Output for Modulefile<'_> {
                         "modulefile {} was written by envmod for another environment",
                         path.display()
                     ))
-                    .with_hint("choose another name or --module-root, or delete that environment first")
+                    .with_hint(
+                        "choose another name or --module-root, or delete that environment first",
+                    )
                     .into());
                 }
             }
@@ -177,7 +183,10 @@ impl Output for Modulefile<'_> {
     }
 
     fn write(&self, planned: &Planned) -> Result<()> {
-        let dir = planned.path.parent().context("modulefile has no directory")?;
+        let dir = planned
+            .path
+            .parent()
+            .context("modulefile has no directory")?;
         std::fs::create_dir_all(dir).map_err(|e| {
             UserError::failure(format!(
                 "cannot create module directory {}: {e}",
@@ -311,7 +320,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        env::manifest::{MANIFEST_VERSION, PythonInfo},
+        manifest::{MANIFEST_VERSION, PythonInfo},
         site::{modules::LoadedModule, python::SitePython},
     };
 
@@ -351,7 +360,11 @@ mod tests {
             by_prefix: false,
             outputs_pending: false,
         };
-        m.module = Some(info_for(&m, system, Path::new("/home/alice/privatemodules")));
+        m.module = Some(info_for(
+            &m,
+            system,
+            Path::new("/home/alice/privatemodules"),
+        ));
         m
     }
 

@@ -191,8 +191,8 @@ fn wait_bounded(child: std::process::Child, interpreter: &Path) -> Result<std::p
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let timeout = crate::failpoint::timeout_ms("PROBE_TIMEOUT")
-        .map_or(PROBE_TIMEOUT, Duration::from_millis);
+    let timeout =
+        crate::failpoint::timeout_ms("PROBE_TIMEOUT").map_or(PROBE_TIMEOUT, Duration::from_millis);
     match rx.recv_timeout(timeout) {
         Ok(out) => {
             out.with_context(|| format!("failed to run site Python {}", interpreter.display()))
@@ -207,7 +207,9 @@ fn wait_bounded(child: std::process::Child, interpreter: &Path) -> Result<std::p
                 interpreter.display(),
                 timeout.as_secs_f32()
             ))
-            .with_hint("check that it starts (`python3 -c pass`), or choose another with --site-python")
+            .with_hint(
+                "check that it starts (`python3 -c pass`), or choose another with --site-python",
+            )
             .into())
         }
     }

@@ -379,6 +379,11 @@ impl TestEnv {
             .chain(args.iter().map(|a| sh(a)))
             .collect::<Vec<_>>()
             .join(" ");
-        bash_as(Some(user), &format!("exec {line}"), &self.vars(), self.path())
+        bash_as(
+            Some(user),
+            &format!("exec {line}"),
+            &self.vars(),
+            self.path(),
+        )
     }
 }
