@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::site::ModuleSystemChoice;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -129,19 +131,11 @@ pub struct Target {
     pub prefix: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModuleSystemArg {
-    Auto,
-    Lmod,
-    Tcl,
-    None,
-}
-
 #[derive(Debug, Args)]
 pub struct ModuleOutputArgs {
     /// Which modulefile to write: auto picks lmod when LMOD_CMD is set, tcl when MODULES_CMD is set.
     #[arg(long, value_enum, value_name = "SYSTEM")]
-    pub module_system: Option<ModuleSystemArg>,
+    pub module_system: Option<ModuleSystemChoice>,
 
     /// Directory that receives NAME/pyX.Y modulefiles [default: ~/privatemodules].
     #[arg(long, value_name = "DIR")]
@@ -246,7 +240,7 @@ pub struct ModuleArgs {
 
     /// Which modulefile to write [default: the one the environment was created with].
     #[arg(long, value_enum, value_name = "SYSTEM")]
-    pub module_system: Option<ModuleSystemArg>,
+    pub module_system: Option<ModuleSystemChoice>,
 
     /// Directory that receives NAME/pyX.Y modulefiles [default: the one the environment was created with].
     #[arg(long, value_name = "DIR")]

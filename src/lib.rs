@@ -4,16 +4,17 @@
 //! defaults, config files, variables and flags (`settings`), then hand one plain settings
 //! struct to the command (`commands`).
 
-pub mod cli;
+pub(crate) mod cli;
 pub mod commands;
 pub mod conda;
-pub mod config;
+pub(crate) mod config;
 pub mod env;
+pub(crate) mod environ;
 pub mod error;
 pub mod names;
 pub mod printer;
 pub mod render;
-pub mod settings;
+pub(crate) mod settings;
 pub mod site;
 
 use anyhow::Result;
@@ -21,10 +22,12 @@ use clap::Parser;
 
 use crate::{
     cli::{Cli, Command},
+    config::Options,
     env::registry::Registry,
+    environ::Environ,
     printer::{Printer, Verbosity},
     render::context::ModulefileOptions,
-    settings::{Environ, FlagOverrides, GlobalSettings},
+    settings::GlobalSettings,
     site::ModuleSystem,
 };
 
@@ -53,37 +56,17 @@ pub async fn run() -> std::process::ExitCode {
 }
 
 async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
-    if let Command::Completions(args) = &command {
-        commands::completions::run(args.shell);
-        return Ok(());
-    }
-    let env = Environ::capture();
-    let flags = match &command {
-        Command::Create(a) => FlagOverrides {
-            module_system: a.module.module_system.map(|m| (m, "--module-system")),
-            module_root: a.module.module_root.as_deref(),
-            python: a.site_python.as_deref(),
-            channels: Some(&a.channel.channels),
-            offline: a.channel.offline,
-        },
-        Command::Install(a) => FlagOverrides {
-            channels: Some(&a.channel.channels),
-            offline: a.channel.offline,
-            ..Default::default()
-        },
-        Command::Remove(a) => FlagOverrides {
-            channels: Some(&a.channel.channels),
-            offline: a.channel.offline,
-            ..Default::default()
-        },
-        Command::Module(a) => FlagOverrides {
-            module_system: a.module_system.map(|m| (m, "--module-system")),
-            module_root: a.module_root.as_deref(),
-            ..Default::default()
-        },
-        _ => FlagOverrides::default(),
+    // Neither reads any setting, so a broken config file must not stop them.
+    let command = match command {
+        Command::Completions(args) => {
+            commands::completions::run(args.shell);
+            return Ok(());
+        }
+        Command::Index(args) => return commands::index::run(args.dir, printer).await,
+        other => other,
     };
-    let settings = GlobalSettings::resolve(&env, &flags)?;
+    let env = Environ::capture();
+    let settings = GlobalSettings::resolve(&env, flag_layer(&command))?;
     for w in &settings.warnings {
         printer.warn(w);
     }
@@ -139,7 +122,6 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             };
             commands::change::run(s, printer).await
         }
-        Command::Index(args) => commands::index::run(args.dir, printer).await,
         Command::Delete(args) => {
             let s = commands::delete::DeleteSettings {
                 target: settings.target(&args.target)?,
@@ -159,9 +141,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         Command::Module(args) => {
             let s = commands::module::ModuleSettings {
                 target: settings.target(&args.target)?,
-                system: args
-                    .module_system
-                    .map(|m| ModuleSystem::resolve(m.into(), &env)),
+                system: args.module_system.map(|m| ModuleSystem::resolve(m, &env)),
                 root: args
                     .module_root
                     .is_some()
@@ -173,6 +153,36 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             commands::module::run(s, printer)
         }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
-        Command::Completions(_) => unreachable!("handled before settings are resolved"),
+        Command::Completions(_) | Command::Index(_) => {
+            unreachable!("handled before settings are resolved")
+        }
+    }
+}
+
+/// The flags that override settings, as the highest layer; which flags a command has decides
+/// which keys it can override.
+fn flag_layer(command: &Command) -> Options {
+    let path =
+        |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+    let channel = |c: &cli::ChannelArgs| Options {
+        channels: (!c.channels.is_empty()).then(|| c.channels.clone()),
+        offline: c.offline.then_some(true),
+        ..Options::default()
+    };
+    match command {
+        Command::Create(a) => Options {
+            module_system: a.module.module_system,
+            module_root: path(&a.module.module_root),
+            python: path(&a.site_python),
+            ..channel(&a.channel)
+        },
+        Command::Install(a) => channel(&a.channel),
+        Command::Remove(a) => channel(&a.channel),
+        Command::Module(a) => Options {
+            module_system: a.module_system,
+            module_root: path(&a.module_root),
+            ..Options::default()
+        },
+        _ => Options::default(),
     }
 }

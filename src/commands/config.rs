@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::{printer::Printer, settings::GlobalSettings};
 
-pub fn run(s: &GlobalSettings, json: bool, printer: &Printer) -> Result<()> {
+pub(crate) fn run(s: &GlobalSettings, json: bool, printer: &Printer) -> Result<()> {
     let value = serde_json::to_value(s)?;
     let entries = value.as_object().cloned().unwrap_or_default();
     if json {

@@ -19,10 +19,11 @@ use crate::{
         registry::Registry,
         venv,
     },
+    environ::Environ,
     error::UserError,
     printer::Printer,
     render::{Renderer, context::ModulefileOptions, escape::sh_quote},
-    settings::{EnvTarget, Environ},
+    settings::EnvTarget,
     site::{
         ModuleSystem,
         modules::{self, Skipped},

@@ -7,7 +7,7 @@ use regex::Regex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::Environ;
+use crate::environ::Environ;
 
 /// The first line of every modulefile envmod writes; it is how envmod recognises its own
 /// modules (never recorded as dependencies, and the only modulefiles it will delete).

@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{error::UserError, settings::Environ};
+use crate::{environ::Environ, error::UserError};
 
 /// Ask the interpreter about itself, one fact a line. `_base_executable` sees through a venv,
 /// so an env created while another env is active still sits on the real site Python. The
