@@ -165,6 +165,8 @@ impl Options {
     /// they are somebody else's.
     pub(crate) fn from_environ(env: &Environ) -> anyhow::Result<Vec<Self>> {
         env.with_prefix(ENV_PREFIX)
+            // Settings are spelt in capitals; `ENVMOD_envs_dir` is somebody else's.
+            .filter(|(rest, _)| !rest.bytes().any(|b| b.is_ascii_lowercase()))
             .map(|(rest, raw)| {
                 let key = rest.to_ascii_lowercase();
                 let var = env_var(&key);
@@ -274,6 +276,7 @@ mod tests {
                 ("ENVMOD_SITE_CONFIG", "/etc/x.yaml"),
                 ("ENVMOD_TEST_KILL_AT", "swap"),
                 ("ENVMOD_ENVS_DIR", ""),
+                ("ENVMOD_module_root", "not ours"),
             ],
             "/",
         );
@@ -289,6 +292,7 @@ mod tests {
         assert!(m.offline.unwrap().value);
         assert_eq!(m.module_system.unwrap().value, ModuleSystemChoice::Tcl);
         assert!(m.envs_dir.is_none());
+        assert!(m.module_root.is_none());
     }
 
     #[test]
