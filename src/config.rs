@@ -25,7 +25,7 @@ use crate::{environ::Environ, error::UserError, site::ModuleSystemChoice};
 
 /// What separates the items of a list in an `ENVMOD_*` variable. Not `:`, because channels
 /// are URLs.
-pub(crate) const LIST_SEPARATOR: char = ',';
+const LIST_SEPARATOR: char = ',';
 
 macro_rules! options {
     ($($key:ident: $ty:ty,)*) => {
