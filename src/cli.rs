@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::site::ModuleSystemChoice;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -27,27 +29,27 @@ Examples:
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Print only errors and warnings.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Print more detail about what envmod does.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create an environment on the site's Python and write its modulefile.
     #[command(after_help = "\
 Examples:
@@ -122,159 +124,151 @@ Examples:
 /// How an environment is named on the command line: exactly one of a name or a prefix.
 #[derive(Debug, Args, Clone)]
 #[group(required = true, multiple = false)]
-pub struct Target {
+pub(crate) struct Target {
     /// Name of the environment; it lives at <envs_dir>/NAME.
     #[arg(short = 'n', long = "name", value_name = "NAME")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 
     /// Full path of the environment; its name is the last path component.
     #[arg(short = 'p', long = "prefix", value_name = "PREFIX")]
-    pub prefix: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModuleSystemArg {
-    Auto,
-    Lmod,
-    Tcl,
-    None,
+    pub(crate) prefix: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct ModuleOutputArgs {
+pub(crate) struct ModuleOutputArgs {
     /// Which modulefile to write: auto picks lmod when LMOD_CMD is set, tcl when MODULES_CMD is set.
     #[arg(long, value_enum, value_name = "SYSTEM")]
-    pub module_system: Option<ModuleSystemArg>,
+    pub(crate) module_system: Option<ModuleSystemChoice>,
 
     /// Directory that receives NAME/pyX.Y modulefiles [default: ~/privatemodules].
     #[arg(long, value_name = "DIR")]
-    pub module_root: Option<PathBuf>,
+    pub(crate) module_root: Option<PathBuf>,
 }
 
 /// Where conda packages come from.
 #[derive(Debug, Args, Default)]
-pub struct ChannelArgs {
+pub(crate) struct ChannelArgs {
     /// Channel to use: a name (via channel_alias), a URL, or a local directory; repeatable
     /// [default: `channels` from the config, conda-forge].
     #[arg(short = 'c', long = "channel", value_name = "CHANNEL")]
-    pub channels: Vec<String>,
+    pub(crate) channels: Vec<String>,
 
     /// Use only cached repodata and packages; never touch the network.
     #[arg(long)]
-    pub offline: bool,
+    pub(crate) offline: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub(crate) target: Target,
 
     /// Conda match specs to install, e.g. numpy 'scipy>=1.11' pandas=2.1.
     #[arg(value_name = "SPEC")]
-    pub specs: Vec<String>,
+    pub(crate) specs: Vec<String>,
 
     #[command(flatten)]
-    pub channel: ChannelArgs,
+    pub(crate) channel: ChannelArgs,
 
     /// Install a conda Python of this version instead of building on the site's Python.
     #[arg(long, value_name = "VERSION", conflicts_with = "site_python")]
-    pub python: Option<String>,
+    pub(crate) python: Option<String>,
 
     #[command(flatten)]
-    pub module: ModuleOutputArgs,
+    pub(crate) module: ModuleOutputArgs,
 
     /// Python interpreter to build on [default: python3 on PATH, or `python` from the config].
     #[arg(long, value_name = "PATH")]
-    pub site_python: Option<PathBuf>,
+    pub(crate) site_python: Option<PathBuf>,
 
     /// One-line description shown by `module whatis`.
     #[arg(long, value_name = "TEXT")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub(crate) target: Target,
 
     /// Conda match specs to add.
     #[arg(value_name = "SPEC", required = true)]
-    pub specs: Vec<String>,
+    pub(crate) specs: Vec<String>,
 
     #[command(flatten)]
-    pub channel: ChannelArgs,
+    pub(crate) channel: ChannelArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub(crate) target: Target,
 
     /// Names of packages to remove.
     #[arg(value_name = "PACKAGE", required = true)]
-    pub packages: Vec<String>,
+    pub(crate) packages: Vec<String>,
 
     #[command(flatten)]
-    pub channel: ChannelArgs,
+    pub(crate) channel: ChannelArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct IndexArgs {
+pub(crate) struct IndexArgs {
     /// The channel directory, with packages in <subdir>/ folders (noarch, linux-64, …).
     #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct DeleteArgs {
+pub(crate) struct DeleteArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub(crate) target: Target,
 
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 
     /// Also remove a directory whose manifest is damaged, or a copy of another environment
     /// (only its own files; modulefiles of other environments stay).
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print JSON for scripts.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ModuleArgs {
+pub(crate) struct ModuleArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub(crate) target: Target,
 
     /// Which modulefile to write [default: the one the environment was created with].
     #[arg(long, value_enum, value_name = "SYSTEM")]
-    pub module_system: Option<ModuleSystemArg>,
+    pub(crate) module_system: Option<ModuleSystemChoice>,
 
     /// Directory that receives NAME/pyX.Y modulefiles [default: the one the environment was created with].
     #[arg(long, value_name = "DIR")]
-    pub module_root: Option<PathBuf>,
+    pub(crate) module_root: Option<PathBuf>,
 
     /// Re-point a copied or moved environment at the path it has now.
     #[arg(long)]
-    pub adopt: bool,
+    pub(crate) adopt: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// Print JSON for scripts.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub(crate) shell: clap_complete::Shell,
 }

@@ -1,43 +1,146 @@
-//! The YAML config file schema shared by the site file and the user file. Every key is
-//! optional: a missing key falls through to the next layer. Unknown keys are reported, not
-//! ignored, because a misspelt `envs_dri` silently doing nothing is the worst outcome.
+//! The raw layers of configuration and their merge. Every layer (the site file, the user file,
+//! the `ENVMOD_*` variables, the flags) has the same type, [`Options`], in which every key is
+//! optional: a missing key falls through to the next layer. One merge takes, key by key, the
+//! highest layer that sets it and remembers which one that was, like uv's `Combine`.
+//!
+//! `options!` declares the keys once, so that a new key is one line here, plus the code in
+//! `settings` that turns its raw value into a typed one.
+//!
+//! Unknown keys in files are reported, not ignored, because a misspelt `envs_dri` silently
+//! doing nothing is the worst outcome.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{self, IntoDeserializer, Visitor, value::MapDeserializer},
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModuleSystemChoice {
-    Auto,
-    Lmod,
-    Tcl,
-    None,
+use crate::{environ::Environ, error::UserError, site::ModuleSystemChoice};
+
+/// What separates the items of a list in an `ENVMOD_*` variable. Not `:`, because channels
+/// are URLs.
+const LIST_SEPARATOR: char = ',';
+
+macro_rules! options {
+    ($($key:ident: $ty:ty,)*) => {
+        /// One layer of settings, as written: paths are not expanded yet, nothing is validated.
+        #[derive(Debug, Default, Deserialize)]
+        pub(crate) struct Options {
+            $(pub(crate) $key: Option<$ty>,)*
+            #[serde(flatten)]
+            pub(crate) unknown: BTreeMap<String, serde_yaml::Value>,
+        }
+
+        /// For each key, the value from the highest layer that sets it, and that layer.
+        #[derive(Debug, Default)]
+        pub(crate) struct Merged {
+            $(pub(crate) $key: Option<Sourced<$ty>>,)*
+        }
+
+        impl Merged {
+            /// `layers` come highest priority first.
+            pub(crate) fn merge(layers: impl IntoIterator<Item = (Options, Origin)>) -> Self {
+                let mut merged = Self::default();
+                for (options, origin) in layers {
+                    $(
+                        if merged.$key.is_none() {
+                            merged.$key = options.$key.map(|value| Sourced {
+                                value,
+                                source: origin.source(stringify!($key)),
+                            });
+                        }
+                    )*
+                }
+                merged
+            }
+        }
+    };
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct ConfigFile {
-    pub envs_dir: Option<String>,
-    pub module_root: Option<String>,
-    pub module_system: Option<ModuleSystemChoice>,
-    pub python: Option<String>,
-    pub ignore_modules: Option<Vec<String>>,
-    pub templates_dir: Option<String>,
-    pub allow_stacking: Option<bool>,
-    pub ld_library_path: Option<bool>,
-    pub channels: Option<Vec<String>>,
-    pub channel_alias: Option<String>,
-    pub pkgs_dirs: Option<Vec<String>>,
-    pub offline: Option<bool>,
-    #[serde(flatten)]
-    pub unknown: BTreeMap<String, serde_yaml::Value>,
+options! {
+    envs_dir: String,
+    module_root: String,
+    module_system: ModuleSystemChoice,
+    python: String,
+    ignore_modules: Vec<String>,
+    templates_dir: String,
+    allow_stacking: bool,
+    ld_library_path: bool,
+    channels: Vec<String>,
+    channel_alias: String,
+    pkgs_dirs: Vec<String>,
+    offline: bool,
 }
 
-impl ConfigFile {
-    /// Read a config file. A missing file is an empty config; an unreadable or invalid one
-    /// is an error that names the file.
-    pub fn load(path: &Path) -> anyhow::Result<Option<Self>> {
+/// Which layer a value came from, as `envmod config` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub(crate) enum Source {
+    Default,
+    SiteFile(PathBuf),
+    UserFile(PathBuf),
+    EnvVar(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::SiteFile(p) => write!(f, "site file {}", p.display()),
+            Source::UserFile(p) => write!(f, "user file {}", p.display()),
+            Source::EnvVar(v) => write!(f, "env var {v}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Sourced<T> {
+    pub(crate) value: T,
+    pub(crate) source: Source,
+}
+
+/// A layer, which names the source of each of its keys.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    Flags,
+    Environment,
+    UserFile(PathBuf),
+    SiteFile(PathBuf),
+}
+
+impl Origin {
+    fn source(&self, key: &str) -> Source {
+        match self {
+            Origin::Flags => Source::Flag(match key {
+                "python" => "--site-python".to_owned(),
+                "channels" => "--channel".to_owned(),
+                _ => format!("--{}", key.replace('_', "-")),
+            }),
+            Origin::Environment => Source::EnvVar(env_var(key)),
+            Origin::UserFile(p) => Source::UserFile(p.clone()),
+            Origin::SiteFile(p) => Source::SiteFile(p.clone()),
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "ENVMOD_";
+
+fn env_var(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
+}
+
+impl Options {
+    /// Read a config file. A missing file is no layer; an unreadable or invalid one is an
+    /// error that names the file.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Option<Self>> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -50,14 +153,94 @@ impl ConfigFile {
             return Ok(Some(Self::default()));
         }
         let cfg: Self = serde_yaml::from_str(&text).map_err(|e| {
-            crate::error::UserError::failure(format!("invalid config file {}: {e}", path.display()))
+            UserError::failure(format!("invalid config file {}: {e}", path.display()))
                 .with_hint("fix the YAML, or see site-config/envmod.yaml for every key")
         })?;
         Ok(Some(cfg))
     }
 
-    pub fn unknown_keys(&self) -> impl Iterator<Item = &str> {
-        self.unknown.keys().map(String::as_str)
+    /// The `ENVMOD_*` variables, one layer each: `ENVMOD_ENVS_DIR` sets `envs_dir`, and so
+    /// on for every key, with no code per key. Variables that are not keys
+    /// (`ENVMOD_SITE_CONFIG`, `ENVMOD_TEST_*`) end up in `unknown`, which nobody reports:
+    /// they are somebody else's.
+    pub(crate) fn from_environ(env: &Environ) -> anyhow::Result<Vec<Self>> {
+        env.with_prefix(ENV_PREFIX)
+            // Settings are spelt in capitals; `ENVMOD_envs_dir` is somebody else's.
+            .filter(|(rest, _)| !rest.bytes().any(|b| b.is_ascii_lowercase()))
+            .map(|(rest, raw)| {
+                let key = rest.to_ascii_lowercase();
+                let var = env_var(&key);
+                let one = MapDeserializer::new(std::iter::once((key, EnvValue(raw.to_owned()))));
+                Options::deserialize(one).map_err(|e: de::value::Error| {
+                    UserError::usage(format!("{var}={raw:?} {e}")).into()
+                })
+            })
+            .collect()
+    }
+}
+
+/// The value of one `ENVMOD_*` variable. Variables are strings, so booleans and lists need
+/// a spelling: booleans accept true/false, yes/no, on/off and 1/0, and lists are split on
+/// [`LIST_SEPARATOR`]. Every other type reads the string as it is.
+struct EnvValue(String);
+
+impl<'de> IntoDeserializer<'de, de::value::Error> for EnvValue {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for EnvValue {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_string(self.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => visitor.visit_bool(true),
+            "0" | "false" | "no" | "off" => visitor.visit_bool(false),
+            _ => Err(de::Error::custom("is not a boolean: use true or false")),
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        let items = self
+            .0
+            .split(LIST_SEPARATOR)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| EnvValue(s.to_owned()))
+            .collect::<Vec<_>>();
+        visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        if variants.contains(&self.0.as_str()) {
+            visitor.visit_enum(self.0.into_deserializer())
+        } else {
+            Err(de::Error::custom(format!(
+                "is not one of {}",
+                variants.join(", ")
+            )))
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct newtype_struct tuple tuple_struct map struct identifier ignored_any
     }
 }
 
@@ -67,7 +250,7 @@ mod tests {
 
     #[test]
     fn parses_every_key_and_collects_unknown_ones() {
-        let cfg: ConfigFile = serde_yaml::from_str(
+        let cfg: Options = serde_yaml::from_str(
             "envs_dir: /apps/envs\nmodule_root: ~/mods\nmodule_system: tcl\npython: /usr/bin/python3\n\
              ignore_modules: [StdEnv, 'xalt/*']\ntemplates_dir: /etc/envmod/templates\n\
              allow_stacking: true\nld_library_path: false\nenvs_dri: typo\n",
@@ -77,5 +260,92 @@ mod tests {
         assert_eq!(cfg.module_system, Some(ModuleSystemChoice::Tcl));
         assert_eq!(cfg.ignore_modules.unwrap(), vec!["StdEnv", "xalt/*"]);
         assert_eq!(cfg.unknown.keys().collect::<Vec<_>>(), vec!["envs_dri"]);
+    }
+
+    #[test]
+    fn variables_are_a_layer_of_their_own() {
+        let env = Environ::from_pairs(
+            &[
+                (
+                    "ENVMOD_CHANNELS",
+                    "conda-forge, https://x.org/ch,,file:///a",
+                ),
+                ("ENVMOD_PKGS_DIRS", "/a,/b"),
+                ("ENVMOD_OFFLINE", "yes"),
+                ("ENVMOD_MODULE_SYSTEM", "tcl"),
+                ("ENVMOD_SITE_CONFIG", "/etc/x.yaml"),
+                ("ENVMOD_TEST_KILL_AT", "swap"),
+                ("ENVMOD_ENVS_DIR", ""),
+                ("ENVMOD_module_root", "not ours"),
+            ],
+            "/",
+        );
+        let layers = Options::from_environ(&env).unwrap();
+        let m = Merged::merge(layers.into_iter().map(|o| (o, Origin::Environment)));
+        assert_eq!(
+            m.channels.unwrap().value,
+            ["conda-forge", "https://x.org/ch", "file:///a"]
+        );
+        let pkgs = m.pkgs_dirs.unwrap();
+        assert_eq!(pkgs.value, ["/a", "/b"]);
+        assert_eq!(pkgs.source, Source::EnvVar("ENVMOD_PKGS_DIRS".into()));
+        assert!(m.offline.unwrap().value);
+        assert_eq!(m.module_system.unwrap().value, ModuleSystemChoice::Tcl);
+        assert!(m.envs_dir.is_none());
+        assert!(m.module_root.is_none());
+    }
+
+    #[test]
+    fn a_bad_variable_is_named_with_what_it_accepts() {
+        for (var, value, expected) in [
+            (
+                "ENVMOD_MODULE_SYSTEM",
+                "x",
+                r#"ENVMOD_MODULE_SYSTEM="x" is not one of auto, lmod, tcl, none"#,
+            ),
+            (
+                "ENVMOD_OFFLINE",
+                "maybe",
+                r#"ENVMOD_OFFLINE="maybe" is not a boolean: use true or false"#,
+            ),
+        ] {
+            let env = Environ::from_pairs(&[(var, value)], "/");
+            let err = Options::from_environ(&env).unwrap_err();
+            assert_eq!(err.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn the_first_layer_that_sets_a_key_wins_and_is_named() {
+        let flags = Options {
+            module_root: Some("r".into()),
+            ..Default::default()
+        };
+        let env = Options {
+            module_root: Some("/e".into()),
+            envs_dir: Some("/e".into()),
+            ..Default::default()
+        };
+        let site = Options {
+            envs_dir: Some("/s".into()),
+            offline: Some(false),
+            ..Default::default()
+        };
+        let m = Merged::merge([
+            (flags, Origin::Flags),
+            (env, Origin::Environment),
+            (site, Origin::SiteFile("/etc/c.yaml".into())),
+        ]);
+        let root = m.module_root.unwrap();
+        assert_eq!(root.value, "r");
+        assert_eq!(root.source, Source::Flag("--module-root".into()));
+        let envs = m.envs_dir.unwrap();
+        assert_eq!(envs.value, "/e");
+        assert_eq!(envs.source, Source::EnvVar("ENVMOD_ENVS_DIR".into()));
+        assert_eq!(
+            m.offline.unwrap().source,
+            Source::SiteFile("/etc/c.yaml".into())
+        );
+        assert!(m.python.is_none());
     }
 }

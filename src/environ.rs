@@ -1,15 +1,15 @@
-//! The process's variables and working directory, read once at start and passed down, so
-//! everything downstream is a function of them (and tests can say what is read).
+//! The process's variables and working directory, read once at start-up and passed down.
+//! Everything after that is a function of this value, so tests can build one by hand instead
+//! of mutating the real process environment, and no two parts of a run can see different
+//! working directories.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
-/// The process environment, captured once so that everything downstream is a pure function
-/// of it (and tests can reason about what is read).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Environ {
+#[derive(Debug, Clone)]
+pub struct Environ {
     vars: BTreeMap<String, String>,
     cwd: PathBuf,
 }
@@ -17,7 +17,6 @@ pub(crate) struct Environ {
 impl Environ {
     pub(crate) fn capture() -> Self {
         Self {
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             vars: std::env::vars_os()
                 .map(|(k, v)| {
                     (
@@ -26,14 +25,30 @@ impl Environ {
                     )
                 })
                 .collect(),
+            // A deleted working directory still lets commands that only use absolute paths run.
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
         }
     }
 
-    /// The working directory, read once: relative paths on the command line mean this.
-    pub(crate) fn cwd(&self) -> &Path {
-        &self.cwd
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)], cwd: impl Into<PathBuf>) -> Self {
+        Self {
+            vars: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: cwd.into(),
+        }
     }
 
+    /// The same environment with one variable set.
+    #[cfg(test)]
+    pub(crate) fn with(mut self, key: &str, value: &str) -> Self {
+        self.vars.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// A variable's value; empty counts as unset, as it does for most Unix tools.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.vars
             .get(key)
@@ -41,11 +56,19 @@ impl Environ {
             .filter(|v| !v.is_empty())
     }
 
-    #[cfg(test)]
-    /// The same environment with one variable set; used to build contexts in tests.
-    pub(crate) fn with(mut self, key: &str, value: &str) -> Self {
-        self.vars.insert(key.to_string(), value.to_string());
-        self
+    /// The set variables whose names start with `prefix`, without the prefix.
+    pub(crate) fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.vars.iter().filter_map(move |(k, v)| {
+            let rest = k.strip_prefix(prefix)?;
+            (!v.is_empty()).then_some((rest, v.as_str()))
+        })
+    }
+
+    pub(crate) fn cwd(&self) -> &Path {
+        &self.cwd
     }
 
     /// An XDG base directory: the variable when set, else its default under HOME.
@@ -58,5 +81,13 @@ impl Environ {
 
     pub(crate) fn home(&self) -> Option<PathBuf> {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
+    }
+}
+
+/// Tests that do not care about the working directory get `/`.
+#[cfg(test)]
+impl Default for Environ {
+    fn default() -> Self {
+        Self::from_pairs(&[], "/")
     }
 }

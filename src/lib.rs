@@ -34,7 +34,8 @@ use crate::{
     outputs::modulefile::ModulefileOptions,
     printer::{Printer, Verbosity},
     render::Renderer,
-    settings::{FlagOverrides, GlobalSettings},
+    config::Options,
+    settings::GlobalSettings,
     site::ModuleSystem,
 };
 
@@ -78,37 +79,17 @@ pub async fn run() -> std::process::ExitCode {
 }
 
 async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
-    if let Command::Completions(args) = &command {
-        commands::completions::run(args.shell);
-        return Ok(());
-    }
-    let env = Environ::capture();
-    let flags = match &command {
-        Command::Create(a) => FlagOverrides {
-            module_system: a.module.module_system.map(|m| (m, "--module-system")),
-            module_root: a.module.module_root.as_deref(),
-            python: a.site_python.as_deref(),
-            channels: Some(&a.channel.channels),
-            offline: a.channel.offline,
-        },
-        Command::Install(a) => FlagOverrides {
-            channels: Some(&a.channel.channels),
-            offline: a.channel.offline,
-            ..Default::default()
-        },
-        Command::Remove(a) => FlagOverrides {
-            channels: Some(&a.channel.channels),
-            offline: a.channel.offline,
-            ..Default::default()
-        },
-        Command::Module(a) => FlagOverrides {
-            module_system: a.module_system.map(|m| (m, "--module-system")),
-            module_root: a.module_root.as_deref(),
-            ..Default::default()
-        },
-        _ => FlagOverrides::default(),
+    // Neither reads any setting, so a broken config file must not stop them.
+    let command = match command {
+        Command::Completions(args) => {
+            commands::completions::run(args.shell);
+            return Ok(());
+        }
+        Command::Index(args) => return commands::index::run(args.dir, printer).await,
+        other => other,
     };
-    let settings = GlobalSettings::resolve(&env, &flags)?;
+    let env = Environ::capture();
+    let settings = GlobalSettings::resolve(&env, flag_layer(&command))?;
     for w in &settings.warnings {
         printer.warn(w);
     }
@@ -166,7 +147,6 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let change = Change::Remove(args.packages);
             commands::change::run(target, change, &args.channel.channels, &ctx).await
         }
-        Command::Index(args) => commands::index::run(args.dir, printer).await,
         Command::Delete(args) => {
             let target = settings.target(&args.target)?;
             commands::delete::run(target, args.yes, args.force, &registry, &ctx)
@@ -184,7 +164,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let change = OutputsChange {
                 system: args
                     .module_system
-                    .map(|m| ModuleSystem::resolve(m.into(), &env)),
+                    .map(|m| ModuleSystem::resolve(m, &env)),
                 root: args
                     .module_root
                     .is_some()
@@ -195,6 +175,36 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             commands::module::run(target, change, &ctx).await
         }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
-        Command::Completions(_) => unreachable!("handled before settings are resolved"),
+        Command::Completions(_) | Command::Index(_) => {
+            unreachable!("handled before settings are resolved")
+        }
+    }
+}
+
+/// The flags that override settings, as the highest layer; which flags a command has decides
+/// which keys it can override.
+fn flag_layer(command: &Command) -> Options {
+    let path =
+        |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+    let channel = |c: &cli::ChannelArgs| Options {
+        channels: (!c.channels.is_empty()).then(|| c.channels.clone()),
+        offline: c.offline.then_some(true),
+        ..Options::default()
+    };
+    match command {
+        Command::Create(a) => Options {
+            module_system: a.module.module_system,
+            module_root: path(&a.module.module_root),
+            python: path(&a.site_python),
+            ..channel(&a.channel)
+        },
+        Command::Install(a) => channel(&a.channel),
+        Command::Remove(a) => channel(&a.channel),
+        Command::Module(a) => Options {
+            module_system: a.module_system,
+            module_root: path(&a.module_root),
+            ..Options::default()
+        },
+        _ => Options::default(),
     }
 }

@@ -1,114 +1,88 @@
-//! Settings are merged once, here, from lowest to highest priority: built-in defaults, the
-//! site file, the user file, `ENVMOD_*` variables, then flags. Each value remembers where it
-//! came from so `envmod config` can answer "why is it set to that?". Commands receive a
-//! plain struct and never look at files or variables themselves.
+//! Settings are resolved once, here: the layers of `config` (site file < user file <
+//! `ENVMOD_*` variables < flags) are merged, then every value is expanded, checked and given
+//! its built-in default. Each value remembers where it came from so `envmod config` can answer
+//! "why is it set to that?". Commands receive a plain struct and never look at files or
+//! variables themselves.
 
-use std::{
-    fmt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
+pub(crate) use crate::config::{Source, Sourced};
 use crate::{
-    cli,
-    config::{ConfigFile, ModuleSystemChoice},
     env::prefix::EnvTarget,
+    cli,
+    config::{Merged, Options, Origin},
     environ::Environ,
     error::UserError,
     names::EnvName,
+    site::ModuleSystemChoice,
 };
 
-pub const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
-pub enum Source {
-    Default,
-    SiteFile(PathBuf),
-    UserFile(PathBuf),
-    EnvVar(String),
-    Flag(String),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Default => f.write_str("default"),
-            Source::SiteFile(p) => write!(f, "site file {}", p.display()),
-            Source::UserFile(p) => write!(f, "user file {}", p.display()),
-            Source::EnvVar(v) => write!(f, "env var {v}"),
-            Source::Flag(flag) => write!(f, "flag {flag}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Sourced<T> {
-    pub value: T,
-    pub source: Source,
-}
+const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";
 
 /// Settings every command shares.
 #[derive(Debug, Clone, Serialize)]
-pub struct GlobalSettings {
-    pub envs_dir: Sourced<PathBuf>,
-    pub module_root: Sourced<PathBuf>,
-    pub module_system: Sourced<ModuleSystemChoice>,
-    pub python: Sourced<Option<String>>,
-    pub ignore_modules: Sourced<Vec<String>>,
-    pub templates_dir: Sourced<Option<PathBuf>>,
-    pub allow_stacking: Sourced<bool>,
-    pub ld_library_path: Sourced<bool>,
-    pub channels: Sourced<Vec<String>>,
-    pub channel_alias: Sourced<String>,
-    pub pkgs_dirs: Sourced<Vec<PathBuf>>,
-    pub offline: Sourced<bool>,
+pub(crate) struct GlobalSettings {
+    pub(crate) envs_dir: Sourced<PathBuf>,
+    pub(crate) module_root: Sourced<PathBuf>,
+    pub(crate) module_system: Sourced<ModuleSystemChoice>,
+    pub(crate) python: Sourced<Option<String>>,
+    pub(crate) ignore_modules: Sourced<Vec<String>>,
+    pub(crate) templates_dir: Sourced<Option<PathBuf>>,
+    pub(crate) allow_stacking: Sourced<bool>,
+    pub(crate) ld_library_path: Sourced<bool>,
+    pub(crate) channels: Sourced<Vec<String>>,
+    pub(crate) channel_alias: Sourced<String>,
+    pub(crate) pkgs_dirs: Sourced<Vec<PathBuf>>,
+    pub(crate) offline: Sourced<bool>,
     #[serde(skip)]
-    pub files: ConfigFiles,
+    pub(crate) files: ConfigFiles,
     /// Where prefixes given with `-p` are remembered.
     #[serde(skip)]
-    pub registry_file: PathBuf,
+    pub(crate) registry_file: PathBuf,
     /// Where envmod remembers what it learnt about interpreters.
     #[serde(skip)]
-    pub interpreter_cache: PathBuf,
+    pub(crate) interpreter_cache: PathBuf,
     #[serde(skip)]
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+    /// The working directory the run started in, for relative `-p` prefixes.
+    #[serde(skip)]
+    cwd: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ConfigFiles {
-    pub site: PathBuf,
-    pub site_exists: bool,
-    pub user: PathBuf,
-    pub user_exists: bool,
+pub(crate) struct ConfigFiles {
+    pub(crate) site: PathBuf,
+    pub(crate) site_exists: bool,
+    pub(crate) user: PathBuf,
+    pub(crate) user_exists: bool,
 }
 
-struct Layer {
-    path: PathBuf,
-    file: Option<ConfigFile>,
-    source: fn(PathBuf) -> Source,
+/// A value nobody set.
+fn default<T>(value: T) -> Sourced<T> {
+    Sourced {
+        value,
+        source: Source::Default,
+    }
+}
+
+/// A wrong value is a usage error when it was given to this run, a failure when it sits in
+/// a file (as an invalid file is).
+fn bad_value(source: &Source, message: String) -> UserError {
+    match source {
+        Source::SiteFile(_) | Source::UserFile(_) => UserError::failure(message),
+        Source::Default | Source::EnvVar(_) | Source::Flag(_) => UserError::usage(message),
+    }
 }
 
 struct Resolver<'a> {
     env: &'a Environ,
-    layers: [Layer; 2],
-    cwd: PathBuf,
 }
 
 impl Resolver<'_> {
-    /// The highest-priority file value for a key, with its source.
-    fn file_value<T>(&self, get: impl Fn(&ConfigFile) -> Option<T>) -> Option<(T, Source)> {
-        self.layers.iter().rev().find_map(|l| {
-            l.file
-                .as_ref()
-                .and_then(&get)
-                .map(|v| (v, (l.source)(l.path.clone())))
-        })
-    }
-
-    fn expand(&self, raw: &str, origin: &Source) -> Result<PathBuf> {
+    fn expand(&self, raw: &str, origin: &Source) -> Result<String> {
         let home = self.env.home();
         let expanded = shellexpand::full_with_context(
             raw,
@@ -121,90 +95,71 @@ impl Resolver<'_> {
             },
         )
         .map_err(|e| {
-            UserError::failure(format!("cannot expand {raw:?} from {origin}: {e}"))
+            bad_value(origin, format!("cannot expand {raw:?} from {origin}: {e}"))
                 .with_hint("set the variable, or write the path out in full")
         })?;
-        Ok(self.cwd.join(Path::new(expanded.as_ref())))
+        Ok(expanded.into_owned())
     }
 
-    fn path(
-        &self,
-        file_key: impl Fn(&ConfigFile) -> Option<String>,
-        env_var: &str,
-        flag: Option<(&Path, &str)>,
-        default: &str,
-    ) -> Result<Sourced<PathBuf>> {
-        let (raw, source) = self
-            .string(
-                file_key,
-                env_var,
-                flag.map(|(p, f)| (p.to_string_lossy().into_owned(), f)),
+    /// A path setting, expanded. Files and variables are read in whatever directory envmod
+    /// happens to run in, so a relative path there is a mistake; a flag is relative to the
+    /// directory the user typed it in. Paths end up in modulefiles, scripts and `pyvenv.cfg`,
+    /// so control characters are refused everywhere, and `:` where the path joins a
+    /// colon-separated list (MODULEPATH, PATH).
+    fn path(&self, key: &str, raw: &str, source: &Source, joins_lists: bool) -> Result<PathBuf> {
+        let expanded = self.expand(raw, source)?;
+        if expanded.chars().any(char::is_control) {
+            return Err(bad_value(
+                source,
+                format!(
+                    "{key} {raw:?} from {source} contains a control character, which modulefiles and pyvenv.cfg cannot hold: choose another path"
+                ),
             )
-            .unwrap_or_else(|| (default.to_string(), Source::Default));
-        let value = self.expand(&raw, &source)?;
+            .into());
+        }
+        if joins_lists && expanded.contains(':') {
+            return Err(bad_value(
+                source,
+                format!(
+                    "{key} {raw:?} from {source} contains ':', which would split MODULEPATH and PATH: choose another path"
+                ),
+            )
+            .into());
+        }
+        let path = Path::new(&expanded);
+        let from_outside = matches!(
+            source,
+            Source::SiteFile(_) | Source::UserFile(_) | Source::EnvVar(_)
+        );
+        if from_outside && !path.is_absolute() {
+            return Err(bad_value(
+                source,
+                format!(
+                    "{key} {raw:?} from {source} is not an absolute path: use an absolute path such as ~/envs or /scratch/$USER/envs"
+                ),
+            )
+            .into());
+        }
+        Ok(self.env.cwd().join(path))
+    }
+
+    fn dir(
+        &self,
+        key: &str,
+        set: Option<Sourced<String>>,
+        default_raw: &str,
+        joins_lists: bool,
+    ) -> Result<Sourced<PathBuf>> {
+        let Sourced { value, source } = set.unwrap_or_else(|| default(default_raw.to_owned()));
+        let value = self.path(key, &value, &source, joins_lists)?;
         Ok(Sourced { value, source })
     }
-
-    fn string(
-        &self,
-        file_key: impl Fn(&ConfigFile) -> Option<String>,
-        env_var: &str,
-        flag: Option<(String, &str)>,
-    ) -> Option<(String, Source)> {
-        if let Some((v, name)) = flag {
-            return Some((v, Source::Flag(name.to_string())));
-        }
-        if let Some(v) = self.env.get(env_var) {
-            return Some((v.to_string(), Source::EnvVar(env_var.to_string())));
-        }
-        self.file_value(file_key)
-    }
-
-    fn bool(
-        &self,
-        file_key: impl Fn(&ConfigFile) -> Option<bool>,
-        env_var: &str,
-        default: bool,
-    ) -> Result<Sourced<bool>> {
-        if let Some(raw) = self.env.get(env_var) {
-            let value = match raw.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => {
-                    return Err(UserError::usage(format!(
-                        "{env_var}={raw:?} is not a boolean: use true or false"
-                    ))
-                    .into());
-                }
-            };
-            return Ok(Sourced {
-                value,
-                source: Source::EnvVar(env_var.to_string()),
-            });
-        }
-        Ok(self
-            .file_value(file_key)
-            .map(|(value, source)| Sourced { value, source })
-            .unwrap_or(Sourced {
-                value: default,
-                source: Source::Default,
-            }))
-    }
-}
-
-/// Flags that override config for the command being run.
-#[derive(Debug, Default)]
-pub struct FlagOverrides<'a> {
-    pub module_system: Option<(cli::ModuleSystemArg, &'static str)>,
-    pub module_root: Option<&'a Path>,
-    pub python: Option<&'a Path>,
-    pub channels: Option<&'a [String]>,
-    pub offline: bool,
 }
 
 impl GlobalSettings {
-    pub fn resolve(env: &Environ, flags: &FlagOverrides<'_>) -> Result<Self> {
-        let cwd = env.cwd().to_path_buf();
+    /// Merge `flags` (built from the command line) with the variables and files, then
+    /// resolve every value.
+    pub(crate) fn resolve(env: &Environ, flags: Options) -> Result<Self> {
         let site_path = env
             .get("ENVMOD_SITE_CONFIG")
             .map(PathBuf::from)
@@ -218,11 +173,11 @@ impl GlobalSettings {
         let interpreter_cache = env
             .xdg_dir("XDG_CACHE_HOME", ".cache")
             .join("envmod/interpreters");
-        let site = ConfigFile::load(&site_path)?;
-        let user = ConfigFile::load(&user_path)?;
+        let site = Options::load(&site_path)?;
+        let user = Options::load(&user_path)?;
         let mut warnings = Vec::new();
         for (path, file) in [(&site_path, &site), (&user_path, &user)] {
-            for key in file.iter().flat_map(|f| f.unknown_keys()) {
+            for key in file.iter().flat_map(|f| f.unknown.keys()) {
                 warnings.push(format!(
                     "unknown key `{key}` in {} is ignored",
                     path.display()
@@ -235,69 +190,29 @@ impl GlobalSettings {
             user_exists: user.is_some(),
             user: user_path.clone(),
         };
-        let r = Resolver {
-            env,
-            layers: [
-                Layer {
-                    path: site_path,
-                    file: site,
-                    source: Source::SiteFile,
-                },
-                Layer {
-                    path: user_path,
-                    file: user,
-                    source: Source::UserFile,
-                },
-            ],
-            cwd,
-        };
+        let mut layers = vec![(flags, Origin::Flags)];
+        layers.extend(
+            Options::from_environ(env)?
+                .into_iter()
+                .map(|o| (o, Origin::Environment)),
+        );
+        layers.extend(user.map(|o| (o, Origin::UserFile(user_path))));
+        layers.extend(site.map(|o| (o, Origin::SiteFile(site_path))));
+        let m = Merged::merge(layers);
+        let r = Resolver { env };
 
-        let envs_dir = r.path(
-            |f| f.envs_dir.clone(),
-            "ENVMOD_ENVS_DIR",
-            None,
-            "~/.envmod/envs",
-        )?;
-        let module_root = r.path(
-            |f| f.module_root.clone(),
-            "ENVMOD_MODULE_ROOT",
-            flags.module_root.map(|p| (p, "--module-root")),
-            "~/privatemodules",
-        )?;
-        let module_system = match flags.module_system {
-            Some((arg, flag)) => Sourced {
-                value: arg.into(),
-                source: Source::Flag(flag.to_string()),
-            },
-            None => match env.get("ENVMOD_MODULE_SYSTEM") {
-                Some(raw) => Sourced {
-                    value: serde_yaml::from_str(raw).map_err(|_| {
-                        UserError::usage(format!(
-                            "ENVMOD_MODULE_SYSTEM={raw:?} is not one of auto, lmod, tcl, none"
-                        ))
-                    })?,
-                    source: Source::EnvVar("ENVMOD_MODULE_SYSTEM".into()),
-                },
-                None => r
-                    .file_value(|f| f.module_system)
-                    .map(|(value, source)| Sourced { value, source })
-                    .unwrap_or(Sourced {
-                        value: ModuleSystemChoice::Auto,
-                        source: Source::Default,
-                    }),
-            },
-        };
-        let python = match r.string(
-            |f| f.python.clone(),
-            "ENVMOD_PYTHON",
-            flags
-                .python
-                .map(|p| (p.to_string_lossy().into_owned(), "--site-python")),
-        ) {
-            Some((raw, source)) => {
+        let envs_dir = r.dir("envs_dir", m.envs_dir, "~/.envmod/envs", true)?;
+        let module_root = r.dir("module_root", m.module_root, "~/privatemodules", true)?;
+        let module_system = m
+            .module_system
+            .unwrap_or_else(|| default(ModuleSystemChoice::Auto));
+        let python = match m.python {
+            Some(Sourced { value: raw, source }) => {
                 // A bare command name is looked up on PATH later; anything with a slash is a path.
                 let value = if raw.contains('/') || raw.starts_with('~') {
-                    r.expand(&raw, &source)?.to_string_lossy().into_owned()
+                    r.path("python", &raw, &source, false)?
+                        .to_string_lossy()
+                        .into_owned()
                 } else {
                     raw
                 };
@@ -306,29 +221,9 @@ impl GlobalSettings {
                     source,
                 }
             }
-            None => Sourced {
-                value: None,
-                source: Source::Default,
-            },
+            None => default(None),
         };
-        let ignore_modules = match env.get("ENVMOD_IGNORE_MODULES") {
-            Some(raw) => Sourced {
-                value: raw
-                    .split([',', ':'])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                source: Source::EnvVar("ENVMOD_IGNORE_MODULES".into()),
-            },
-            None => r
-                .file_value(|f| f.ignore_modules.clone())
-                .map(|(value, source)| Sourced { value, source })
-                .unwrap_or(Sourced {
-                    value: Vec::new(),
-                    source: Source::Default,
-                }),
-        };
+        let ignore_modules = m.ignore_modules.unwrap_or_else(|| default(Vec::new()));
         for pattern in &ignore_modules.value {
             if glob::Pattern::new(pattern).is_err() {
                 return Err(UserError::failure(format!(
@@ -339,17 +234,13 @@ impl GlobalSettings {
                 .into());
             }
         }
-        let templates_dir =
-            match r.string(|f| f.templates_dir.clone(), "ENVMOD_TEMPLATES_DIR", None) {
-                Some((raw, source)) => Sourced {
-                    value: Some(r.expand(&raw, &source)?),
-                    source,
-                },
-                None => Sourced {
-                    value: None,
-                    source: Source::Default,
-                },
-            };
+        let templates_dir = match m.templates_dir {
+            Some(Sourced { value, source }) => Sourced {
+                value: Some(r.path("templates_dir", &value, &source, false)?),
+                source,
+            },
+            None => default(None),
+        };
         if let Some(dir) = templates_dir.value.as_ref().filter(|d| !d.is_dir()) {
             warnings.push(format!(
                 "templates_dir {} (from {}) is not a directory; using the built-in templates",
@@ -357,37 +248,12 @@ impl GlobalSettings {
                 templates_dir.source
             ));
         }
-        let channels = match flags.channels.filter(|c| !c.is_empty()) {
-            Some(c) => Sourced {
-                value: c.to_vec(),
-                source: Source::Flag("--channel".into()),
-            },
-            None => match env.get("ENVMOD_CHANNELS") {
-                Some(raw) => Sourced {
-                    value: raw
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                    source: Source::EnvVar("ENVMOD_CHANNELS".into()),
-                },
-                None => r
-                    .file_value(|f| f.channels.clone())
-                    .map(|(value, source)| Sourced { value, source })
-                    .unwrap_or(Sourced {
-                        value: vec!["conda-forge".into()],
-                        source: Source::Default,
-                    }),
-            },
-        };
-        let channel_alias = r
-            .string(|f| f.channel_alias.clone(), "ENVMOD_CHANNEL_ALIAS", None)
-            .map(|(value, source)| Sourced { value, source })
-            .unwrap_or(Sourced {
-                value: "https://conda.anaconda.org".into(),
-                source: Source::Default,
-            });
+        let channels = m
+            .channels
+            .unwrap_or_else(|| default(vec!["conda-forge".into()]));
+        let channel_alias = m
+            .channel_alias
+            .unwrap_or_else(|| default("https://conda.anaconda.org".into()));
         if url::Url::parse(&channel_alias.value).is_err() {
             return Err(UserError::usage(format!(
                 "channel_alias {:?} from {} is not a URL",
@@ -396,51 +262,30 @@ impl GlobalSettings {
             .with_hint("use a full URL such as https://conda.anaconda.org")
             .into());
         }
-        let pkgs_dirs = {
-            let (raw, source) = match env.get("ENVMOD_PKGS_DIRS") {
-                Some(raw) => (
-                    raw.split(':')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                    Source::EnvVar("ENVMOD_PKGS_DIRS".into()),
-                ),
-                None => r.file_value(|f| f.pkgs_dirs.clone()).unwrap_or_else(|| {
-                    // The cache pixi and rattler use, so envs share packages with them.
-                    (
-                        vec!["$XDG_CACHE_HOME/rattler/cache/pkgs".into()],
-                        Source::Default,
-                    )
-                }),
-            };
-            let default_cache = env.xdg_dir("XDG_CACHE_HOME", ".cache");
-            let mut value = Vec::new();
-            for dir in &raw {
-                if source == Source::Default {
-                    value.push(default_cache.join("rattler/cache/pkgs"));
-                } else {
-                    value.push(r.expand(dir, &source)?);
+        let pkgs_dirs = match m.pkgs_dirs {
+            Some(Sourced { value: raw, source }) => {
+                if raw.is_empty() {
+                    return Err(
+                        UserError::usage(format!("pkgs_dirs from {source} is empty"))
+                            .with_hint("name at least one package cache directory")
+                            .into(),
+                    );
                 }
+                let value = raw
+                    .iter()
+                    .map(|dir| r.path("pkgs_dirs", dir, &source, false))
+                    .collect::<Result<_>>()?;
+                Sourced { value, source }
             }
-            if value.is_empty() {
-                return Err(
-                    UserError::usage(format!("pkgs_dirs from {source} is empty"))
-                        .with_hint("name at least one package cache directory")
-                        .into(),
-                );
-            }
-            Sourced { value, source }
+            // The cache pixi and rattler use, so envs share packages with them.
+            None => default(vec![
+                env.xdg_dir("XDG_CACHE_HOME", ".cache")
+                    .join("rattler/cache/pkgs"),
+            ]),
         };
-        let offline = if flags.offline {
-            Sourced {
-                value: true,
-                source: Source::Flag("--offline".into()),
-            }
-        } else {
-            r.bool(|f| f.offline, "ENVMOD_OFFLINE", false)?
-        };
-        let allow_stacking = r.bool(|f| f.allow_stacking, "ENVMOD_ALLOW_STACKING", false)?;
-        let ld_library_path = r.bool(|f| f.ld_library_path, "ENVMOD_LD_LIBRARY_PATH", false)?;
+        let offline = m.offline.unwrap_or_else(|| default(false));
+        let allow_stacking = m.allow_stacking.unwrap_or_else(|| default(false));
+        let ld_library_path = m.ld_library_path.unwrap_or_else(|| default(false));
 
         Ok(Self {
             envs_dir,
@@ -459,11 +304,12 @@ impl GlobalSettings {
             registry_file,
             interpreter_cache,
             warnings,
+            cwd: env.cwd().to_path_buf(),
         })
     }
 
     /// Where an environment lives and what it is called, from `-n` or `-p`.
-    pub fn target(&self, target: &cli::Target) -> Result<EnvTarget> {
+    pub(crate) fn target(&self, target: &cli::Target) -> Result<EnvTarget> {
         match (&target.name, &target.prefix) {
             (Some(name), None) => {
                 let name: EnvName = name.parse().map_err(|e| UserError::usage(format!("{e}")))?;
@@ -474,10 +320,10 @@ impl GlobalSettings {
                 })
             }
             (None, Some(prefix)) => {
-                let prefix = std::path::absolute(prefix).map_err(|e| {
-                    UserError::usage(format!("invalid prefix {}: {e}", prefix.display()))
-                })?;
-                let prefix = normalize(&prefix);
+                if prefix.as_os_str().is_empty() {
+                    return Err(UserError::usage("invalid prefix: it is empty").into());
+                }
+                let prefix = normalize(&self.cwd.join(prefix));
                 check_prefix_chars(&prefix)?;
                 let last = prefix
                     .file_name()
@@ -523,27 +369,12 @@ fn normalize(p: &Path) -> PathBuf {
         .collect()
 }
 
-impl From<cli::ModuleSystemArg> for ModuleSystemChoice {
-    fn from(a: cli::ModuleSystemArg) -> Self {
-        match a {
-            cli::ModuleSystemArg::Auto => ModuleSystemChoice::Auto,
-            cli::ModuleSystemArg::Lmod => ModuleSystemChoice::Lmod,
-            cli::ModuleSystemArg::Tcl => ModuleSystemChoice::Tcl,
-            cli::ModuleSystemArg::None => ModuleSystemChoice::None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn environ(pairs: &[(&str, &str)]) -> Environ {
-        let mut e = Environ::default();
-        for (k, v) in pairs {
-            e = e.with(k, v);
-        }
-        e
+        Environ::from_pairs(pairs, "/work")
     }
 
     #[test]
@@ -567,7 +398,7 @@ mod tests {
             ("ENVMOD_SITE_CONFIG", site.to_str().unwrap()),
             ("ENVMOD_ALLOW_STACKING", "no"),
         ]);
-        let s = GlobalSettings::resolve(&env, &FlagOverrides::default()).unwrap();
+        let s = GlobalSettings::resolve(&env, Options::default()).unwrap();
         assert_eq!(s.envs_dir.value, PathBuf::from("/site/envs"));
         assert_eq!(s.envs_dir.source, Source::SiteFile(site.clone()));
         assert_eq!(s.module_root.value, home.join("mods"));
@@ -580,13 +411,12 @@ mod tests {
         assert_eq!(s.warnings.len(), 1);
         assert!(s.warnings[0].contains("bogus"));
 
-        let flag_root = PathBuf::from("/flag/root");
-        let flags = FlagOverrides {
-            module_root: Some(&flag_root),
+        let flags = Options {
+            module_root: Some("/flag/root".into()),
             ..Default::default()
         };
-        let s = GlobalSettings::resolve(&env, &flags).unwrap();
-        assert_eq!(s.module_root.value, flag_root);
+        let s = GlobalSettings::resolve(&env, flags).unwrap();
+        assert_eq!(s.module_root.value, PathBuf::from("/flag/root"));
         assert_eq!(s.module_root.source, Source::Flag("--module-root".into()));
     }
 
@@ -597,7 +427,7 @@ mod tests {
             ("SCRATCH", "/scratch/u"),
             ("ENVMOD_ENVS_DIR", "$SCRATCH/envs"),
         ]);
-        let s = GlobalSettings::resolve(&env, &FlagOverrides::default()).unwrap();
+        let s = GlobalSettings::resolve(&env, Options::default()).unwrap();
         assert_eq!(s.envs_dir.value, PathBuf::from("/scratch/u/envs"));
         assert_eq!(s.module_root.value, PathBuf::from("/h/privatemodules"));
     }
@@ -605,7 +435,65 @@ mod tests {
     #[test]
     fn undefined_variable_is_an_error_naming_its_source() {
         let env = environ(&[("HOME", "/h"), ("ENVMOD_ENVS_DIR", "$NOPE/envs")]);
-        let err = GlobalSettings::resolve(&env, &FlagOverrides::default()).unwrap_err();
+        let err = GlobalSettings::resolve(&env, Options::default()).unwrap_err();
         assert!(err.to_string().contains("ENVMOD_ENVS_DIR"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_flag_is_taken_from_the_working_directory() {
+        let env = environ(&[("HOME", "/h")]);
+        let flags = Options {
+            module_root: Some("mods".into()),
+            ..Default::default()
+        };
+        let s = GlobalSettings::resolve(&env, flags).unwrap();
+        assert_eq!(s.module_root.value, PathBuf::from("/work/mods"));
+        let target = cli::Target {
+            name: None,
+            prefix: Some("envs/./proj".into()),
+        };
+        assert_eq!(
+            s.target(&target).unwrap().prefix,
+            PathBuf::from("/work/envs/proj")
+        );
+    }
+
+    #[test]
+    fn a_relative_path_from_a_variable_is_refused() {
+        for (var, value) in [
+            ("ENVMOD_ENVS_DIR", "envs"),
+            ("ENVMOD_MODULE_ROOT", "$NAME/mods"),
+            ("ENVMOD_TEMPLATES_DIR", "t"),
+            ("ENVMOD_PKGS_DIRS", "/a,pkgs"),
+        ] {
+            let env = environ(&[("HOME", "/h"), ("NAME", "x"), (var, value)]);
+            let err = GlobalSettings::resolve(&env, Options::default()).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(var) && msg.contains("use an absolute path such as ~/envs"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_variable_expanding_to_a_newline_or_colon_is_refused() {
+        let env = environ(&[
+            ("HOME", "/h"),
+            ("BAD", "/a\nb"),
+            ("ENVMOD_ENVS_DIR", "$BAD"),
+        ]);
+        let msg = GlobalSettings::resolve(&env, Options::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("control character") && !msg.contains('\n'),
+            "{msg}"
+        );
+        let env = environ(&[("HOME", "/h:x")]);
+        let msg = GlobalSettings::resolve(&env, Options::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("envs_dir") && msg.contains("':'"), "{msg}");
     }
 }

@@ -6,7 +6,17 @@ pub mod python;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{config::ModuleSystemChoice, environ::Environ};
+use crate::environ::Environ;
+
+/// The module system asked for, by flag (`--module-system`) or by config (`module_system`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ModuleSystemChoice {
+    Auto,
+    Lmod,
+    Tcl,
+    None,
+}
 
 /// The kind of modulefile to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +29,7 @@ pub enum ModuleSystem {
 impl ModuleSystem {
     /// `auto` follows the module system of the current shell: Lmod exports `LMOD_CMD`,
     /// Environment Modules exports `MODULES_CMD`. Neither means no modulefile.
-    pub fn resolve(choice: ModuleSystemChoice, env: &Environ) -> Option<Self> {
+    pub(crate) fn resolve(choice: ModuleSystemChoice, env: &Environ) -> Option<Self> {
         match choice {
             ModuleSystemChoice::Lmod => Some(Self::Lmod),
             ModuleSystemChoice::Tcl => Some(Self::Tcl),
