@@ -15,6 +15,7 @@ use rattler_repodata_gateway::{
 use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
 use rattler_virtual_packages::{VirtualPackageOverrides, VirtualPackages};
 
+pub(crate) use crate::conda::specs::parse_specs;
 use crate::{
     conda::{CondaSettings, PLATFORM, channels},
     error::UserError,
@@ -24,19 +25,6 @@ use crate::{
 
 /// The build string of the stand-in record for the site's Python.
 pub const SITE_PYTHON_BUILD: &str = "envmod_site_python";
-
-pub fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
-    specs
-        .iter()
-        .map(|s| {
-            MatchSpec::from_str(s, ParseMatchSpecOptions::strict()).map_err(|e| {
-                UserError::usage(format!("invalid package spec {s:?}: {e}"))
-                    .with_hint("write specs as conda does: numpy, 'numpy>=1.26', scipy=1.11")
-                    .into()
-            })
-        })
-        .collect()
-}
 
 /// The name a spec asks for; specs without an exact name cannot be requested.
 pub fn spec_name(spec: &MatchSpec) -> Result<PackageName> {
@@ -199,7 +187,8 @@ fn gateway_error(err: GatewayError, channels: &[Channel]) -> anyhow::Error {
         other => UserError::failure(format!(
             "cannot load repodata from {}: {}",
             names.join(", "),
-            one_line(&other)
+            // The HTTP stack quotes request URLs, credentials and all.
+            channels::redact_text_for(&one_line(&other), channels)
         ))
         .with_hint(hint)
         .into(),
