@@ -72,6 +72,18 @@ pub(crate) fn no_space_error(kind: NoSpace, path: &Path, what: &str) -> UserErro
     }
 }
 
+/// The bytes an unprivileged user can still write on the filesystem that holds `path`.
+pub(crate) fn available_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).ok()?;
+    let existing = absolute.ancestors().find(|p| p.exists())?;
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a statvfs struct this function owns.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    (rc == 0).then(|| u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
 /// The mount point of the filesystem that holds `path` (or its nearest existing ancestor),
 /// from `/proc/self/mountinfo`: the longest mount point that contains the path.
 pub(crate) fn mount_point_of(path: &Path) -> Option<PathBuf> {

@@ -126,27 +126,38 @@ pub async fn install(
     Ok(changes)
 }
 
-/// The full-disk error for the filesystem that ran out: the package cache when the failure
-/// names a path in it (downloads and extraction), the environment otherwise (linking).
+/// The full-disk error for the filesystem that ran out: of the environment's and the package
+/// cache's, the one with less room left. A quota is per user, not per filesystem, so there
+/// the cache counts only when the failure names a path in it (downloads and extraction).
 fn where_space_ran_out(
     kind: disk::NoSpace,
     err: &(dyn std::error::Error + 'static),
     dir: &Path,
     settings: &CondaSettings,
 ) -> UserError {
-    let mut text = String::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    let in_cache = settings.pkgs_dirs.iter().find(|d| {
-        let shown = d.display().to_string();
-        !shown.is_empty() && text.contains(&shown)
-    });
-    match in_cache {
-        Some(cache) => disk::no_space_error(kind, cache, "package cache"),
-        None => disk::no_space_error(kind, dir, "environment"),
+    let cache = settings.pkgs_dirs.first();
+    let cache_is_fuller = match (kind, cache) {
+        (_, None) => false,
+        (disk::NoSpace::DiskFull, Some(cache)) => {
+            match (disk::available_bytes(cache), disk::available_bytes(dir)) {
+                (Some(c), Some(d)) => c < d,
+                _ => false,
+            }
+        }
+        (disk::NoSpace::QuotaExceeded, Some(cache)) => {
+            let mut text = String::new();
+            let mut next = Some(err);
+            while let Some(e) = next {
+                text.push_str(&e.to_string());
+                next = e.source();
+            }
+            !text.contains(&dir.display().to_string())
+                && text.contains(&cache.display().to_string())
+        }
+    };
+    match cache {
+        Some(cache) if cache_is_fuller => disk::no_space_error(kind, cache, "package cache"),
+        _ => disk::no_space_error(kind, dir, "environment"),
     }
 }
 

@@ -27,7 +27,6 @@ fn is_conda_three_part(spec: &str) -> bool {
 }
 
 fn parse_one(spec: &str) -> Result<MatchSpec> {
-    use std::str::FromStr;
     let bad = |e: &dyn std::fmt::Display| -> anyhow::Error {
         UserError::usage(format!("invalid package spec {spec:?}: {e}"))
             .with_hint(
