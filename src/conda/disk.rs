@@ -81,7 +81,10 @@ pub(crate) fn available_bytes(path: &Path) -> Option<u64> {
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and a statvfs struct this function owns.
     let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
-    (rc == 0).then(|| u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+    // The field types differ between targets (32-bit on some), hence the conversions.
+    #[allow(clippy::useless_conversion)]
+    let bytes = u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize));
+    (rc == 0).then_some(bytes)
 }
 
 /// The mount point of the filesystem that holds `path` (or its nearest existing ancestor),
