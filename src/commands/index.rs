@@ -4,11 +4,28 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::printer::Printer;
+use crate::{error::UserError, printer::Printer};
 
 pub(crate) async fn run(dir: PathBuf, printer: &Printer) -> Result<()> {
-    crate::conda::index::index_dir(&dir).await?;
+    let skipped = crate::conda::index::index_dir(&dir).await?;
     let shown = std::path::absolute(&dir).unwrap_or(dir);
+    for s in &skipped {
+        printer.warn(format!("skipped {}: {}", s.path.display(), s.reason));
+    }
+    if !skipped.is_empty() {
+        let (count, them) = match skipped.len() {
+            1 => ("1 damaged package archive".to_string(), "it"),
+            n => (format!("{n} damaged package archives"), "them"),
+        };
+        return Err(UserError::failure(format!(
+            "skipped {count} while indexing {}; the other packages are indexed",
+            shown.display()
+        ))
+        .with_hint(format!(
+            "remove or rebuild the files named above (e.g. download {them} again), then run `envmod index` again"
+        ))
+        .into());
+    }
     let quoted = crate::render::escape::sh_quote(&shown.to_string_lossy());
     printer.info(format!(
         "Indexed {}; use it with: envmod create -n NAME -c {quoted} <package>",

@@ -2,19 +2,17 @@
 //! from the cache where the filesystem allows, so a class of 300 environments with the same
 //! packages costs the disk of one.
 
-use std::{
-    collections::HashSet,
-    path::Path,
-    str::FromStr,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashSet, path::Path, str::FromStr};
 
 use anyhow::{Context, Result};
-use rattler::install::{IndicatifReporter, Installer, Reporter, Transaction};
+use rattler::install::{
+    IndicatifReporter, InstallationResultRecord, Installer, Reporter, Transaction,
+    TransactionOperation,
+};
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{CondaSettings, PLATFORM},
+    conda::{CondaSettings, PLATFORM, cache, disk, prefix},
     error::UserError,
     printer::Printer,
 };
@@ -30,11 +28,42 @@ pub struct InstallRequest<'a> {
     pub skip_python: bool,
 }
 
-/// Names of what a transaction added and removed, for the summary line.
-#[derive(Debug, Default)]
+/// Names of what a transaction added and removed, for the summary line. Built from the
+/// transaction itself: on a terminal the progress bars replace the line reporter, which
+/// then sees nothing.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
+    /// `name version` of every package linked, upgrades' new versions included.
     pub installed: Vec<String>,
+    /// `name version` of every package unlinked, upgrades' old versions included.
     pub removed: Vec<String>,
+    /// `name old → new` for packages whose version or build changed.
+    pub upgraded: Vec<String>,
+}
+
+impl Changes {
+    fn from_transaction(
+        operations: &[TransactionOperation<InstallationResultRecord, RepoDataRecord>],
+    ) -> Self {
+        let mut changes = Changes::default();
+        for op in operations {
+            if let Some(old) = op.record_to_remove() {
+                changes.removed.push(describe_installed(old));
+            }
+            if let Some(new) = op.record_to_install() {
+                changes.installed.push(describe(new));
+            }
+            if let TransactionOperation::Change { old, new } = op {
+                changes.upgraded.push(format!(
+                    "{} {} → {}",
+                    new.package_record.name.as_normalized(),
+                    old.version(),
+                    new.package_record.version
+                ));
+            }
+        }
+        changes
+    }
 }
 
 pub async fn install(
@@ -42,6 +71,7 @@ pub async fn install(
     req: InstallRequest<'_>,
     printer: &Printer,
 ) -> Result<Changes> {
+    cache::clean_stale_extractions(&settings.pkgs_dirs);
     if settings.offline {
         let missing = missing_from_cache(&req.records, &settings.pkgs_dirs, req.skip_python);
         if !missing.is_empty() {
@@ -53,7 +83,7 @@ pub async fn install(
             .into());
         }
     }
-    let installed = PrefixRecord::collect_from_prefix::<PrefixRecord>(req.dir)?;
+    let installed = prefix::installed_records(req.dir)?;
     let mut installer = Installer::new()
         .with_target_platform(PLATFORM)
         .with_package_cache(settings.package_cache())
@@ -66,7 +96,6 @@ pub async fn install(
             installer.with_ignored_packages(HashSet::from([PackageName::from_str("python")?]));
     }
     let lines = LineReporter::new(printer.clone());
-    let changes = lines.changes.clone();
     if printer.wants_progress_bars() {
         installer = installer.with_reporter(
             IndicatifReporter::builder()
@@ -78,6 +107,9 @@ pub async fn install(
         installer = installer.with_reporter(lines);
     }
     let result = installer.install(req.dir, req.records).await.map_err(|e| {
+        if let Some(kind) = disk::no_space_in(&e) {
+            return where_space_ran_out(kind, &e, req.dir, settings);
+        }
         let offline = if settings.offline {
             " (offline: only cached packages can be used)"
         } else {
@@ -86,21 +118,47 @@ pub async fn install(
         UserError::failure(format!("failed to install packages{offline}: {e}"))
             .with_hint("nothing was changed; check the channel and the package cache (pkgs_dirs)")
     })?;
-    let mut changes = changes
-        .lock()
-        .map(|mut c| std::mem::take(&mut *c))
-        .unwrap_or_default();
-    if changes.installed.is_empty() && changes.removed.is_empty() {
-        for op in &result.transaction.operations {
-            if let Some(r) = op.record_to_install() {
-                changes.installed.push(describe(r));
-            }
-        }
-    }
+    let changes = Changes::from_transaction(&result.transaction.operations);
     // rattler marks new prefixes as caches; backup tools would then skip the environment.
     let _ = std::fs::remove_file(req.dir.join("CACHEDIR.TAG"));
+    prefix::strip_credentials_from_records(&req.dir.join("conda-meta"))?;
     share_package_records(&req.dir.join("conda-meta"))?;
     Ok(changes)
+}
+
+/// The full-disk error for the filesystem that ran out: of the environment's and the package
+/// cache's, the one with less room left. A quota is per user, not per filesystem, so there
+/// the cache counts only when the failure names a path in it (downloads and extraction).
+fn where_space_ran_out(
+    kind: disk::NoSpace,
+    err: &(dyn std::error::Error + 'static),
+    dir: &Path,
+    settings: &CondaSettings,
+) -> UserError {
+    let cache = settings.pkgs_dirs.first();
+    let cache_is_fuller = match (kind, cache) {
+        (_, None) => false,
+        (disk::NoSpace::DiskFull, Some(cache)) => {
+            match (disk::available_bytes(cache), disk::available_bytes(dir)) {
+                (Some(c), Some(d)) => c < d,
+                _ => false,
+            }
+        }
+        (disk::NoSpace::QuotaExceeded, Some(cache)) => {
+            let mut text = String::new();
+            let mut next = Some(err);
+            while let Some(e) = next {
+                text.push_str(&e.to_string());
+                next = e.source();
+            }
+            !text.contains(&dir.display().to_string())
+                && text.contains(&cache.display().to_string())
+        }
+    };
+    match cache {
+        Some(cache) if cache_is_fuller => disk::no_space_error(kind, cache, "package cache"),
+        _ => disk::no_space_error(kind, dir, "environment"),
+    }
 }
 
 /// rattler writes each `conda-meta/*.json` through a temporary file, which leaves it readable
@@ -153,6 +211,10 @@ fn missing_from_cache(
         .collect()
 }
 
+fn describe_installed(r: &InstallationResultRecord) -> String {
+    format!("{} {}", r.name().as_normalized(), r.version())
+}
+
 fn describe(r: &RepoDataRecord) -> String {
     format!(
         "{} {}",
@@ -164,15 +226,11 @@ fn describe(r: &RepoDataRecord) -> String {
 /// Plain lines for logs and pipes: what is linked and unlinked, one package a line.
 struct LineReporter {
     printer: Printer,
-    changes: Arc<Mutex<Changes>>,
 }
 
 impl LineReporter {
     fn new(printer: Printer) -> Self {
-        Self {
-            printer,
-            changes: Arc::default(),
-        }
+        Self { printer }
     }
 }
 
@@ -197,9 +255,6 @@ impl Reporter for LineReporter {
         if self.printer.wants_progress_lines() {
             self.printer.info(format!("  - {what}"));
         }
-        if let Ok(mut c) = self.changes.lock() {
-            c.removed.push(what);
-        }
         operation
     }
     fn on_unlink_complete(&self, _: usize) {}
@@ -207,9 +262,6 @@ impl Reporter for LineReporter {
         let what = describe(record);
         if self.printer.wants_progress_lines() {
             self.printer.info(format!("  + {what}"));
-        }
-        if let Ok(mut c) = self.changes.lock() {
-            c.installed.push(what);
         }
         operation
     }

@@ -3,10 +3,12 @@
 //! variables an environment's activation scripts set (`rattler_shell`).
 
 pub mod activation;
+mod cache;
 pub mod channels;
+mod disk;
 pub mod index;
 pub mod install;
-pub mod prefix;
+pub(crate) mod prefix;
 pub mod solve;
 pub mod specs;
 

@@ -179,7 +179,8 @@ fn gateway_error(err: GatewayError, channels: &[Channel]) -> anyhow::Error {
         other => UserError::failure(format!(
             "cannot load repodata from {}: {}",
             names.join(", "),
-            one_line(&other)
+            // The HTTP stack quotes request URLs, credentials and all.
+            channels::redact_text_for(&one_line(&other), channels)
         ))
         .with_hint(hint)
         .into(),

@@ -1,48 +1,222 @@
-//! Match specs as users write them. Names are always taken from rattler's parser, never
-//! by splitting strings, so `conda-forge::numpy`, `numpy>=1.26` and `numpy=1.26=py311_0`
-//! all name `numpy`.
+//! Package specs as users type them, parsed by rattler's `MatchSpec` parser only. Splitting
+//! strings gets `conda-forge::numpy` and `numpy=1.26=py311_0` wrong, and then a spec is
+//! neither replaced, nor removed, nor advertised as the package it names.
 
 use anyhow::Result;
 use rattler_conda_types::{MatchSpec, PackageName, ParseMatchSpecOptions};
 
 use crate::error::UserError;
 
-fn parse(spec: &str) -> Result<MatchSpec> {
-    MatchSpec::from_str(spec, ParseMatchSpecOptions::lenient()).map_err(|e| {
+/// Strict, so that typos are errors rather than guesses (`bad spec!!` would otherwise become
+/// a version and a build string).
+fn strict() -> ParseMatchSpecOptions {
+    ParseMatchSpecOptions::strict().with_exact_names_only(true)
+}
+
+/// conda's `name=version=build` form (`blas=*=openblas`, `numpy=1.26=py311_0`), optionally
+/// with a `channel::` in front. Strict parsing rejects it, so this one form, and nothing
+/// else, goes to the lenient parser, which reads it as conda does.
+fn is_conda_three_part(spec: &str) -> bool {
+    static FORM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^(?:[A-Za-z0-9_.\-/:]+::)?[A-Za-z0-9][A-Za-z0-9_.\-]*=[A-Za-z0-9_.*+!]+=[A-Za-z0-9_.*+]+$",
+        )
+        .expect("valid regex")
+    });
+    FORM.is_match(spec.trim())
+}
+
+fn parse_one(spec: &str) -> Result<MatchSpec> {
+    let bad = |e: &dyn std::fmt::Display| -> anyhow::Error {
         UserError::usage(format!("invalid package spec {spec:?}: {e}"))
-            .with_hint("write specs as conda does: numpy, 'numpy>=1.26', scipy=1.11")
+            .with_hint(
+                "write specs as conda does: numpy, 'numpy>=1.26', numpy=1.26=py311_0, conda-forge::numpy",
+            )
             .into()
-    })
+    };
+    if spec.trim().is_empty() || spec.chars().any(char::is_control) {
+        return Err(bad(
+            &"a spec must be a package name with an optional version",
+        ));
+    }
+    let parsed = match MatchSpec::from_str(spec, strict()) {
+        Ok(parsed) => parsed,
+        Err(_) if is_conda_three_part(spec) => MatchSpec::from_str(
+            spec,
+            ParseMatchSpecOptions::lenient().with_exact_names_only(true),
+        )
+        .map_err(|e| bad(&e))?,
+        Err(e) => return Err(bad(&e)),
+    };
+    if parsed.name.as_exact().is_none() {
+        return Err(bad(&"it names no exact package"));
+    }
+    Ok(parsed)
 }
 
 pub(crate) fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
-    specs.iter().map(|s| parse(s)).collect()
+    specs.iter().map(|s| parse_one(s)).collect()
 }
 
-/// The package a spec names.
+/// The package a spec asks for: `conda-forge::numpy>=1.26` → `numpy`.
 pub(crate) fn spec_package_name(spec: &str) -> Result<PackageName> {
-    let parsed = parse(spec)?;
-    parsed.name.as_exact().cloned().ok_or_else(|| {
-        UserError::usage(format!("package spec {spec:?} names no exact package")).into()
-    })
+    let parsed = parse_one(spec)?;
+    Ok(parsed
+        .name
+        .as_exact()
+        .cloned()
+        .expect("parse_one only accepts exact names"))
 }
 
-/// `existing` with `added` applied: a new spec replaces an old one for the same package.
+/// The requested specs after adding `added`: a new spec replaces the old one for the same
+/// package in place, so the order users gave is kept; specs for new packages are appended.
+/// Two specs for one package within `added` keep the last, as conda does.
 pub(crate) fn with_added(existing: &[String], added: &[String]) -> Result<Vec<String>> {
-    let mut out = existing.to_vec();
+    let mut out: Vec<(PackageName, String)> = existing
+        .iter()
+        .map(|s| Ok((spec_package_name(s)?, s.clone())))
+        .collect::<Result<_>>()?;
     for spec in added {
         let name = spec_package_name(spec)?;
-        out.retain(|s| spec_package_name(s).map_or(true, |n| n != name));
-        out.push(spec.clone());
+        match out.iter().position(|(n, _)| *n == name) {
+            Some(i) => out[i].1 = spec.clone(),
+            None => out.push((name, spec.clone())),
+        }
+    }
+    // An existing list that already held two specs for one package (written by an older
+    // envmod) collapses to the first place that package was named.
+    let mut seen = Vec::new();
+    out.retain(|(n, _)| {
+        let new = !seen.contains(n);
+        seen.push(n.clone());
+        new
+    });
+    Ok(out.into_iter().map(|(_, s)| s).collect())
+}
+
+/// The requested specs without those for `names`.
+pub(crate) fn without(existing: &[String], names: &[PackageName]) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(existing.len());
+    for spec in existing {
+        if !names.contains(&spec_package_name(spec)?) {
+            out.push(spec.clone());
+        }
     }
     Ok(out)
 }
 
-/// `existing` without the specs for `names`.
-pub(crate) fn without(existing: &[String], names: &[PackageName]) -> Result<Vec<String>> {
-    Ok(existing
-        .iter()
-        .filter(|s| spec_package_name(s).map_or(true, |n| !names.contains(&n)))
-        .cloned()
-        .collect())
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::error::{ErrorKind, UserError};
+
+    fn name(spec: &str) -> String {
+        spec_package_name(spec).unwrap().as_normalized().to_string()
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(ToString::to_string).collect()
+    }
+
+    fn usage_error(spec: &str) -> String {
+        let err = spec_package_name(spec).expect_err(spec);
+        let user = err.downcast_ref::<UserError>().expect("a UserError");
+        assert_eq!(user.kind, ErrorKind::Usage, "{spec}");
+        assert!(!user.message.contains('\n'), "{}", user.message);
+        user.message.clone()
+    }
+
+    #[test]
+    fn names_come_from_the_parser() {
+        assert_eq!(name("numpy"), "numpy");
+        assert_eq!(name("numpy>=1.26"), "numpy");
+        assert_eq!(name("numpy >=1.26,<2"), "numpy");
+        assert_eq!(name("conda-forge::numpy"), "numpy");
+        assert_eq!(name("conda-forge::numpy=1.26"), "numpy");
+        assert_eq!(name("numpy=1.26=py311_0"), "numpy");
+        assert_eq!(name("blas=*=openblas"), "blas");
+        assert_eq!(name("conda-forge::blas=*=openblas"), "blas");
+        assert_eq!(name("numpy=1.26.*=py311*"), "numpy");
+        assert_eq!(name("numpy==1.26.4"), "numpy");
+        assert_eq!(name("NumPy"), "numpy");
+        assert_eq!(name("python-dateutil"), "python-dateutil");
+        assert_eq!(name("ruamel.yaml>=0.17"), "ruamel.yaml");
+        assert_eq!(name("numpy[version='>=1.26']"), "numpy");
+        assert_eq!(name("  scipy  "), "scipy");
+    }
+
+    #[test]
+    fn conda_name_version_build_form_parses() {
+        let specs = parse_specs(&strings(&["blas=*=openblas", "numpy=1.26=py311_0"])).unwrap();
+        assert_eq!(
+            specs[0].build.as_ref().map(ToString::to_string).as_deref(),
+            Some("openblas")
+        );
+        assert_eq!(
+            specs[1].build.as_ref().map(ToString::to_string).as_deref(),
+            Some("py311_0")
+        );
+        assert!(specs[1].version.is_some());
+    }
+
+    #[test]
+    fn garbage_is_a_one_line_usage_error_naming_the_spec() {
+        for bad in [
+            "",
+            "   ",
+            "numpy>>=1",
+            "num*py",
+            ">=1.2",
+            "numpy\n>=1",
+            "numpy=1.2=a=b",
+        ] {
+            let msg = usage_error(bad);
+            assert!(msg.contains("invalid package spec"), "{bad:?}: {msg}");
+        }
+        assert!(parse_specs(&strings(&["alpha", "num*py"])).is_err());
+    }
+
+    #[test]
+    fn an_added_spec_replaces_the_one_for_the_same_package_in_place() {
+        let existing = strings(&["conda-forge::numpy", "scipy>=1", "pandas"]);
+        let out = with_added(&existing, &strings(&["numpy=1.26", "xarray"])).unwrap();
+        assert_eq!(
+            out,
+            strings(&["numpy=1.26", "scipy>=1", "pandas", "xarray"])
+        );
+        let out = with_added(&existing, &strings(&["SciPy=1.11=py311_0"])).unwrap();
+        assert_eq!(
+            out,
+            strings(&["conda-forge::numpy", "SciPy=1.11=py311_0", "pandas"])
+        );
+        // The later of two specs for one new package wins.
+        let out = with_added(&[], &strings(&["alpha<2", "beta", "alpha>=2"])).unwrap();
+        assert_eq!(out, strings(&["alpha>=2", "beta"]));
+        // Duplicates left by older versions collapse.
+        let out = with_added(&strings(&["alpha", "alpha<2"]), &[]).unwrap();
+        assert_eq!(out, strings(&["alpha"]));
+        assert!(with_added(&existing, &strings(&["bad spec!!"])).is_err());
+    }
+
+    #[test]
+    fn without_drops_every_spec_for_the_named_packages() {
+        let existing = strings(&["conda-forge::numpy>=1.26", "scipy", "blas=*=openblas"]);
+        let names = |v: &[&str]| -> Vec<PackageName> {
+            v.iter()
+                .map(|n| PackageName::from_str(n).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            without(&existing, &names(&["numpy"])).unwrap(),
+            strings(&["scipy", "blas=*=openblas"])
+        );
+        assert_eq!(
+            without(&existing, &names(&["blas", "scipy"])).unwrap(),
+            strings(&["conda-forge::numpy>=1.26"])
+        );
+        assert_eq!(without(&existing, &names(&["nosuch"])).unwrap(), existing);
+        assert_eq!(without(&existing, &[]).unwrap(), existing);
+    }
 }
