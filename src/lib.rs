@@ -79,16 +79,18 @@ pub async fn run() -> std::process::ExitCode {
 }
 
 async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
+    let env = Environ::capture();
     // Neither reads any setting, so a broken config file must not stop them.
     let command = match command {
         Command::Completions(args) => {
             commands::completions::run(args.shell);
             return Ok(());
         }
-        Command::Index(args) => return commands::index::run(args.dir, printer).await,
+        Command::Index(args) => {
+            return commands::index::run(env.cwd().join(args.dir), printer).await;
+        }
         other => other,
     };
-    let env = Environ::capture();
     let settings = GlobalSettings::resolve(&env, flag_layer(&command))?;
     for w in &settings.warnings {
         printer.warn(w);

@@ -6,9 +6,10 @@ use anyhow::Result;
 
 use crate::{error::UserError, printer::Printer};
 
+/// `dir` is absolute: the command line's, joined to the working directory.
 pub(crate) async fn run(dir: PathBuf, printer: &Printer) -> Result<()> {
     let skipped = crate::conda::index::index_dir(&dir).await?;
-    let shown = std::path::absolute(&dir).unwrap_or(dir);
+    let shown = dir;
     for s in &skipped {
         printer.warn(format!("skipped {}: {}", s.path.display(), s.reason));
     }

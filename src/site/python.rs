@@ -92,8 +92,7 @@ impl SitePython {
 /// `python3` on PATH.
 pub(crate) fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
     let wanted = configured.unwrap_or("python3");
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    which::which_in(wanted, env.get("PATH"), cwd).map_err(|_| {
+    which::which_in(wanted, env.get("PATH"), env.cwd()).map_err(|_| {
         let (msg, hint) = if configured.is_some() {
             (
                 format!("site Python {wanted:?} was not found or is not executable"),
