@@ -1,5 +1,6 @@
 //! Named points where the test suite can kill envmod with SIGKILL, to prove that a kill at
-//! that exact moment leaves a consistent state. `ENVMOD_TEST_KILL_AT=<name>` arms one point,
+//! that exact moment leaves a consistent state. `ENVMOD_TEST_KILL_AT=<name>` (SIGKILL) or `ENVMOD_TEST_TERM_AT=<name>`
+//! (SIGTERM) arms one point,
 //! and only in a build with the `test-hooks` feature: anywhere else every point is a no-op.
 
 #[cfg(feature = "test-hooks")]
@@ -9,6 +10,14 @@ pub(crate) fn hit(name: &str) {
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
+    }
+    // SIGTERM instead, and wait for the handler: what a user's Ctrl-C at this point prints.
+    if std::env::var_os("ENVMOD_TEST_TERM_AT").is_some_and(|v| v == name) {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGTERM);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
     }
 }
 

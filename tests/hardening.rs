@@ -354,6 +354,26 @@ fn outputs_are_checked_before_the_swap_and_finished_after_a_kill() {
     assert_eq!(std::fs::read_to_string(&modulefile).unwrap(), before);
     chmod(&module_dir, 0o755);
 
+    // Stopped with SIGTERM right after the swap: the message says what was left.
+    let out = t
+        .envmod()
+        .args(["install", "-q", "-n", "t", "beta"])
+        .env("ENVMOD_TEST_TERM_AT", "change:exchanged")
+        .output()
+        .unwrap();
+    let err = fails(&out);
+    assert!(
+        err.contains("t was changed") && err.contains("envmod module -n t"),
+        "{err}"
+    );
+    assert!(!err.contains("nothing was left half-made"), "{err}");
+    assert_eq!(specs_of(&t.envs_dir().join("t")), ["alpha", "beta"]);
+    ok(&t
+        .envmod()
+        .args(["remove", "-q", "-n", "t", "beta"])
+        .output()
+        .unwrap());
+
     // Killed right after the swap: the manifest says the modulefile is pending...
     let out = t
         .envmod()
