@@ -8,7 +8,7 @@ use std::{
     process::{Child, Command, Output},
 };
 
-use common::{TestEnv, channel, ok, sh, stderr, stdout};
+use common::{TestEnv, channel, ok, stderr, stdout};
 
 /// A test world whose site config points at a freshly built standard channel.
 fn world() -> TestEnv {
@@ -82,7 +82,7 @@ fn index_skips_damaged_archives_names_them_and_indexes_the_rest() {
     // A stale index must not keep serving what is gone: alpha 1.0 goes away.
     std::fs::remove_file(chan.join("noarch/alpha-1.0-pyhd8ed1ab_0.conda")).unwrap();
 
-    let out = t.envmod().args(["index", "./chan"]).output().unwrap();
+    let out = t.run(&["index", "./chan"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "a panic:\n{err}");
@@ -119,16 +119,12 @@ fn index_skips_damaged_archives_names_them_and_indexes_the_rest() {
     assert!(hidden.is_empty(), "left behind in the channel: {hidden:?}");
 
     // The channel serves what was good.
-    ok(&t
-        .envmod()
-        .args(["create", "-n", "x", "-c", "./chan", "alpha", "beta"])
-        .output()
-        .unwrap());
+    ok(&t.run(&["create", "-n", "x", "-c", "./chan", "alpha", "beta"]));
 
     // Once the damaged files are gone, indexing succeeds.
     std::fs::remove_file(&bad_conda).unwrap();
     std::fs::remove_file(&bad_bz2).unwrap();
-    let out = t.envmod().args(["index", "./chan"]).output().unwrap();
+    let out = t.run(&["index", "./chan"]);
     ok(&out);
     assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
 }
@@ -150,11 +146,7 @@ fn channel_and_build_string_specs_are_replaced_removed_and_advertised() {
     assert!(text.contains("extensions(\"alpha/2.0\")"), "{text}");
 
     // conda's name=version=build form replaces the channel-qualified spec.
-    ok(&t
-        .envmod()
-        .args(["install", "-n", "s", "alpha=1.0=pyhd8ed1ab_0"])
-        .output()
-        .unwrap());
+    ok(&t.run(&["install", "-n", "s", "alpha=1.0=pyhd8ed1ab_0"]));
     assert_eq!(
         manifest_specs(&t, "s"),
         serde_json::json!(["alpha=1.0=pyhd8ed1ab_0"])
@@ -162,21 +154,13 @@ fn channel_and_build_string_specs_are_replaced_removed_and_advertised() {
     let text = std::fs::read_to_string(&lua).unwrap();
     assert!(text.contains("extensions(\"alpha/1.0\")"), "{text}");
 
-    ok(&t
-        .envmod()
-        .args(["install", "-n", "s", &format!("{chan}::beta")])
-        .output()
-        .unwrap());
+    ok(&t.run(&["install", "-n", "s", &format!("{chan}::beta")]));
     let text = std::fs::read_to_string(&lua).unwrap();
     assert!(
         text.contains("extensions(\"alpha/1.0, beta/1.0\")"),
         "{text}"
     );
-    let out = t
-        .envmod()
-        .args(["remove", "-n", "s", "beta"])
-        .output()
-        .unwrap();
+    let out = t.run(&["remove", "-n", "s", "beta"]);
     ok(&out);
     assert!(!stderr(&out).contains("still needed"), "{}", stderr(&out));
     assert_eq!(
@@ -237,11 +221,7 @@ fn a_full_disk_is_named_and_not_blamed_on_the_channel() {
     let envs = t.envs_dir();
     let _tmpfs = Tmpfs::mount(&envs, "1M");
 
-    let out = t
-        .envmod()
-        .args(["create", "-n", "full", "big"])
-        .output()
-        .unwrap();
+    let out = t.run(&["create", "-n", "full", "big"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let line = error_line(&out);
     assert!(line.contains("disk is full"), "{line}");
@@ -307,18 +287,10 @@ fn channel_credentials_never_reach_output_or_files() {
     let token = "tk-s3cret-token";
     let with_password = format!("http://alice:{secret}@127.0.0.1:{}/", server.port);
 
-    let out = t
-        .envmod()
-        .args(["create", "-n", "p", "-c", &with_password, "alpha"])
-        .output()
-        .unwrap();
+    let out = t.run(&["create", "-n", "p", "-c", &with_password, "alpha"]);
     ok(&out);
     assert!(!stdout(&out).contains(secret) && !stderr(&out).contains(secret));
-    let out = t
-        .envmod()
-        .args(["install", "-n", "p", "beta"])
-        .output()
-        .unwrap();
+    let out = t.run(&["install", "-n", "p", "beta"]);
     ok(&out);
     assert!(!stdout(&out).contains(secret) && !stderr(&out).contains(secret));
     let leaked = files_containing(&prefix(&t, "p"), secret);
@@ -357,11 +329,7 @@ fn channel_credentials_never_reach_output_or_files() {
 fn empty_and_control_character_channels_are_usage_errors() {
     let t = world();
     for channel in ["", "conda-forge\nrm -rf ~", "chan\u{1b}[2J"] {
-        let out = t
-            .envmod()
-            .args(["create", "-n", "c", "-c", channel, "alpha"])
-            .output()
-            .unwrap();
+        let out = t.run(&["create", "-n", "c", "-c", channel, "alpha"]);
         assert_eq!(out.status.code(), Some(2), "{channel:?}: {}", stderr(&out));
         let line = error_line(&out);
         assert!(line.contains("channel"), "{line}");
@@ -376,11 +344,7 @@ fn empty_and_control_character_channels_are_usage_errors() {
 fn an_empty_channel_list_is_a_usage_error() {
     let t = TestEnv::new();
     t.set_site_config("channels: []\n");
-    let out = t
-        .envmod()
-        .args(["create", "-n", "c", "alpha"])
-        .output()
-        .unwrap();
+    let out = t.run(&["create", "-n", "c", "alpha"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(error_line(&out).contains("no channels"), "{}", stderr(&out));
 }
@@ -389,19 +353,11 @@ fn an_empty_channel_list_is_a_usage_error() {
 #[test]
 fn a_damaged_package_record_is_named_with_the_fix() {
     let t = world();
-    ok(&t
-        .envmod()
-        .args(["create", "-n", "d", "alpha"])
-        .output()
-        .unwrap());
+    ok(&t.run(&["create", "-n", "d", "alpha"]));
     let record = prefix(&t, "d").join("conda-meta/alpha-2.0-pyhd8ed1ab_0.json");
     assert!(record.is_file());
     std::fs::write(&record, "").unwrap();
-    let out = t
-        .envmod()
-        .args(["install", "-n", "d", "beta"])
-        .output()
-        .unwrap();
+    let out = t.run(&["install", "-n", "d", "beta"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let line = error_line(&out);
     assert!(line.contains("alpha-2.0-pyhd8ed1ab_0.json"), "{line}");
@@ -411,11 +367,7 @@ fn a_damaged_package_record_is_named_with_the_fix() {
 #[test]
 fn killed_extractions_are_cleaned_from_the_package_cache() {
     let t = world();
-    ok(&t
-        .envmod()
-        .args(["create", "-n", "first", "alpha"])
-        .output()
-        .unwrap());
+    ok(&t.run(&["create", "-n", "first", "alpha"]));
     let lock = all_files(&t.home)
         .into_iter()
         .find(|p| p.file_name().is_some_and(|n| n == ".cache.lock"))
@@ -428,11 +380,7 @@ fn killed_extractions_are_cleaned_from_the_package_cache() {
     std::fs::create_dir_all(leftover.join("site-packages/alpha")).unwrap();
     std::fs::write(leftover.join("site-packages/alpha/__init__.py"), "half").unwrap();
 
-    ok(&t
-        .envmod()
-        .args(["create", "-n", "second", "alpha", "beta"])
-        .output()
-        .unwrap());
+    ok(&t.run(&["create", "-n", "second", "alpha", "beta"]));
     assert!(!leftover.exists(), "the leftover extraction is still there");
     assert!(entry.join("info/index.json").is_file());
     assert!(
@@ -445,21 +393,8 @@ fn killed_extractions_are_cleaned_from_the_package_cache() {
 #[test]
 fn remove_on_a_terminal_says_what_it_removed() {
     let t = world();
-    ok(&t
-        .envmod()
-        .args(["create", "-n", "t", "alpha", "beta"])
-        .output()
-        .unwrap());
-    let envmod = assert_cmd::cargo::cargo_bin("envmod");
-    // `script` gives envmod a pseudo-terminal, where progress bars replace plain lines.
-    let cmd = format!("{} remove -n t beta", sh(&envmod.display().to_string()));
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .envs(t.vars())
-        .env("TERM", "xterm-256color")
-        .current_dir(t.path())
-        .output()
-        .expect("script(1) from util-linux");
+    ok(&t.run(&["create", "-n", "t", "alpha", "beta"]));
+    let out = t.run_on_pty(&["remove", "-n", "t", "beta"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("nothing to change"), "{text}");

@@ -155,6 +155,28 @@ impl TestEnv {
         cmd
     }
 
+    /// Run `envmod ARGS` to the end, with no module system in the environment.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.envmod().args(args).output().expect("envmod runs")
+    }
+
+    /// `envmod ARGS` on a pseudo-terminal (`script` from util-linux), where progress bars
+    /// replace plain lines; stdout holds everything the terminal showed.
+    pub fn run_on_pty(&self, args: &[&str]) -> Output {
+        let envmod = assert_cmd::cargo::cargo_bin("envmod");
+        let cmd = std::iter::once(sh(&envmod.display().to_string()))
+            .chain(args.iter().map(|a| sh(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .envs(self.vars())
+            .env("TERM", "xterm-256color")
+            .current_dir(self.path())
+            .output()
+            .expect("script(1) from util-linux (tests/provision.sh checks for it)")
+    }
+
     /// Start `n` copies of `envmod ARGS` together and wait for all of them.
     pub fn run_at_once(&self, n: usize, args: &[&str]) -> Vec<Output> {
         let children: Vec<_> = (0..n)
@@ -386,4 +408,14 @@ impl TestEnv {
             self.path(),
         )
     }
+}
+
+/// Run a program to success, e.g. `cp -a` or `mv`.
+#[track_caller]
+pub fn run_ok(program: &str, args: &[&Path]) {
+    let st = Command::new(program)
+        .args(args)
+        .status()
+        .expect("program runs");
+    assert!(st.success(), "{program} {args:?} failed");
 }
