@@ -172,7 +172,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 default_root: settings.module_root.value.clone(),
                 adopt: args.adopt,
             };
-            commands::module::run(target, change, &ctx).await
+            commands::module::run(target, change, &registry, &ctx).await
         }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
         Command::Completions(_) | Command::Index(_) => {

@@ -140,6 +140,11 @@ fn copies_moves_and_links_never_act_on_the_original() {
             .starts_with("beta-")
     }));
 
+    let list = ok(&t.run(&["list", "--json"]));
+    assert!(
+        list.contains("\"copy\""),
+        "list must show the copy as one: {list}"
+    );
     let err = fails(&t.run(&["delete", "-n", "b", "--yes"]));
     assert!(err.contains("--force"), "{err}");
     assert!(a_module.is_file());

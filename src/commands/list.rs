@@ -15,7 +15,8 @@ pub(crate) struct ListSettings {
 
 #[derive(Serialize)]
 struct Row {
-    /// `ok`, or `damaged` for a directory whose manifest cannot be read.
+    /// `ok`; `damaged` for a directory whose manifest cannot be read; `copy` for a copy of
+    /// an environment made elsewhere.
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
@@ -39,7 +40,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
         .map(|found| match found {
             Ok(m) => row(m),
             Err(d) => Row {
-                state: "damaged",
+                state: if d.copy { "copy" } else { "damaged" },
                 problem: Some(d.reason),
                 name: d
                     .prefix
@@ -75,9 +76,10 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
             [
                 r.name.clone(),
                 r.python.clone(),
-                match r.problem {
-                    Some(_) => "(damaged: envmod delete --force)".into(),
-                    None => r.module.clone().unwrap_or_else(|| "-".into()),
+                match r.state {
+                    "damaged" => "(damaged: envmod delete --force)".into(),
+                    "copy" => "(a copy: envmod module --adopt)".into(),
+                    _ => r.module.clone().unwrap_or_else(|| "-".into()),
                 },
                 r.prefix.display().to_string(),
                 if r.modules.is_empty() {

@@ -8,10 +8,21 @@ use anyhow::Result;
 use crate::env::{
     ops::{self, Change, Ctx, OutputsChange},
     prefix::EnvTarget,
+    registry::Registry,
 };
 
-pub(crate) async fn run(target: EnvTarget, change: OutputsChange, ctx: &Ctx<'_>) -> Result<()> {
+pub(crate) async fn run(
+    target: EnvTarget,
+    change: OutputsChange,
+    registry: &Registry,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
+    let adopt = change.adopt;
     let done = ops::change(&target, Change::Outputs(change), &[], ctx).await?;
+    if adopt && target.by_prefix {
+        // An adopted copy made with -p is found by `list` like any other.
+        registry.add(&target.prefix)?;
+    }
     match (&done.manifest.module, &done.old_module) {
         (Some(info), _) => ctx.printer.info(format!("wrote {}", info.file.display())),
         (None, Some(old)) => ctx.printer.info(format!(

@@ -8,11 +8,13 @@ use anyhow::Result;
 
 use crate::manifest::Manifest;
 
-/// An environment whose manifest cannot be read.
+/// A directory that envmod cannot act on as it stands.
 #[derive(Debug)]
 pub(crate) struct Damaged {
     pub(crate) prefix: PathBuf,
     pub(crate) reason: String,
+    /// A copy or move of an environment made elsewhere, rather than a broken one.
+    pub(crate) copy: bool,
 }
 
 pub(crate) struct Registry {
@@ -82,16 +84,27 @@ impl Registry {
         let mut found: Vec<Result<Manifest, Damaged>> = prefixes
             .iter()
             .filter_map(|p| match Manifest::read(p) {
+                Ok(Some(m)) if !crate::env::prefix::same_dir(&m.prefix, p) => Some(Err(Damaged {
+                    prefix: p.clone(),
+                    reason: format!(
+                        "a copy of the environment at {}; re-point it with `envmod module -p {} --adopt`",
+                        m.prefix.display(),
+                        crate::render::escape::sh_quote(&p.to_string_lossy())
+                    ),
+                    copy: true,
+                })),
                 Ok(Some(m)) => Some(Ok(m)),
                 // A directory that is not an environment at all is not envmod's to show.
                 Ok(None) if !crate::env::prefix::has_envmod_dir(p) => None,
                 Ok(None) => Some(Err(Damaged {
                     prefix: p.clone(),
                     reason: "its manifest is missing".into(),
+                    copy: false,
                 })),
                 Err(e) => Some(Err(Damaged {
                     prefix: p.clone(),
                     reason: format!("{e:#}"),
+                    copy: false,
                 })),
             })
             .collect();
