@@ -32,4 +32,12 @@ check() {
 }
 check lmod "$ENVMOD_TEST_LMOD_INIT"
 check modules "$ENVMOD_TEST_MODULES_INIT"
-echo "install-check: 2 passed, 0 failed"
+
+# The installed (release) binary must not honour the test hooks: a kill point and a probe
+# timeout of 1 ms are ignored, so this create finishes.
+env -i HOME="$work/home-hooks" PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  ENVMOD_TEST_KILL_AT=create:staged ENVMOD_TEST_TERM_AT=create:staged ENVMOD_TEST_PROBE_TIMEOUT_MS=1 \
+  "$work/prefix/bin/envmod" create -q -n hooks --module-system none
+test -f "$work/home-hooks/.envmod/envs/hooks/.envmod/manifest.json"
+echo "install-check: release binary ignores test hooks ok"
+echo "install-check: 3 passed, 0 failed"
