@@ -26,6 +26,7 @@ use clap::Parser;
 
 use crate::{
     cli::{Cli, Command},
+    config::Options,
     env::{
         ops::{Change, Ctx, OutputsChange},
         registry::Registry,
@@ -34,7 +35,6 @@ use crate::{
     outputs::modulefile::ModulefileOptions,
     printer::{Printer, Verbosity},
     render::Renderer,
-    config::Options,
     settings::GlobalSettings,
     site::ModuleSystem,
 };
@@ -164,9 +164,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         Command::Module(args) => {
             let target = settings.target(&args.target)?;
             let change = OutputsChange {
-                system: args
-                    .module_system
-                    .map(|m| ModuleSystem::resolve(m, &env)),
+                system: args.module_system.map(|m| ModuleSystem::resolve(m, &env)),
                 root: args
                     .module_root
                     .is_some()

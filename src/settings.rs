@@ -11,9 +11,9 @@ use serde::Serialize;
 
 pub(crate) use crate::config::{Source, Sourced};
 use crate::{
-    env::prefix::EnvTarget,
     cli,
     config::{Merged, Options, Origin},
+    env::prefix::EnvTarget,
     environ::Environ,
     error::UserError,
     names::EnvName,
