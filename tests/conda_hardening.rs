@@ -236,31 +236,60 @@ fn a_full_disk_is_named_and_not_blamed_on_the_channel() {
 
 /// `python3 -m http.server` on a free port, serving `dir`; it ignores credentials, which is
 /// all a test of where credentials end up needs.
+/// A channel server that, like a private mirror, answers only requests that carry the
+/// credentials: HTTP basic auth as `user:password`, or a `/t/TOKEN/` path prefix.
 struct HttpServer {
     child: Child,
     port: u16,
 }
 
+const AUTH_SERVER: &str = r#"
+import base64, http.server, sys
+port, user, password, token = sys.argv[1:5]
+basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+prefix = f"/t/{token}/"
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def allowed(self):
+        if self.path.startswith(prefix):
+            self.path = self.path[len(prefix) - 1:]
+            return True
+        if self.headers.get("Authorization") == basic:
+            return True
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="chan"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return False
+
+    def do_GET(self):
+        if self.allowed():
+            super().do_GET()
+
+    def do_HEAD(self):
+        if self.allowed():
+            super().do_HEAD()
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
+"#;
+
 impl HttpServer {
-    fn start(dir: &Path) -> Self {
+    fn start(dir: &Path, user: &str, password: &str, token: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let child = Command::new(common::MODULE_PYTHON)
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
+            .args(["-c", AUTH_SERVER, &port.to_string(), user, password, token])
             .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("python3 -m http.server starts");
+            .expect("the channel server starts");
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
@@ -282,21 +311,35 @@ impl Drop for HttpServer {
 fn channel_credentials_never_reach_output_or_files() {
     let t = TestEnv::new();
     let chan = channel::standard_channel(&t.path().join("channel"));
-    let server = HttpServer::start(&chan);
     let secret = "s3cretPW";
     let token = "tk-s3cret-token";
+    let server = HttpServer::start(&chan, "alice", secret, token);
     let with_password = format!("http://alice:{secret}@127.0.0.1:{}/", server.port);
+    let with_token = format!("http://127.0.0.1:{}/t/{token}/", server.port);
+
+    // The server refuses anonymous requests, so a success proves the credentials were sent.
+    let anonymous = format!("http://127.0.0.1:{}/", server.port);
+    let out = t.run(&["create", "-n", "anon", "-c", &anonymous, "alpha"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
 
     let out = t.run(&["create", "-n", "p", "-c", &with_password, "alpha"]);
     ok(&out);
     assert!(!stdout(&out).contains(secret) && !stderr(&out).contains(secret));
-    let out = t.run(&["install", "-n", "p", "beta"]);
+    let out = t.run(&["install", "-n", "p", "-c", &with_password, "beta"]);
     ok(&out);
     assert!(!stdout(&out).contains(secret) && !stderr(&out).contains(secret));
-    let leaked = files_containing(&prefix(&t, "p"), secret);
-    assert!(leaked.is_empty(), "the password is stored in {leaked:?}");
-    let leaked = files_containing(&t.module_root(), secret);
-    assert!(leaked.is_empty(), "the password is stored in {leaked:?}");
+    let out = t.run(&["create", "-n", "tk", "-c", &with_token, "alpha", "beta"]);
+    ok(&out);
+    assert!(!stdout(&out).contains(token) && !stderr(&out).contains(token));
+    for name in ["p", "tk"] {
+        assert!(
+            prefix(&t, name)
+                .join("conda-meta/beta-1.0-pyhd8ed1ab_0.json")
+                .is_file(),
+            "beta is not installed in {name}"
+        );
+    }
 
     // Unreachable channels fail, and the failure does not print the secret either.
     for channel in [
@@ -319,10 +362,20 @@ fn channel_credentials_never_reach_output_or_files() {
             );
         }
     }
-    // Not checked: rattler's own repodata cache (~/.cache/rattler/cache/repodata) records
-    // the URL it fetched, credentials included, in the user's private cache.
-    let leaked = files_containing(&t.envs_dir(), secret);
-    assert!(leaked.is_empty(), "the password is stored in {leaked:?}");
+    // Everything envmod and rattler wrote: environments, modulefiles, the package cache and
+    // the repodata cache beside it (`*.info.json` records the URL it fetched).
+    let cache = all_files(&t.home);
+    assert!(
+        cache
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".info.json")),
+        "no repodata cache under {}",
+        t.home.display()
+    );
+    for needle in [secret, token] {
+        let leaked = files_containing(&t.home, needle);
+        assert!(leaked.is_empty(), "{needle} is stored in {leaked:?}");
+    }
 }
 
 #[test]

@@ -85,7 +85,11 @@ fn planted_symlinks_in_shared_directories_are_never_followed() {
     );
     ok(&bash_as(Some(PEER), &plant, &[], t.path()));
     let planted = std::fs::read_dir(&meta_dir).unwrap().count();
-    assert!(planted > 4000, "only {planted} entries planted in {}", meta_dir.display());
+    assert!(
+        planted > 4000,
+        "only {planted} entries planted in {}",
+        meta_dir.display()
+    );
     ok(&t.run(&["module", "-q", "-n", "shared"]));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     ok(&t.run(&["install", "-q", "-n", "shared", "alpha"]));

@@ -99,7 +99,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     }
 
     // Solve before touching the disk: an unsatisfiable request must cost nothing.
-    let mut channels = Vec::new();
+    let mut channels = ops::Channels::default();
     let mut records: Vec<RepoDataRecord> = Vec::new();
     if !specs.is_empty() {
         channels = ops::channels(&ctx.conda.channels, ctx)?;
@@ -133,7 +133,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         },
         modules: recorded,
         specs: s.specs.clone(),
-        channels: channels.iter().map(conda::channels::display).collect(),
+        channels: channels.list.iter().map(conda::channels::display).collect(),
         module: None,
         by_prefix: target.by_prefix,
         outputs_pending: false,
@@ -147,6 +147,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         manifest,
         specs,
         records,
+        network: channels.network,
     };
     let manifest = ops::create(new, &s.registry, ctx).await?;
     report(&manifest, env, printer);

@@ -5,12 +5,24 @@ use std::path::Path;
 
 use anyhow::Result;
 use rattler_conda_types::{Channel, ChannelConfig};
+use rattler_networking::Authentication;
 
-use crate::error::UserError;
+use crate::{conda::Credentials, error::UserError};
 
 /// Resolve one channel argument. A word without `/` is a channel name; anything that looks
-/// like a path is a directory, which must exist.
-pub fn resolve(raw: &str, alias: &url::Url, cwd: &Path) -> Result<Channel> {
+/// like a path is a directory, which must exist. A password or `/t/TOKEN/` in the URL (or in
+/// the channel alias) moves into `credentials`, and the channel returned has none.
+pub fn resolve(
+    raw: &str,
+    alias: &url::Url,
+    cwd: &Path,
+    credentials: &mut Credentials,
+) -> Result<Channel> {
+    let channel = resolve_with_secrets(raw, alias, cwd)?;
+    take_secrets(raw, channel, alias, cwd, credentials)
+}
+
+fn resolve_with_secrets(raw: &str, alias: &url::Url, cwd: &Path) -> Result<Channel> {
     if raw.trim().is_empty() {
         return Err(UserError::usage("empty channel name")
             .with_hint("give a channel name (conda-forge), a URL, or a directory path; check for `-c ''` or an empty entry in the config's channels")
@@ -61,15 +73,100 @@ pub fn resolve(raw: &str, alias: &url::Url, cwd: &Path) -> Result<Channel> {
     Channel::from_str(raw, &config).map_err(|e| bad_channel(raw, e))
 }
 
-/// Every channel argument, in order. Solving against no channel at all would only fail later
-/// with "package not found", which hides the real mistake.
-pub(crate) fn resolve_all(raw: &[String], alias: &url::Url, cwd: &Path) -> Result<Vec<Channel>> {
+/// Every channel argument, in order, and the credentials taken out of them. Solving against
+/// no channel at all would only fail later with "package not found", which hides the real
+/// mistake.
+pub(crate) fn resolve_all(
+    raw: &[String],
+    alias: &url::Url,
+    cwd: &Path,
+) -> Result<(Vec<Channel>, Credentials)> {
     if raw.is_empty() {
         return Err(UserError::usage("no channels to install from")
             .with_hint("pass -c CHANNEL, or set `channels:` in ~/.config/envmod/config.yaml")
             .into());
     }
-    raw.iter().map(|c| resolve(c, alias, cwd)).collect()
+    let mut credentials = Credentials::default();
+    let channels = raw
+        .iter()
+        .map(|c| resolve(c, alias, cwd, &mut credentials))
+        .collect::<Result<_>>()?;
+    Ok((channels, credentials))
+}
+
+/// `channel` without the secrets of its URL, which go into `credentials` under the URL's
+/// host: rattler writes channel URLs into its repodata cache and into package records, and
+/// its authentication middleware adds them back to each request instead.
+fn take_secrets(
+    raw: &str,
+    channel: Channel,
+    alias: &url::Url,
+    cwd: &Path,
+    credentials: &mut Credentials,
+) -> Result<Channel> {
+    let (clean, auth) = split_secrets(channel.base_url.url()).map_err(|e| bad_channel(raw, e))?;
+    if clean.as_str() == channel.base_url.url().as_str() {
+        return Ok(channel);
+    }
+    if let Some(auth) = auth {
+        let host = clean
+            .host_str()
+            .ok_or_else(|| bad_channel(raw, "credentials need a URL with a host"))?;
+        credentials.add(host, auth)?;
+    }
+    // The name must lose the secrets too: it is derived from the URL path, `/t/TOKEN/`
+    // included, and rattler copies it into every package record.
+    let (clean_alias, _) = split_secrets(alias).map_err(|e| bad_channel(raw, e))?;
+    let config = ChannelConfig {
+        channel_alias: clean_alias,
+        root_dir: cwd.to_path_buf(),
+    };
+    let name = config
+        .strip_channel_alias(&clean)
+        .or_else(|| Channel::from_url(clean.clone()).name);
+    Ok(Channel {
+        platforms: channel.platforms,
+        base_url: clean.into(),
+        name,
+    })
+}
+
+/// `url` without a password or `/t/TOKEN/` segment, and the credential they held. A secret
+/// that is the redaction mask (a manifest written by an older envmod recorded channels so)
+/// is dropped without a credential, so that the user's stored credentials apply.
+fn split_secrets(
+    url: &url::Url,
+) -> std::result::Result<(url::Url, Option<Authentication>), &'static str> {
+    let mask = rattler_redaction::DEFAULT_REDACTION_STR;
+    let mut clean = url.clone();
+    let mut auth = None;
+    // A user name without a password is no secret and stays in the URL. With a password,
+    // both go: a user name left behind would make reqwest send an Authorization header of
+    // its own, and the middleware leaves requests that have one alone.
+    if let Some(password) = url.password() {
+        let _ = clean.set_username("");
+        let _ = clean.set_password(None);
+        if password != mask {
+            auth = Some(Authentication::BasicHTTP {
+                username: percent_decoded(url.username()),
+                password: percent_decoded(password),
+            });
+        }
+    }
+    let segments: Vec<&str> = url.path_segments().into_iter().flatten().collect();
+    if let ["t", token, rest @ ..] = segments.as_slice()
+        && !token.is_empty()
+    {
+        clean.set_path(&format!("/{}", rest.join("/")));
+        if *token != mask {
+            if auth.is_some() {
+                return Err("a URL with both a password and a /t/ token is not supported");
+            }
+            // As typed: the middleware puts it back into the path unchanged.
+            auth = Some(Authentication::CondaToken((*token).to_string()));
+        }
+    }
+    Ok((clean, auth))
 }
 
 fn bad_channel(raw: &str, e: impl std::fmt::Display) -> anyhow::Error {
@@ -79,8 +176,9 @@ fn bad_channel(raw: &str, e: impl std::fmt::Display) -> anyhow::Error {
         .into()
 }
 
-/// How a channel is shown to users and stored in manifests: a password or `/t/TOKEN/` is
-/// masked, so it never reaches a terminal, a log or a manifest that others can read.
+/// How a channel is shown to users and stored in manifests. Channels from [`resolve`] hold no
+/// secrets; a password or `/t/TOKEN/` in any other is masked, so it never reaches a
+/// terminal, a log or a manifest that others can read.
 pub fn display(channel: &Channel) -> String {
     redacted(channel.base_url.url())
         .trim_end_matches('/')
@@ -141,13 +239,6 @@ pub(crate) fn redact_text(text: &str, raw: &str) -> String {
     out
 }
 
-/// [`redact_text`] for every channel of a request.
-pub(crate) fn redact_text_for(text: &str, channels: &[Channel]) -> String {
-    channels.iter().fold(text.to_string(), |t, c| {
-        redact_text(&t, c.base_url.url().as_str())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +248,9 @@ mod tests {
         let alias = url::Url::parse("https://mirror.example.org/conda").unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("local/noarch")).unwrap();
-        let url = |raw: &str| display(&resolve(raw, &alias, dir.path()).unwrap());
+        let url = |raw: &str| {
+            display(&resolve(raw, &alias, dir.path(), &mut Credentials::default()).unwrap())
+        };
         assert_eq!(
             url("conda-forge"),
             "https://mirror.example.org/conda/conda-forge"
@@ -176,7 +269,7 @@ mod tests {
         );
         assert_eq!(url("./local"), local);
         assert_eq!(url("local/"), local);
-        assert!(resolve("./missing", &alias, dir.path()).is_err());
+        assert!(resolve("./missing", &alias, dir.path(), &mut Credentials::default()).is_err());
     }
 
     fn usage_message(err: anyhow::Error) -> String {
@@ -198,7 +291,8 @@ mod tests {
             "conda\rforge",
             "https://h.example/c\u{1b}[2J",
         ] {
-            let msg = usage_message(resolve(raw, &alias, cwd).unwrap_err());
+            let msg =
+                usage_message(resolve(raw, &alias, cwd, &mut Credentials::default()).unwrap_err());
             assert!(!msg.contains('\u{1b}') && !msg.contains('\r'), "{msg:?}");
         }
         let msg = usage_message(resolve_all(&[], &alias, cwd).unwrap_err());
@@ -207,19 +301,112 @@ mod tests {
         assert_eq!(
             resolve_all(&["conda-forge".to_string()], &alias, cwd)
                 .unwrap()
+                .0
                 .len(),
             1
         );
     }
 
+    fn basic(username: &str, password: &str) -> Authentication {
+        Authentication::BasicHTTP {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
     #[test]
-    fn credentials_never_show() {
+    fn credentials_leave_the_channel_for_the_client() {
         let alias = url::Url::parse("https://mirror.example.org/conda").unwrap();
         let cwd = Path::new("/");
-        let shown = display(&resolve("https://user:s3cret@h.example/chan", &alias, cwd).unwrap());
-        assert_eq!(shown, "https://user:********@h.example/chan");
-        let shown = display(&resolve("https://h.example/t/tk-42/chan", &alias, cwd).unwrap());
-        assert_eq!(shown, "https://h.example/t/********/chan");
+        let raw = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (channels, creds) = resolve_all(
+            &raw(&[
+                "https://user:p%40ss@h.example/chan",
+                "https://h.example/other",
+                "https://t.example/t/tk-42/chan/label/dev",
+                "conda-forge",
+            ]),
+            &alias,
+            cwd,
+        )
+        .unwrap();
+        let shown: Vec<String> = channels.iter().map(display).collect();
+        assert_eq!(
+            shown,
+            [
+                "https://h.example/chan",
+                "https://h.example/other",
+                "https://t.example/chan/label/dev",
+                "https://mirror.example.org/conda/conda-forge",
+            ]
+        );
+        // The name is copied into package records; it must not keep the token either.
+        assert_eq!(channels[2].name.as_deref(), Some("chan/label/dev"));
+        assert_eq!(creds.get("h.example"), Some(&basic("user", "p@ss")));
+        assert_eq!(
+            creds.get("t.example"),
+            Some(&Authentication::CondaToken("tk-42".into()))
+        );
+        assert_eq!(
+            creds.redact("GET https://t.example/t/tk-42/chan failed; p@ss"),
+            "GET https://t.example/t/********/chan failed; ********"
+        );
+
+        // Credentials on the alias reach channels named through it.
+        let secret_alias = url::Url::parse("https://u:pw@mirror.example.org/conda").unwrap();
+        let (channels, creds) = resolve_all(&raw(&["conda-forge"]), &secret_alias, cwd).unwrap();
+        assert_eq!(
+            display(&channels[0]),
+            "https://mirror.example.org/conda/conda-forge"
+        );
+        assert_eq!(channels[0].name.as_deref(), Some("conda-forge"));
+        assert_eq!(creds.get("mirror.example.org"), Some(&basic("u", "pw")));
+
+        // A masked secret, as older manifests recorded channels, is no credential: the
+        // user's stored credentials apply instead of the mask.
+        let (channels, creds) = resolve_all(
+            &raw(&[
+                "https://user:********@h.example/chan",
+                "https://t.example/t/********/chan",
+            ]),
+            &alias,
+            cwd,
+        )
+        .unwrap();
+        assert_eq!(display(&channels[0]), "https://h.example/chan");
+        assert_eq!(display(&channels[1]), "https://t.example/chan");
+        assert_eq!(creds, Credentials::default());
+
+        // A user name alone is no secret and stays.
+        let (channels, creds) =
+            resolve_all(&raw(&["https://user@h.example/chan"]), &alias, cwd).unwrap();
+        assert_eq!(display(&channels[0]), "https://user@h.example/chan");
+        assert_eq!(creds, Credentials::default());
+    }
+
+    #[test]
+    fn credentials_that_cannot_be_sent_are_usage_errors() {
+        let alias = url::Url::parse("https://mirror.example.org/conda").unwrap();
+        let cwd = Path::new("/");
+        let conflicting = [
+            "https://a:pw-1@h.example/x".to_string(),
+            "https://a:pw-2@h.example/y".to_string(),
+        ];
+        let msg = usage_message(resolve_all(&conflicting, &alias, cwd).unwrap_err());
+        assert!(msg.contains("h.example") && !msg.contains("pw-"), "{msg}");
+        let both = ["https://a:s3cret@h.example/t/tk-42/x".to_string()];
+        let msg = usage_message(resolve_all(&both, &alias, cwd).unwrap_err());
+        assert!(!msg.contains("s3cret") && !msg.contains("tk-42"), "{msg}");
+        // The same credentials twice are fine.
+        let same = [
+            "https://a:one@h.example/x".to_string(),
+            "https://a:one@h.example/y".to_string(),
+        ];
+        assert_eq!(resolve_all(&same, &alias, cwd).unwrap().0.len(), 2);
+    }
+
+    #[test]
+    fn error_text_never_shows_credentials() {
         assert_eq!(
             redact_text(
                 "error sending request for url (https://user:s3cret@h.example/chan/noarch/repodata.json)",

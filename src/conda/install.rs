@@ -12,7 +12,7 @@ use rattler::install::{
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{CondaSettings, PLATFORM, cache, disk, prefix},
+    conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix},
     error::UserError,
     printer::Printer,
 };
@@ -26,6 +26,8 @@ pub struct InstallRequest<'a> {
     pub specs: Vec<MatchSpec>,
     /// Leave `python` alone: it is the site's interpreter, not a conda package.
     pub skip_python: bool,
+    /// The client the records were solved with: their URLs carry no credentials.
+    pub network: &'a Network,
 }
 
 /// Names of what a transaction added and removed, for the summary line. Built from the
@@ -85,6 +87,7 @@ pub async fn install(
     }
     let installed = prefix::installed_records(req.dir)?;
     let mut installer = Installer::new()
+        .with_download_client(req.network.client()?)
         .with_target_platform(PLATFORM)
         .with_package_cache(settings.package_cache())
         .with_requested_specs(req.specs)
@@ -115,6 +118,8 @@ pub async fn install(
         } else {
             ""
         };
+        // Download errors quote the URL, a `/t/TOKEN/` put back by the middleware included.
+        let e = req.network.redact(&e.to_string());
         UserError::failure(format!("failed to install packages{offline}: {e}"))
             .with_hint("nothing was changed; check the channel and the package cache (pkgs_dirs)")
     })?;

@@ -8,6 +8,7 @@ pub mod channels;
 mod disk;
 pub mod index;
 pub mod install;
+mod network;
 pub(crate) mod prefix;
 pub mod solve;
 pub mod specs;
@@ -16,6 +17,8 @@ use std::path::PathBuf;
 
 use rattler_conda_types::Subdir;
 use url::Url;
+
+pub use network::{Credentials, Network};
 
 /// The platform environments are built for: the one envmod runs on.
 pub const PLATFORM: Subdir = Subdir::Linux64;

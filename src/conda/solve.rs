@@ -16,7 +16,7 @@ use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
 use rattler_virtual_packages::{VirtualPackageOverrides, VirtualPackages};
 
 use crate::{
-    conda::{CondaSettings, PLATFORM, channels},
+    conda::{CondaSettings, Network, PLATFORM, channels},
     error::UserError,
     printer::Printer,
     site::python::SitePython,
@@ -55,8 +55,9 @@ pub fn virtual_packages() -> Result<Vec<GenericVirtualPackage>> {
     )
 }
 
-pub fn gateway(settings: &CondaSettings) -> Gateway {
+pub fn gateway(settings: &CondaSettings, network: &Network) -> Result<Gateway> {
     let mut builder = Gateway::builder()
+        .with_client(network.client()?)
         .with_cache_dir(settings.repodata_cache_dir())
         .with_package_cache(settings.package_cache());
     if settings.offline {
@@ -68,11 +69,13 @@ pub fn gateway(settings: &CondaSettings) -> Gateway {
             per_channel: Default::default(),
         });
     }
-    builder.finish()
+    Ok(builder.finish())
 }
 
 pub struct SolveRequest<'a> {
     pub channels: &'a [Channel],
+    /// The client for the channels, holding the credentials taken out of their URLs.
+    pub network: &'a Network,
     pub specs: Vec<MatchSpec>,
     /// Pinned into the solution and never installed.
     pub site_python: Option<RepoDataRecord>,
@@ -93,7 +96,7 @@ pub async fn solve(
             ParseMatchSpecOptions::strict(),
         )?);
     }
-    let mut query = gateway(settings)
+    let mut query = gateway(settings, req.network)?
         .query(
             req.channels.to_vec(),
             [PLATFORM, Subdir::NoArch],
@@ -114,7 +117,7 @@ pub async fn solve(
     let repodata = query
         .execute()
         .await
-        .map_err(|e| gateway_error(e, req.channels))?;
+        .map_err(|e| gateway_error(e, req.channels, req.network))?;
     let total: usize = repodata.repodata.iter().map(|r| r.len()).sum();
     printer.detail(format!(
         "loaded {total} records in {:.2?}",
@@ -165,7 +168,7 @@ pub async fn solve(
     }
 }
 
-fn gateway_error(err: GatewayError, channels: &[Channel]) -> anyhow::Error {
+fn gateway_error(err: GatewayError, channels: &[Channel], network: &Network) -> anyhow::Error {
     let names: Vec<String> = channels.iter().map(channels::display).collect();
     let hint = "check the channel name or URL; for a local directory run `envmod index DIR`; with --offline only cached repodata is used";
     match err {
@@ -179,8 +182,8 @@ fn gateway_error(err: GatewayError, channels: &[Channel]) -> anyhow::Error {
         other => UserError::failure(format!(
             "cannot load repodata from {}: {}",
             names.join(", "),
-            // The HTTP stack quotes request URLs, credentials and all.
-            channels::redact_text_for(&one_line(&other), channels)
+            // The HTTP stack quotes request URLs, a token put back by the middleware included.
+            network.redact(&one_line(&other))
         ))
         .with_hint(hint)
         .into(),

@@ -53,21 +53,35 @@ impl Ctx<'_> {
 
 // ------------------------------------------------------------------------------- plan
 
+/// Resolved channels, free of secrets, and the client that authenticates to them; the
+/// install that follows the solve downloads with the same client.
+#[derive(Default)]
+pub(crate) struct Channels {
+    pub(crate) list: Vec<Channel>,
+    pub(crate) network: conda::Network,
+}
+
 /// Resolve channel arguments against the alias and the working directory.
-pub(crate) fn channels(raw: &[String], ctx: &Ctx<'_>) -> Result<Vec<Channel>> {
-    conda::channels::resolve_all(raw, &ctx.conda.channel_alias, ctx.environ.cwd())
+pub(crate) fn channels(raw: &[String], ctx: &Ctx<'_>) -> Result<Channels> {
+    let (list, credentials) =
+        conda::channels::resolve_all(raw, &ctx.conda.channel_alias, ctx.environ.cwd())?;
+    Ok(Channels {
+        list,
+        network: conda::Network::new(credentials),
+    })
 }
 
 /// Solve `specs` on `channels`, on top of the site Python when there is one.
 pub(crate) async fn solve(
-    channels: &[Channel],
+    channels: &Channels,
     specs: Vec<MatchSpec>,
     site_python: Option<&SitePython>,
     locked: Vec<RepoDataRecord>,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<RepoDataRecord>> {
     let request = conda::solve::SolveRequest {
-        channels,
+        channels: &channels.list,
+        network: &channels.network,
         specs,
         site_python: site_python
             .map(conda::solve::site_python_record)
@@ -240,6 +254,8 @@ pub(crate) struct NewEnv {
     pub(crate) manifest: Manifest,
     pub(crate) specs: Vec<MatchSpec>,
     pub(crate) records: Vec<RepoDataRecord>,
+    /// The client `records` were solved with.
+    pub(crate) network: conda::Network,
 }
 
 /// Build a new environment in a staging directory, move it into place, then write its
@@ -250,6 +266,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         manifest,
         specs,
         records,
+        network,
     } = new;
     check_outputs(&manifest, ctx)?;
     let real = target.real_path()?;
@@ -279,6 +296,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
             records,
             specs,
             skip_python: mode == PythonMode::Site,
+            network: &network,
         };
         let changes = conda::install::install(ctx.conda, request, ctx.printer).await?;
         ctx.printer
@@ -423,8 +441,8 @@ pub(crate) async fn change(
             next.python.site = conda_interpreter(&solved, &old.prefix)?;
         }
         next.specs = specs;
-        next.channels = channels.iter().map(conda::channels::display).collect();
-        plan = Some((solved, conda_specs));
+        next.channels = channels.list.iter().map(conda::channels::display).collect();
+        plan = Some((solved, conda_specs, channels.network));
     }
 
     // Where the outputs go now: a new system or root, or the same one under a new module name.
@@ -460,7 +478,7 @@ pub(crate) async fn change(
     let mut packages = None;
     let mut guard = None;
     match plan {
-        Some((records, conda_specs)) => {
+        Some((records, conda_specs, network)) => {
             let staging = lock::staging_dir(&opened.real, &target.name);
             let g = CleanupGuard::new(&staging);
             swap::clone_tree(&opened.real, g.path())?;
@@ -471,6 +489,7 @@ pub(crate) async fn change(
                 records,
                 specs: conda_specs,
                 skip_python: next.python.mode == PythonMode::Site,
+                network: &network,
             };
             packages = Some(conda::install::install(ctx.conda, request, ctx.printer).await?);
             failpoint::hit("change:installed");
