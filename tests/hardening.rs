@@ -228,21 +228,21 @@ fn multi_line_activation_values_never_run_as_code() {
     for ms in Ms::BOTH {
         let name = format!("pem-{}", ms.flag());
         let out = t.module_shell(ms, &format!("envmod create -n {name} certs"));
-        let text = ok(&out);
-        let err = stderr(&out);
-        assert!(
-            err.contains("CERT_PEM"),
-            "the warning must name the variable: {err}{text}"
-        );
+        let created = ok(&out);
         let script = format!(
             "module use {}\nmodule load {name}/py3.11 || exit 9\necho \"ok=$CERT_OK pem=${{CERT_PEM-unset}}\"",
             sh(&t.module_root().display().to_string())
         );
         let text = ok(&t.module_shell(ms, &script));
-        assert!(text.contains("ok=yes pem=unset"), "{ms:?}: {text}");
         assert!(
             !pwned.exists(),
             "{ms:?}: a line of an activation value ran as a command"
+        );
+        assert!(text.contains("ok=yes pem=unset"), "{ms:?}: {text}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("CERT_PEM"),
+            "the warning must name the variable: {err}{created}"
         );
     }
 }
@@ -356,13 +356,14 @@ fn delete_keeps_the_modulefile_when_the_env_cannot_be_removed() {
     let modulefile = t.module_root().join("stuck/py3.11");
     assert!(modulefile.is_file());
     chmod(&t.envs_dir(), 0o555);
-    let err = fails(&t.envmod_as(OTHER, &["delete", "-n", "stuck", "--yes"]));
-    assert!(err.contains("cannot remove"), "{err}");
+    let out = t.envmod_as(OTHER, &["delete", "-n", "stuck", "--yes"]);
     chmod(&t.envs_dir(), 0o755);
     assert!(
         modulefile.is_file(),
         "the modulefile went before the environment"
     );
+    let err = fails(&out);
+    assert!(err.contains("cannot remove"), "{err}");
     assert!(t.envs_dir().join("stuck/pyvenv.cfg").is_file());
     ok(&t.envmod_as(OTHER, &["delete", "-q", "-n", "stuck", "--yes"]));
     assert!(!modulefile.exists() && !t.envs_dir().join("stuck").exists());
