@@ -207,6 +207,38 @@ fn copies_moves_and_links_never_act_on_the_original() {
     assert!(!envs.join("c").exists());
 }
 
+/// Item: an environment named through a symlinked envs directory and by its real path is one
+/// environment, with one lock: two commands can never both work on it.
+#[test]
+fn one_environment_has_one_lock_whatever_path_names_it() {
+    let t = TestEnv::new();
+    let real_envs = t.path().join("scratch/envs");
+    std::fs::create_dir_all(&real_envs).unwrap();
+    std::fs::create_dir_all(t.envs_dir().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real_envs, t.envs_dir()).unwrap();
+    create(&t, "a", &[]);
+    assert!(real_envs.join("a/pyvenv.cfg").is_file());
+    // Hold the lock of the real path, as another envmod would, and try both names.
+    let lock = real_envs.join(".a.envmod-lock");
+    let mut holder = Command::new("flock")
+        .args(["-o", lock.to_str().unwrap(), "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let by_name = t.run(&["module", "-n", "a"]);
+    let by_path = t.run(&["module", "-p", real_envs.join("a").to_str().unwrap()]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    for out in [by_name, by_path] {
+        let err = fails(&out);
+        assert!(
+            err.contains("being changed by another envmod process"),
+            "{err}"
+        );
+    }
+    ok(&t.run(&["module", "-q", "-p", real_envs.join("a").to_str().unwrap()]));
+}
+
 /// Item: activation values with newlines never reach a modulefile, where both module
 /// systems would hand each extra line to the shell.
 #[test]
