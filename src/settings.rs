@@ -374,7 +374,7 @@ mod tests {
     use super::*;
 
     fn environ(pairs: &[(&str, &str)]) -> Environ {
-        Environ::from_pairs(pairs, "/work")
+        Environ::from_pairs(pairs, "/home/u/project")
     }
 
     #[test]
@@ -447,14 +447,14 @@ mod tests {
             ..Default::default()
         };
         let s = GlobalSettings::resolve(&env, flags).unwrap();
-        assert_eq!(s.module_root.value, PathBuf::from("/work/mods"));
+        assert_eq!(s.module_root.value, PathBuf::from("/home/u/project/mods"));
         let target = cli::Target {
             name: None,
             prefix: Some("envs/./proj".into()),
         };
         assert_eq!(
             s.target(&target).unwrap().prefix,
-            PathBuf::from("/work/envs/proj")
+            PathBuf::from("/home/u/project/envs/proj")
         );
     }
 
