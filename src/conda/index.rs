@@ -82,33 +82,38 @@ async fn run_index(shown: &Path, root: &Path) -> Result<()> {
 
 /// The directories of `dir` that rattler_index treats as subdirs.
 fn subdirs(dir: &Path) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?
-    {
-        let entry = entry.with_context(|| format!("failed to read {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.path().is_dir() && Subdir::from_str(&name).is_ok() {
-            out.push(name);
-        }
-    }
+    let paths = entries(dir, |path, name| {
+        path.is_dir() && Subdir::from_str(name).is_ok()
+    })?;
+    let mut out: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
     out.sort();
     Ok(out)
 }
 
 /// The files of a subdir that rattler_index would read as packages.
 fn archives_in(subdir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = entries(subdir, |path, name| {
+        path.is_file() && DistArchiveIdentifier::try_from_filename(name).is_some()
+    })?;
+    out.sort();
+    Ok(out)
+}
+
+/// The entries of `dir` that `keep` accepts, given their path and file name.
+fn entries(dir: &Path, keep: impl Fn(&Path, &str) -> bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in
-        std::fs::read_dir(subdir).with_context(|| format!("failed to read {}", subdir.display()))?
+        std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?
     {
-        let entry = entry.with_context(|| format!("failed to read {}", subdir.display()))?;
+        let entry = entry.with_context(|| format!("failed to read {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.path().is_file() && DistArchiveIdentifier::try_from_filename(&name).is_some() {
+        if keep(&entry.path(), &name) {
             out.push(entry.path());
         }
     }
-    out.sort();
     Ok(out)
 }
 
