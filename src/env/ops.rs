@@ -369,7 +369,12 @@ pub(crate) async fn change(
         adopt_into(&mut next, target, &opened.real)?;
     }
 
-    let (specs, records) = match &change {
+    // What is installed, read once, for the changes that solve.
+    let installed = match &change {
+        Change::Outputs(_) => Vec::new(),
+        _ => conda::prefix::installed_records(&opened.real)?,
+    };
+    let (specs, removing) = match &change {
         Change::Install(added) => {
             for spec in added {
                 if conda::specs::spec_package_name(spec)?.as_normalized() == "python"
@@ -385,13 +390,12 @@ pub(crate) async fn change(
             let specs = conda::specs::with_added(&old.specs, added)?;
             (Some(specs), None)
         }
-        Change::Remove(names) => (Some(removed_specs(&old, names, &opened.real)?), Some(names)),
+        Change::Remove(names) => (Some(removed_specs(&old, names, &installed)?), Some(names)),
         Change::Outputs(_) => (None, None),
     };
 
     let mut plan = None;
     if let Some(specs) = specs {
-        let installed = conda::prefix::installed_records(&opened.real)?;
         let mut conda_specs = conda::specs::parse_specs(&specs)?;
         let names = specs
             .iter()
@@ -420,13 +424,11 @@ pub(crate) async fn change(
             .map(|r| r.repodata_record.clone())
             .collect();
         let solved = solve(&channels, conda_specs.clone(), site, locked, ctx).await?;
-        if let Some(names) = records {
-            for name in names {
-                let name = name.to_ascii_lowercase();
-                if solved
-                    .iter()
-                    .any(|r| r.package_record.name.as_normalized() == name)
-                {
+        if let Some(names) = removing {
+            for raw in names {
+                let name = conda::specs::spec_package_name(raw)?;
+                if solved.iter().any(|r| r.package_record.name == name) {
+                    let name = name.as_normalized();
                     return Err(UserError::failure(format!(
                         "{name} is still needed by the remaining packages ({}); nothing was changed",
                         specs.join(" ")
@@ -519,8 +521,11 @@ pub(crate) async fn change(
 }
 
 /// The requested specs once `names` are removed, refusing names that are not there.
-fn removed_specs(manifest: &Manifest, names: &[String], real: &Path) -> Result<Vec<String>> {
-    let installed: Vec<PrefixRecord> = conda::prefix::installed_records(real)?;
+fn removed_specs(
+    manifest: &Manifest,
+    names: &[String],
+    installed: &[PrefixRecord],
+) -> Result<Vec<String>> {
     let mut parsed = Vec::new();
     for raw in names {
         let name = conda::specs::spec_package_name(raw)?;
