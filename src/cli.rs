@@ -59,14 +59,19 @@ Examples:
   envmod create -n myenv --module-system tcl --module-root ~/modules
   envmod create -n sci 'numpy>=1.26' scipy=1.11 -c conda-forge
   envmod create -n course -c /shared/channels/cs101 --offline cs101-tools
-  envmod create -n py312 --python 3.12 numpy")]
+  envmod create -n py312 --python 3.12 numpy
+  envmod create -f environment.yml             # conda's format, or envmod's own export
+  envmod create -n proj -f env.lock            # exactly the locked packages, no solve
+  envmod create -n proj -f env.tar --offline   # a bundle: no channel, no network
+  envmod create -f env.yml --module-map site-b.yaml   # gcc/12.2: gcc/12.3")]
     Create(CreateArgs),
 
     /// Add conda packages to an environment, keeping what it already asked for.
     #[command(after_help = "\
 Examples:
   envmod install -n myenv pandas 'matplotlib>=3.8'
-  envmod install -n myenv -c ./local-channel mypkg")]
+  envmod install -n myenv -c ./local-channel mypkg
+  envmod install -n myenv -f extra.yml      # its conda specs and its pip section")]
     Install(InstallArgs),
 
     /// Remove conda packages from an environment.
@@ -81,6 +86,16 @@ Examples:
   envmod index /shared/channels/cs101      # packages in cs101/noarch, cs101/linux-64, …
   envmod create -n course -c /shared/channels/cs101 cs101-tools")]
     Index(IndexArgs),
+
+    /// Write an environment out for another site: environment.yml, a lock file, or a bundle.
+    #[command(after_help = "\
+Examples:
+  envmod export -n myenv > environment.yml       # conda, pixi and conda-lock read it
+  envmod export -n myenv --pinned -o env.yml     # every package as name=version=build
+  envmod export -n myenv --format lock -o env.lock --platform linux-64 --platform osx-arm64
+  envmod export -n myenv --format bundle -o env.tar   # lock + every package, for air-gapped sites
+  envmod create -f environment.yml               # on the other site")]
+    Export(ExportArgs),
 
     /// Delete an environment and its modulefile, and nothing else.
     #[command(after_help = "\
@@ -134,6 +149,57 @@ pub(crate) struct Target {
     pub(crate) prefix: Option<PathBuf>,
 }
 
+/// `-n`/`-p` for create, where an environment file may give the name instead.
+#[derive(Debug, Args, Clone)]
+#[group(required = false, multiple = false)]
+pub(crate) struct CreateTarget {
+    /// Name of the environment; it lives at <envs_dir>/NAME [default with -f: the file's name].
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub(crate) name: Option<String>,
+
+    /// Full path of the environment; its name is the last path component.
+    #[arg(short = 'p', long = "prefix", value_name = "PREFIX")]
+    pub(crate) prefix: Option<PathBuf>,
+}
+
+/// The output formats of `envmod export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// environment.yml, with an `envmod:` section other tools ignore.
+    Yml,
+    /// A lock file in the pixi.lock format: every package with its URL and hashes.
+    Lock,
+    /// One .tar holding the lock file and every package archive it names.
+    Bundle,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) target: Target,
+
+    /// Write to FILE instead of standard output (required for bundles).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// What to write.
+    #[arg(long, value_enum, default_value = "yml")]
+    pub(crate) format: ExportFormat,
+
+    /// List every installed conda package as name=version=build, not the requested specs.
+    #[arg(long)]
+    pub(crate) pinned: bool,
+
+    /// Platforms to lock for (lock and bundle), e.g. linux-64 osx-arm64 linux-aarch64;
+    /// repeatable [default: this one].
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub(crate) platforms: Vec<String>,
+
+    /// Use only cached repodata and packages; never touch the network.
+    #[arg(long)]
+    pub(crate) offline: bool,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ModuleOutputArgs {
     /// Which modulefile to write: auto picks lmod when LMOD_CMD is set, tcl when MODULES_CMD is set.
@@ -161,7 +227,21 @@ pub(crate) struct ChannelArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
     #[command(flatten)]
-    pub(crate) target: Target,
+    pub(crate) target: CreateTarget,
+
+    /// Build from FILE: an environment.yml (conda's or envmod's export), a lock file, or a
+    /// bundle (.tar).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+
+    /// YAML map of module names from the file's site to this one's (`gcc/12.2: gcc/12.3`,
+    /// `cuda/11.8: null` to leave a module out); adds to `module_map` from the config.
+    #[arg(long, value_name = "FILE", requires = "file")]
+    pub(crate) module_map: Option<PathBuf>,
+
+    /// Build even when modules the file recorded do not exist here, and record which.
+    #[arg(long, requires = "file")]
+    pub(crate) skip_missing_modules: bool,
 
     /// Conda match specs to install, e.g. numpy 'scipy>=1.11' pandas=2.1.
     #[arg(value_name = "SPEC")]
@@ -192,8 +272,12 @@ pub(crate) struct InstallArgs {
     pub(crate) target: Target,
 
     /// Conda match specs to add.
-    #[arg(value_name = "SPEC", required = true)]
+    #[arg(value_name = "SPEC", required_unless_present = "file")]
     pub(crate) specs: Vec<String>,
+
+    /// Also add the conda specs and the pip section of this environment.yml.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) channel: ChannelArgs,

@@ -21,6 +21,8 @@ mod render;
 mod settings;
 mod site;
 
+use std::path::Path;
+
 use anyhow::Result;
 use clap::Parser;
 
@@ -32,6 +34,7 @@ use crate::{
         registry::Registry,
     },
     environ::Environ,
+    error::UserError,
     outputs::modulefile::ModulefileOptions,
     printer::{Printer, Verbosity},
     render::Renderer,
@@ -125,8 +128,47 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
     };
     match command {
         Command::Create(args) => {
+            let file = args
+                .file
+                .as_ref()
+                .map(|f| commands::create::Source::read(&env.cwd().join(f)))
+                .transpose()?;
+            let target = match (&args.target.name, &args.target.prefix, &file) {
+                (None, None, Some(source)) => match source.name() {
+                    Some(name) => cli::Target {
+                        name: Some(name.to_string()),
+                        prefix: None,
+                    },
+                    None => {
+                        return Err(UserError::usage(format!(
+                            "{} does not name the environment",
+                            args.file.as_deref().unwrap_or(Path::new("")).display()
+                        ))
+                        .with_hint("give -n NAME or -p PREFIX")
+                        .into());
+                    }
+                },
+                (None, None, None) => {
+                    return Err(UserError::usage("give -n NAME or -p PREFIX")
+                        .with_hint("or -f FILE with an environment.yml that has a name")
+                        .into());
+                }
+                (name, prefix, _) => cli::Target {
+                    name: name.clone(),
+                    prefix: prefix.clone(),
+                },
+            };
+            let mut module_map = settings.module_map.value.clone();
+            if let Some(path) = &args.module_map {
+                module_map.extend(config::read_module_map(&env.cwd().join(path))?);
+            }
             let s = commands::create::CreateSettings {
-                target: settings.target(&args.target)?,
+                target: settings.target(&target)?,
+                file,
+                cli_channels: args.channel.channels.clone(),
+                site_python_flag: args.site_python.is_some(),
+                module_map,
+                skip_missing_modules: args.skip_missing_modules,
                 python: settings.python.value.clone(),
                 conda_python: args.python,
                 specs: args.specs,
@@ -174,6 +216,16 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             };
             commands::module::run(target, change, &registry, &ctx).await
         }
+        Command::Export(args) => {
+            let s = commands::export::ExportSettings {
+                target: settings.target(&args.target)?,
+                output: args.output.map(|o| env.cwd().join(o)),
+                format: args.format,
+                pinned: args.pinned,
+                platforms: args.platforms,
+            };
+            commands::export::run(s, &ctx).await
+        }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
         Command::Completions(_) | Command::Index(_) => {
             unreachable!("handled before settings are resolved")
@@ -199,6 +251,10 @@ fn flag_layer(command: &Command) -> Options {
             ..channel(&a.channel)
         },
         Command::Install(a) => channel(&a.channel),
+        Command::Export(a) => Options {
+            offline: a.offline.then_some(true),
+            ..Options::default()
+        },
         Command::Remove(a) => channel(&a.channel),
         Command::Module(a) => Options {
             module_system: a.module_system,

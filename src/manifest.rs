@@ -32,6 +32,13 @@ pub(crate) struct Manifest {
     pub(crate) specs: Vec<String>,
     #[serde(default)]
     pub(crate) channels: Vec<String>,
+    /// The pip section, installed by the env's pip after the conda packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) pip: Vec<String>,
+    /// Modules of the file it was built from that this site did not have
+    /// (`--skip-missing-modules`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) skipped_modules: Vec<String>,
     pub(crate) module: Option<ModuleInfo>,
     /// Created with `-p`: commands that name it again need the prefix, not the name.
     #[serde(default)]

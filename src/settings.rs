@@ -37,6 +37,8 @@ pub(crate) struct GlobalSettings {
     pub(crate) channel_alias: Sourced<String>,
     pub(crate) pkgs_dirs: Sourced<Vec<PathBuf>>,
     pub(crate) offline: Sourced<bool>,
+    /// Module names of other sites and what they are here (`null`: leave the module out).
+    pub(crate) module_map: Sourced<std::collections::BTreeMap<String, Option<String>>>,
     #[serde(skip)]
     pub(crate) files: ConfigFiles,
     /// Where prefixes given with `-p` are remembered.
@@ -284,6 +286,7 @@ impl GlobalSettings {
             ]),
         };
         let offline = m.offline.unwrap_or_else(|| default(false));
+        let module_map = m.module_map.unwrap_or_else(|| default(Default::default()));
         let allow_stacking = m.allow_stacking.unwrap_or_else(|| default(false));
         let ld_library_path = m.ld_library_path.unwrap_or_else(|| default(false));
 
@@ -300,6 +303,7 @@ impl GlobalSettings {
             channel_alias,
             pkgs_dirs,
             offline,
+            module_map,
             files,
             registry_file,
             interpreter_cache,

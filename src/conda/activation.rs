@@ -67,3 +67,29 @@ pub fn env_vars(prefix: &Path) -> Result<Vec<EnvVar>> {
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
+
+/// Keep `variables` in `<prefix>/conda-meta/state`, where conda keeps an environment's own
+/// variables (`conda env config vars`) and where activation reads them.
+pub(crate) fn write_state(prefix: &Path, variables: &[(String, String)]) -> Result<()> {
+    let path = prefix.join("conda-meta/state");
+    let mut state: serde_json::Value = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?
+        }
+        Err(_) => serde_json::json!({}),
+    };
+    let object = state
+        .as_object_mut()
+        .with_context(|| format!("{} is not a JSON object", path.display()))?;
+    let vars = object
+        .entry("env_vars")
+        .or_insert_with(|| serde_json::json!({}));
+    let vars = vars
+        .as_object_mut()
+        .with_context(|| format!("{}: env_vars is not an object", path.display()))?;
+    for (name, value) in variables {
+        vars.insert(name.clone(), serde_json::Value::String(value.clone()));
+    }
+    std::fs::create_dir_all(prefix.join("conda-meta"))?;
+    crate::fs::write_atomic(&path, serde_json::to_string_pretty(&state)?.as_bytes())
+}

@@ -256,6 +256,10 @@ pub(crate) struct NewEnv {
     pub(crate) records: Vec<RepoDataRecord>,
     /// The client `records` were solved with.
     pub(crate) network: conda::Network,
+    /// `variables:` of an environment file, kept in `conda-meta/state` as conda keeps them.
+    pub(crate) variables: Vec<(String, String)>,
+    /// Where the pip section runs (the directory of the file it came from).
+    pub(crate) pip_cwd: PathBuf,
 }
 
 /// Build a new environment in a staging directory, move it into place, then write its
@@ -267,6 +271,8 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         specs,
         records,
         network,
+        variables,
+        pip_cwd,
     } = new;
     check_outputs(&manifest, ctx)?;
     let real = target.real_path()?;
@@ -304,6 +310,16 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     } else {
         std::fs::create_dir_all(guard.path().join("conda-meta"))?;
     }
+    if !variables.is_empty() {
+        conda::activation::write_state(guard.path(), &variables)?;
+    }
+    conda::pip::install(
+        guard.path(),
+        &target.prefix,
+        &manifest.pip,
+        &pip_cwd,
+        ctx.printer,
+    )?;
     failpoint::hit("create:installed");
     manifest.write_into(guard.path())?;
     guard.rename(&real).with_context(|| {
@@ -582,6 +598,34 @@ fn adopt_into(next: &mut Manifest, target: &EnvTarget, real: &Path) -> Result<()
         venv::rewrite_for_prefix(real, &next.prefix, &next.python.site)?;
     }
     Ok(())
+}
+
+// ------------------------------------------------------------------------------ export
+
+/// An environment as it is on disk, read under its lock: what `export` writes out.
+pub(crate) struct Snapshot {
+    pub(crate) manifest: Manifest,
+    pub(crate) records: Vec<PrefixRecord>,
+    /// Distributions pip installed, not conda.
+    pub(crate) pip: Vec<conda::pip::PipDist>,
+    /// What activating it sets (its packages' activate.d scripts and `conda-meta/state`).
+    pub(crate) variables: Vec<conda::activation::EnvVar>,
+}
+
+pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
+    let opened = open(target, Accept::Intact, ctx)?;
+    let records = conda::prefix::installed_records(&opened.real)?;
+    let pip = conda::pip::installed(&opened.real, &conda::pip::conda_files(&records))?;
+    let variables = conda::activation::env_vars(&opened.real)?
+        .into_iter()
+        .filter(|v| is_env_name(&v.name) && !v.value.chars().any(char::is_control))
+        .collect();
+    Ok(Snapshot {
+        manifest: opened.manifest,
+        records,
+        pip,
+        variables,
+    })
 }
 
 // ------------------------------------------------------------------------------ delete

@@ -359,6 +359,8 @@ mod tests {
             module: None,
             by_prefix: false,
             outputs_pending: false,
+            pip: Vec::new(),
+            skipped_modules: Vec::new(),
         };
         m.module = Some(info_for(
             &m,

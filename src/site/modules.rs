@@ -37,6 +37,44 @@ impl LoadedModule {
     }
 }
 
+/// Whether `name` can be loaded here, asked of the module system of this shell (Lmod's
+/// `is-avail` reads its spider cache; Environment Modules searches MODULEPATH). `None` when
+/// there is no module system at all.
+pub(crate) fn is_available(env: &Environ, name: &str) -> anyhow::Result<Option<bool>> {
+    let Some(cmd) = env.get("LMOD_CMD").or_else(|| env.get("MODULES_CMD")) else {
+        return Ok(None);
+    };
+    // Both print shell code whose status is the answer: Lmod ends with `false`, Environment
+    // Modules with `test 0 = 1`.
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"out=$("$0" sh is-avail "$1" 2>/dev/null) || exit 1; eval "$out""#,
+        ])
+        .arg(cmd)
+        .arg(name)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| anyhow::anyhow!("failed to run the module command {cmd}: {e}"))?;
+    Ok(Some(out.success()))
+}
+
+/// `module_map` applied to `modules`: a mapped name replaces the module, a null drops it.
+pub(crate) fn apply_map(
+    modules: &[String],
+    map: &std::collections::BTreeMap<String, Option<String>>,
+) -> Vec<String> {
+    modules
+        .iter()
+        .filter_map(|m| match map.get(m) {
+            Some(to) => to.clone(),
+            None => Some(m.clone()),
+        })
+        .collect()
+}
+
 /// Why a loaded module was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Skipped {

@@ -242,24 +242,35 @@ pub fn linux64(name: &str, version: &str, build: &str, depends: &[&str]) -> Pkg 
 }
 
 /// The stand-in conda Python: `python 3.12.0 h0_cpython` whose `bin/python3.12`,
-/// `bin/python3` and `bin/python` are sh wrappers running [`HOST_PYTHON`] with the prefix's
-/// `lib/python3.12/site-packages` on PYTHONPATH, so packages installed for 3.12 import.
-/// (The interpreter itself still reports 3.11 and `sys.prefix` is the host's.)
+/// `bin/python3` and `bin/python` are bash wrappers running [`HOST_PYTHON`] as if it lived in
+/// the prefix (`exec -a`, with a `pyvenv.cfg` beside `bin/`), so `sys.prefix` is the
+/// environment and its pip installs there; the prefix's `lib/python3.12/site-packages` is
+/// on PYTHONPATH, so packages installed for 3.12 import. (The interpreter itself still
+/// reports 3.11.)
 pub fn python() -> Pkg {
     let wrapper = format!(
-        r#"#!/bin/sh
-# Stand-in for a conda CPython {PYTHON_VERSION} (envmod test channel): the host's Python with
-# this prefix's site-packages on PYTHONPATH.
+        r#"#!/bin/bash
+# Stand-in for a conda CPython {PYTHON_VERSION} (envmod test channel): the host's Python run as
+# this prefix's interpreter, with the prefix's 3.12 site-packages on PYTHONPATH.
 prefix=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd) || exit 1
 PYTHONPATH="$prefix/lib/python{PYTHON_XY}/site-packages${{PYTHONPATH:+:$PYTHONPATH}}"
 export PYTHONPATH
-exec {HOST_PYTHON} "$@"
+exec -a "$prefix/bin/$(basename -- "$0")" {HOST_PYTHON} "$@"
 "#
     );
+    let home = std::path::Path::new(HOST_PYTHON)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     linux64("python", PYTHON_VERSION, "h0_cpython", &["__glibc >=2.17"])
         .with_executable(&format!("bin/python{PYTHON_XY}"), &wrapper)
         .with_executable("bin/python3", &wrapper)
         .with_executable("bin/python", &wrapper)
+        .with_file(
+            "pyvenv.cfg",
+            format!("home = {home}\ninclude-system-site-packages = true\n"),
+        )
         .with_file(&format!("lib/python{PYTHON_XY}/site-packages/.keep"), "")
 }
 

@@ -299,14 +299,16 @@ pub fn write_site_modules(root: &Path) {
 }
 
 /// Build a pure-Python wheel `name-version-py3-none-any.whl` with one module that defines
-/// `VALUE`, using the zipfile module of a real Python.
+/// `VALUE` and `main()`, and a console script `<name>-hello` running it, using the zipfile
+/// module of a real Python.
 pub fn build_wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
     let script = r#"
 import sys, zipfile, hashlib, base64, os
 out, name, version = sys.argv[1:4]
 dist = f"{name}-{version}.dist-info"
 files = {
-    f"{name}/__init__.py": f"VALUE = 'hello from {name} {version}'\n",
+    f"{name}/__init__.py": f"VALUE = 'hello from {name} {version}'\ndef main():\n    print(VALUE)\n",
+    f"{dist}/entry_points.txt": f"[console_scripts]\n{name}-hello = {name}:main\n",
     f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
     f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: envmod-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 }

@@ -1,0 +1,461 @@
+//! `environment.yml`, the file conda, mamba, pixi and conda-lock all read. envmod writes one
+//! that they read as usual, and adds one top-level `envmod:` section that they ignore: what
+//! a plain conda file cannot say about an environment module (the modules it was built on,
+//! the Python it was built for). Reading goes through rattler's `EnvironmentYaml`, so every
+//! form conda accepts is accepted, and every error names the file and the line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use rattler_conda_types::EnvironmentYaml;
+use serde::{Deserialize, Serialize};
+
+use crate::{error::UserError, manifest::PythonMode, site::ModuleSystem};
+
+/// The top-level key of envmod's own section.
+pub(crate) const SECTION: &str = "envmod";
+
+/// What envmod adds to an exported `environment.yml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EnvmodSection {
+    pub(crate) envmod_version: String,
+    pub(crate) platform: String,
+    pub(crate) python: PythonSection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) module_system: Option<ModuleSystem>,
+    /// The modules the environment was built on, in load order.
+    #[serde(default)]
+    pub(crate) modules: Vec<String>,
+    /// Modules of the environment it was rebuilt from that this site did not have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) skipped_modules: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PythonSection {
+    pub(crate) mode: PythonMode,
+    pub(crate) version: String,
+}
+
+impl PythonSection {
+    /// `3.11` for `3.11.4`.
+    pub(crate) fn minor(&self) -> String {
+        self.version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+/// Everything an exported file holds.
+pub(crate) struct Export {
+    pub(crate) name: String,
+    pub(crate) channels: Vec<String>,
+    pub(crate) specs: Vec<String>,
+    pub(crate) pip: Vec<String>,
+    pub(crate) variables: Vec<(String, String)>,
+    pub(crate) envmod: EnvmodSection,
+}
+
+#[derive(Serialize)]
+struct ExportYaml<'a> {
+    name: &'a str,
+    channels: &'a [String],
+    dependencies: Vec<serde_yaml::Value>,
+    envmod: &'a EnvmodSection,
+}
+
+/// The text of an exported `environment.yml`.
+pub(crate) fn render(export: &Export) -> Result<String> {
+    let mut dependencies: Vec<serde_yaml::Value> = export
+        .specs
+        .iter()
+        .map(|s| serde_yaml::Value::String(s.clone()))
+        .collect();
+    if !export.pip.is_empty() {
+        let mut pip = serde_yaml::Mapping::new();
+        pip.insert(
+            "pip".into(),
+            serde_yaml::Value::Sequence(export.pip.iter().map(|p| p.as_str().into()).collect()),
+        );
+        dependencies.push(serde_yaml::Value::Mapping(pip));
+    }
+    // `nodefaults`: the environment was built from these channels and no others, which is
+    // what conda does only when told so.
+    let mut channels = export.channels.clone();
+    channels.push("nodefaults".into());
+    let doc = ExportYaml {
+        name: &export.name,
+        channels: &channels,
+        dependencies,
+        envmod: &export.envmod,
+    };
+    let body = serde_yaml::to_string(&doc)?;
+    // Variables are written by hand, every value double-quoted: YAML 1.1 readers (PyYAML in
+    // conda) would read a bare `yes` or `1.10` as a boolean or a number.
+    let mut variables = String::new();
+    if !export.variables.is_empty() {
+        variables.push_str("variables:\n");
+        for (name, value) in &export.variables {
+            variables.push_str(&format!("  {name}: {}\n", serde_json::to_string(value)?));
+        }
+    }
+    let body = match body.find("\nenvmod:") {
+        Some(at) => format!("{}\n{variables}{}", &body[..at], &body[at + 1..]),
+        None => format!("{body}{variables}"),
+    };
+    Ok(format!(
+        "# Written by envmod {}: `envmod create -f FILE` rebuilds this environment;\n# conda, mamba, pixi and conda-lock read it as usual and ignore the envmod section.\n{body}",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// A read `environment.yml`, with every relative path resolved against its directory.
+#[derive(Debug)]
+pub(crate) struct EnvFile {
+    pub(crate) path: PathBuf,
+    pub(crate) name: Option<String>,
+    pub(crate) channels: Vec<String>,
+    /// Conda specs, as written (or as rattler normalised a form envmod's parser rejects).
+    pub(crate) specs: Vec<Located>,
+    /// The pip section, with `-r`, `-e` and local paths made absolute.
+    pub(crate) pip: Vec<String>,
+    pub(crate) variables: Vec<(String, String)>,
+    /// A `prefix:` line, which envmod ignores: the environment goes where `-n`/`-p` say.
+    pub(crate) prefix: Option<PathBuf>,
+    pub(crate) envmod: Option<EnvmodSection>,
+}
+
+/// A value of the file with the line it is on.
+#[derive(Debug, Clone)]
+pub(crate) struct Located {
+    pub(crate) value: String,
+    pub(crate) line: usize,
+}
+
+impl EnvFile {
+    pub(crate) fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// An error about the value on `line`.
+    pub(crate) fn error_at(&self, line: usize, message: impl std::fmt::Display) -> UserError {
+        UserError::usage(format!("{}, line {line}: {message}", self.path.display()))
+    }
+}
+
+/// Read `path` (absolute) as an `environment.yml`.
+pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
+    let yaml_error = |e: serde_yaml::Error| -> anyhow::Error {
+        let message = e.to_string();
+        // serde_yaml appends " at line L column C"; the line goes in front instead.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        let place = e
+            .location()
+            .map_or(String::new(), |l| format!(", line {}", l.line()));
+        UserError::usage(format!(
+            "{}{place}: not a valid environment file: {message}",
+            path.display()
+        ))
+        .with_hint("fix the YAML; see https://docs.conda.io/projects/conda/en/latest/user-guide/tasks/manage-environments.html#create-env-file-manually")
+        .into()
+    };
+    let parsed = EnvironmentYaml::from_yaml_str(text).map_err(yaml_error)?;
+    let raw: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
+    let envmod = match raw.get(SECTION) {
+        Some(v) => Some(
+            serde_yaml::from_value::<EnvmodSection>(v.clone()).map_err(|e| {
+                let line = line_of(text, &format!("{SECTION}:"), 0).unwrap_or(1);
+                UserError::usage(format!(
+                    "{}, line {line}: the envmod section is not valid: {e}",
+                    path.display()
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut file = EnvFile {
+        path: path.to_path_buf(),
+        name: parsed.name.clone(),
+        channels: Vec::new(),
+        specs: Vec::new(),
+        pip: Vec::new(),
+        variables: Vec::new(),
+        prefix: parsed.prefix.clone(),
+        envmod,
+    };
+
+    let raw_channels: Vec<String> = raw
+        .get("channels")
+        .and_then(|c| c.as_sequence())
+        .map(|s| {
+            s.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for channel in raw_channels {
+        if channel == "nodefaults" || channel == "defaults" {
+            // envmod never adds channels of its own; `defaults` is Anaconda's, which a
+            // cluster reaches through its own `channels` setting.
+            continue;
+        }
+        file.channels.push(resolve_channel(&channel, &dir));
+    }
+
+    // Specs as written, in the file's order, each with its line.
+    let mut cursor = 0;
+    let raw_deps = raw
+        .get("dependencies")
+        .and_then(|d| d.as_sequence())
+        .cloned()
+        .unwrap_or_default();
+    for (dep, typed) in raw_deps.iter().zip(&parsed.dependencies) {
+        match (dep.as_str(), typed.as_match_spec()) {
+            (Some(text_spec), Some(spec)) => {
+                let line = line_of(text, text_spec, cursor).unwrap_or(cursor.max(1));
+                cursor = line;
+                let value = if crate::conda::specs::parse_specs(&[text_spec.to_string()]).is_ok() {
+                    text_spec.to_string()
+                } else {
+                    let normalised = spec.to_string();
+                    crate::conda::specs::parse_specs(std::slice::from_ref(&normalised))
+                        .map_err(|e| file.error_at(line, format!("{e:#}")))?;
+                    normalised
+                };
+                file.specs.push(Located { value, line });
+            }
+            _ => {
+                let Some((key, entries)) = typed.as_sub_section() else {
+                    continue;
+                };
+                let line = line_of(text, &format!("{key}:"), cursor).unwrap_or(cursor.max(1));
+                if key != "pip" {
+                    return Err(file
+                        .error_at(
+                            line,
+                            format!("a `{key}:` section is not supported; only `pip:` is"),
+                        )
+                        .into());
+                }
+                cursor = line;
+                for entry in entries {
+                    file.pip.push(resolve_pip_line(entry, &dir));
+                }
+            }
+        }
+    }
+
+    for (name, value) in &parsed.variables {
+        let line = line_of(text, &format!("{name}:"), 0).unwrap_or(1);
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(file
+                .error_at(line, format!("{name:?} is not a valid variable name"))
+                .into());
+        }
+        if value.chars().any(char::is_control) {
+            return Err(file
+                .error_at(
+                    line,
+                    format!("variable {name} holds a newline or another control character"),
+                )
+                .with_hint("give the variable a one-line value")
+                .into());
+        }
+        file.variables.push((name.clone(), value.clone()));
+    }
+    Ok(file)
+}
+
+/// The first line at or after `from` (1-based) that holds `needle`.
+fn line_of(text: &str, needle: &str, from: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| {
+            let l = l.split('#').next().unwrap_or(l);
+            l.contains(needle)
+        })
+        .map(|(i, _)| i + 1)
+}
+
+/// A channel given as a relative directory is relative to the file, not to where envmod runs.
+fn resolve_channel(channel: &str, dir: &Path) -> String {
+    if channel.starts_with("./") || channel.starts_with("../") {
+        return dir.join(channel).to_string_lossy().into_owned();
+    }
+    channel.to_string()
+}
+
+/// Make the paths of one pip line absolute against the file's directory: `-r file`,
+/// `-c file`, `-e path`, and requirements that are local paths. Everything else (`name==1.0`,
+/// `--index-url URL`, URLs) is passed to pip as written.
+fn resolve_pip_line(line: &str, dir: &Path) -> String {
+    let line = line.trim();
+    let is_path = |s: &str| {
+        !s.contains("://")
+            && (s.starts_with("./")
+                || s.starts_with("../")
+                || s.starts_with('/')
+                || s == "."
+                || s.ends_with(".whl")
+                || s.ends_with(".tar.gz")
+                || s.ends_with(".zip"))
+    };
+    let absolute = |s: &str| {
+        if s.starts_with('/') {
+            s.to_string()
+        } else {
+            dir.join(s).to_string_lossy().into_owned()
+        }
+    };
+    if let Some((flag, value)) = line.split_once([' ', '=']) {
+        let value = value.trim();
+        match flag {
+            "-r" | "--requirement" | "-c" | "--constraint" => {
+                return format!("{flag} {}", absolute(value));
+            }
+            "-e" | "--editable" if !value.contains("://") && !value.contains('+') => {
+                return format!("{flag} {}", absolute(value));
+            }
+            _ => {}
+        }
+    }
+    if is_path(line) {
+        return absolute(line);
+    }
+    line.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_str(text: &str) -> Result<EnvFile> {
+        read(Path::new("/work/env/environment.yml"), text)
+    }
+
+    #[test]
+    fn reads_everything_conda_allows() {
+        let text = "\
+name: demo
+prefix: /old/place/demo
+channels:
+  - ./local-channel
+  - conda-forge
+  - nodefaults
+dependencies:
+  - numpy=1.26=py311_0
+  - conda-forge::scipy
+  - 'pandas>=2'
+  - pip:
+    - -r requirements.txt
+    - -e ./src/tool
+    - --index-url https://example.org/simple
+    - ./wheels/foo-1.0-py3-none-any.whl
+    - requests==2.31
+variables:
+  OMP_NUM_THREADS: '4'
+";
+        let f = read_str(text).unwrap();
+        assert_eq!(f.name.as_deref(), Some("demo"));
+        assert_eq!(f.prefix.as_deref(), Some(Path::new("/old/place/demo")));
+        assert_eq!(f.channels, ["/work/env/./local-channel", "conda-forge"]);
+        let specs: Vec<_> = f.specs.iter().map(|s| (s.value.as_str(), s.line)).collect();
+        assert_eq!(
+            specs,
+            [
+                ("numpy=1.26=py311_0", 8),
+                ("conda-forge::scipy", 9),
+                ("pandas>=2", 10)
+            ]
+        );
+        assert_eq!(
+            f.pip,
+            [
+                "-r /work/env/requirements.txt",
+                "-e /work/env/./src/tool",
+                "--index-url https://example.org/simple",
+                "/work/env/./wheels/foo-1.0-py3-none-any.whl",
+                "requests==2.31",
+            ]
+        );
+        assert_eq!(f.variables, [("OMP_NUM_THREADS".into(), "4".into())]);
+        assert!(f.envmod.is_none());
+    }
+
+    #[test]
+    fn malformed_yaml_names_the_file_and_line() {
+        let err = read_str("name: x\ndependencies:\n  - numpy\n  bad: [\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/work/env/environment.yml, line "), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_bad_spec_names_its_line() {
+        let err = read_str("name: x\ndependencies:\n  - numpy\n  - 'bad spec!!'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_with_a_newline_is_refused() {
+        let err = read_str("name: x\nvariables:\n  A: \"one\\ntwo\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("variable A"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_export_reads_back() {
+        let export = Export {
+            name: "demo".into(),
+            channels: vec!["file:///srv/channel".into()],
+            specs: vec!["alpha >=1".into(), "libfoo".into()],
+            pip: vec!["foo==1.0".into()],
+            variables: vec![("FOO_HOME".into(), "/x/share".into())],
+            envmod: EnvmodSection {
+                envmod_version: "0.1.0".into(),
+                platform: "linux-64".into(),
+                python: PythonSection {
+                    mode: PythonMode::Site,
+                    version: "3.11.2".into(),
+                },
+                module_system: Some(ModuleSystem::Lmod),
+                modules: vec!["gcc/12.2".into()],
+                skipped_modules: vec![],
+                description: None,
+            },
+        };
+        let text = render(&export).unwrap();
+        let plain = EnvironmentYaml::from_yaml_str(&text).unwrap();
+        assert_eq!(plain.name.as_deref(), Some("demo"));
+        assert_eq!(plain.pip_specs(), Some(&["foo==1.0".to_string()][..]));
+        let back = read_str(&text).unwrap();
+        assert_eq!(back.channels, ["file:///srv/channel"]);
+        let specs: Vec<_> = back.specs.iter().map(|s| s.value.as_str()).collect();
+        assert_eq!(specs, ["alpha >=1", "libfoo"]);
+        assert_eq!(back.pip, ["foo==1.0"]);
+        assert_eq!(back.variables, export.variables);
+        assert_eq!(back.envmod, Some(export.envmod));
+    }
+}
