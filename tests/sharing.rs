@@ -132,3 +132,339 @@ fn export_delete_create_rebuilds_the_same_env_in_site_mode() {
         assert_eq!(first, format!("#!{}/bin/python", prefix.display()));
     }
 }
+
+/// Site B: a module tree with another gcc than site A's, and nothing else.
+fn site_b(t: &TestEnv) -> PathBuf {
+    let root = t.path().join("site-b-modules");
+    std::fs::create_dir_all(root.join("gcc")).unwrap();
+    std::fs::write(
+        root.join("gcc/12.3"),
+        "#%Module1.0\nmodule-whatis \"fake gcc 12.3\"\nsetenv FAKE_GCC_VERSION 12.3\n",
+    )
+    .unwrap();
+    root
+}
+
+fn nothing_created(t: &TestEnv, name: &str) {
+    assert!(!t.envs_dir().join(name).exists(), "{name} was created");
+    assert!(
+        !t.module_root().join(name).exists(),
+        "a modulefile for {name} was written"
+    );
+}
+
+#[test]
+fn another_site_maps_the_modules_or_refuses_and_lists_them() {
+    for ms in Ms::BOTH {
+        let (t, wheels) = world();
+        let file = t.path().join("two.yml");
+        let on_a = format!(
+            "module load gcc/12.2 openmpi/4.1\nenvmod create -n two alpha || exit 1\nenvmod export -n two -o {f} || exit 2\nenvmod delete -n two --yes",
+            f = sh(&file.display().to_string())
+        );
+        ok(&shell(&t, ms, &wheels, &on_a));
+        let b = site_b(&t);
+        let on_b = |args: &str| {
+            shell(
+                &t,
+                ms,
+                &wheels,
+                &format!(
+                    "export MODULEPATH={}\nenvmod create -f {} {args}",
+                    sh(&b.display().to_string()),
+                    sh(&file.display().to_string())
+                ),
+            )
+        };
+
+        // Without a map: refused before anything is built, naming every missing module and
+        // the module_map lines to add.
+        let out = on_b("");
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("gcc/12.2 openmpi/4.1"), "{err}");
+        assert!(err.contains("gcc/12.2: <module here>"), "{err}");
+        assert!(err.contains("openmpi/4.1: <module here>"), "{err}");
+        nothing_created(&t, "two");
+
+        // With a map: gcc/12.2 is gcc/12.3 here, and openmpi is left out.
+        let map = t.path().join("map.yaml");
+        std::fs::write(&map, "gcc/12.2: gcc/12.3\nopenmpi/4.1: null\n").unwrap();
+        ok(&on_b(&format!(
+            "--module-map {}",
+            sh(&map.display().to_string())
+        )));
+        let load = format!(
+            "export MODULEPATH={}\n{}\nmodule load two/py3.11 || exit 9\necho \"$LOADEDMODULES gcc=$FAKE_GCC_VERSION\"",
+            sh(&b.display().to_string()),
+            module_use(&t)
+        );
+        let text = ok(&shell(&t, ms, &wheels, &load));
+        assert!(text.contains("gcc/12.3"), "{text}");
+        assert!(text.contains("gcc=12.3"), "{text}");
+        assert!(!text.contains("openmpi"), "{text}");
+        ok(&t.run(&["delete", "-n", "two", "--yes"]));
+
+        // The same map from the user's config; --skip-missing-modules builds without the
+        // rest and records which were left out.
+        let config = t.home.join(".config/envmod/config.yaml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(&config, "module_map:\n  gcc/12.2: gcc/12.3\n").unwrap();
+        let out = on_b("--skip-missing-modules");
+        ok(&out);
+        assert!(stderr(&out).contains("openmpi/4.1"), "{}", stderr(&out));
+        let manifest =
+            std::fs::read_to_string(t.envs_dir().join("two/.envmod/manifest.json")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        assert_eq!(
+            manifest["skipped_modules"],
+            serde_json::json!(["openmpi/4.1"])
+        );
+        assert_eq!(manifest["modules"][0]["full_name"], "gcc/12.3");
+    }
+}
+
+#[test]
+fn a_file_for_another_python_is_refused_before_anything_is_built() {
+    let (t, _wheels) = world();
+    ok(&t.run(&["create", "-n", "py", "alpha"]));
+    let file = t.path().join("py.yml");
+    ok(&t.run(&["export", "-n", "py", "-o", file.to_str().unwrap()]));
+    ok(&t.run(&["delete", "-n", "py", "--yes"]));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let version_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("version: 3."))
+        .unwrap()
+        .to_string();
+    std::fs::write(&file, text.replace(&version_line, "    version: 3.10.4")).unwrap();
+    let out = t.run(&["create", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("built for Python 3.10"), "{err}");
+    assert!(err.contains("3.11"), "{err}");
+    assert!(err.contains("--python 3.10"), "{err}");
+    assert!(err.contains("--site-python"), "{err}");
+    nothing_created(&t, "py");
+}
+
+#[test]
+fn export_delete_create_rebuilds_a_conda_python_env() {
+    for ms in Ms::BOTH {
+        let (t, wheels) = world();
+        let prefix = t.envs_dir().join("cp");
+        let setup = format!(
+            "module load gcc/12.2\nenvmod create -n cp --python 3.12 alpha libfoo || exit 1\n{}\nmodule load cp/py3.12\npython -m pip install --no-input shared_tool || exit 2",
+            module_use(&t)
+        );
+        ok(&shell(&t, ms, &wheels, &setup));
+        let before_records = conda_records(&prefix);
+        assert!(
+            before_records
+                .iter()
+                .any(|r| r.starts_with("python 3.12.0")),
+            "{before_records:?}"
+        );
+        let before_view = loaded_view(&t, ms, &wheels, "cp/py3.12");
+        assert!(
+            before_view.contains("hello from shared_tool"),
+            "{before_view}"
+        );
+
+        let file = t.path().join("cp.yml");
+        ok(&t.run(&["export", "-n", "cp", "-o", file.to_str().unwrap()]));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("mode: conda"), "{text}");
+        assert!(text.contains("- python=3.12"), "{text}");
+        ok(&t.run(&["delete", "-n", "cp", "--yes"]));
+        ok(&shell(
+            &t,
+            ms,
+            &wheels,
+            &format!("envmod create -f {}", sh(&file.display().to_string())),
+        ));
+        assert_eq!(conda_records(&prefix), before_records);
+        assert_eq!(loaded_view(&t, ms, &wheels, "cp/py3.12"), before_view);
+    }
+}
+
+#[test]
+fn pinned_export_lists_every_package_as_name_version_build() {
+    let (t, _wheels) = world();
+    ok(&t.run(&["create", "-n", "pin", "beta"]));
+    let out = t.run(&["export", "-n", "pin", "--pinned"]);
+    let text = ok(&out);
+    assert!(text.contains("- alpha=2.0="), "{text}");
+    assert!(text.contains("- beta=1.0="), "{text}");
+    // And it builds again, exactly those.
+    let file = t.path().join("pin.yml");
+    std::fs::write(&file, text.replace("name: pin", "name: pin2")).unwrap();
+    ok(&t.run(&["create", "-f", file.to_str().unwrap()]));
+    assert_eq!(
+        conda_records(&t.envs_dir().join("pin2")),
+        conda_records(&t.envs_dir().join("pin"))
+    );
+}
+
+#[test]
+fn a_hand_written_conda_file_with_every_form_builds() {
+    let (t, wheels) = world();
+    let dir = t.path().join("project");
+    std::fs::create_dir_all(dir.join("reqs")).unwrap();
+    // The channel given relative to the file, a `channel::pkg`, name=version=build, a pip
+    // section with -r, a local wheel path and an --index-url line, and a stale prefix.
+    std::fs::rename(t.path().join("channel"), dir.join("chan")).unwrap();
+    let wheel = std::fs::read_dir(&wheels)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&wheel, dir.join(wheel.file_name().unwrap())).unwrap();
+    common::build_wheel(&dir.join("reqs"), "other_tool", "2.0");
+    std::fs::write(
+        dir.join("reqs/requirements.txt"),
+        "--find-links .\nother_tool==2.0\n",
+    )
+    .unwrap();
+    let chan_url = format!("file://{}", dir.join("chan").display());
+    let beta = std::fs::read_dir(dir.join("chan/noarch"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("beta-1.0-"))
+        .unwrap();
+    let beta_build = beta
+        .trim_start_matches("beta-1.0-")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        dir.join("environment.yml"),
+        format!(
+            "name: handmade\nprefix: /somewhere/else/handmade\nchannels:\n  - ./chan\n  - nodefaults\ndependencies:\n  - {chan_url}::alpha=1.0\n  - beta=1.0={beta_build}\n  - pip:\n    - --index-url http://127.0.0.1:9/simple\n    - -r reqs/requirements.txt\n    - ./{}\nvariables:\n  OMP_NUM_THREADS: \"4\"\n",
+            wheel.file_name().unwrap().to_string_lossy()
+        ),
+    )
+    .unwrap();
+    // No PIP_* variables: pip finds everything from the file's own lines.
+    let out = t
+        .envmod()
+        .args(["create", "-f", "project/environment.yml"])
+        .env("PIP_NO_INDEX", "1")
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(
+        stderr(&out).contains("ignoring `prefix: /somewhere/else/handmade`"),
+        "{}",
+        stderr(&out)
+    );
+    let prefix = t.envs_dir().join("handmade");
+    let records = conda_records(&prefix);
+    assert!(
+        records.iter().any(|r| r.starts_with("alpha 1.0 ")),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.starts_with(&format!("beta 1.0 {beta_build}"))),
+        "{records:?}"
+    );
+    let py = format!(
+        "{}/bin/python -c 'import shared_tool, other_tool; print(shared_tool.VALUE, other_tool.VALUE)'",
+        sh(&prefix.display().to_string())
+    );
+    let text = ok(&std::process::Command::new("bash")
+        .args(["-c", &py])
+        .output()
+        .unwrap());
+    assert!(text.contains("hello from other_tool 2.0"), "{text}");
+    let state = std::fs::read_to_string(prefix.join("conda-meta/state")).unwrap();
+    assert!(state.contains("OMP_NUM_THREADS"), "{state}");
+}
+
+#[test]
+fn bad_files_get_one_line_errors_naming_the_file_and_line() {
+    let (t, _wheels) = world();
+    let write = |name: &str, text: &str| {
+        let p = t.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let cases = [
+        (
+            write(
+                "broken.yml",
+                "name: broken\ndependencies:\n  - alpha\n  oops: [\n",
+            ),
+            "broken.yml, line",
+        ),
+        (
+            write(
+                "unknown.yml",
+                "name: unknown\ndependencies:\n  - alpha\n  - no-such-package\n",
+            ),
+            "unknown.yml, line 4",
+        ),
+        (
+            write(
+                "badspec.yml",
+                "name: badspec\ndependencies:\n  - 'bad spec!!'\n",
+            ),
+            "badspec.yml, line 3",
+        ),
+        (
+            write(
+                "badvar.yml",
+                "name: badvar\ndependencies:\n  - alpha\nvariables:\n  A: \"x\\ny\"\n",
+            ),
+            "badvar.yml, line 5",
+        ),
+        (
+            write(
+                "badpip.yml",
+                "name: badpip\ndependencies:\n  - alpha\n  - pip:\n    - no-such-dist==9.9\n",
+            ),
+            "pip said",
+        ),
+    ];
+    for (file, needle) in cases {
+        let out = t
+            .envmod()
+            .args(["create", "-f", file.to_str().unwrap()])
+            .env("PIP_NO_INDEX", "1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{} built", file.display());
+        let err = stderr(&out);
+        let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(error_lines.len(), 1, "{err}");
+        if needle == "pip said" {
+            // pip's own last lines follow the error line.
+            assert!(err.contains("no-such-dist"), "{err}");
+        } else {
+            assert!(error_lines[0].contains(needle), "{needle:?} not in: {err}");
+            assert!(!error_lines[0].trim_end().ends_with(':'), "{err}");
+        }
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        nothing_created(&t, &name);
+        // No staging directory is left behind either (the empty lock file stays, as after
+        // any command).
+        let leftovers: Vec<_> = std::fs::read_dir(t.envs_dir())
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            leftovers.iter().all(|n| {
+                let n = n.to_string_lossy();
+                !n.contains(&name) || n.ends_with(".envmod-lock")
+            }),
+            "{leftovers:?}"
+        );
+    }
+    let out = t.run(&["create", "-f", "missing.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.yml"), "{}", stderr(&out));
+}

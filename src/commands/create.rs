@@ -393,12 +393,20 @@ fn name_the_line(e: anyhow::Error, f: &EnvFile) -> anyhow::Error {
                 .any(|w| w == name);
             if mentioned {
                 let hint = crate::error::hint_of(&e).map(str::to_string);
+                // The solver's line about this package, without its tree drawing.
+                let detail = text
+                    .lines()
+                    .skip(1)
+                    .find(|l| l.contains(name))
+                    .or_else(|| text.lines().next())
+                    .unwrap_or_default()
+                    .trim_start_matches(|c: char| !c.is_alphanumeric())
+                    .trim_end_matches(['.', ':']);
                 let mut err = UserError::failure(format!(
-                    "{}, line {}: cannot build `{}`: {}",
+                    "{}, line {}: cannot build `{}`: {detail}",
                     f.path.display(),
                     spec.line,
                     spec.value,
-                    text.lines().next().unwrap_or_default()
                 ));
                 if let Some(h) = hint {
                     err = err.with_hint(h);
