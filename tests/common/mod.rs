@@ -421,3 +421,29 @@ pub fn run_ok(program: &str, args: &[&Path]) {
         .expect("program runs");
     assert!(st.success(), "{program} {args:?} failed");
 }
+
+/// The Python of the test-only venv holding conda-lock and py-rattler (`tests/peers.sh`,
+/// which `tests/run` runs). A test that needs it fails, saying how to install it.
+pub fn peers_python() -> PathBuf {
+    let hint = "run tests/run, or: bash tests/peers.sh .test-tools && export ENVMOD_TEST_PEERS_PYTHON=$PWD/.test-tools/peers/bin/python";
+    let path = std::env::var_os("ENVMOD_TEST_PEERS_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let p = Path::new(REPO).join(".test-tools/peers/bin/python");
+            p.exists().then_some(p)
+        })
+        .unwrap_or_else(|| panic!("the peers venv (conda-lock, py-rattler) is missing: {hint}"));
+    assert!(path.exists(), "{} does not exist: {hint}", path.display());
+    path
+}
+
+/// Run `script` with the peers' Python; its stdout.
+pub fn peer(script: &str, args: &[&str]) -> String {
+    let out = Command::new(peers_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("the peers' python runs");
+    ok(&out)
+}
