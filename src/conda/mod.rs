@@ -8,6 +8,7 @@ pub mod channels;
 mod disk;
 pub mod index;
 pub mod install;
+pub(crate) mod lockfile;
 mod network;
 pub(crate) mod prefix;
 pub mod solve;
