@@ -139,13 +139,22 @@ fn fallback_location(name: &impl std::fmt::Display, version: &impl std::fmt::Dis
 /// Read the default environment (or the only one) of the lock at `path` for `platform`.
 #[allow(dead_code)]
 pub(crate) fn read(path: &Path, platform: Subdir) -> Result<ReadLock> {
-    let shown = path.display();
+    read_as(path, &path.display(), platform)
+}
+
+/// [`read`], naming the file `shown` in errors: a lock unpacked from a bundle is named by
+/// the bundle, not by a temporary path.
+pub(super) fn read_as(
+    path: &Path,
+    shown: &dyn std::fmt::Display,
+    platform: Subdir,
+) -> Result<ReadLock> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         UserError::failure(format!("cannot read lock file {shown}: {e}"))
             .with_hint("check the path and that you can read it")
     })?;
     let lock = LockFile::from_str_with_base_directory(&text, path.parent())
-        .map_err(|e| invalid(path, &parse_message(&e)))?;
+        .map_err(|e| invalid(shown, &parse_message(&e)))?;
 
     let environment = match lock.default_environment() {
         Some(environment) => environment,
@@ -153,7 +162,7 @@ pub(crate) fn read(path: &Path, platform: Subdir) -> Result<ReadLock> {
             let mut environments = lock.environments();
             match (environments.next(), environments.len()) {
                 (Some((_, only)), 0) => only,
-                (None, _) => return Err(invalid(path, "it has no environment")),
+                (None, _) => return Err(invalid(shown, "it has no environment")),
                 (Some(_), _) => {
                     let mut names: Vec<&str> = lock.environments().map(|(n, _)| n).collect();
                     names.sort_unstable();
@@ -203,7 +212,7 @@ pub(crate) fn read(path: &Path, platform: Subdir) -> Result<ReadLock> {
                     .into());
                 }
                 let record = RepoDataRecord::try_from(data.as_ref())
-                    .map_err(|e| invalid(path, &format!("package {}: {e}", data.file_name)))?;
+                    .map_err(|e| invalid(shown, &format!("package {}: {e}", data.file_name)))?;
                 records.push(record);
             }
             LockedPackage::Conda(CondaPackageData::Source(data)) => {
@@ -247,13 +256,10 @@ fn locked_pip(data: &PypiPackageData) -> LockedPip {
     }
 }
 
-fn invalid(path: &Path, reason: &str) -> anyhow::Error {
-    UserError::usage(format!(
-        "lock file {} is not valid: {reason}",
-        path.display()
-    ))
-    .with_hint("give a lock file written by envmod, pixi or rattler (pixi.lock format)")
-    .into()
+fn invalid(shown: &dyn std::fmt::Display, reason: &str) -> anyhow::Error {
+    UserError::usage(format!("lock file {shown} is not valid: {reason}"))
+        .with_hint("give a lock file written by envmod, pixi or rattler (pixi.lock format)")
+        .into()
 }
 
 /// The parser's message on one line, with the line and column when the YAML itself is broken.

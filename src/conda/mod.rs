@@ -3,6 +3,7 @@
 //! variables an environment's activation scripts set (`rattler_shell`).
 
 pub mod activation;
+pub(crate) mod bundle;
 mod cache;
 pub mod channels;
 mod disk;
