@@ -378,7 +378,7 @@ mod tests {
         );
         assert_eq!(read.platforms, vec![Subdir::Linux64]);
         let mut records = read.records.clone();
-        records.sort_by(|a, b| a.identifier.to_string().cmp(&b.identifier.to_string()));
+        records.sort_by_key(|r| r.identifier.to_string());
         for (got, want) in records.iter().zip([&numpy, &tzdata]) {
             let (g, w) = (&got.package_record, &want.package_record);
             assert_eq!(g.name, w.name);
