@@ -3,12 +3,14 @@
 //! variables an environment's activation scripts set (`rattler_shell`).
 
 pub mod activation;
+pub(crate) mod bundle;
 mod cache;
 pub mod channels;
 mod disk;
 pub(crate) mod envfile;
 pub mod index;
 pub mod install;
+pub(crate) mod lockfile;
 mod network;
 pub(crate) mod pip;
 pub(crate) mod prefix;

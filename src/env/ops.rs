@@ -80,6 +80,7 @@ pub(crate) async fn solve(
     ctx: &Ctx<'_>,
 ) -> Result<Vec<RepoDataRecord>> {
     let request = conda::solve::SolveRequest {
+        platform: conda::PLATFORM,
         channels: &channels.list,
         network: &channels.network,
         specs,

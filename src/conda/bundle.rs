@@ -1,0 +1,536 @@
+//! Bundles: one `.tar` holding a lock file and every package archive it names, for sites
+//! whose compute nodes cannot reach a channel. A plain tar needs no envmod to inspect or
+//! copy, and the archives are already compressed, so the bundle is not compressed again.
+//!
+//! The lock's sha256 for each archive is checked when the bundle is written (so a bad
+//! download never ends up in one) and again when it is unpacked (so a copy damaged on the way
+//! to the site is caught before anything is installed from it).
+
+use std::{
+    collections::BTreeSet,
+    fs::File,
+    io::{BufReader, BufWriter, Read, Write},
+    os::unix::fs::PermissionsExt,
+    path::{Component, Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use rattler_conda_types::{RepoDataRecord, Subdir};
+use rattler_digest::{HashingReader, Sha256, Sha256Hash};
+use reqwest_middleware::ClientWithMiddleware;
+
+use crate::{conda::lockfile, error::UserError};
+
+/// The lock's name at the top of a bundle.
+pub(crate) const LOCK_NAME: &str = "envmod.lock";
+
+/// The directory of a bundle that holds the archives, laid out as a channel: `<subdir>/<file>`.
+const PACKAGES_DIR: &str = "pkgs";
+
+/// Write `out` atomically (tempfile in out's directory, then persist): `envmod.lock` at the top, then `pkgs/<subdir>/<filename>` for each record's archive, fetched from the record URL (file:// read directly; http(s) downloaded with `client`). Verify each archive's sha256 against the record while writing; mismatch → error naming the package.
+#[allow(dead_code)]
+pub(crate) async fn write(
+    out: &Path,
+    lock_text: &str,
+    records: &[RepoDataRecord],
+    client: &ClientWithMiddleware,
+) -> Result<()> {
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = out
+        .file_name()
+        .with_context(|| format!("bundle path {} has no file name", out.display()))?
+        .to_string_lossy();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".envmod-tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| {
+            UserError::failure(format!("cannot write bundle {}: {e}", out.display()))
+                .with_hint("check that you can write to that directory")
+        })?;
+    let mut tar = tar::Builder::new(BufWriter::new(tmp));
+    let write_err = |e: std::io::Error| {
+        anyhow::Error::from(UserError::failure(format!(
+            "cannot write bundle {}: {e}",
+            out.display()
+        )))
+    };
+
+    let lock = lock_text.as_bytes();
+    append(&mut tar, LOCK_NAME, lock, lock.len() as u64).map_err(write_err)?;
+
+    let mut written = BTreeSet::new();
+    for record in records {
+        let member = member_path(record).map_err(|reason| {
+            UserError::failure(format!("cannot bundle {}: {reason}", record.identifier))
+        })?;
+        if !written.insert(member.clone()) {
+            continue;
+        }
+        let expected = record.package_record.sha256.ok_or_else(|| {
+            UserError::failure(format!(
+                "cannot bundle {}: its record gives no sha256 to verify it against",
+                record.identifier
+            ))
+        })?;
+        let (source, len) = open_archive(record, dir, client).await?;
+        let mut reader = HashingReader::<_, Sha256>::new(source.take(len));
+        append(&mut tar, &member, &mut reader, len).map_err(write_err)?;
+        let (_, actual) = reader.finalize();
+        check_sha256(record, &expected, &actual)?;
+    }
+
+    let buffered = tar.into_inner().map_err(write_err)?;
+    let tmp = buffered
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
+    tmp.persist(out).map_err(|e| write_err(e.error))?;
+    Ok(())
+}
+
+fn append(
+    tar: &mut tar::Builder<impl Write>,
+    path: &str,
+    data: impl Read,
+    len: u64,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(len);
+    header.set_mode(0o644);
+    header.set_mtime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    tar.append_data(&mut header, path, data)
+}
+
+/// The archive a record names, opened for reading, with its length. A download goes to a
+/// temporary file beside the bundle first: a tar entry needs its length before its bytes.
+async fn open_archive(
+    record: &RepoDataRecord,
+    dir: &Path,
+    client: &ClientWithMiddleware,
+) -> Result<(File, u64)> {
+    let url = &record.url;
+    let fetch_err = |reason: String| {
+        anyhow::Error::from(
+            UserError::failure(format!(
+                "cannot fetch {} from {url}: {reason}",
+                record.identifier
+            ))
+            .with_hint("check that the channel still serves it, or lock the environment again"),
+        )
+    };
+    match url.scheme() {
+        "file" => {
+            let path = url
+                .to_file_path()
+                .map_err(|()| fetch_err("not a local path".to_string()))?;
+            let file = File::open(&path).map_err(|e| fetch_err(e.to_string()))?;
+            let len = file.metadata().map_err(|e| fetch_err(e.to_string()))?.len();
+            Ok((file, len))
+        }
+        "http" | "https" => {
+            let mut download = tempfile::tempfile_in(dir)
+                .with_context(|| format!("cannot make a temporary file in {}", dir.display()))?;
+            let mut response = client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| fetch_err(http_reason(e)))?
+                .error_for_status()
+                .map_err(|e| fetch_err(e.without_url().to_string()))?;
+            let mut len = 0u64;
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| fetch_err(e.without_url().to_string()))?
+            {
+                download.write_all(&chunk).with_context(|| {
+                    format!("cannot save {} in {}", record.identifier, dir.display())
+                })?;
+                len += chunk.len() as u64;
+            }
+            std::io::Seek::rewind(&mut download)?;
+            Ok((download, len))
+        }
+        other => Err(fetch_err(format!("envmod cannot fetch {other}: URLs"))),
+    }
+}
+
+/// The reason a request failed, without its URL: the authentication middleware may have
+/// put a token into it.
+fn http_reason(err: reqwest_middleware::Error) -> String {
+    match err {
+        reqwest_middleware::Error::Reqwest(e) => e.without_url().to_string(),
+        reqwest_middleware::Error::Middleware(e) => format!("{e:#}"),
+    }
+}
+
+fn check_sha256(record: &RepoDataRecord, expected: &Sha256Hash, actual: &Sha256Hash) -> Result<()> {
+    if expected == actual {
+        return Ok(());
+    }
+    Err(UserError::failure(format!(
+        "{} from {} does not match its sha256 (expected {}, got {})",
+        record.identifier,
+        record.url,
+        hex(expected),
+        hex(actual)
+    ))
+    .with_hint("the channel or the download changed it; nothing was written, try again or lock the environment again")
+    .into())
+}
+
+fn hex(hash: &Sha256Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a record's archive lives in a bundle. The subdir and file name come from a lock,
+/// which may have been written by anyone, so neither may lead out of the bundle.
+fn member_path(record: &RepoDataRecord) -> std::result::Result<String, String> {
+    let subdir: Subdir = record
+        .package_record
+        .subdir
+        .parse()
+        .map_err(|_| format!("unknown subdir {:?}", record.package_record.subdir))?;
+    let file_name = record.identifier.to_string();
+    if file_name.is_empty() || file_name.starts_with('.') || file_name.contains(['/', '\\', '\0']) {
+        return Err(format!("unusable file name {file_name:?}"));
+    }
+    Ok(format!("{PACKAGES_DIR}/{}/{file_name}", subdir.as_str()))
+}
+
+/// A bundle unpacked for installing. Dropping it removes the files.
+#[allow(dead_code)]
+#[derive(Debug)]
+pub(crate) struct Unpacked {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) lock: PathBuf,
+    /// a local channel directory laid out as <subdir>/<file>
+    pub(crate) channel: PathBuf,
+}
+
+/// Unpack into a temp dir under `parent` (so it is on the same filesystem as the env), refusing absolute paths / `..` members; check that every archive the lock names for `platform` is present and matches its sha256; error names the bundle and the archive. The records come back with their `url` pointing at the unpacked file (file:// URL), so installing them needs no network and no channel.
+#[allow(dead_code)]
+pub(crate) fn unpack(
+    bundle: &Path,
+    parent: &Path,
+    platform: Subdir,
+) -> Result<(Unpacked, lockfile::ReadLock)> {
+    let shown = bundle.display();
+    let damaged = |reason: String| {
+        anyhow::Error::from(
+            UserError::usage(format!("bundle {shown} cannot be unpacked: {reason}")).with_hint(
+                "copy the bundle again, or write a new one where the channels are reachable",
+            ),
+        )
+    };
+    let file = File::open(bundle).map_err(|e| {
+        UserError::failure(format!("cannot read bundle {shown}: {e}"))
+            .with_hint("check the path and that you can read it")
+    })?;
+    let dir = tempfile::Builder::new()
+        .prefix(".envmod-bundle-")
+        .tempdir_in(parent)
+        .map_err(|e| {
+            UserError::failure(format!(
+                "cannot unpack bundle {shown} in {}: {e}",
+                parent.display()
+            ))
+        })?;
+
+    let mut archive = tar::Archive::new(BufReader::new(file));
+    for entry in archive.entries().map_err(|e| damaged(e.to_string()))? {
+        let mut entry = entry.map_err(|e| damaged(e.to_string()))?;
+        let path = entry
+            .path()
+            .map_err(|e| damaged(e.to_string()))?
+            .into_owned();
+        let safe = path.components().next().is_some()
+            && path
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !safe {
+            return Err(UserError::usage(format!(
+                "bundle {shown} has a member outside it ({}); envmod will not unpack it",
+                path.display()
+            ))
+            .with_hint("use a bundle written by envmod")
+            .into());
+        }
+        let kind = entry.header().entry_type();
+        if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Directory) {
+            return Err(UserError::usage(format!(
+                "bundle {shown} has a member that is not a file or directory ({}); envmod will not unpack it",
+                path.display()
+            ))
+            .with_hint("use a bundle written by envmod")
+            .into());
+        }
+        entry
+            .unpack_in(dir.path())
+            .map_err(|e| damaged(format!("{}: {e}", path.display())))?;
+    }
+
+    let lock = dir.path().join(LOCK_NAME);
+    if !lock.is_file() {
+        return Err(
+            UserError::usage(format!("bundle {shown} has no {LOCK_NAME}"))
+                .with_hint("use a bundle written by envmod")
+                .into(),
+        );
+    }
+    let mut read = lockfile::read_as(&lock, &format!("{LOCK_NAME} in bundle {shown}"), platform)?;
+    for record in &mut read.records {
+        let member = member_path(record).map_err(|reason| {
+            UserError::usage(format!(
+                "bundle {shown} names the package {}: {reason}",
+                record.identifier
+            ))
+        })?;
+        let archive = dir.path().join(&member);
+        if !archive.is_file() {
+            return Err(UserError::usage(format!(
+                "bundle {shown} lacks {member}, which its {LOCK_NAME} names"
+            ))
+            .with_hint("copy the bundle again, or write a new one where the channels are reachable")
+            .into());
+        }
+        let actual = rattler_digest::compute_file_digest::<Sha256>(&archive)
+            .with_context(|| format!("cannot read {member} unpacked from bundle {shown}"))?;
+        if record.package_record.sha256 != Some(actual) {
+            return Err(UserError::usage(format!(
+                "{member} in bundle {shown} does not match the sha256 in its {LOCK_NAME}"
+            ))
+            .with_hint("the bundle was damaged or changed; copy it again, or write a new one")
+            .into());
+        }
+        record.url = url::Url::from_file_path(&archive)
+            .map_err(|()| anyhow::anyhow!("cannot make a file URL for {}", archive.display()))?;
+    }
+
+    let channel = dir.path().join(PACKAGES_DIR);
+    Ok((Unpacked { dir, lock, channel }, read))
+}
+
+/// tar "ustar" magic at offset 257
+#[allow(dead_code)]
+pub(crate) fn looks_like_bundle(path: &Path) -> bool {
+    let mut head = [0u8; 262];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head[257..262] == b"ustar")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use rattler_conda_types::{
+        PackageName, PackageRecord, Version, package::DistArchiveIdentifier,
+    };
+    use rattler_digest::compute_bytes_digest;
+
+    use super::*;
+    use crate::conda::lockfile::PlatformLock;
+
+    /// A channel directory with one archive per (name, subdir); the bytes need not be a
+    /// real package, only match their hash.
+    fn channel(dir: &Path, packages: &[(&str, &str)]) -> Vec<RepoDataRecord> {
+        packages
+            .iter()
+            .map(|(name, subdir)| {
+                let file_name = format!("{name}-1.0-h0_0.conda");
+                let bytes = format!("archive of {name} for {subdir}").repeat(100);
+                let path = dir.join(subdir).join(&file_name);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+                let mut package_record = PackageRecord::new(
+                    PackageName::from_str(name).unwrap(),
+                    Version::from_str("1.0").unwrap(),
+                    "h0_0".parse().unwrap(),
+                );
+                package_record.subdir = (*subdir).to_string();
+                package_record.sha256 = Some(compute_bytes_digest::<Sha256>(&bytes));
+                RepoDataRecord {
+                    url: url::Url::from_file_path(&path).unwrap(),
+                    identifier: DistArchiveIdentifier::from_str(&file_name).unwrap(),
+                    package_record,
+                    channel: None,
+                }
+            })
+            .collect()
+    }
+
+    fn client() -> ClientWithMiddleware {
+        reqwest_middleware::ClientBuilder::new(reqwest::Client::builder().build().unwrap()).build()
+    }
+
+    async fn bundle(dir: &Path, records: &[RepoDataRecord]) -> PathBuf {
+        let lock = lockfile::render(
+            &["file:///srv/channel".to_string()],
+            &[PlatformLock {
+                platform: Subdir::Linux64,
+                records: records.to_vec(),
+                pip: Vec::new(),
+            }],
+        )
+        .unwrap();
+        let out = dir.join("env.tar");
+        write(&out, &lock, records, &client()).await.unwrap();
+        out
+    }
+
+    fn message(err: &anyhow::Error) -> String {
+        let message = err.to_string();
+        assert!(!message.contains('\n'), "one line: {message}");
+        message
+    }
+
+    #[tokio::test]
+    async fn unpacked_records_point_into_the_bundle() {
+        let src = tempfile::tempdir().unwrap();
+        let records = channel(src.path(), &[("zlib", "linux-64"), ("tzdata", "noarch")]);
+        let out = bundle(src.path(), &records).await;
+        assert!(looks_like_bundle(&out));
+        assert!(!looks_like_bundle(
+            &src.path().join("linux-64/zlib-1.0-h0_0.conda")
+        ));
+        let leftovers: Vec<_> = std::fs::read_dir(src.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("envmod-tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        let envs = tempfile::tempdir().unwrap();
+        let (unpacked, lock) = unpack(&out, envs.path(), Subdir::Linux64).unwrap();
+        assert!(unpacked.dir.path().starts_with(envs.path()));
+        assert_eq!(unpacked.lock, unpacked.dir.path().join(LOCK_NAME));
+        assert_eq!(unpacked.channel, unpacked.dir.path().join("pkgs"));
+        assert_eq!(lock.records.len(), 2);
+        for record in &lock.records {
+            let path = record.url.to_file_path().unwrap();
+            assert!(path.starts_with(&unpacked.channel), "{}", record.url);
+            let original = records
+                .iter()
+                .find(|r| r.identifier == record.identifier)
+                .unwrap();
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(original.url.to_file_path().unwrap()).unwrap()
+            );
+            assert_eq!(
+                path,
+                unpacked
+                    .channel
+                    .join(&record.package_record.subdir)
+                    .join(record.identifier.to_string())
+            );
+        }
+        let dir = unpacked.dir.path().to_path_buf();
+        drop(unpacked);
+        assert!(!dir.exists());
+    }
+
+    #[tokio::test]
+    async fn a_changed_archive_is_named_with_the_bundle() {
+        let src = tempfile::tempdir().unwrap();
+        let records = channel(src.path(), &[("zlib", "linux-64"), ("tzdata", "noarch")]);
+        let out = bundle(src.path(), &records).await;
+        let mut bytes = std::fs::read(&out).unwrap();
+        let needle = b"archive of zlib for linux-64";
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
+        bytes[at] ^= 0x01;
+        std::fs::write(&out, bytes).unwrap();
+
+        let envs = tempfile::tempdir().unwrap();
+        let err = unpack(&out, envs.path(), Subdir::Linux64).unwrap_err();
+        assert_eq!(
+            message(&err),
+            format!(
+                "pkgs/linux-64/zlib-1.0-h0_0.conda in bundle {} does not match the sha256 in its envmod.lock",
+                out.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_archive_is_named_with_the_bundle() {
+        let src = tempfile::tempdir().unwrap();
+        let records = channel(src.path(), &[("zlib", "linux-64"), ("tzdata", "noarch")]);
+        let lock = lockfile::render(
+            &[],
+            &[PlatformLock {
+                platform: Subdir::Linux64,
+                records: records.clone(),
+                pip: Vec::new(),
+            }],
+        )
+        .unwrap();
+        let out = src.path().join("env.tar");
+        write(&out, &lock, &records[..1], &client()).await.unwrap();
+
+        let envs = tempfile::tempdir().unwrap();
+        let err = unpack(&out, envs.path(), Subdir::Linux64).unwrap_err();
+        assert_eq!(
+            message(&err),
+            format!(
+                "bundle {} lacks pkgs/noarch/tzdata-1.0-h0_0.conda, which its envmod.lock names",
+                out.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_archive_that_changed_before_bundling_is_refused() {
+        let src = tempfile::tempdir().unwrap();
+        let records = channel(src.path(), &[("zlib", "linux-64")]);
+        std::fs::write(records[0].url.to_file_path().unwrap(), b"something else").unwrap();
+        let out = src.path().join("env.tar");
+        let err = write(&out, "version: 6\n", &records, &client())
+            .await
+            .unwrap_err();
+        assert!(
+            message(&err).starts_with("zlib-1.0-h0_0.conda from file://"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn members_outside_the_bundle_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("evil.tar");
+        let mut tar = tar::Builder::new(File::create(&out).unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        // `append_data` refuses `..` itself, so the name goes into the header directly.
+        header.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+        header.set_cksum();
+        tar.append(&header, &b"x"[..]).unwrap();
+        tar.finish().unwrap();
+        drop(tar);
+
+        let envs = dir.path().join("envs");
+        std::fs::create_dir(&envs).unwrap();
+        let err = unpack(&out, &envs, Subdir::Linux64).unwrap_err();
+        assert!(
+            message(&err).contains("has a member outside it (../escape)"),
+            "{err}"
+        );
+        assert!(!dir.path().join("escape").exists());
+    }
+}
