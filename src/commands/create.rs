@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rattler_conda_types::RepoDataRecord;
 
 use crate::{
@@ -53,6 +53,9 @@ pub(crate) struct CreateSettings {
 }
 
 pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
+    if matches!(s.file, Some(Source::Lock(_) | Source::Bundle(_))) {
+        return from_lock(s, ctx).await;
+    }
     let (env, printer) = (ctx.environ, ctx.printer);
     let target = &s.target;
     if target.prefix.symlink_metadata().is_ok() {
@@ -202,33 +205,18 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         ),
     };
 
-    let mut manifest = Manifest {
-        manifest_version: MANIFEST_VERSION,
-        envmod_version: env!("CARGO_PKG_VERSION").to_string(),
-        name: target.name.clone(),
-        prefix: target.prefix.clone(),
-        created: chrono::Utc::now(),
-        description: s.description.clone(),
-        python: PythonInfo {
-            mode,
-            site: interpreter,
-        },
+    let built = Built {
+        mode,
+        interpreter,
         modules: recorded,
         specs: spec_strings,
         channels: channels.list.iter().map(conda::channels::display).collect(),
         pip: yml.map(|f| f.pip.clone()).unwrap_or_default(),
         skipped_modules: missing,
-        module: None,
-        by_prefix: target.by_prefix,
-        outputs_pending: false,
     };
-
-    manifest.module = s
-        .module_system
-        .map(|system| modulefile::info_for(&manifest, system, &s.module_root));
     let new = NewEnv {
         target: target.clone(),
-        manifest,
+        manifest: built.manifest(&s),
         specs,
         records,
         network: channels.network,
@@ -236,6 +224,154 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         pip_cwd: yml.map_or_else(|| env.cwd().to_path_buf(), |f| f.dir().to_path_buf()),
     };
     let manifest = ops::create(new, &s.registry, ctx).await?;
+    report(&manifest, env, printer);
+    Ok(())
+}
+
+/// What a create decided, for its manifest.
+struct Built {
+    mode: PythonMode,
+    interpreter: python::SitePython,
+    modules: Vec<LoadedModule>,
+    specs: Vec<String>,
+    channels: Vec<String>,
+    pip: Vec<String>,
+    skipped_modules: Vec<String>,
+}
+
+impl Built {
+    fn manifest(self, s: &CreateSettings) -> Manifest {
+        let target = &s.target;
+        let mut manifest = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            envmod_version: env!("CARGO_PKG_VERSION").to_string(),
+            name: target.name.clone(),
+            prefix: target.prefix.clone(),
+            created: chrono::Utc::now(),
+            description: s.description.clone(),
+            python: PythonInfo {
+                mode: self.mode,
+                site: self.interpreter,
+            },
+            modules: self.modules,
+            specs: self.specs,
+            channels: self.channels,
+            pip: self.pip,
+            skipped_modules: self.skipped_modules,
+            module: None,
+            by_prefix: target.by_prefix,
+            outputs_pending: false,
+        };
+        manifest.module = s
+            .module_system
+            .map(|system| modulefile::info_for(&manifest, system, &s.module_root));
+        manifest
+    }
+}
+
+/// `create -f` with a lock file or a bundle: exactly the locked packages, with no solve.
+/// The lock names no modules and no Python mode: a lock with a `python` package is a conda
+/// Python environment, one without is built on the site's Python.
+async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
+    let (env, printer) = (ctx.environ, ctx.printer);
+    let target = &s.target;
+    if target.prefix.symlink_metadata().is_ok() {
+        return Err(prefix::already_exists(target));
+    }
+    if !s.specs.is_empty() {
+        return Err(UserError::usage(
+            "a lock file is installed exactly as it is; it takes no extra packages",
+        )
+        .with_hint(format!(
+            "create it first, then `envmod install {} {}`",
+            target.cli(),
+            s.specs.join(" ")
+        ))
+        .into());
+    }
+    if s.conda_python.is_some() {
+        return Err(UserError::usage("a lock file fixes the Python; --python cannot change it")
+            .with_hint("export the lock again from an environment with the Python you want")
+            .into());
+    }
+    let (unpacked, lock, network) = match &s.file {
+        Some(Source::Lock(path)) => {
+            let lock = conda::lockfile::read(path, conda::PLATFORM)?;
+            let network = ops::channels(&lock.channels, ctx)
+                .map(|c| c.network)
+                .unwrap_or_default();
+            (None, lock, network)
+        }
+        Some(Source::Bundle(path)) => {
+            // Unpacked beside the environment, so the packages are on its filesystem.
+            let real = target.real_path()?;
+            let parent = real.parent().unwrap_or(Path::new("/"));
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create {}", parent.display()))?;
+            let (unpacked, lock) = conda::bundle::unpack(path, parent, conda::PLATFORM)?;
+            printer.detail(format!(
+                "unpacked {} and its packages into {}",
+                unpacked.lock.display(),
+                unpacked.channel.display()
+            ));
+            (Some(unpacked), lock, conda::Network::default())
+        }
+        _ => unreachable!("from_lock is called for locks and bundles"),
+    };
+    let platforms: Vec<&str> = lock.platforms.iter().map(|p| p.as_str()).collect();
+    printer.detail(format!("the lock is for {}", platforms.join(", ")));
+    let has_python = lock
+        .records
+        .iter()
+        .any(|r| r.package_record.name.as_normalized() == "python");
+    let (mode, interpreter) = if has_python {
+        (
+            PythonMode::Conda,
+            ops::conda_interpreter(&lock.records, &target.prefix)?,
+        )
+    } else {
+        let located = python::locate(s.python.as_deref(), env)?;
+        let found = python::Probe::start(&located, Some(&s.interpreter_cache))?.wait()?;
+        (PythonMode::Site, found)
+    };
+    let (recorded, _) = modules::capture(env, &s.ignore_modules);
+    let names: Vec<String> = lock
+        .records
+        .iter()
+        .map(|r| r.package_record.name.as_normalized().to_string())
+        .collect();
+    let pip = lock
+        .pip
+        .iter()
+        .map(|p| match &p.location {
+            Some(location) => location.clone(),
+            None => format!("{}=={}", p.name, p.version),
+        })
+        .collect();
+    printer.info(format!(
+        "Installing the {} locked packages (no solve)",
+        lock.records.len()
+    ));
+    let built = Built {
+        mode,
+        interpreter,
+        modules: recorded,
+        specs: names.clone(),
+        channels: lock.channels.clone(),
+        pip,
+        skipped_modules: Vec::new(),
+    };
+    let new = NewEnv {
+        target: target.clone(),
+        manifest: built.manifest(&s),
+        specs: conda::specs::parse_specs(&names)?,
+        records: lock.records,
+        network,
+        variables: Vec::new(),
+        pip_cwd: env.cwd().to_path_buf(),
+    };
+    let manifest = ops::create(new, &s.registry, ctx).await?;
+    drop(unpacked);
     report(&manifest, env, printer);
     Ok(())
 }
@@ -316,17 +452,17 @@ impl Source {
                 .with_hint("give the path of an environment.yml, a lock file or a bundle")
                 .into()
         };
-        let bytes = std::fs::read(path).map_err(unreadable)?;
-        if bytes.len() > 262 && &bytes[257..262] == b"ustar" {
+        if conda::bundle::looks_like_bundle(path) {
             return Ok(Source::Bundle(path.to_path_buf()));
         }
+        let bytes = std::fs::read(path).map_err(unreadable)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             UserError::usage(format!(
                 "{} is neither a text file (environment.yml, lock file) nor a bundle (.tar)",
                 path.display()
             ))
         })?;
-        if looks_like_lock(&text) {
+        if conda::lockfile::looks_like_lock(&text) {
             return Ok(Source::Lock(path.to_path_buf()));
         }
         Ok(Source::Yml(conda::envfile::read(path, &text)?))
@@ -339,24 +475,6 @@ impl Source {
             Source::Lock(_) | Source::Bundle(_) => None,
         }
     }
-}
-
-/// A lock file (pixi.lock format) starts with its format version and has no `dependencies`.
-fn looks_like_lock(text: &str) -> bool {
-    let mut version = false;
-    let mut packages = false;
-    for line in text.lines() {
-        if line.starts_with("version:") {
-            version = true;
-        }
-        if line.starts_with("packages:") || line.starts_with("environments:") {
-            packages = true;
-        }
-        if line.starts_with("dependencies:") {
-            return false;
-        }
-    }
-    version && packages
 }
 
 /// The file's channels, then the command line's; a file without channels uses the

@@ -5,12 +5,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use rattler_conda_types::Subdir;
 
 use crate::{
     cli::ExportFormat,
     conda::{
         self,
         envfile::{EnvmodSection, Export, PythonSection},
+        lockfile::{LockedPip, PlatformLock},
     },
     env::{
         ops::{self, Ctx, Snapshot},
@@ -46,11 +48,31 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
                 .into(),
         );
     }
+    let platforms = platforms(&s.platforms)?;
     let snap = ops::snapshot(&s.target, ctx)?;
     let text = match s.format {
         ExportFormat::Yml => conda::envfile::render(&yml(&snap, s.pinned))?,
         ExportFormat::Lock | ExportFormat::Bundle => {
-            return Err(UserError::usage("lock files are not available yet").into());
+            let (locked, network) = lock(&snap, &platforms, ctx).await?;
+            let text = conda::lockfile::render(&snap.manifest.channels, &locked)?;
+            if s.format == ExportFormat::Bundle {
+                let out = s.output.as_deref().expect("checked above");
+                let records: Vec<_> = locked.into_iter().flat_map(|p| p.records).collect();
+                ctx.printer.info(format!(
+                    "Bundling {} package archives into {}",
+                    records.len(),
+                    out.display()
+                ));
+                conda::bundle::write(out, &text, &records, &network.client()?).await?;
+                ctx.printer.info(format!(
+                    "Exported {} to {}: `envmod create -n NAME -f {} --offline` builds it with no channel",
+                    snap.manifest.name,
+                    out.display(),
+                    out.display()
+                ));
+                return Ok(());
+            }
+            text
         }
     };
     match &s.output {
@@ -122,4 +144,84 @@ fn yml(snap: &Snapshot, pinned: bool) -> Export {
             description: m.description.clone(),
         },
     }
+}
+
+/// `--platform` values, this platform when none is given.
+fn platforms(raw: &[String]) -> Result<Vec<Subdir>> {
+    if raw.is_empty() {
+        return Ok(vec![conda::PLATFORM]);
+    }
+    let mut out = Vec::new();
+    for p in raw {
+        let platform: Subdir = p.parse().map_err(|_| {
+            UserError::usage(format!("unknown platform {p:?}"))
+                .with_hint("use a conda subdir: linux-64, linux-aarch64, linux-ppc64le, osx-64, osx-arm64, win-64")
+        })?;
+        if platform == Subdir::NoArch {
+            return Err(UserError::usage("noarch is not a platform an environment runs on")
+                .with_hint("name the platform: linux-64, osx-arm64, …")
+                .into());
+        }
+        if !out.contains(&platform) {
+            out.push(platform);
+        }
+    }
+    Ok(out)
+}
+
+/// The lock of `snap` for each platform: what is installed, exactly, for this one; a fresh
+/// solve of the requested specs for any other, with a conda Python of the same version.
+async fn lock(
+    snap: &Snapshot,
+    platforms: &[Subdir],
+    ctx: &Ctx<'_>,
+) -> Result<(Vec<PlatformLock>, conda::Network)> {
+    let m = &snap.manifest;
+    let channels = ops::channels(&m.channels, ctx)?;
+    let pip: Vec<LockedPip> = snap
+        .pip
+        .iter()
+        .map(|d| LockedPip {
+            name: d.name.clone(),
+            version: d.version.clone(),
+            location: d.location.clone(),
+        })
+        .collect();
+    let mut out = Vec::new();
+    for &platform in platforms {
+        let records = if platform == conda::PLATFORM {
+            snap.records
+                .iter()
+                .map(|r| r.repodata_record.clone())
+                .collect()
+        } else {
+            let mut specs = m.specs.clone();
+            let has_python = specs.iter().any(|s| {
+                conda::specs::spec_package_name(s).is_ok_and(|n| n.as_normalized() == "python")
+            });
+            if !has_python {
+                specs.push(match m.python.mode {
+                    PythonMode::Conda => format!("python =={}", m.python.site.version),
+                    PythonMode::Site => format!("python {}.*", m.python.site.short_version()),
+                });
+            }
+            if channels.list.is_empty() {
+                return Err(UserError::usage(format!(
+                    "{} has no channels to solve for {platform} with",
+                    m.name
+                ))
+                .into());
+            }
+            ctx.printer
+                .info(format!("Solving {} for {platform}", specs.join(" ")));
+            let parsed = conda::specs::parse_specs(&specs)?;
+            ops::solve_for(platform, &channels, parsed, None, Vec::new(), ctx).await?
+        };
+        out.push(PlatformLock {
+            platform,
+            records,
+            pip: pip.clone(),
+        });
+    }
+    Ok((out, channels.network))
 }

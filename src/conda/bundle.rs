@@ -27,8 +27,9 @@ pub(crate) const LOCK_NAME: &str = "envmod.lock";
 /// The directory of a bundle that holds the archives, laid out as a channel: `<subdir>/<file>`.
 const PACKAGES_DIR: &str = "pkgs";
 
-/// Write `out` atomically (tempfile in out's directory, then persist): `envmod.lock` at the top, then `pkgs/<subdir>/<filename>` for each record's archive, fetched from the record URL (file:// read directly; http(s) downloaded with `client`). Verify each archive's sha256 against the record while writing; mismatch → error naming the package.
-#[allow(dead_code)]
+/// Write the bundle `out` atomically: `envmod.lock` first, then `pkgs/<subdir>/<filename>`
+/// for each record's archive, read from a `file://` URL or downloaded with `client`. Each
+/// archive is checked against its record's sha256 as it is written.
 pub(crate) async fn write(
     out: &Path,
     lock_text: &str,
@@ -208,17 +209,19 @@ fn member_path(record: &RepoDataRecord) -> std::result::Result<String, String> {
 }
 
 /// A bundle unpacked for installing. Dropping it removes the files.
-#[allow(dead_code)]
 #[derive(Debug)]
 pub(crate) struct Unpacked {
-    pub(crate) dir: tempfile::TempDir,
+    /// Held for its `Drop`, which removes the unpacked files.
+    _dir: tempfile::TempDir,
     pub(crate) lock: PathBuf,
-    /// a local channel directory laid out as <subdir>/<file>
+    /// The packages, laid out as `<subdir>/<file>`.
     pub(crate) channel: PathBuf,
 }
 
-/// Unpack into a temp dir under `parent` (so it is on the same filesystem as the env), refusing absolute paths / `..` members; check that every archive the lock names for `platform` is present and matches its sha256; error names the bundle and the archive. The records come back with their `url` pointing at the unpacked file (file:// URL), so installing them needs no network and no channel.
-#[allow(dead_code)]
+/// Unpack `bundle` into a temporary directory under `parent` (the environment's filesystem),
+/// refusing members outside it, and check every archive the lock names for `platform`
+/// against its sha256. The records come back pointing at the unpacked files, so installing
+/// them needs no network and no channel.
 pub(crate) fn unpack(
     bundle: &Path,
     parent: &Path,
@@ -317,11 +320,14 @@ pub(crate) fn unpack(
     }
 
     let channel = dir.path().join(PACKAGES_DIR);
-    Ok((Unpacked { dir, lock, channel }, read))
+    Ok((Unpacked {
+            _dir: dir,
+            lock,
+            channel,
+        }, read))
 }
 
-/// tar "ustar" magic at offset 257
-#[allow(dead_code)]
+/// A tar archive: the "ustar" magic at offset 257.
 pub(crate) fn looks_like_bundle(path: &Path) -> bool {
     let mut head = [0u8; 262];
     File::open(path)
@@ -412,9 +418,9 @@ mod tests {
 
         let envs = tempfile::tempdir().unwrap();
         let (unpacked, lock) = unpack(&out, envs.path(), Subdir::Linux64).unwrap();
-        assert!(unpacked.dir.path().starts_with(envs.path()));
-        assert_eq!(unpacked.lock, unpacked.dir.path().join(LOCK_NAME));
-        assert_eq!(unpacked.channel, unpacked.dir.path().join("pkgs"));
+        assert!(unpacked._dir.path().starts_with(envs.path()));
+        assert_eq!(unpacked.lock, unpacked._dir.path().join(LOCK_NAME));
+        assert_eq!(unpacked.channel, unpacked._dir.path().join("pkgs"));
         assert_eq!(lock.records.len(), 2);
         for record in &lock.records {
             let path = record.url.to_file_path().unwrap();
@@ -435,7 +441,7 @@ mod tests {
                     .join(record.identifier.to_string())
             );
         }
-        let dir = unpacked.dir.path().to_path_buf();
+        let dir = unpacked._dir.path().to_path_buf();
         drop(unpacked);
         assert!(!dir.exists());
     }

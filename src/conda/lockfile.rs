@@ -18,7 +18,6 @@ use rattler_lock::{
 use crate::error::UserError;
 
 /// A pip-installed distribution as a lock records it.
-#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LockedPip {
     pub(crate) name: String,
@@ -29,7 +28,6 @@ pub(crate) struct LockedPip {
 }
 
 /// Everything locked for one platform.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) struct PlatformLock {
     pub(crate) platform: Subdir,
@@ -38,7 +36,6 @@ pub(crate) struct PlatformLock {
 }
 
 /// What a lock holds for one platform of its environment.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) struct ReadLock {
     pub(crate) channels: Vec<String>,
@@ -48,8 +45,8 @@ pub(crate) struct ReadLock {
     pub(crate) pip: Vec<LockedPip>,
 }
 
-/// Render one environment named "default" (so pixi/py-rattler `default_environment()` find it) with `channels` (already credential-free URLs or names) and every platform.
-#[allow(dead_code)]
+/// The lock text: one environment named `default` (which pixi and py-rattler find as the
+/// default environment), its credential-free `channels`, and every platform.
 pub(crate) fn render(channels: &[String], platforms: &[PlatformLock]) -> Result<String> {
     let platform_data = platforms
         .iter()
@@ -137,7 +134,6 @@ fn fallback_location(name: &impl std::fmt::Display, version: &impl std::fmt::Dis
 }
 
 /// Read the default environment (or the only one) of the lock at `path` for `platform`.
-#[allow(dead_code)]
 pub(crate) fn read(path: &Path, platform: Subdir) -> Result<ReadLock> {
     read_as(path, &path.display(), platform)
 }
@@ -274,8 +270,8 @@ fn parse_message(err: &ParseCondaLockError) -> String {
     message
 }
 
-/// Cheap sniff: is this text a rattler/pixi lock (top-level `version:` number plus `environments:`/`packages:`), as opposed to an environment.yml?
-#[allow(dead_code)]
+/// Whether `text` is a pixi/rattler lock (a top-level `version:` number and `environments:`
+/// or `packages:`) rather than an environment.yml.
 pub(crate) fn looks_like_lock(text: &str) -> bool {
     let mut version = false;
     let mut body = false;

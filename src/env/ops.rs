@@ -79,8 +79,20 @@ pub(crate) async fn solve(
     locked: Vec<RepoDataRecord>,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<RepoDataRecord>> {
+    solve_for(conda::PLATFORM, channels, specs, site_python, locked, ctx).await
+}
+
+/// [`solve`] for `platform`, which may be another machine's (a lock for a laptop).
+pub(crate) async fn solve_for(
+    platform: rattler_conda_types::Subdir,
+    channels: &Channels,
+    specs: Vec<MatchSpec>,
+    site_python: Option<&SitePython>,
+    locked: Vec<RepoDataRecord>,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<RepoDataRecord>> {
     let request = conda::solve::SolveRequest {
-        platform: conda::PLATFORM,
+        platform,
         channels: &channels.list,
         network: &channels.network,
         specs,
