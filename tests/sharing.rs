@@ -468,3 +468,382 @@ fn bad_files_get_one_line_errors_naming_the_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("missing.yml"), "{}", stderr(&out));
 }
+
+/// The archives of a channel stay, its repodata goes: whatever builds now did not solve.
+fn remove_repodata(channel: &Path) {
+    for sub in std::fs::read_dir(channel).unwrap() {
+        let sub = sub.unwrap().path();
+        if sub.is_dir() {
+            for entry in std::fs::read_dir(&sub).unwrap() {
+                let p = entry.unwrap().path();
+                if p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("repodata")
+                {
+                    std::fs::remove_file(p).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// Empty the package and repodata caches (the world's XDG_CACHE_HOME).
+fn empty_caches(t: &TestEnv) {
+    let cache = t.home.join(".cache");
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache).unwrap();
+    }
+}
+
+#[test]
+fn a_lock_rebuilds_exactly_with_no_solve_in_both_modes() {
+    for (ms, conda) in [(Ms::Lmod, false), (Ms::Tcl, true)] {
+        let (t, wheels) = world();
+        let prefix = t.envs_dir().join("lk");
+        let (create, module) = if conda {
+            (
+                "envmod create -n lk --python 3.12 alpha libfoo",
+                "lk/py3.12",
+            )
+        } else {
+            ("envmod create -n lk alpha gamma", "lk/py3.11")
+        };
+        let pip = if conda { "python -m pip" } else { "pip" };
+        let setup = format!(
+            "module load gcc/12.2\n{create} || exit 1\n{}\nmodule load {module}\n{pip} install --no-input shared_tool || exit 2",
+            module_use(&t)
+        );
+        ok(&shell(&t, ms, &wheels, &setup));
+        let before_records = conda_records(&prefix);
+        let before_view = loaded_view(&t, ms, &wheels, module);
+
+        let lock = t.path().join("lk.lock");
+        ok(&t.run(&[
+            "export",
+            "-n",
+            "lk",
+            "--format",
+            "lock",
+            "-o",
+            lock.to_str().unwrap(),
+        ]));
+        let text = std::fs::read_to_string(&lock).unwrap();
+        assert!(text.contains("sha256:"), "{text}");
+        assert!(text.contains("pypi:"), "{text}");
+        ok(&t.run(&["delete", "-n", "lk", "--yes"]));
+
+        remove_repodata(&t.path().join("channel"));
+        let rebuild = format!(
+            "module load gcc/12.2\nenvmod create -n lk -f {} || exit 1",
+            sh(&lock.display().to_string())
+        );
+        let out = shell(&t, ms, &wheels, &rebuild);
+        ok(&out);
+        assert!(stderr(&out).contains("no solve"), "{}", stderr(&out));
+        assert_eq!(conda_records(&prefix), before_records);
+        assert_eq!(loaded_view(&t, ms, &wheels, module), before_view);
+    }
+}
+
+#[test]
+fn py_rattler_reads_the_lock_and_envmod_reads_py_rattlers() {
+    let (t, _wheels) = world();
+    ok(&t.run(&["create", "-n", "pr", "alpha", "gamma"]));
+    let lock = t.path().join("pr.lock");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "pr",
+        "--format",
+        "lock",
+        "-o",
+        lock.to_str().unwrap(),
+    ]));
+    // py-rattler's view: name url sha256 of every linux-64 record.
+    let read = r#"
+import sys
+from rattler import LockFile
+env = LockFile.from_path(sys.argv[1]).default_environment()
+records = env.conda_repodata_records()["linux-64"]
+for r in sorted(records, key=lambda r: r.name.normalized):
+    print(r.name.normalized, r.url, r.sha256.hex())
+"#;
+    let seen = common::peer(read, &[lock.to_str().unwrap()]);
+    let prefix = t.envs_dir().join("pr");
+    let mut expected = Vec::new();
+    for entry in std::fs::read_dir(prefix.join("conda-meta")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        expected.push(format!(
+            "{} {} {}",
+            v["name"].as_str().unwrap(),
+            v["url"].as_str().unwrap(),
+            v["sha256"].as_str().unwrap()
+        ));
+    }
+    expected.sort();
+    let seen: Vec<&str> = seen.lines().collect();
+    assert_eq!(seen, expected);
+
+    // The other way: a lock py-rattler solved and wrote, installed by envmod.
+    let write = r#"
+import asyncio, sys
+from rattler import Channel, LockFile, VirtualPackage, solve
+from rattler.lock import LockChannel, LockPlatform
+channel, out = sys.argv[1], sys.argv[2]
+records = asyncio.run(solve([Channel(channel)], ["alpha", "libfoo"], platforms=["linux-64", "noarch"],
+                            virtual_packages=VirtualPackage.detect()))
+platform = LockPlatform("linux-64")
+lock = LockFile([platform])
+for r in records:
+    lock.add_conda_package("default", platform, r)
+lock.set_channels("default", [LockChannel(channel)])
+lock.to_path(out)
+print(" ".join(sorted(r.name.normalized for r in records)))
+"#;
+    let theirs = t.path().join("theirs.lock");
+    let url = channel::channel_url(&t.path().join("channel")).to_string();
+    let names = common::peer(write, &[&url, theirs.to_str().unwrap()]);
+    assert_eq!(names.trim(), "alpha libfoo python");
+    ok(&t.run(&["create", "-n", "theirs", "-f", theirs.to_str().unwrap()]));
+    let records = conda_records(&t.envs_dir().join("theirs"));
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "libfoo", "python"]);
+}
+
+#[test]
+fn conda_lock_parses_the_environment_yml() {
+    let (t, wheels) = world();
+    let setup = format!(
+        "envmod create -n cl 'alpha>=1' gamma || exit 1\n{}\nmodule load cl/py3.11\npip install --no-input shared_tool || exit 2",
+        module_use(&t)
+    );
+    ok(&shell(&t, Ms::Lmod, &wheels, &setup));
+    let file = t.path().join("cl.yml");
+    ok(&t.run(&["export", "-n", "cl", "-o", file.to_str().unwrap()]));
+    let mapping = t.path().join("empty-mapping.json");
+    std::fs::write(&mapping, "{}").unwrap();
+    let parse = r#"
+import pathlib, sys
+from conda_lock.src_parser.environment_yaml import parse_environment_file
+spec = parse_environment_file(pathlib.Path(sys.argv[1]), ["linux-64"], mapping_url=sys.argv[2])
+print("channels", " ".join(c.url for c in spec.channels))
+for d in spec.dependencies["linux-64"]:
+    print(d.manager, d.name, d.version)
+"#;
+    let text = common::peer(parse, &[file.to_str().unwrap(), mapping.to_str().unwrap()]);
+    let url = channel::channel_url(&t.path().join("channel"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("channels {}", url.as_str().trim_end_matches('/'))
+    );
+    assert!(lines.contains(&"conda alpha >=1"), "{text}");
+    assert!(lines.iter().any(|l| l.trim() == "conda gamma"), "{text}");
+    assert!(lines.contains(&"pip shared-tool ==1.0"), "{text}");
+}
+
+#[test]
+fn a_lock_for_two_platforms_holds_both_solved_separately() {
+    let (t, _wheels) = world();
+    ok(&t.run(&["create", "-n", "mp", "--python", "3.12", "alpha", "libfoo"]));
+    let lock = t.path().join("mp.lock");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "mp",
+        "--format",
+        "lock",
+        "-o",
+        lock.to_str().unwrap(),
+        "--platform",
+        "linux-64",
+        "--platform",
+        "osx-arm64",
+    ]));
+    let read = r#"
+import sys
+from rattler import LockFile
+env = LockFile.from_path(sys.argv[1]).default_environment()
+for platform, records in sorted(env.conda_repodata_records().items()):
+    for r in sorted(records, key=lambda r: r.name.normalized):
+        print(platform, r.name.normalized, r.subdir, r.url.rsplit("/", 2)[-2])
+"#;
+    let text = common::peer(read, &[lock.to_str().unwrap()]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            // This platform: what is installed.
+            "linux-64 alpha noarch noarch",
+            "linux-64 libfoo linux-64 linux-64",
+            "linux-64 python linux-64 linux-64",
+            // The laptop: solved for its own subdir, with the same Python version.
+            "osx-arm64 alpha noarch noarch",
+            "osx-arm64 libfoo osx-arm64 osx-arm64",
+            "osx-arm64 python osx-arm64 osx-arm64",
+        ],
+        "{text}"
+    );
+    // A package with no build for the other platform stops the export, named.
+    ok(&t.run(&["install", "-n", "mp", "linuxonly"]));
+    let out = t.run(&[
+        "export",
+        "-n",
+        "mp",
+        "--format",
+        "lock",
+        "-o",
+        lock.to_str().unwrap(),
+        "--platform",
+        "osx-arm64",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("osx-arm64") && err.contains("linuxonly"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bundle_builds_offline_with_no_channel_and_no_cache() {
+    let (t, wheels) = world();
+    let setup = format!("module load gcc/12.2\nenvmod create -n bd alpha gamma || exit 1");
+    ok(&shell(&t, Ms::Tcl, &wheels, &setup));
+    let before = conda_records(&t.envs_dir().join("bd"));
+    let bundle = t.path().join("bd.tar");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "bd",
+        "--format",
+        "bundle",
+        "-o",
+        bundle.to_str().unwrap(),
+    ]));
+    ok(&t.run(&["delete", "-n", "bd", "--yes"]));
+    std::fs::remove_dir_all(t.path().join("channel")).unwrap();
+    empty_caches(&t);
+    let out = shell(
+        &t,
+        Ms::Tcl,
+        &wheels,
+        &format!(
+            "module load gcc/12.2\nenvmod create -n bd -f {} --offline",
+            sh(&bundle.display().to_string())
+        ),
+    );
+    ok(&out);
+    assert_eq!(conda_records(&t.envs_dir().join("bd")), before);
+    let view = ok(&shell(
+        &t,
+        Ms::Tcl,
+        &wheels,
+        &format!(
+            "{}\nmodule load bd/py3.11 || exit 9\necho \"$FAKE_GCC_VERSION $FOO_ACTIVATED\"\npython -c 'import alpha, gamma; print(alpha.VERSION)'",
+            module_use(&t)
+        ),
+    ));
+    assert_eq!(view, "12.2 yes\n2.0\n");
+    // Nothing of the unpacked bundle is left beside the environment.
+    let names: Vec<String> = std::fs::read_dir(t.envs_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".envmod-lock"))
+        .collect();
+    assert_eq!(names, ["bd"]);
+}
+
+#[test]
+fn bad_locks_and_bundles_name_the_file_and_create_nothing() {
+    let (t, _wheels) = world();
+    ok(&t.run(&["create", "-n", "src", "--python", "3.12", "alpha", "libfoo"]));
+    let lock = t.path().join("osx.lock");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "src",
+        "--format",
+        "lock",
+        "-o",
+        lock.to_str().unwrap(),
+        "--platform",
+        "osx-arm64",
+    ]));
+    let bundle = t.path().join("src.tar");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "src",
+        "--format",
+        "bundle",
+        "-o",
+        bundle.to_str().unwrap(),
+    ]));
+
+    // A lock for another platform.
+    let out = t.run(&["create", "-n", "bad1", "-f", lock.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("osx.lock") && err.contains("linux-64"),
+        "{err}"
+    );
+    nothing_created(&t, "bad1");
+
+    // A lock whose sha256 does not match the archive.
+    let good = t.path().join("good.lock");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "src",
+        "--format",
+        "lock",
+        "-o",
+        good.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&good).unwrap();
+    let sha_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("sha256:"))
+        .unwrap();
+    let tampered = t.path().join("tampered.lock");
+    std::fs::write(
+        &tampered,
+        text.replacen(sha_line, &format!("  sha256: {}", "0".repeat(64)), 1),
+    )
+    .unwrap();
+    empty_caches(&t);
+    let out = t.run(&["create", "-n", "bad2", "-f", tampered.to_str().unwrap()]);
+    assert!(!out.status.success(), "a wrong sha256 was installed");
+    nothing_created(&t, "bad2");
+
+    // A corrupt bundle: one byte of an archive flipped; and a truncated one.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let at = bytes.len() - 2048;
+    bytes[at] ^= 0xff;
+    let corrupt = t.path().join("corrupt.tar");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let out = t.run(&["create", "-n", "bad3", "-f", corrupt.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("corrupt.tar"), "{err}");
+    nothing_created(&t, "bad3");
+
+    // A malformed lock names the file and the line.
+    let broken = t.path().join("broken.lock");
+    std::fs::write(&broken, "version: 6\nenvironments:\n  default: [\n").unwrap();
+    let out = t.run(&["create", "-n", "bad4", "-f", broken.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(err.contains("broken.lock") && err.contains("line"), "{err}");
+    nothing_created(&t, "bad4");
+}

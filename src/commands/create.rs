@@ -290,9 +290,11 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         .into());
     }
     if s.conda_python.is_some() {
-        return Err(UserError::usage("a lock file fixes the Python; --python cannot change it")
-            .with_hint("export the lock again from an environment with the Python you want")
-            .into());
+        return Err(
+            UserError::usage("a lock file fixes the Python; --python cannot change it")
+                .with_hint("export the lock again from an environment with the Python you want")
+                .into(),
+        );
     }
     let (unpacked, lock, network) = match &s.file {
         Some(Source::Lock(path)) => {
@@ -324,20 +326,24 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         .records
         .iter()
         .any(|r| r.package_record.name.as_normalized() == "python");
+    let mut records = lock.records;
     let (mode, interpreter) = if has_python {
         (
             PythonMode::Conda,
-            ops::conda_interpreter(&lock.records, &target.prefix)?,
+            ops::conda_interpreter(&records, &target.prefix)?,
         )
     } else {
         let located = python::locate(s.python.as_deref(), env)?;
         let found = python::Probe::start(&located, Some(&s.interpreter_cache))?.wait()?;
+        // The site Python stands in for the `python` record the packages link against, as
+        // it does in a solve; the installer never installs it.
+        records.push(conda::solve::site_python_record(&found)?);
         (PythonMode::Site, found)
     };
     let (recorded, _) = modules::capture(env, &s.ignore_modules);
-    let names: Vec<String> = lock
-        .records
+    let names: Vec<String> = records
         .iter()
+        .filter(|r| mode == PythonMode::Conda || r.package_record.name.as_normalized() != "python")
         .map(|r| r.package_record.name.as_normalized().to_string())
         .collect();
     let pip = lock
@@ -350,7 +356,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         .collect();
     printer.info(format!(
         "Installing the {} locked packages (no solve)",
-        lock.records.len()
+        names.len()
     ));
     let built = Built {
         mode,
@@ -365,7 +371,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         target: target.clone(),
         manifest: built.manifest(&s),
         specs: conda::specs::parse_specs(&names)?,
-        records: lock.records,
+        records,
         network,
         variables: Vec::new(),
         pip_cwd: env.cwd().to_path_buf(),

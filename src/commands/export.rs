@@ -158,9 +158,11 @@ fn platforms(raw: &[String]) -> Result<Vec<Subdir>> {
                 .with_hint("use a conda subdir: linux-64, linux-aarch64, linux-ppc64le, osx-64, osx-arm64, win-64")
         })?;
         if platform == Subdir::NoArch {
-            return Err(UserError::usage("noarch is not a platform an environment runs on")
-                .with_hint("name the platform: linux-64, osx-arm64, …")
-                .into());
+            return Err(
+                UserError::usage("noarch is not a platform an environment runs on")
+                    .with_hint("name the platform: linux-64, osx-arm64, …")
+                    .into(),
+            );
         }
         if !out.contains(&platform) {
             out.push(platform);

@@ -320,11 +320,14 @@ pub(crate) fn unpack(
     }
 
     let channel = dir.path().join(PACKAGES_DIR);
-    Ok((Unpacked {
+    Ok((
+        Unpacked {
             _dir: dir,
             lock,
             channel,
-        }, read))
+        },
+        read,
+    ))
 }
 
 /// A tar archive: the "ustar" magic at offset 257.

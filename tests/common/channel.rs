@@ -91,7 +91,7 @@ pub struct Pkg {
     pub version: String,
     pub build: String,
     pub build_number: u64,
-    /// `"noarch"` or `"linux-64"`.
+    /// `"noarch"`, `"linux-64"` or `"osx-arm64"`.
     pub subdir: String,
     pub depends: Vec<String>,
     /// `noarch: python` in index.json plus an info/link.json with the entry points.
@@ -106,7 +106,7 @@ impl Pkg {
     /// A bare package with no files and no dependencies, built as `.conda`.
     pub fn new(name: &str, version: &str, build: &str, subdir: &str) -> Self {
         assert!(
-            subdir == "noarch" || subdir == "linux-64",
+            ["noarch", "linux-64", "osx-arm64"].contains(&subdir),
             "unsupported subdir {subdir:?}"
         );
         Pkg {
@@ -306,7 +306,29 @@ pub fn standard_packages() -> Vec<Pkg> {
         noarch_python("needs-new-python", "1.0", &["python >=3.99"]),
         libfoo(),
         python(),
+        // The laptop platform: the same Python and libfoo built for Apple silicon, and a
+        // package that exists for Linux only.
+        for_osx_arm64(libfoo()),
+        for_osx_arm64(python()),
+        linux64("linuxonly", "1.0", "h0_0", &["__glibc >=2.17"]),
     ]
+}
+
+/// `pkg` built for `osx-arm64` instead, depending on macOS 11 instead of glibc.
+pub fn for_osx_arm64(mut pkg: Pkg) -> Pkg {
+    pkg.subdir = "osx-arm64".to_string();
+    pkg.depends = pkg
+        .depends
+        .iter()
+        .map(|d| {
+            if d.starts_with("__glibc") {
+                "__osx >=11.0".to_string()
+            } else {
+                d.clone()
+            }
+        })
+        .collect();
+    pkg
 }
 
 /// Write the standard test channel into `dir` and return `dir`:
@@ -321,6 +343,9 @@ pub fn standard_packages() -> Vec<Pkg> {
 /// | noarch/needs-new-python-1.0-pyhd8ed1ab_0.conda | python >=3.99 (unsatisfiable) |
 /// | linux-64/libfoo-1.2.0-h1234_0.conda | __glibc >=2.17 |
 /// | linux-64/python-3.12.0-h0_cpython.conda | __glibc >=2.17 |
+/// | linux-64/linuxonly-1.0-h0_0.conda | __glibc >=2.17 |
+/// | osx-arm64/libfoo-1.2.0-h1234_0.conda | __osx >=11.0 |
+/// | osx-arm64/python-3.12.0-h0_cpython.conda | __osx >=11.0 |
 pub fn standard_channel(dir: &Path) -> PathBuf {
     write_channel(dir, &standard_packages());
     dir.to_path_buf()
@@ -365,6 +390,7 @@ pub fn write_channel(dir: &Path, pkgs: &[Pkg]) {
     }
     let stage_root = staging_dir();
     for (i, pkg) in pkgs.iter().enumerate() {
+        fs::create_dir_all(dir.join(&pkg.subdir)).expect("create channel subdir");
         let stage = stage_root.path().join(i.to_string());
         build_package(pkg, &stage, &dir.join(&pkg.subdir).join(pkg.filename()));
     }
@@ -428,6 +454,10 @@ fn build_package(pkg: &Pkg, stage: &Path, out: &Path) {
     if pkg.subdir == "linux-64" {
         index["arch"] = json!("x86_64");
         index["platform"] = json!("linux");
+    }
+    if pkg.subdir == "osx-arm64" {
+        index["arch"] = json!("arm64");
+        index["platform"] = json!("osx");
     }
     if pkg.noarch_python {
         index["noarch"] = json!("python");
