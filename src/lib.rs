@@ -30,7 +30,7 @@ use crate::{
     cli::{Cli, Command},
     config::Options,
     env::{
-        ops::{Change, Ctx, OutputsChange},
+        ops::{Added, Change, Ctx, OutputsChange},
         registry::Registry,
     },
     environ::Environ,
@@ -183,7 +183,28 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         }
         Command::Install(args) => {
             let target = settings.target(&args.target)?;
-            let change = Change::Install(args.specs);
+            let mut added = Added {
+                specs: args.specs,
+                pip: Vec::new(),
+                pip_cwd: env.cwd().to_path_buf(),
+                channels: Vec::new(),
+            };
+            if let Some(file) = &args.file {
+                let file = commands::create::Source::read(&env.cwd().join(file))?;
+                let commands::create::Source::Yml(file) = file else {
+                    return Err(UserError::usage(
+                        "install -f reads an environment.yml; a lock file or bundle makes a new environment",
+                    )
+                    .with_hint("envmod create -n NAME -f FILE")
+                    .into());
+                };
+                let file_specs: Vec<String> = file.specs.iter().map(|l| l.value.clone()).collect();
+                added.specs = conda::specs::with_added(&file_specs, &added.specs)?;
+                added.pip = file.pip.clone();
+                added.pip_cwd = file.dir().to_path_buf();
+                added.channels = file.channels.clone();
+            }
+            let change = Change::Install(added);
             commands::change::run(target, change, &args.channel.channels, &ctx).await
         }
         Command::Remove(args) => {

@@ -847,3 +847,44 @@ fn bad_locks_and_bundles_name_the_file_and_create_nothing() {
     assert!(err.contains("broken.lock") && err.contains("line"), "{err}");
     nothing_created(&t, "bad4");
 }
+
+#[test]
+fn install_f_adds_the_files_specs_and_pip_section_and_records_them() {
+    let (t, wheels) = world();
+    ok(&t.run(&["create", "-n", "inf", "alpha"]));
+    let file = t.path().join("extra.yml");
+    std::fs::write(
+        &file,
+        "dependencies:\n  - libfoo\n  - pip:\n    - shared_tool==1.0\n",
+    )
+    .unwrap();
+    let out = t
+        .envmod()
+        .args(["install", "-n", "inf", "-f", file.to_str().unwrap()])
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", &wheels)
+        .output()
+        .unwrap();
+    ok(&out);
+    let prefix = t.envs_dir().join("inf");
+    let records = conda_records(&prefix);
+    assert!(
+        records.iter().any(|r| r.starts_with("libfoo ")),
+        "{records:?}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(prefix.join(".envmod/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["specs"], serde_json::json!(["alpha", "libfoo"]));
+    assert_eq!(manifest["pip"], serde_json::json!(["shared_tool==1.0"]));
+    // The console script runs from the prefix (not the staging clone it was installed in).
+    let hello = ok(
+        &std::process::Command::new(prefix.join("bin/shared_tool-hello"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(hello, "hello from shared_tool 1.0\n");
+    let exported = ok(&t.run(&["export", "-n", "inf"]));
+    assert!(exported.contains("- shared_tool==1.0"), "{exported}");
+}

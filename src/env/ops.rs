@@ -354,10 +354,21 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
 
 /// A change to an existing environment.
 pub(crate) enum Change {
-    Install(Vec<String>),
+    Install(Added),
     Remove(Vec<String>),
     /// No package change: write the outputs again, maybe re-pointing a copied environment.
     Outputs(OutputsChange),
+}
+
+/// What `install` adds: conda specs, and pip lines installed after them by the env's pip.
+#[derive(Default)]
+pub(crate) struct Added {
+    pub(crate) specs: Vec<String>,
+    pub(crate) pip: Vec<String>,
+    /// Where pip runs: the directory of the file the lines came from.
+    pub(crate) pip_cwd: PathBuf,
+    /// Channels a file brings, searched after the environment's own.
+    pub(crate) channels: Vec<String>,
 }
 
 /// Where `envmod module` writes the modulefile.
@@ -405,7 +416,7 @@ pub(crate) async fn change(
     };
     let (specs, removing) = match &change {
         Change::Install(added) => {
-            for spec in added {
+            for spec in &added.specs {
                 if conda::specs::spec_package_name(spec)?.as_normalized() == "python"
                     && old.python.mode == PythonMode::Site
                 {
@@ -416,7 +427,7 @@ pub(crate) async fn change(
                     .into());
                 }
             }
-            let specs = conda::specs::with_added(&old.specs, added)?;
+            let specs = conda::specs::with_added(&old.specs, &added.specs)?;
             (Some(specs), None)
         }
         Change::Remove(names) => (Some(removed_specs(&old, names, &installed)?), Some(names)),
@@ -439,13 +450,20 @@ pub(crate) async fn change(
                 old.python.site.version
             )])?);
         }
-        let raw_channels = if !cli_channels.is_empty() {
+        let mut raw_channels = if !cli_channels.is_empty() {
             cli_channels.to_vec()
         } else if !old.channels.is_empty() {
             old.channels.clone()
         } else {
             ctx.conda.channels.clone()
         };
+        if let Change::Install(added) = &change {
+            for c in &added.channels {
+                if !raw_channels.contains(c) {
+                    raw_channels.push(c.clone());
+                }
+            }
+        }
         let channels = channels(&raw_channels, ctx)?;
         let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
         let locked = installed
@@ -475,6 +493,14 @@ pub(crate) async fn change(
         next.channels = channels.list.iter().map(conda::channels::display).collect();
         plan = Some((solved, conda_specs, channels.network));
     }
+
+    let pip = match &change {
+        Change::Install(added) if !added.pip.is_empty() => {
+            next.pip.extend(added.pip.iter().cloned());
+            Some((added.pip.clone(), added.pip_cwd.clone()))
+        }
+        _ => None,
+    };
 
     // Where the outputs go now: a new system or root, or the same one under a new module name.
     let current = old.module.as_ref().map(|m| (m.system, m.root.clone()));
@@ -523,6 +549,9 @@ pub(crate) async fn change(
                 network: &network,
             };
             packages = Some(conda::install::install(ctx.conda, request, ctx.printer).await?);
+            if let Some((lines, cwd)) = &pip {
+                conda::pip::install(g.path(), &next.prefix, lines, cwd, ctx.printer)?;
+            }
             failpoint::hit("change:installed");
             next.write_into(g.path())?;
             g.exchange_with(&opened.real)?;
