@@ -245,6 +245,26 @@ impl<'de> Deserializer<'de> for EnvValue {
     }
 }
 
+/// A `--module-map FILE`: the same YAML map as the `module_map` key.
+pub(crate) fn read_module_map(path: &Path) -> anyhow::Result<BTreeMap<String, Option<String>>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UserError::usage(format!("cannot read module map {}: {e}", path.display())))?;
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_yaml::from_str(&text).map_err(|e| {
+        let line = e.location().map_or(String::new(), |l| format!(", line {}", l.line()));
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        UserError::usage(format!(
+            "{}{line}: not a module map: {message}",
+            path.display()
+        ))
+        .with_hint("write one `site-a-module: site-b-module` per line, e.g. `gcc/12.2: gcc/12.3`, or `cuda/11.8: null`")
+        .into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,24 +369,4 @@ mod tests {
         );
         assert!(m.python.is_none());
     }
-}
-
-/// A `--module-map FILE`: the same YAML map as the `module_map` key.
-pub(crate) fn read_module_map(path: &Path) -> anyhow::Result<BTreeMap<String, Option<String>>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UserError::usage(format!("cannot read module map {}: {e}", path.display())))?;
-    if text.trim().is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    serde_yaml::from_str(&text).map_err(|e| {
-        let line = e.location().map_or(String::new(), |l| format!(", line {}", l.line()));
-        let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        UserError::usage(format!(
-            "{}{line}: not a module map: {message}",
-            path.display()
-        ))
-        .with_hint("write one `site-a-module: site-b-module` per line, e.g. `gcc/12.2: gcc/12.3`, or `cuda/11.8: null`")
-        .into()
-    })
 }

@@ -113,10 +113,21 @@ fn standard_channel_is_indexed_with_expected_packages() {
         filenames(&linux, "packages.conda"),
         set(&[
             "libfoo-1.2.0-h1234_0.conda",
+            "linuxonly-1.0-h0_0.conda",
             "python-3.12.0-h0_cpython.conda"
         ])
     );
     assert_eq!(filenames(&linux, "packages"), set(&[]));
+
+    let osx = repodata(&ch, "osx-arm64");
+    assert_eq!(osx["info"]["subdir"], "osx-arm64");
+    assert_eq!(
+        filenames(&osx, "packages.conda"),
+        set(&[
+            "libfoo-1.2.0-h1234_0.conda",
+            "python-3.12.0-h0_cpython.conda"
+        ])
+    );
 
     let expected: &[(&str, &str, &[&str])] = &[
         ("noarch", "alpha-1.0-pyhd8ed1ab_0.conda", &["python >=3.8"]),
@@ -151,9 +162,20 @@ fn standard_channel_is_indexed_with_expected_packages() {
             "python-3.12.0-h0_cpython.conda",
             &["__glibc >=2.17"],
         ),
+        ("linux-64", "linuxonly-1.0-h0_0.conda", &["__glibc >=2.17"]),
+        ("osx-arm64", "libfoo-1.2.0-h1234_0.conda", &["__osx >=11.0"]),
+        (
+            "osx-arm64",
+            "python-3.12.0-h0_cpython.conda",
+            &["__osx >=11.0"],
+        ),
     ];
     for (subdir, filename, deps) in expected {
-        let rd = if *subdir == "noarch" { &noarch } else { &linux };
+        let rd = match *subdir {
+            "noarch" => &noarch,
+            "linux-64" => &linux,
+            _ => &osx,
+        };
         let r = record(rd, filename);
         assert_eq!(depends(r), *deps, "{filename}");
         assert_eq!(r["subdir"], *subdir, "{filename}");
@@ -194,12 +216,12 @@ fn python_wrapper_is_executable_and_parses() {
     );
 
     let main = fs::read(pkg.join("bin/python3.12")).unwrap();
-    assert!(main.starts_with(b"#!/bin/sh\n"));
+    assert!(main.starts_with(b"#!/bin/bash\n"));
     for name in ["python3.12", "python3", "python"] {
         let path = pkg.join("bin").join(name);
         assert!(!path.is_symlink(), "{name} should be a plain file");
         assert_executable(&path);
-        sh_parses(&path);
+        ok(&Command::new("bash").arg("-n").arg(&path).output().unwrap());
         assert_eq!(
             fs::read(&path).unwrap(),
             main,
@@ -220,6 +242,7 @@ fn python_wrapper_is_executable_and_parses() {
             "bin/python",
             "bin/python3",
             "bin/python3.12",
+            "bin/pyvenv.cfg",
             "lib/python3.12/site-packages/.keep"
         ])
     );

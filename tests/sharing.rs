@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Ms, TestEnv, channel, ok, sh, stderr, stdout};
+use common::{Ms, TestEnv, channel, ok, sh, stderr};
 
 /// A test world whose site config points at a freshly built standard channel, and a
 /// directory of wheels for pip (found through `PIP_FIND_LINKS`, with no index).
@@ -717,7 +717,7 @@ for platform, records in sorted(env.conda_repodata_records().items()):
 #[test]
 fn a_bundle_builds_offline_with_no_channel_and_no_cache() {
     let (t, wheels) = world();
-    let setup = format!("module load gcc/12.2\nenvmod create -n bd alpha gamma || exit 1");
+    let setup = "module load gcc/12.2\nenvmod create -n bd alpha gamma || exit 1".to_string();
     ok(&shell(&t, Ms::Tcl, &wheels, &setup));
     let before = conda_records(&t.envs_dir().join("bd"));
     let bundle = t.path().join("bd.tar");

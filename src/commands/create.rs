@@ -73,7 +73,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         .into());
     }
     let yml = match &s.file {
-        Some(Source::Yml(f)) => Some(f),
+        Some(Source::Yml(f)) => Some(&**f),
         _ => None,
     };
     if let Some(f) = yml
@@ -445,7 +445,7 @@ fn tilde(p: &std::path::Path, env: &Environ) -> String {
 
 /// What `-f` names, sniffed from its content rather than its extension.
 pub(crate) enum Source {
-    Yml(EnvFile),
+    Yml(Box<EnvFile>),
     Lock(PathBuf),
     Bundle(PathBuf),
 }
@@ -471,7 +471,7 @@ impl Source {
         if conda::lockfile::looks_like_lock(&text) {
             return Ok(Source::Lock(path.to_path_buf()));
         }
-        Ok(Source::Yml(conda::envfile::read(path, &text)?))
+        Ok(Source::Yml(Box::new(conda::envfile::read(path, &text)?)))
     }
 
     /// The environment name the file gives, if any.

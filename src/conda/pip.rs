@@ -190,7 +190,7 @@ pub(crate) fn installed(prefix: &Path, conda_files: &HashSet<PathBuf>) -> Result
             }
         }
     }
-    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    out.sort_by_key(|d| d.name.to_lowercase());
     Ok(out)
 }
 

@@ -243,7 +243,7 @@ pub fn linux64(name: &str, version: &str, build: &str, depends: &[&str]) -> Pkg 
 
 /// The stand-in conda Python: `python 3.12.0 h0_cpython` whose `bin/python3.12`,
 /// `bin/python3` and `bin/python` are bash wrappers running [`HOST_PYTHON`] as if it lived in
-/// the prefix (`exec -a`, with a `pyvenv.cfg` beside `bin/`), so `sys.prefix` is the
+/// the prefix (`exec -a`, with a `bin/pyvenv.cfg` beside it), so `sys.prefix` is the
 /// environment and its pip installs there; the prefix's `lib/python3.12/site-packages` is
 /// on PYTHONPATH, so packages installed for 3.12 import. (The interpreter itself still
 /// reports 3.11.)
@@ -268,7 +268,7 @@ exec -a "$prefix/bin/$(basename -- "$0")" {HOST_PYTHON} "$@"
         .with_executable("bin/python3", &wrapper)
         .with_executable("bin/python", &wrapper)
         .with_file(
-            "pyvenv.cfg",
+            "bin/pyvenv.cfg",
             format!("home = {home}\ninclude-system-site-packages = true\n"),
         )
         .with_file(&format!("lib/python{PYTHON_XY}/site-packages/.keep"), "")
