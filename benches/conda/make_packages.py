@@ -4,6 +4,10 @@
     make_packages.py channel DIR N     N noarch-python conda packages pkg000.. as .tar.bz2
                                        in DIR/noarch (run `envmod index DIR` afterwards)
     make_packages.py wheels DIR N      the same N packages as py3-none-any wheels in DIR
+    make_packages.py python DIR VERSION SUBDIR...
+                                       an empty stand-in `python VERSION` package for each
+                                       SUBDIR (e.g. osx-arm64), so a channel of noarch
+                                       packages solves for other platforms
     make_packages.py big DIR NAMES VERSIONS
                                        a repodata-only linux-64 channel (no archives):
                                        NAMES x VERSIONS x 2 builds records
@@ -95,6 +99,26 @@ def conda_package(i, out_dir):
             add(tar, p, d)
 
 
+def python_package(version, subdir, out_dir):
+    """`python VERSION` for SUBDIR with no files: enough for a solve for that platform."""
+    system = "__osx >=11.0" if subdir.startswith("osx") else "__glibc >=2.17"
+    index = {
+        "name": "python", "version": version, "build": "h0_bench", "build_number": 0,
+        "depends": [system], "license": "PSF-2.0", "subdir": subdir,
+        "timestamp": TIMESTAMP_MS,
+    }
+    info = {
+        "info/index.json": index,
+        "info/paths.json": {"paths": [], "paths_version": 1},
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"python-{version}-h0_bench.tar.bz2")
+    with tarfile.open(path, "w:bz2", format=tarfile.PAX_FORMAT) as tar:
+        for p, value in info.items():
+            add(tar, p, json.dumps(value, indent=2, sort_keys=True).encode())
+        add(tar, "info/files", b"")
+
+
 def wheel(i, out_dir):
     n = name(i)
     dist = f"{n}-1.0.dist-info"
@@ -158,6 +182,9 @@ def main(argv):
         os.makedirs(out, exist_ok=True)
         for i in range(int(argv[3])):
             wheel(i, out)
+    elif kind == "python":
+        for subdir in argv[4:]:
+            python_package(argv[3], subdir, f"{out}/{subdir}")
     elif kind == "big":
         big(out, int(argv[3]), int(argv[4]))
     else:
