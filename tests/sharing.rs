@@ -839,6 +839,32 @@ fn bad_locks_and_bundles_name_the_file_and_create_nothing() {
     assert!(err.contains("corrupt.tar"), "{err}");
     nothing_created(&t, "bad3");
 
+    // A lock from a site whose Python this site does not have.
+    ok(&t.run(&["create", "-n", "site", "alpha"]));
+    let site_lock = t.path().join("site.lock");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "site",
+        "--format",
+        "lock",
+        "-o",
+        site_lock.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&site_lock).unwrap();
+    assert!(text.contains("python >=3.8"), "{text}");
+    let newer = t.path().join("newer.lock");
+    std::fs::write(&newer, text.replace("python >=3.8", "python >=3.99")).unwrap();
+    let out = t.run(&["create", "-n", "bad5", "-f", newer.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("newer.lock") && err.contains("python >=3.99"),
+        "{err}"
+    );
+    assert!(err.contains("--site-python"), "{err}");
+    nothing_created(&t, "bad5");
+
     // A malformed lock names the file and the line.
     let broken = t.path().join("broken.lock");
     std::fs::write(&broken, "version: 6\nenvironments:\n  default: [\n").unwrap();

@@ -335,6 +335,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     } else {
         let located = python::locate(s.python.as_deref(), env)?;
         let found = python::Probe::start(&located, Some(&s.interpreter_cache))?.wait()?;
+        check_lock_python(&records, &found, &s)?;
         // The site Python stands in for the `python` record the packages link against, as
         // it does in a solve; the installer never installs it.
         records.push(conda::solve::site_python_record(&found)?);
@@ -643,4 +644,47 @@ fn file_modules(
         lines.join("\n  ")
     ))
     .into())
+}
+
+/// A lock built on another site's Python fits this one only if every package's `python`
+/// requirement accepts this site's version (a cp311 build does not run on 3.12).
+fn check_lock_python(
+    records: &[rattler_conda_types::RepoDataRecord],
+    found: &python::SitePython,
+    s: &CreateSettings,
+) -> Result<()> {
+    use rattler_conda_types::{MatchSpec, ParseStrictness, Version};
+    use std::str::FromStr;
+    let Ok(version) = Version::from_str(&found.version) else {
+        return Ok(());
+    };
+    for r in records {
+        for dep in &r.package_record.depends {
+            let Ok(spec) = MatchSpec::from_str(dep, ParseStrictness::Lenient) else {
+                continue;
+            };
+            if spec
+                .name
+                .as_exact()
+                .is_none_or(|n| n.as_normalized() != "python")
+            {
+                continue;
+            }
+            if spec.version.as_ref().is_some_and(|v| !v.matches(&version)) {
+                let file = match &s.file {
+                    Some(Source::Lock(p) | Source::Bundle(p)) => p.display().to_string(),
+                    _ => String::new(),
+                };
+                return Err(UserError::failure(format!(
+                    "{file}: {} needs `{dep}`, but the site Python here is {} ({}); nothing was created",
+                    r.package_record.name.as_normalized(),
+                    found.version,
+                    found.executable.display()
+                ))
+                .with_hint("use --site-python PATH for a site Python that fits, or export the lock again with a conda Python (`envmod create --python X.Y`)")
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
