@@ -32,8 +32,8 @@ fn shell(t: &TestEnv, ms: Ms, wheels: &Path, script: &str) -> std::process::Outp
     t.module_shell_with(ms, script, &vars)
 }
 
-/// `name version build sha256` of every conda package in the env, sorted.
-fn conda_records(prefix: &Path) -> Vec<String> {
+/// `fields` of every conda package record in the env, space-separated, one line each, sorted.
+fn conda_meta(prefix: &Path, fields: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(prefix.join("conda-meta")).unwrap() {
         let path = entry.unwrap().path();
@@ -42,16 +42,19 @@ fn conda_records(prefix: &Path) -> Vec<String> {
         }
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        out.push(format!(
-            "{} {} {} {}",
-            v["name"].as_str().unwrap(),
-            v["version"].as_str().unwrap(),
-            v["build"].as_str().unwrap(),
-            v["sha256"].as_str().unwrap_or("-"),
-        ));
+        let values: Vec<&str> = fields
+            .iter()
+            .map(|f| v[f].as_str().unwrap_or("-"))
+            .collect();
+        out.push(values.join(" "));
     }
     out.sort();
     out
+}
+
+/// `name version build sha256` of every conda package in the env, sorted.
+fn conda_records(prefix: &Path) -> Vec<String> {
+    conda_meta(prefix, &["name", "version", "build", "sha256"])
 }
 
 fn module_use(t: &TestEnv) -> String {
@@ -571,22 +574,7 @@ for r in sorted(records, key=lambda r: r.name.normalized):
 "#;
     let seen = common::peer(read, &[lock.to_str().unwrap()]);
     let prefix = t.envs_dir().join("pr");
-    let mut expected = Vec::new();
-    for entry in std::fs::read_dir(prefix.join("conda-meta")).unwrap() {
-        let p = entry.unwrap().path();
-        if p.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        expected.push(format!(
-            "{} {} {}",
-            v["name"].as_str().unwrap(),
-            v["url"].as_str().unwrap(),
-            v["sha256"].as_str().unwrap()
-        ));
-    }
-    expected.sort();
+    let expected = conda_meta(&prefix, &["name", "url", "sha256"]);
     let seen: Vec<&str> = seen.lines().collect();
     assert_eq!(seen, expected);
 

@@ -67,10 +67,11 @@ async def main():
             print(f"install in {(time.perf_counter() - t1) * 1000:.1f}ms", file=sys.stderr)
 
 
-asyncio.run(main())
-# py-rattler 0.28 sometimes crashes while the interpreter shuts down (SIGSEGV, or SIGABRT with
-# "PyGILState_Release: thread state ... must be current"), after all its work is done: leave
-# without the interpreter's finalization.
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(0)
+if __name__ == "__main__":
+    asyncio.run(main())
+    # py-rattler 0.28 sometimes crashes while the interpreter shuts down (SIGSEGV, or SIGABRT with
+    # "PyGILState_Release: thread state ... must be current"), after all its work is done: leave
+    # without the interpreter's finalization.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

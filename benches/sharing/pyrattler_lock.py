@@ -13,16 +13,8 @@ import sys
 
 import rattler
 
-
-def site_python_record(version):
-    record = rattler.PackageRecord(
-        name="python", version=version, build=rattler.BuildString("site_python"), build_number=0,
-        subdir="linux-64",
-    )
-    return rattler.RepoDataRecord(
-        record, f"python-{version}-site_python.conda", "file:///site-python/python.conda",
-        "file:///site-python/"
-    )
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conda"))
+from pyrattler_env import site_python_record  # noqa: E402
 
 
 async def main():
