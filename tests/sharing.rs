@@ -902,3 +902,32 @@ fn install_f_adds_the_files_specs_and_pip_section_and_records_them() {
     let exported = ok(&t.run(&["export", "-n", "inf"]));
     assert!(exported.contains("- shared_tool==1.0"), "{exported}");
 }
+
+#[test]
+fn with_no_module_system_the_modules_are_reported_and_the_env_still_builds() {
+    let (t, wheels) = world();
+    let file = t.path().join("lap.yml");
+    let on_cluster = format!(
+        "module load gcc/12.2\nenvmod create -n lap alpha || exit 1\nenvmod export -n lap -o {} || exit 2\nenvmod delete -n lap --yes",
+        sh(&file.display().to_string())
+    );
+    ok(&shell(&t, Ms::Lmod, &wheels, &on_cluster));
+    // The laptop: no LMOD_CMD, no MODULES_CMD.
+    let out = t.run(&["create", "-f", file.to_str().unwrap()]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("no module system here"), "{err}");
+    assert!(err.contains("gcc/12.2"), "{err}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.envs_dir().join("lap/.envmod/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["modules"][0]["full_name"], "gcc/12.2");
+    assert!(manifest["module"].is_null(), "{manifest}");
+    assert!(
+        t.envs_dir()
+            .join("lap/lib/python3.11/site-packages/alpha")
+            .is_dir(),
+        "alpha is not installed"
+    );
+}
