@@ -131,7 +131,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let file = args
                 .file
                 .as_ref()
-                .map(|f| commands::create::Source::read(&env.cwd().join(f)))
+                .map(|f| env::from_file::Source::read(&env.cwd().join(f)))
                 .transpose()?;
             let target = match (&args.target.name, &args.target.prefix, &file) {
                 (None, None, Some(source)) => match source.name() {
@@ -183,27 +183,14 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         }
         Command::Install(args) => {
             let target = settings.target(&args.target)?;
-            let mut added = Added {
-                specs: args.specs,
-                pip: Vec::new(),
-                pip_cwd: env.cwd().to_path_buf(),
-                channels: Vec::new(),
+            let added = match &args.file {
+                Some(file) => env::from_file::additions(&env.cwd().join(file), args.specs)?,
+                None => Added {
+                    specs: args.specs,
+                    pip_cwd: env.cwd().to_path_buf(),
+                    ..Added::default()
+                },
             };
-            if let Some(file) = &args.file {
-                let file = commands::create::Source::read(&env.cwd().join(file))?;
-                let commands::create::Source::Yml(file) = file else {
-                    return Err(UserError::usage(
-                        "install -f reads an environment.yml; a lock file or bundle makes a new environment",
-                    )
-                    .with_hint("envmod create -n NAME -f FILE")
-                    .into());
-                };
-                let file_specs: Vec<String> = file.specs.iter().map(|l| l.value.clone()).collect();
-                added.specs = conda::specs::with_added(&file_specs, &added.specs)?;
-                added.pip = file.pip.clone();
-                added.pip_cwd = file.dir().to_path_buf();
-                added.channels = file.channels.clone();
-            }
             let change = Change::Install(added);
             commands::change::run(target, change, &args.channel.channels, &ctx).await
         }

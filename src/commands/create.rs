@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use rattler_conda_types::RepoDataRecord;
 
 use crate::{
-    conda::{self, envfile::EnvFile},
+    conda,
     env::{
+        from_file::{self, Source},
         ops::{self, Ctx, NewEnv},
         prefix::{self, EnvTarget},
         registry::Registry,
@@ -129,8 +130,14 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     }
     let (recorded, skipped, missing) = match from_file {
         Some(e) => {
-            let (kept, missing) =
-                file_modules(e, &s.module_map, s.skip_missing_modules, yml, env, printer)?;
+            let (kept, missing) = from_file::file_modules(
+                e,
+                &s.module_map,
+                s.skip_missing_modules,
+                yml,
+                env,
+                printer,
+            )?;
             (kept, Vec::new(), missing)
         }
         None => {
@@ -152,7 +159,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         None => None,
     };
     if let (Some(found), Some(f)) = (&site_python, yml) {
-        check_site_python(found, f, &s)?;
+        from_file::check_site_python(found, f, s.site_python_flag)?;
         if !f.pip.is_empty() && !found.pip {
             return Err(UserError::failure(format!(
                 "{} has a pip section, but the site Python {} has no pip",
@@ -180,7 +187,9 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     let mut records: Vec<RepoDataRecord> = Vec::new();
     if !specs.is_empty() {
         let raw_channels = match yml {
-            Some(f) => file_channels(f, &spec_strings, &s.cli_channels, ctx),
+            Some(f) => {
+                from_file::file_channels(f, &spec_strings, &s.cli_channels, &ctx.conda.channels)
+            }
             None => ctx.conda.channels.clone(),
         };
         channels = ops::channels(&raw_channels, ctx)?;
@@ -193,7 +202,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         )
         .await
         .map_err(|e| match yml {
-            Some(f) => name_the_line(e, f),
+            Some(f) => from_file::name_the_line(e, f),
             None => e,
         })?;
     }
@@ -296,6 +305,11 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
                 .into(),
         );
     }
+    let lock_path = match &s.file {
+        Some(Source::Lock(p) | Source::Bundle(p)) => p.clone(),
+        _ => unreachable!("from_lock is called for locks and bundles"),
+    };
+    let lock_path = lock_path.as_path();
     let (unpacked, lock, network) = match &s.file {
         Some(Source::Lock(path)) => {
             let lock = conda::lockfile::read(path, conda::PLATFORM)?;
@@ -335,7 +349,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     } else {
         let located = python::locate(s.python.as_deref(), env)?;
         let found = python::Probe::start(&located, Some(&s.interpreter_cache))?.wait()?;
-        check_lock_python(&records, &found, &s)?;
+        from_file::check_lock_python(&records, &found, lock_path)?;
         // The site Python stands in for the `python` record the packages link against, as
         // it does in a solve; the installer never installs it.
         records.push(conda::solve::site_python_record(&found)?);
@@ -442,249 +456,4 @@ fn tilde(p: &std::path::Path, env: &Environ) -> String {
         Some(rest) => format!("~/{}", sh_quote(&rest.to_string_lossy())),
         None => sh_quote(&p.to_string_lossy()),
     }
-}
-
-/// What `-f` names, sniffed from its content rather than its extension.
-pub(crate) enum Source {
-    Yml(Box<EnvFile>),
-    Lock(PathBuf),
-    Bundle(PathBuf),
-}
-
-impl Source {
-    /// Read `path` (absolute) enough to know what it is; an environment.yml is parsed whole.
-    pub(crate) fn read(path: &Path) -> Result<Self> {
-        let unreadable = |e: std::io::Error| -> anyhow::Error {
-            UserError::usage(format!("cannot read {}: {e}", path.display()))
-                .with_hint("give the path of an environment.yml, a lock file or a bundle")
-                .into()
-        };
-        if conda::bundle::looks_like_bundle(path) {
-            return Ok(Source::Bundle(path.to_path_buf()));
-        }
-        let bytes = std::fs::read(path).map_err(unreadable)?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            UserError::usage(format!(
-                "{} is neither a text file (environment.yml, lock file) nor a bundle (.tar)",
-                path.display()
-            ))
-        })?;
-        if conda::lockfile::looks_like_lock(&text) {
-            return Ok(Source::Lock(path.to_path_buf()));
-        }
-        Ok(Source::Yml(Box::new(conda::envfile::read(path, &text)?)))
-    }
-
-    /// The environment name the file gives, if any.
-    pub(crate) fn name(&self) -> Option<&str> {
-        match self {
-            Source::Yml(f) => f.name.as_deref(),
-            Source::Lock(_) | Source::Bundle(_) => None,
-        }
-    }
-}
-
-/// The file's channels, then the command line's; a file without channels uses the
-/// configured ones. A `channel::pkg` spec brings its channel along.
-fn file_channels(f: &EnvFile, specs: &[String], cli: &[String], ctx: &Ctx<'_>) -> Vec<String> {
-    let mut out = if f.channels.is_empty() && cli.is_empty() {
-        ctx.conda.channels.clone()
-    } else {
-        f.channels.clone()
-    };
-    for c in cli {
-        if !out.contains(c) {
-            out.push(c.clone());
-        }
-    }
-    for spec in specs {
-        if let Some((channel, _)) = spec.split_once("::")
-            && !out.iter().any(|c| c == channel)
-        {
-            out.push(channel.to_string());
-        }
-    }
-    out
-}
-
-/// A solve error about a package the file asks for names the file and the line.
-fn name_the_line(e: anyhow::Error, f: &EnvFile) -> anyhow::Error {
-    let text = format!("{e:#}");
-    for spec in &f.specs {
-        if let Ok(name) = conda::specs::spec_package_name(&spec.value) {
-            let name = name.as_normalized();
-            let mentioned = text
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-                .any(|w| w == name);
-            if mentioned {
-                let hint = crate::error::hint_of(&e).map(str::to_string);
-                // The solver's line about this package, without its tree drawing.
-                let detail = text
-                    .lines()
-                    .skip(1)
-                    .find(|l| l.contains(name))
-                    .or_else(|| text.lines().next())
-                    .unwrap_or_default()
-                    .trim_start_matches(|c: char| !c.is_alphanumeric())
-                    .trim_end_matches(['.', ':']);
-                let mut err = UserError::failure(format!(
-                    "{}, line {}: cannot build `{}`: {detail}",
-                    f.path.display(),
-                    spec.line,
-                    spec.value,
-                ));
-                if let Some(h) = hint {
-                    err = err.with_hint(h);
-                }
-                return err.into();
-            }
-        }
-    }
-    e
-}
-
-/// In site mode, the file's Python must be the site Python's minor version: packages and pip
-/// wheels were chosen for it.
-fn check_site_python(found: &python::SitePython, f: &EnvFile, s: &CreateSettings) -> Result<()> {
-    let Some(section) = &f.envmod else {
-        return Ok(());
-    };
-    let wanted = section.python.minor();
-    if wanted == found.short_version() {
-        return Ok(());
-    }
-    let how = if s.site_python_flag {
-        "--site-python gives"
-    } else {
-        "the site Python here is"
-    };
-    Err(UserError::failure(format!(
-        "{} was built for Python {wanted}, but {how} {} ({}); nothing was created",
-        f.path.display(),
-        found.version,
-        found.executable.display()
-    ))
-    .with_hint(format!(
-        "use --python {wanted} for a conda Python {wanted}, or --site-python PATH for a site Python {wanted}"
-    ))
-    .into())
-}
-
-/// The modules the file recorded, mapped to this site's names and looked up through the
-/// module system. Returns the modules to record and the ones left out.
-fn file_modules(
-    section: &conda::envfile::EnvmodSection,
-    map: &BTreeMap<String, Option<String>>,
-    skip_missing: bool,
-    f: Option<&EnvFile>,
-    env: &Environ,
-    printer: &crate::printer::Printer,
-) -> Result<(Vec<LoadedModule>, Vec<String>)> {
-    let mapped = modules::apply_map(&section.modules, map);
-    let as_loaded = |names: &[String]| {
-        names
-            .iter()
-            .map(|n| LoadedModule {
-                full_name: n.clone(),
-                file: None,
-            })
-            .collect::<Vec<_>>()
-    };
-    if mapped.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut missing = Vec::new();
-    for name in &mapped {
-        match modules::is_available(env, name)? {
-            None => {
-                printer.warn(format!(
-                    "no module system here: the environment is built without loading {}; they stay recorded for where a module system exists",
-                    mapped.join(" ")
-                ));
-                return Ok((as_loaded(&mapped), Vec::new()));
-            }
-            Some(true) => {}
-            Some(false) => missing.push(name.clone()),
-        }
-    }
-    if missing.is_empty() {
-        return Ok((as_loaded(&mapped), Vec::new()));
-    }
-    // The original names, as module_map lines are keyed by them.
-    let original = |m: &String| {
-        section
-            .modules
-            .iter()
-            .find(|o| modules::apply_map(std::slice::from_ref(*o), map).first() == Some(m))
-            .cloned()
-            .unwrap_or_else(|| m.clone())
-    };
-    if skip_missing {
-        printer.warn(format!(
-            "building without modules this site does not have: {}",
-            missing.join(" ")
-        ));
-        let kept: Vec<String> = mapped
-            .into_iter()
-            .filter(|m| !missing.contains(m))
-            .collect();
-        return Ok((as_loaded(&kept), missing.iter().map(original).collect()));
-    }
-    let file = f.map_or_else(String::new, |f| format!("{} ", f.path.display()));
-    let lines: Vec<String> = missing
-        .iter()
-        .map(|m| format!("{}: <module here>", original(m)))
-        .collect();
-    Err(UserError::failure(format!(
-        "modules that {file}was built on do not exist here: {}; nothing was created",
-        missing.join(" ")
-    ))
-    .with_hint(format!(
-        "map them to this site's modules in module_map (config) or a --module-map FILE, one line each:\n  {}\n(`null` leaves a module out), or pass --skip-missing-modules",
-        lines.join("\n  ")
-    ))
-    .into())
-}
-
-/// A lock built on another site's Python fits this one only if every package's `python`
-/// requirement accepts this site's version (a cp311 build does not run on 3.12).
-fn check_lock_python(
-    records: &[rattler_conda_types::RepoDataRecord],
-    found: &python::SitePython,
-    s: &CreateSettings,
-) -> Result<()> {
-    use rattler_conda_types::{MatchSpec, ParseStrictness, Version};
-    use std::str::FromStr;
-    let Ok(version) = Version::from_str(&found.version) else {
-        return Ok(());
-    };
-    for r in records {
-        for dep in &r.package_record.depends {
-            let Ok(spec) = MatchSpec::from_str(dep, ParseStrictness::Lenient) else {
-                continue;
-            };
-            if spec
-                .name
-                .as_exact()
-                .is_none_or(|n| n.as_normalized() != "python")
-            {
-                continue;
-            }
-            if spec.version.as_ref().is_some_and(|v| !v.matches(&version)) {
-                let file = match &s.file {
-                    Some(Source::Lock(p) | Source::Bundle(p)) => p.display().to_string(),
-                    _ => String::new(),
-                };
-                return Err(UserError::failure(format!(
-                    "{file}: {} needs `{dep}`, but the site Python here is {} ({}); nothing was created",
-                    r.package_record.name.as_normalized(),
-                    found.version,
-                    found.executable.display()
-                ))
-                .with_hint("use --site-python PATH for a site Python that fits, or export the lock again with a conda Python (`envmod create --python X.Y`)")
-                .into());
-            }
-        }
-    }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 //! registry that lets `list` find it again, and the pipeline that ties them together (`ops`).
 
 pub(crate) mod cleanup;
+pub(crate) mod from_file;
 pub(crate) mod lock;
 pub(crate) mod ops;
 pub(crate) mod prefix;
