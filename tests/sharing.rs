@@ -931,3 +931,50 @@ fn with_no_module_system_the_modules_are_reported_and_the_env_still_builds() {
         "alpha is not installed"
     );
 }
+
+#[test]
+fn specs_and_channels_on_the_command_line_are_added_to_the_files() {
+    let (t, _wheels) = world();
+    let second = t.path().join("second-channel");
+    channel::write_channel(
+        &second,
+        &[channel::linux64(
+            "onlyhere",
+            "1.0",
+            "h0_0",
+            &["__glibc >=2.17"],
+        )],
+    );
+    let first = channel::channel_url(&t.path().join("channel"));
+    let file = t.path().join("extra.yml");
+    std::fs::write(
+        &file,
+        format!("name: extra\nchannels:\n  - {first}\ndependencies:\n  - alpha\n"),
+    )
+    .unwrap();
+    ok(&t.run(&[
+        "create",
+        "-f",
+        file.to_str().unwrap(),
+        "libfoo",
+        "onlyhere",
+        "-c",
+        second.to_str().unwrap(),
+    ]));
+    let prefix = t.envs_dir().join("extra");
+    let names: Vec<String> = conda_meta(&prefix, &["name"]);
+    assert_eq!(names, ["alpha", "libfoo", "onlyhere"]);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(prefix.join(".envmod/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["specs"],
+        serde_json::json!(["alpha", "libfoo", "onlyhere"])
+    );
+    assert_eq!(
+        manifest["channels"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
+    );
+}
