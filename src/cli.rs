@@ -97,6 +97,14 @@ Examples:
   envmod create -f environment.yml               # on the other site")]
     Export(ExportArgs),
 
+    /// Print an environment's activation script, for `eval` in a shell without modules.
+    #[command(after_help = "\
+Examples:
+  eval \"$(envmod shell-hook -n myenv)\"              # bash, zsh, sh; then: deactivate
+  envmod shell-hook -n myenv --shell fish | source   # fish
+  . ~/.envmod/envs/myenv/bin/activate               # the same script, as a file")]
+    ShellHook(ShellHookArgs),
+
     /// Delete an environment and its modulefile, and nothing else.
     #[command(after_help = "\
 Examples:
@@ -198,6 +206,16 @@ pub(crate) struct ExportArgs {
     /// Use only cached repodata and packages; never touch the network.
     #[arg(long)]
     pub(crate) offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShellHookArgs {
+    #[command(flatten)]
+    pub(crate) target: Target,
+
+    /// The shell to write for [default: sh, which bash and zsh read too].
+    #[arg(long, value_enum, value_name = "SHELL", default_value = "sh")]
+    pub(crate) shell: crate::outputs::activate::HookShell,
 }
 
 #[derive(Debug, Args)]

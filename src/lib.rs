@@ -113,7 +113,11 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
     // a command that writes no modulefile.
     let writes_outputs = matches!(
         command,
-        Command::Create(_) | Command::Install(_) | Command::Remove(_) | Command::Module(_)
+        Command::Create(_)
+            | Command::Install(_)
+            | Command::Remove(_)
+            | Command::Module(_)
+            | Command::ShellHook(_)
     );
     let renderer = match writes_outputs {
         true => Renderer::new(settings.templates_dir.value.as_deref())?,
@@ -233,6 +237,10 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 platforms: args.platforms,
             };
             commands::export::run(s, &ctx).await
+        }
+        Command::ShellHook(args) => {
+            let target = settings.target(&args.target)?;
+            commands::shell_hook::run(target, args.shell, &ctx)
         }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
         Command::Completions(_) | Command::Index(_) => {

@@ -37,7 +37,7 @@ apt_update() {
 }
 
 # ---------------------------------------------------------------- apt packages
-pkgs=(environment-modules tcl lua5.3 lua-posix lua-filesystem lua-json lua-term
+pkgs=(environment-modules tcl lua5.3 lua-posix lua-filesystem lua-json lua-term zsh fish
       python3 python3-venv python3-pip ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do

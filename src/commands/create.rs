@@ -429,8 +429,8 @@ fn report(m: &Manifest, env: &Environ, printer: &crate::printer::Printer) {
             lines.push(format!("module load {}", info.name));
         }
         None => lines.push(format!(
-            "export PATH={}:\"$PATH\"",
-            sh_quote(&m.prefix.join("bin").to_string_lossy())
+            ". {}        # bash, zsh, sh; `deactivate` undoes it",
+            sh_quote(&m.prefix.join("bin/activate").to_string_lossy())
         )),
     }
     lines.push(format!(

@@ -9,3 +9,4 @@ pub(crate) mod export;
 pub(crate) mod index;
 pub(crate) mod list;
 pub(crate) mod module;
+pub(crate) mod shell_hook;

@@ -25,6 +25,7 @@ use crate::{
     manifest::{Manifest, ModuleInfo, PythonMode},
     outputs::{
         Output, PrefixFacts,
+        activate::{Activate, HookShell},
         modulefile::{self, Modulefile, ModulefileOptions},
     },
     printer::Printer,
@@ -44,10 +45,16 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn outputs(&self) -> Vec<Box<dyn Output + '_>> {
-        vec![Box::new(Modulefile {
-            renderer: self.renderer,
-            options: self.options,
-        })]
+        vec![
+            Box::new(Modulefile {
+                renderer: self.renderer,
+                options: self.options,
+            }),
+            Box::new(Activate {
+                renderer: self.renderer,
+                options: self.options,
+            }),
+        ]
     }
 }
 
@@ -640,6 +647,24 @@ fn adopt_into(next: &mut Manifest, target: &EnvTarget, real: &Path) -> Result<()
         venv::rewrite_for_prefix(real, &next.prefix, &next.python.site)?;
     }
     Ok(())
+}
+
+// ------------------------------------------------------------------------- shell hook
+
+/// The activation script of the environment `target` names, for `shell`, from what is
+/// installed now.
+pub(crate) fn activation_script(
+    target: &EnvTarget,
+    shell: HookShell,
+    ctx: &Ctx<'_>,
+) -> Result<String> {
+    let opened = open(target, Accept::Intact, ctx)?;
+    let facts = prefix_facts(&opened.manifest, &opened.real)?;
+    Activate {
+        renderer: ctx.renderer,
+        options: ctx.options,
+    }
+    .render(&opened.manifest, &facts, shell)
 }
 
 // ------------------------------------------------------------------------------ export

@@ -47,6 +47,11 @@ pub(crate) fn tcl_quote(s: &str) -> String {
 }
 
 /// A POSIX shell word in single quotes; a single quote becomes `'\''`.
+/// A fish single-quoted string: inside, only `\\` and `\'` are escapes.
+pub(crate) fn fish_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 pub(crate) fn sh_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()

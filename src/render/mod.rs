@@ -20,6 +20,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         "tcl/modulefile.tcl",
         include_str!("../../templates/tcl/modulefile.tcl"),
     ),
+    (
+        "activate/activate.sh",
+        include_str!("../../templates/activate/activate.sh"),
+    ),
+    (
+        "activate/activate.fish",
+        include_str!("../../templates/activate/activate.fish"),
+    ),
 ];
 
 pub(crate) struct Renderer {
@@ -38,6 +46,7 @@ impl Renderer {
         env.add_filter("lua", |s: String| escape::lua_quote(&s));
         env.add_filter("tcl", |s: String| escape::tcl_quote(&s));
         env.add_filter("sh", |s: String| escape::sh_quote(&s));
+        env.add_filter("fish", |s: String| escape::fish_quote(&s));
         let mut overrides = Vec::new();
         for (name, builtin) in EMBEDDED {
             let (source, origin) = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file())

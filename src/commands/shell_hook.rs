@@ -1,0 +1,18 @@
+//! `envmod shell-hook`: the environment's activation script on stdout, for
+//! `eval "$(envmod shell-hook -n NAME)"` (or `| source` in fish), as pixi's shell-hook.
+
+use anyhow::Result;
+
+use crate::{
+    env::{
+        ops::{self, Ctx},
+        prefix::EnvTarget,
+    },
+    outputs::activate::HookShell,
+};
+
+pub(crate) fn run(target: EnvTarget, shell: HookShell, ctx: &Ctx<'_>) -> Result<()> {
+    let script = ops::activation_script(&target, shell, ctx)?;
+    ctx.printer.data(script);
+    Ok(())
+}
