@@ -97,6 +97,10 @@ Examples:
   envmod create -f environment.yml               # on the other site")]
     Export(ExportArgs),
 
+    /// Add, remove or list Jupyter kernels whose launcher loads the environment's modules.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
+
     /// Print an environment's activation script, for `eval` in a shell without modules.
     #[command(after_help = "\
 Examples:
@@ -208,6 +212,99 @@ pub(crate) struct ExportArgs {
     pub(crate) offline: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum KernelCommand {
+    /// Add a kernel: `myenv (py3.11)` in Jupyter, with the env's modules loaded first.
+    #[command(after_help = "\
+Examples:
+  envmod kernel add -n myenv                          # in ~/.local/share/jupyter/kernels
+  envmod kernel add -n cs101 --prefix /shared/course --display-name 'CS 101'")]
+    Add(KernelAddArgs),
+    /// Remove an environment's kernel, or (with --name) a kernel whose environment is gone.
+    #[command(after_help = "\
+Examples:
+  envmod kernel remove -n myenv
+  envmod kernel remove --name oldenv                  # after its environment was deleted")]
+    Remove(KernelRemoveArgs),
+    /// List envmod's kernels, marking those whose environment is gone.
+    List(KernelListArgs),
+}
+
+/// The environment of a kernel command: `-n`/`-p` as everywhere, with long forms that leave
+/// `--name` and `--prefix` to the kernel, as in `jupyter kernelspec install`.
+#[derive(Debug, Args, Clone)]
+#[group(multiple = false)]
+pub(crate) struct KernelTarget {
+    /// Name of the environment.
+    #[arg(id = "env", short = 'n', long = "env", value_name = "NAME")]
+    pub(crate) name: Option<String>,
+
+    /// Full path of the environment.
+    #[arg(
+        id = "env_prefix",
+        short = 'p',
+        long = "env-prefix",
+        value_name = "PREFIX"
+    )]
+    pub(crate) prefix: Option<PathBuf>,
+}
+
+impl KernelTarget {
+    pub(crate) fn target(&self) -> Option<Target> {
+        (self.name.is_some() || self.prefix.is_some()).then(|| Target {
+            name: self.name.clone(),
+            prefix: self.prefix.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KernelAddArgs {
+    #[command(flatten)]
+    pub(crate) target: KernelTarget,
+
+    /// The kernel's name (its directory) [default: the environment's name].
+    #[arg(long, value_name = "KERNEL")]
+    pub(crate) name: Option<String>,
+
+    /// What Jupyter shows [default: NAME (pyX.Y)].
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) display_name: Option<String>,
+
+    /// Into the user's Jupyter data dir ($JUPYTER_DATA_DIR, else ~/.local/share/jupyter); the default.
+    #[arg(long, conflicts_with = "prefix")]
+    pub(crate) user: bool,
+
+    /// Into DIR/share/jupyter/kernels, e.g. a course's shared Jupyter prefix.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) prefix: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KernelRemoveArgs {
+    #[command(flatten)]
+    pub(crate) target: KernelTarget,
+
+    /// A kernel to remove by name, when its environment is gone.
+    #[arg(long = "name", value_name = "KERNEL", conflicts_with_all = ["env", "env_prefix"])]
+    pub(crate) kernel: Option<String>,
+
+    /// Where --name is: DIR/share/jupyter/kernels [default: the user's Jupyter data dir].
+    #[arg(long = "prefix", value_name = "DIR", requires = "kernel")]
+    pub(crate) kernels_prefix: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KernelListArgs {
+    /// Also look in DIR/share/jupyter/kernels; repeatable.
+    #[arg(long = "prefix", value_name = "DIR")]
+    pub(crate) prefixes: Vec<PathBuf>,
+
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ShellHookArgs {
     #[command(flatten)]
@@ -282,6 +379,11 @@ pub(crate) struct CreateArgs {
     /// One-line description shown by `module whatis`.
     #[arg(long, value_name = "TEXT")]
     pub(crate) description: Option<String>,
+
+    /// Also add a Jupyter kernel (in the user's Jupyter data dir); needs ipykernel among the
+    /// SPECs or in the site Python.
+    #[arg(long)]
+    pub(crate) kernel: bool,
 }
 
 #[derive(Debug, Args)]
@@ -373,4 +475,15 @@ pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub(crate) shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command line's definition only when it parses one; this checks every
+    /// subcommand's (for example, that no two arguments share a name).
+    #[test]
+    fn every_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

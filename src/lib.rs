@@ -118,6 +118,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             | Command::Remove(_)
             | Command::Module(_)
             | Command::ShellHook(_)
+            | Command::Kernel(_)
     );
     let renderer = match writes_outputs {
         true => Renderer::new(settings.templates_dir.value.as_deref())?,
@@ -180,6 +181,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 module_root: settings.module_root.value.clone(),
                 ignore_modules: settings.ignore_modules.value.clone(),
                 description: args.description,
+                kernel: args.kernel,
                 registry,
                 interpreter_cache: settings.interpreter_cache.clone(),
             };
@@ -237,6 +239,39 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 platforms: args.platforms,
             };
             commands::export::run(s, &ctx).await
+        }
+        Command::Kernel(cli::KernelCommand::Add(args)) => {
+            let target = args.target.target().ok_or_else(|| {
+                UserError::usage("give -n NAME or -p PREFIX: the environment the kernel starts")
+            })?;
+            let s = commands::kernel::AddSettings {
+                target: settings.target(&target)?,
+                name: args.name,
+                display_name: args.display_name,
+                prefix: args.prefix.map(|p| env.cwd().join(p)),
+            };
+            commands::kernel::add(s, &ctx).await
+        }
+        Command::Kernel(cli::KernelCommand::Remove(args)) => {
+            let target = match args.target.target() {
+                Some(t) => Some(settings.target(&t)?),
+                None => None,
+            };
+            let s = commands::kernel::RemoveSettings {
+                target,
+                name: args.kernel,
+                prefix: args.kernels_prefix.map(|p| env.cwd().join(p)),
+            };
+            commands::kernel::remove(s, &ctx).await
+        }
+        Command::Kernel(cli::KernelCommand::List(args)) => {
+            let s = commands::kernel::ListSettings {
+                envs_dir: settings.envs_dir.value.clone(),
+                registry,
+                prefixes: args.prefixes.iter().map(|p| env.cwd().join(p)).collect(),
+                json: args.json,
+            };
+            commands::kernel::list(s, &ctx, printer)
         }
         Command::ShellHook(args) => {
             let target = settings.target(&args.target)?;

@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     names::{EnvName, ModuleName},
-    site::{ModuleSystem, modules::LoadedModule, python::SitePython},
+    site::{
+        ModuleSystem,
+        modules::{LoadedModule, ModuleVar},
+        python::SitePython,
+    },
 };
 
 pub(crate) const MANIFEST_DIR: &str = ".envmod";
@@ -40,6 +44,9 @@ pub(crate) struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) skipped_modules: Vec<String>,
     pub(crate) module: Option<ModuleInfo>,
+    /// Its Jupyter kernel, if one was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kernel: Option<KernelInfo>,
     /// Created with `-p`: commands that name it again need the prefix, not the name.
     #[serde(default)]
     pub(crate) by_prefix: bool,
@@ -71,6 +78,19 @@ pub(crate) struct ModuleInfo {
     pub(crate) root: PathBuf,
     pub(crate) name: ModuleName,
     pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KernelInfo {
+    /// The kernel's directory name: `jupyter kernelspec list` shows it.
+    pub(crate) name: String,
+    pub(crate) display_name: String,
+    /// `<data dir>/kernels/<name>`.
+    pub(crate) dir: PathBuf,
+    /// What the recorded modules set, read from the module system when the kernel was
+    /// added; the launcher sets these where no module system exists.
+    #[serde(default)]
+    pub(crate) module_vars: Vec<ModuleVar>,
 }
 
 impl Manifest {

@@ -22,7 +22,7 @@ use crate::{
     environ::Environ,
     error::UserError,
     manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
-    outputs::modulefile,
+    outputs::{kernel, modulefile},
     render::escape::sh_quote,
     site::{
         ModuleSystem,
@@ -49,6 +49,8 @@ pub(crate) struct CreateSettings {
     pub(crate) module_root: PathBuf,
     pub(crate) ignore_modules: Vec<String>,
     pub(crate) description: Option<String>,
+    /// `--kernel`: add a Jupyter kernel as one of its outputs.
+    pub(crate) kernel: bool,
     pub(crate) registry: Registry,
     pub(crate) interpreter_cache: PathBuf,
 }
@@ -223,9 +225,11 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         pip: yml.map(|f| f.pip.clone()).unwrap_or_default(),
         skipped_modules: missing,
     };
+    let mut manifest = built.manifest(&s);
+    with_kernel(&mut manifest, &s, ctx)?;
     let new = NewEnv {
         target: target.clone(),
-        manifest: built.manifest(&s),
+        manifest,
         specs,
         records,
         network: channels.network,
@@ -234,6 +238,38 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     };
     let manifest = ops::create(new, &s.registry, ctx).await?;
     report(&manifest, env, printer);
+    Ok(())
+}
+
+/// `--kernel`: the kernel becomes one of the outputs `create` writes. ipykernel must come
+/// with the packages or be in the site Python, checked before anything is built.
+fn with_kernel(manifest: &mut Manifest, s: &CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
+    if !s.kernel {
+        return Ok(());
+    }
+    let in_specs = manifest.specs.iter().any(|spec| {
+        conda::specs::spec_package_name(spec).is_ok_and(|n| n.as_normalized() == "ipykernel")
+    });
+    if !in_specs {
+        if manifest.python.mode == PythonMode::Conda {
+            return Err(UserError::usage(format!(
+                "--kernel needs ipykernel, and {} does not ask for it",
+                manifest.name
+            ))
+            .with_hint("add ipykernel to the packages")
+            .into());
+        }
+        kernel::require_ipykernel(manifest, &manifest.python.site.executable)
+            .map_err(|e| e.context("--kernel: add ipykernel to the packages"))?;
+    }
+    manifest.kernel = Some(kernel::plan_kernel(
+        manifest,
+        None,
+        None,
+        None,
+        ctx.environ,
+        ctx.printer,
+    )?);
     Ok(())
 }
 
@@ -268,6 +304,7 @@ impl Built {
             pip: self.pip,
             skipped_modules: self.skipped_modules,
             module: None,
+            kernel: None,
             by_prefix: target.by_prefix,
             outputs_pending: false,
         };
@@ -382,9 +419,11 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         pip,
         skipped_modules: Vec::new(),
     };
+    let mut manifest = built.manifest(&s);
+    with_kernel(&mut manifest, &s, ctx)?;
     let new = NewEnv {
         target: target.clone(),
-        manifest: built.manifest(&s),
+        manifest,
         specs: conda::specs::parse_specs(&names)?,
         records,
         network,

@@ -29,6 +29,9 @@ struct Row {
     prefix: PathBuf,
     modules: Vec<String>,
     specs: Vec<String>,
+    /// The Jupyter kernel's directory, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel: Option<PathBuf>,
     created: String,
 }
 
@@ -55,6 +58,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                 prefix: d.prefix,
                 modules: Vec::new(),
                 specs: Vec::new(),
+                kernel: None,
                 created: String::new(),
             },
         })
@@ -127,6 +131,7 @@ fn row(m: crate::manifest::Manifest) -> Row {
         prefix: m.prefix.clone(),
         modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
         specs: m.specs.clone(),
+        kernel: m.kernel.as_ref().map(|k| k.dir.clone()),
         created: m.created.to_rfc3339(),
     }
 }

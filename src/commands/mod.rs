@@ -7,6 +7,7 @@ pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod export;
 pub(crate) mod index;
+pub(crate) mod kernel;
 pub(crate) mod list;
 pub(crate) mod module;
 pub(crate) mod shell_hook;

@@ -22,10 +22,11 @@ use crate::{
     environ::Environ,
     error::UserError,
     failpoint,
-    manifest::{Manifest, ModuleInfo, PythonMode},
+    manifest::{KernelInfo, Manifest, ModuleInfo, PythonMode},
     outputs::{
         Output, PrefixFacts,
         activate::{Activate, HookShell},
+        kernel::Kernel,
         modulefile::{self, Modulefile, ModulefileOptions},
     },
     printer::Printer,
@@ -54,6 +55,7 @@ impl Ctx<'_> {
                 renderer: self.renderer,
                 options: self.options,
             }),
+            Box::new(Kernel),
         ]
     }
 }
@@ -365,6 +367,8 @@ pub(crate) enum Change {
     Remove(Vec<String>),
     /// No package change: write the outputs again, maybe re-pointing a copied environment.
     Outputs(OutputsChange),
+    /// No package change: add, move or (`None`) remove the Jupyter kernel.
+    Kernel(Option<KernelInfo>),
 }
 
 /// What `install` adds: conda specs, and pip lines installed after them by the env's pip.
@@ -393,6 +397,7 @@ pub(crate) struct Changed {
     pub(crate) manifest: Manifest,
     pub(crate) packages: Option<conda::install::Changes>,
     pub(crate) old_module: Option<ModuleInfo>,
+    pub(crate) old_kernel: Option<KernelInfo>,
 }
 
 /// Apply `change` to the environment `target` names. `channels` are the ones given on the
@@ -418,7 +423,7 @@ pub(crate) async fn change(
 
     // What is installed, read once, for the changes that solve.
     let installed = match &change {
-        Change::Outputs(_) => Vec::new(),
+        Change::Outputs(_) | Change::Kernel(_) => Vec::new(),
         _ => conda::prefix::installed_records(&opened.real)?,
     };
     let (specs, removing) = match &change {
@@ -438,7 +443,7 @@ pub(crate) async fn change(
             (Some(specs), None)
         }
         Change::Remove(names) => (Some(removed_specs(&old, names, &installed)?), Some(names)),
-        Change::Outputs(_) => (None, None),
+        Change::Outputs(_) | Change::Kernel(_) => (None, None),
     };
 
     let mut plan = None;
@@ -501,6 +506,9 @@ pub(crate) async fn change(
         plan = Some((solved, conda_specs, channels.network));
     }
 
+    if let Change::Kernel(kernel) = &change {
+        next.kernel = kernel.clone();
+    }
     let pip = match &change {
         Change::Install(added) if !added.pip.is_empty() => {
             next.pip.extend(added.pip.iter().cloned());
@@ -582,6 +590,7 @@ pub(crate) async fn change(
         manifest: opened.manifest,
         packages,
         old_module: old.module,
+        old_kernel: old.kernel,
     })
 }
 

@@ -1,9 +1,10 @@
 //! What an environment produces outside its prefix, or derives from it: the modulefile
-//! and the activation script. Every output offers the same four steps, and `env::ops` calls them in one
+//! the activation script and the Jupyter kernel. Every output offers the same four steps, and `env::ops` calls them in one
 //! order for all of them: plan (path and content) and check before the environment is
 //! swapped, write after it, remove when the environment goes or the output moves.
 
 pub(crate) mod activate;
+pub(crate) mod kernel;
 pub(crate) mod modulefile;
 
 use std::path::PathBuf;

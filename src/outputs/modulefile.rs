@@ -357,6 +357,7 @@ mod tests {
             specs: Vec::new(),
             channels: Vec::new(),
             module: None,
+            kernel: None,
             by_prefix: false,
             outputs_pending: false,
             pip: Vec::new(),

@@ -75,6 +75,94 @@ pub(crate) fn apply_map(
         .collect()
 }
 
+/// A variable that loading the recorded modules sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ModuleVar {
+    pub(crate) name: String,
+    pub(crate) value: String,
+    /// Put in front of the variable's value (`PATH`-like), rather than replacing it.
+    #[serde(default)]
+    pub(crate) prepend: bool,
+}
+
+/// What loading `modules` sets, asked of the module system in a throwaway shell: unload
+/// them, read the variables, load them, read again. `None` without a module system.
+pub(crate) fn module_vars(
+    env: &Environ,
+    modules: &[String],
+) -> anyhow::Result<Option<Vec<ModuleVar>>> {
+    let Some(cmd) = env.get("LMOD_CMD").or_else(|| env.get("MODULES_CMD")) else {
+        return Ok(None);
+    };
+    if modules.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let script = r#"cmd=$1; shift
+eval "$("$cmd" sh unload "$@" 2>/dev/null)" >/dev/null 2>&1
+env -0
+printf '\0--envmod--\0'
+eval "$("$cmd" sh load "$@")" >/dev/null || exit 3
+env -0"#;
+    let out = std::process::Command::new("sh")
+        .args(["-c", script, "envmod-module-vars", cmd])
+        .args(modules)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("failed to run the module command {cmd}: {e}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "the module system could not load {}: {}",
+            modules.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (before, after) = text
+        .split_once("\0--envmod--\0")
+        .ok_or_else(|| anyhow::anyhow!("the module command printed nothing to compare"))?;
+    let parse = |s: &str| -> std::collections::BTreeMap<String, String> {
+        s.split('\0')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (before, after) = (parse(before), parse(after));
+    let mut vars = Vec::new();
+    for (name, value) in &after {
+        // The module system's own bookkeeping is meaningless without it.
+        if name.starts_with("__LMOD")
+            || name.starts_with("_ModuleTable")
+            || name.starts_with("__MODULES")
+            || matches!(
+                name.as_str(),
+                "LOADEDMODULES" | "_LMFILES_" | "MODULEPATH" | "_" | "SHLVL" | "PWD" | "OLDPWD"
+            )
+            || name.starts_with("LMOD_")
+            || name.starts_with("BASH_FUNC_")
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || value.chars().any(char::is_control)
+        {
+            continue;
+        }
+        match before.get(name) {
+            Some(old) if old == value => {}
+            Some(old) if !old.is_empty() && value.ends_with(&format!(":{old}")) => {
+                vars.push(ModuleVar {
+                    name: name.clone(),
+                    value: value[..value.len() - old.len() - 1].to_string(),
+                    prepend: true,
+                });
+            }
+            _ => vars.push(ModuleVar {
+                name: name.clone(),
+                value: value.clone(),
+                prepend: false,
+            }),
+        }
+    }
+    Ok(Some(vars))
+}
+
 /// Why a loaded module was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Skipped {

@@ -31,6 +31,10 @@ _envmod_save() {
 
 _envmod_has_module() {
     # The module systems' shell integration is a function, never a program on PATH.
+    # ENVMOD_SKIP_MODULES=1 (set by envmod's Jupyter kernel launcher) counts as none.
+    if [ -n "${ENVMOD_SKIP_MODULES:-}" ]; then
+        return 1
+    fi
     case "$(type module 2>/dev/null)" in
         *function*) return 0 ;;
         *) return 1 ;;

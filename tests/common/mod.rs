@@ -437,6 +437,22 @@ pub fn peers_python() -> PathBuf {
     path
 }
 
+/// Wheels of ipykernel and its dependencies (`tests/peers.sh`), for `pip install --no-index`.
+pub fn wheelhouse() -> PathBuf {
+    let dir = peers_python()
+        .parent()
+        .and_then(|bin| bin.parent())
+        .and_then(|venv| venv.parent())
+        .expect("peers venv sits in the tools dir")
+        .join("wheelhouse");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run tests/run, or bash tests/peers.sh .test-tools",
+        dir.display()
+    );
+    dir
+}
+
 /// Run `script` with the peers' Python; its stdout.
 pub fn peer(script: &str, args: &[&str]) -> String {
     let out = Command::new(peers_python())

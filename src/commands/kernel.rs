@@ -1,0 +1,197 @@
+//! `envmod kernel add|remove|list`: an environment's Jupyter kernel, whose launcher loads
+//! the environment's modules before Python starts (see `outputs::kernel`). Adding and
+//! removing go through the pipeline as an output change; `list` reads kernel directories.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    env::{
+        ops::{self, Change, Ctx},
+        prefix::EnvTarget,
+        registry::Registry,
+    },
+    error::UserError,
+    manifest::Manifest,
+    outputs::kernel::{self, kernel_name, kernels_dir, owner_of, plan_kernel, require_ipykernel},
+    printer::Printer,
+};
+
+pub(crate) struct AddSettings {
+    pub(crate) target: EnvTarget,
+    pub(crate) name: Option<String>,
+    pub(crate) display_name: Option<String>,
+    /// `--prefix DIR`: `DIR/share/jupyter/kernels` instead of the user's data dir.
+    pub(crate) prefix: Option<PathBuf>,
+}
+
+pub(crate) async fn add(s: AddSettings, ctx: &Ctx<'_>) -> Result<()> {
+    let manifest = crate::env::prefix::read_manifest(&s.target, &s.target.real_path()?)?;
+    require_ipykernel(&manifest, &s.target.prefix.join("bin/python"))?;
+    let info = plan_kernel(
+        &manifest,
+        s.name.as_deref(),
+        s.display_name.as_deref(),
+        s.prefix.as_deref(),
+        ctx.environ,
+        ctx.printer,
+    )?;
+    let done = ops::change(&s.target, Change::Kernel(Some(info)), &[], ctx).await?;
+    if let Some(k) = &done.manifest.kernel {
+        ctx.printer.info(format!(
+            "Added the Jupyter kernel \"{}\" ({}) in {}",
+            k.display_name,
+            k.name,
+            k.dir.display()
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) struct RemoveSettings {
+    pub(crate) target: Option<EnvTarget>,
+    pub(crate) name: Option<String>,
+    pub(crate) prefix: Option<PathBuf>,
+}
+
+pub(crate) async fn remove(s: RemoveSettings, ctx: &Ctx<'_>) -> Result<()> {
+    if let Some(target) = &s.target {
+        let done = ops::change(target, Change::Kernel(None), &[], ctx).await?;
+        match done.old_kernel {
+            Some(k) => ctx.printer.info(format!(
+                "Removed the kernel {} ({})",
+                k.name,
+                k.dir.display()
+            )),
+            None => ctx
+                .printer
+                .info(format!("{} has no kernel", done.manifest.name)),
+        }
+        return Ok(());
+    }
+    // A kernel whose environment is gone: only envmod's, and only then.
+    let name = s
+        .name
+        .as_deref()
+        .ok_or_else(|| UserError::usage("give -n NAME or -p PREFIX, or --name KERNEL"))?;
+    let dir = kernels_dir(ctx.environ, s.prefix.as_deref()).join(kernel_name(name));
+    let Some(owner) = owner_of(&dir.join("kernel.json")) else {
+        return Err(UserError::failure(format!(
+            "{} is not a kernel envmod wrote",
+            dir.display()
+        ))
+        .with_hint("`envmod kernel list` shows envmod's kernels; remove others with `jupyter kernelspec remove`")
+        .into());
+    };
+    if Manifest::path_in(&owner).exists() {
+        return Err(UserError::usage(format!(
+            "the kernel {} belongs to the environment at {}, which exists",
+            dir.display(),
+            owner.display()
+        ))
+        .with_hint(format!(
+            "envmod kernel remove -p {}",
+            crate::render::escape::sh_quote(&owner.to_string_lossy())
+        ))
+        .into());
+    }
+    let removed = kernel::remove_dir_if_ours(&dir, &owner)?;
+    for f in removed {
+        ctx.printer.info(format!("Removed {}", f.display()));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct KernelRow {
+    name: String,
+    display_name: String,
+    dir: PathBuf,
+    prefix: PathBuf,
+    /// `ok`, or `env gone` when the environment it starts no longer exists.
+    state: &'static str,
+}
+
+pub(crate) struct ListSettings {
+    pub(crate) envs_dir: PathBuf,
+    pub(crate) registry: Registry,
+    pub(crate) prefixes: Vec<PathBuf>,
+    pub(crate) json: bool,
+}
+
+/// The kernels in the user's data dir and in each `--prefix`, and every kernel an
+/// environment records, each once.
+pub(crate) fn list(s: ListSettings, ctx: &Ctx<'_>, printer: &Printer) -> Result<()> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut roots = vec![kernels_dir(ctx.environ, None)];
+    roots.extend(s.prefixes.iter().map(|p| kernels_dir(ctx.environ, Some(p))));
+    for root in roots {
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            dirs.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    for m in s.registry.all(&s.envs_dir).into_iter().flatten() {
+        if let Some(k) = m.kernel {
+            dirs.push(k.dir);
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut rows = Vec::new();
+    for dir in dirs {
+        let json = dir.join("kernel.json");
+        let Some(prefix) = owner_of(&json) else {
+            continue;
+        };
+        let spec: serde_json::Value = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        rows.push(KernelRow {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            display_name: spec["display_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            state: if Manifest::path_in(&prefix).exists() {
+                "ok"
+            } else {
+                "env gone"
+            },
+            dir,
+            prefix,
+        });
+    }
+    if s.json {
+        printer.data(serde_json::to_string_pretty(&rows)? + "\n");
+        return Ok(());
+    }
+    if rows.is_empty() {
+        printer.info("no envmod kernels; add one with `envmod kernel add -n NAME`");
+        return Ok(());
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let state = match r.state {
+            "ok" => String::new(),
+            _ => format!(
+                "  (environment gone: envmod kernel remove --name {})",
+                r.name
+            ),
+        };
+        out.push_str(&format!(
+            "{}  \"{}\"  {}  -> {}{state}\n",
+            r.name,
+            r.display_name,
+            r.dir.display(),
+            r.prefix.display()
+        ));
+    }
+    printer.data(out);
+    Ok(())
+}

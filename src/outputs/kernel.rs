@@ -1,0 +1,275 @@
+//! The Jupyter kernel: `<data dir>/kernels/<name>/kernel.json`. Its argv does not start
+//! Python bare: a small bash launcher sets up what `module load NAME/pyX.Y` would (the
+//! recorded modules, then the environment, through `bin/activate`) and then execs
+//! `python -m ipykernel_launcher`. So a notebook gets the `LD_LIBRARY_PATH` of the env's
+//! gcc, MPI or CUDA modules as the terminal does. Where the compute node has no module
+//! system, or not those modules, the launcher sets the variables the modules set when the
+//! kernel was added, and says so in the kernel log.
+//!
+//! `metadata.envmod.prefix` in kernel.json names the environment: it is how envmod knows a
+//! kernel is its own to replace or remove, and which kernels have lost their environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::{
+    environ::Environ,
+    error::UserError,
+    manifest::{KernelInfo, Manifest},
+    outputs::{Output, Planned, PrefixFacts},
+    printer::Printer,
+    render::escape::sh_quote,
+    site::modules,
+};
+
+pub(crate) struct Kernel;
+
+/// The kernels directory of a Jupyter data dir: `$JUPYTER_DATA_DIR`, else
+/// `$XDG_DATA_HOME/jupyter` (`~/.local/share/jupyter`), as `jupyter --data-dir` says; or
+/// `<DIR>/share/jupyter` for `--prefix DIR`, as `jupyter kernelspec install --prefix` does.
+pub(crate) fn kernels_dir(env: &Environ, prefix: Option<&Path>) -> PathBuf {
+    match prefix {
+        Some(p) => p.join("share/jupyter/kernels"),
+        None => env
+            .get("JUPYTER_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| env.xdg_dir("XDG_DATA_HOME", ".local/share").join("jupyter"))
+            .join("kernels"),
+    }
+}
+
+/// A kernel name Jupyter accepts: letters, digits, `.`, `_`, `-`, lowercased.
+pub(crate) fn kernel_name(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The environment a kernel.json was written for, if envmod wrote it.
+pub(crate) fn owner_of(kernel_json: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(kernel_json).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["metadata"]["envmod"]["prefix"]
+        .as_str()
+        .map(PathBuf::from)
+}
+
+/// The kernel `manifest` gets: its name, display name and place, and what its modules set.
+pub(crate) fn plan_kernel(
+    manifest: &Manifest,
+    name: Option<&str>,
+    display_name: Option<&str>,
+    prefix: Option<&Path>,
+    environ: &Environ,
+    printer: &Printer,
+) -> Result<KernelInfo> {
+    let name = kernel_name(name.unwrap_or(manifest.name.as_str()));
+    let module_names: Vec<String> = manifest
+        .modules
+        .iter()
+        .map(|m| m.full_name.clone())
+        .collect();
+    let module_vars = match modules::module_vars(environ, &module_names)? {
+        Some(vars) => vars,
+        None => {
+            if !module_names.is_empty() {
+                printer.warn(format!(
+                    "no module system here: the kernel cannot record what {} set; where a compute node has no module system it starts without them",
+                    module_names.join(" ")
+                ));
+            }
+            Vec::new()
+        }
+    };
+    Ok(KernelInfo {
+        display_name: display_name.map_or_else(
+            || {
+                format!(
+                    "{} (py{})",
+                    manifest.name,
+                    manifest.python.site.short_version()
+                )
+            },
+            str::to_string,
+        ),
+        dir: kernels_dir(environ, prefix).join(&name),
+        name,
+        module_vars,
+    })
+}
+
+/// ipykernel must import in the environment; envmod does not install it behind the user's back.
+pub(crate) fn require_ipykernel(manifest: &Manifest, python: &Path) -> Result<()> {
+    let found = std::process::Command::new(python)
+        .args(["-c", "import ipykernel"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Ok(());
+    }
+    Err(UserError::failure(format!(
+        "{} has no ipykernel, which a Jupyter kernel needs",
+        manifest.name
+    ))
+    .with_hint(format!(
+        "envmod install {} ipykernel, or `pip install ipykernel` after `module load {}`",
+        manifest.cli_target(),
+        manifest.module_name()
+    ))
+    .into())
+}
+
+fn launcher(manifest: &Manifest, kernel: &KernelInfo) -> String {
+    let prefix = manifest.prefix.to_string_lossy();
+    let modules: Vec<String> = manifest
+        .modules
+        .iter()
+        .map(|m| sh_quote(&m.full_name))
+        .collect();
+    let mut fallback = String::new();
+    for v in &kernel.module_vars {
+        if v.prepend {
+            fallback.push_str(&format!(
+                "    export {n}={v}\"${{{n}:+:${n}}}\"\n",
+                n = v.name,
+                v = sh_quote(&v.value)
+            ));
+        } else {
+            fallback.push_str(&format!("    export {}={}\n", v.name, sh_quote(&v.value)));
+        }
+    }
+    let names = manifest
+        .modules
+        .iter()
+        .map(|m| m.full_name.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        r#"# envmod kernel launcher for {name}: the recorded modules, the environment, then ipykernel.
+modules=({modules})
+use_modules=0
+if [ ${{#modules[@]}} -gt 0 ]; then
+    if [ "$(type -t module)" != function ]; then
+        for init in "${{LMOD_PKG:+$LMOD_PKG/init/bash}}" "${{MODULESHOME:+$MODULESHOME/init/bash}}"; do
+            if [ -n "$init" ] && [ -r "$init" ]; then . "$init"; break; fi
+        done
+    fi
+    if [ "$(type -t module)" = function ]; then
+        use_modules=1
+        for m in "${{modules[@]}}"; do
+            module is-avail "$m" >/dev/null 2>&1 || use_modules=0
+        done
+    fi
+fi
+if [ $use_modules = 0 ]; then
+    if [ ${{#modules[@]}} -gt 0 ]; then
+        echo "envmod: modules {names} cannot be loaded here; the kernel uses the variables they set when the kernel was added" >&2
+    fi
+{fallback}    export ENVMOD_SKIP_MODULES=1
+fi
+. {activate} || exit 1
+unset ENVMOD_SKIP_MODULES
+exec {python} -m ipykernel_launcher -f "$1"
+"#,
+        name = manifest.name,
+        modules = modules.join(" "),
+        activate = sh_quote(&format!("{prefix}/bin/activate")),
+        python = sh_quote(&format!("{prefix}/bin/python")),
+    )
+}
+
+impl Output for Kernel {
+    fn what(&self) -> &'static str {
+        "Jupyter kernel"
+    }
+
+    fn plan(&self, manifest: &Manifest, _facts: &PrefixFacts) -> Result<Option<Planned>> {
+        let Some(kernel) = &manifest.kernel else {
+            return Ok(None);
+        };
+        let spec = json!({
+            "argv": [
+                "/bin/bash", "-c", launcher(manifest, kernel),
+                format!("envmod-kernel-{}", kernel.name), "{connection_file}"
+            ],
+            "display_name": kernel.display_name,
+            "language": "python",
+            "interrupt_mode": "signal",
+            "metadata": {
+                "debugger": true,
+                "envmod": {
+                    "prefix": manifest.prefix,
+                    "module": manifest.module_name().to_string(),
+                    "generated_by": format!("envmod {}", env!("CARGO_PKG_VERSION")),
+                }
+            }
+        });
+        Ok(Some(Planned {
+            path: kernel.dir.join("kernel.json"),
+            content: serde_json::to_string_pretty(&spec)? + "\n",
+        }))
+    }
+
+    fn check(&self, manifest: &Manifest, planned: &Planned) -> Result<()> {
+        let path = &planned.path;
+        if path.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        match owner_of(path) {
+            Some(owner) if owner == manifest.prefix => Ok(()),
+            Some(owner) => Err(UserError::failure(format!(
+                "the kernel {} belongs to the environment at {}",
+                path.parent().unwrap_or(path).display(),
+                owner.display()
+            ))
+            .with_hint("choose another name with --name; nothing was changed")
+            .into()),
+            None => Err(UserError::failure(format!(
+                "{} is a kernel envmod did not write",
+                path.display()
+            ))
+            .with_hint("choose another name with --name; nothing was changed")
+            .into()),
+        }
+    }
+
+    fn write(&self, planned: &Planned) -> Result<()> {
+        let dir = planned.path.parent().expect("kernel.json has a directory");
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        crate::fs::write_atomic(&planned.path, planned.content.as_bytes())
+    }
+
+    fn remove(&self, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+        let Some(kernel) = &manifest.kernel else {
+            return Ok(Vec::new());
+        };
+        remove_dir_if_ours(&kernel.dir, &manifest.prefix)
+    }
+}
+
+/// Remove the kernel directory `dir` if its kernel.json was written for `prefix`.
+pub(crate) fn remove_dir_if_ours(dir: &Path, prefix: &Path) -> Result<Vec<PathBuf>> {
+    let json = dir.join("kernel.json");
+    match owner_of(&json) {
+        Some(owner) if owner == prefix => {
+            std::fs::remove_file(&json)
+                .with_context(|| format!("failed to remove {}", json.display()))?;
+            // Only succeeds when nothing else is in it.
+            let _ = std::fs::remove_dir(dir);
+            Ok(vec![json])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
