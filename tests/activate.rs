@@ -323,3 +323,37 @@ fn create_without_a_module_system_prints_the_activate_line() {
         "{err}"
     );
 }
+
+#[test]
+fn with_allow_stacking_a_second_environment_stacks_and_deactivate_undoes_only_it() {
+    let t = world();
+    let chan = t.path().join("channel");
+    t.set_site_config(&format!(
+        "channels: [{}]\nallow_stacking: true\n",
+        chan.display()
+    ));
+    ok(&t.run(&["create", "-n", "base", "alpha"]));
+    ok(&t.run(&["create", "-n", "tool", "libfoo"]));
+    let base = t.envs_dir().join("base");
+    let tool = t.envs_dir().join("tool");
+    let script = format!(
+        "set -eu\n. {a}\n. {b}\necho \"first=${{PATH%%:*}}\"\ncase \":$PATH:\" in *:{abin}:*) echo base-on-path ;; esac\ndeactivate\necho \"after=${{PATH%%:*}} venv=$VIRTUAL_ENV\"",
+        a = activate(&base),
+        b = activate(&tool),
+        abin = sh(&base.join("bin").display().to_string()),
+    );
+    let text = ok(&run_in(&t, "bash", &script, &[]));
+    assert!(
+        text.contains(&format!("first={}\n", tool.join("bin").display())),
+        "{text}"
+    );
+    assert!(text.contains("base-on-path"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "after={} venv={}",
+            base.join("bin").display(),
+            base.display()
+        )),
+        "{text}"
+    );
+}

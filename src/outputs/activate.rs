@@ -149,3 +149,48 @@ impl Context {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! One snapshot per variant (sh and fish, with and without recorded modules), so a
+    //! reviewer sees exactly what users source.
+
+    use super::*;
+    use crate::{outputs::modulefile::tests::manifest, site::ModuleSystem};
+
+    fn render(shell: HookShell, with_modules: bool) -> String {
+        let renderer = Renderer::new(None).unwrap();
+        let out = Activate {
+            renderer: &renderer,
+            options: ModulefileOptions {
+                allow_stacking: false,
+                ld_library_path: false,
+            },
+        };
+        let facts = PrefixFacts {
+            env_vars: vec![EnvVar {
+                name: "FOO_HOME".into(),
+                value: "/home/alice/.envmod/envs/myenv/share/it's foo".into(),
+            }],
+            ..PrefixFacts::default()
+        };
+        out.render(&manifest(with_modules, ModuleSystem::Lmod), &facts, shell)
+            .unwrap()
+            .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+    }
+
+    #[test]
+    fn sh_with_modules() {
+        insta::assert_snapshot!(render(HookShell::Sh, true));
+    }
+
+    #[test]
+    fn sh_without_modules() {
+        insta::assert_snapshot!(render(HookShell::Sh, false));
+    }
+
+    #[test]
+    fn fish_with_modules() {
+        insta::assert_snapshot!(render(HookShell::Fish, true));
+    }
+}

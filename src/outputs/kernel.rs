@@ -174,7 +174,7 @@ if [ ${{#modules[@]}} -gt 0 ]; then
 fi
 if [ $use_modules = 0 ]; then
     if [ ${{#modules[@]}} -gt 0 ]; then
-        echo "envmod: modules {names} cannot be loaded here; the kernel uses the variables they set when the kernel was added" >&2
+        echo {warning} >&2
     fi
 {fallback}    export ENVMOD_SKIP_MODULES=1
 fi
@@ -183,6 +183,9 @@ unset ENVMOD_SKIP_MODULES
 exec {python} -m ipykernel_launcher -f "$1"
 "#,
         name = manifest.name,
+        warning = sh_quote(&format!(
+            "envmod: modules {names} cannot be loaded here; the kernel uses the variables they set when the kernel was added"
+        )),
         modules = modules.join(" "),
         activate = sh_quote(&format!("{prefix}/bin/activate")),
         python = sh_quote(&format!("{prefix}/bin/python")),
@@ -271,5 +274,54 @@ pub(crate) fn remove_dir_if_ours(dir: &Path, prefix: &Path) -> Result<Vec<PathBu
             Ok(vec![json])
         }
         _ => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        outputs::modulefile::tests::manifest, site::ModuleSystem, site::modules::ModuleVar,
+    };
+
+    /// The kernelspec and its launcher, as Jupyter will read them.
+    #[test]
+    fn kernel_json_with_modules() {
+        let mut m = manifest(true, ModuleSystem::Lmod);
+        m.kernel = Some(KernelInfo {
+            name: "myenv".into(),
+            display_name: "myenv (py3.11)".into(),
+            dir: PathBuf::from("/home/alice/.local/share/jupyter/kernels/myenv"),
+            module_vars: vec![
+                ModuleVar {
+                    name: "PATH".into(),
+                    value: "/apps/gcc/12.2/bin".into(),
+                    prepend: true,
+                },
+                ModuleVar {
+                    name: "GCC_VERSION".into(),
+                    value: "12.2".into(),
+                    prepend: false,
+                },
+            ],
+        });
+        let planned = Kernel.plan(&m, &PrefixFacts::default()).unwrap().unwrap();
+        let spec: serde_json::Value = serde_json::from_str(&planned.content).unwrap();
+        assert_eq!(owner_of_text(&planned.content), Some(m.prefix.clone()));
+        insta::assert_snapshot!(
+            spec["argv"][2]
+                .as_str()
+                .unwrap()
+                .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+        );
+        assert_eq!(spec["argv"][4], "{connection_file}");
+        assert_eq!(spec["display_name"], "myenv (py3.11)");
+    }
+
+    fn owner_of_text(text: &str) -> Option<PathBuf> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        value["metadata"]["envmod"]["prefix"]
+            .as_str()
+            .map(PathBuf::from)
     }
 }

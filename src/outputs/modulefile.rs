@@ -314,7 +314,7 @@ fn default_description(m: &Manifest) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! One snapshot per modulefile variant (Lmod/Tcl × with/without recorded modules), so a
     //! reviewer sees exactly what users will load.
 
@@ -324,7 +324,7 @@ mod tests {
         site::{modules::LoadedModule, python::SitePython},
     };
 
-    fn manifest(with_modules: bool, system: ModuleSystem) -> Manifest {
+    pub(crate) fn manifest(with_modules: bool, system: ModuleSystem) -> Manifest {
         let modules = if with_modules {
             ["gcc/12.2", "openmpi/4.1", "python/3.11"]
                 .iter()
