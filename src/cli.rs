@@ -101,6 +101,16 @@ Examples:
     #[command(subcommand)]
     Kernel(KernelCommand),
 
+    /// Freeze an environment: install, remove and delete are refused until unfreeze.
+    #[command(after_help = "\
+Examples:
+  envmod freeze -p /shared/course/envs/cs101     # for the term
+  envmod unfreeze -p /shared/course/envs/cs101")]
+    Freeze(FreezeArgs),
+
+    /// Allow install, remove and delete on a frozen environment again.
+    Unfreeze(FreezeArgs),
+
     /// Print an environment's activation script, for `eval` in a shell without modules.
     #[command(after_help = "\
 Examples:
@@ -303,6 +313,12 @@ pub(crate) struct KernelListArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FreezeArgs {
+    #[command(flatten)]
+    pub(crate) target: Target,
 }
 
 #[derive(Debug, Args)]

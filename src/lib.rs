@@ -119,6 +119,8 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             | Command::Module(_)
             | Command::ShellHook(_)
             | Command::Kernel(_)
+            | Command::Freeze(_)
+            | Command::Unfreeze(_)
     );
     let renderer = match writes_outputs {
         true => Renderer::new(settings.templates_dir.value.as_deref())?,
@@ -272,6 +274,12 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 json: args.json,
             };
             commands::kernel::list(s, &ctx, printer)
+        }
+        Command::Freeze(args) => {
+            commands::freeze::run(settings.target(&args.target)?, true, &ctx).await
+        }
+        Command::Unfreeze(args) => {
+            commands::freeze::run(settings.target(&args.target)?, false, &ctx).await
         }
         Command::ShellHook(args) => {
             let target = settings.target(&args.target)?;

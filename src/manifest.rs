@@ -47,6 +47,9 @@ pub(crate) struct Manifest {
     /// Its Jupyter kernel, if one was added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kernel: Option<KernelInfo>,
+    /// `envmod freeze`: install, remove and delete are refused until `envmod unfreeze`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) frozen: bool,
     /// Created with `-p`: commands that name it again need the prefix, not the name.
     #[serde(default)]
     pub(crate) by_prefix: bool,

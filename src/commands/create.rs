@@ -305,6 +305,7 @@ impl Built {
             skipped_modules: self.skipped_modules,
             module: None,
             kernel: None,
+            frozen: false,
             by_prefix: target.by_prefix,
             outputs_pending: false,
         };

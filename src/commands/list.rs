@@ -29,6 +29,8 @@ struct Row {
     prefix: PathBuf,
     modules: Vec<String>,
     specs: Vec<String>,
+    /// `envmod freeze` was run on it.
+    frozen: bool,
     /// The Jupyter kernel's directory, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel: Option<PathBuf>,
@@ -58,6 +60,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                 prefix: d.prefix,
                 modules: Vec::new(),
                 specs: Vec::new(),
+                frozen: false,
                 kernel: None,
                 created: String::new(),
             },
@@ -83,7 +86,13 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                 match r.state {
                     "damaged" => "(damaged: envmod delete --force)".into(),
                     "copy" => "(a copy: envmod module --adopt)".into(),
-                    _ => r.module.clone().unwrap_or_else(|| "-".into()),
+                    _ => {
+                        let module = r.module.clone().unwrap_or_else(|| "-".into());
+                        match r.frozen {
+                            true => format!("{module} (frozen)"),
+                            false => module,
+                        }
+                    }
                 },
                 r.prefix.display().to_string(),
                 if r.modules.is_empty() {
@@ -131,6 +140,7 @@ fn row(m: crate::manifest::Manifest) -> Row {
         prefix: m.prefix.clone(),
         modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
         specs: m.specs.clone(),
+        frozen: m.frozen,
         kernel: m.kernel.as_ref().map(|k| k.dir.clone()),
         created: m.created.to_rfc3339(),
     }

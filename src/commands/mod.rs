@@ -6,6 +6,7 @@ pub(crate) mod config;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod export;
+pub(crate) mod freeze;
 pub(crate) mod index;
 pub(crate) mod kernel;
 pub(crate) mod list;

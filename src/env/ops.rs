@@ -369,6 +369,8 @@ pub(crate) enum Change {
     Outputs(OutputsChange),
     /// No package change: add, move or (`None`) remove the Jupyter kernel.
     Kernel(Option<KernelInfo>),
+    /// No package change: freeze (`true`) or unfreeze the environment.
+    Freeze(bool),
 }
 
 /// What `install` adds: conda specs, and pip lines installed after them by the env's pip.
@@ -415,6 +417,9 @@ pub(crate) async fn change(
         Accept::Intact
     };
     let mut opened = open(target, accept, ctx)?;
+    if opened.manifest.frozen && matches!(change, Change::Install(_) | Change::Remove(_)) {
+        return Err(frozen(&opened.manifest));
+    }
     let old = opened.manifest.clone();
     let mut next = old.clone();
     if adopt {
@@ -423,7 +428,7 @@ pub(crate) async fn change(
 
     // What is installed, read once, for the changes that solve.
     let installed = match &change {
-        Change::Outputs(_) | Change::Kernel(_) => Vec::new(),
+        Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) => Vec::new(),
         _ => conda::prefix::installed_records(&opened.real)?,
     };
     let (specs, removing) = match &change {
@@ -443,7 +448,7 @@ pub(crate) async fn change(
             (Some(specs), None)
         }
         Change::Remove(names) => (Some(removed_specs(&old, names, &installed)?), Some(names)),
-        Change::Outputs(_) | Change::Kernel(_) => (None, None),
+        Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) => (None, None),
     };
 
     let mut plan = None;
@@ -508,6 +513,9 @@ pub(crate) async fn change(
 
     if let Change::Kernel(kernel) = &change {
         next.kernel = kernel.clone();
+    }
+    if let Change::Freeze(frozen) = &change {
+        next.frozen = *frozen;
     }
     let pip = match &change {
         Change::Install(added) if !added.pip.is_empty() => {
@@ -592,6 +600,16 @@ pub(crate) async fn change(
         old_module: old.module,
         old_kernel: old.kernel,
     })
+}
+
+/// The refusal of a change to a frozen environment, naming the way out.
+fn frozen(m: &Manifest) -> anyhow::Error {
+    UserError::failure(format!(
+        "{} is frozen: its packages cannot be installed, removed or deleted",
+        m.name
+    ))
+    .with_hint(format!("envmod unfreeze {}", m.cli_target()))
+    .into()
 }
 
 /// The requested specs once `names` are removed, refusing names that are not there.
@@ -725,6 +743,7 @@ pub(crate) fn delete(
     let _lock = EnvLock::acquire(&real, &target.name)?;
     lock::clear_leftovers(&real, &target.name)?;
     let manifest = match prefix::read_manifest(target, &real) {
+        Ok(m) if m.frozen => return Err(frozen(&m)),
         Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(m),
         Ok(_) if force => {
             ctx.printer.warn(format!(

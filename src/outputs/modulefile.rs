@@ -358,6 +358,7 @@ pub(crate) mod tests {
             channels: Vec::new(),
             module: None,
             kernel: None,
+            frozen: false,
             by_prefix: false,
             outputs_pending: false,
             pip: Vec::new(),
