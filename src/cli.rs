@@ -353,6 +353,10 @@ pub(crate) struct ChannelArgs {
     /// Use only cached repodata and packages; never touch the network.
     #[arg(long)]
     pub(crate) offline: bool,
+
+    /// Do not compile .pyc files for what is installed [config: compile_pyc].
+    #[arg(long)]
+    pub(crate) no_compile: bool,
 }
 
 #[derive(Debug, Args)]

@@ -76,6 +76,7 @@ options! {
     channel_alias: String,
     pkgs_dirs: Vec<String>,
     offline: bool,
+    compile_pyc: bool,
     module_map: BTreeMap<String, Option<String>>,
 }
 

@@ -108,6 +108,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         channel_alias: url::Url::parse(&settings.channel_alias.value)?,
         pkgs_dirs: settings.pkgs_dirs.value.clone(),
         offline: settings.offline.value,
+        compile_pyc: settings.compile_pyc.value,
     };
     // Compiled before any work: a broken site template must cost nothing, and never stops
     // a command that writes no modulefile.
@@ -300,6 +301,7 @@ fn flag_layer(command: &Command) -> Options {
     let channel = |c: &cli::ChannelArgs| Options {
         channels: (!c.channels.is_empty()).then(|| c.channels.clone()),
         offline: c.offline.then_some(true),
+        compile_pyc: c.no_compile.then_some(false),
         ..Options::default()
     };
     match command {

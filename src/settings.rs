@@ -37,6 +37,8 @@ pub(crate) struct GlobalSettings {
     pub(crate) channel_alias: Sourced<String>,
     pub(crate) pkgs_dirs: Sourced<Vec<PathBuf>>,
     pub(crate) offline: Sourced<bool>,
+    /// Compile `.pyc` files at create and install.
+    pub(crate) compile_pyc: Sourced<bool>,
     /// Module names of other sites and what they are here (`null`: leave the module out).
     pub(crate) module_map: Sourced<std::collections::BTreeMap<String, Option<String>>>,
     #[serde(skip)]
@@ -286,6 +288,7 @@ impl GlobalSettings {
             ]),
         };
         let offline = m.offline.unwrap_or_else(|| default(false));
+        let compile_pyc = m.compile_pyc.unwrap_or_else(|| default(true));
         let module_map = m.module_map.unwrap_or_else(|| default(Default::default()));
         let allow_stacking = m.allow_stacking.unwrap_or_else(|| default(false));
         let ld_library_path = m.ld_library_path.unwrap_or_else(|| default(false));
@@ -303,6 +306,7 @@ impl GlobalSettings {
             channel_alias,
             pkgs_dirs,
             offline,
+            compile_pyc,
             module_map,
             files,
             registry_file,

@@ -50,3 +50,82 @@ fn a_frozen_environment_refuses_install_remove_and_delete_until_unfrozen() {
     ok(&t.run(&["delete", "-n", "term", "--yes"]));
     assert!(!prefix.exists());
 }
+
+/// The `co_filename` of a compiled file, and the source it names, read back with Python.
+const PYC_FILENAME: &str = r#"
+import marshal, sys
+with open(sys.argv[1], "rb") as f:
+    f.read(16)
+    print(marshal.load(f).co_filename)
+"#;
+
+fn pycache_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir.join("__pycache__"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn create_compiles_pyc_valid_at_the_final_prefix_in_both_modes() {
+    let t = world();
+    ok(&t.run(&["create", "-n", "site", "alpha"]));
+    ok(&t.run(&["create", "-n", "conda", "--python", "3.12", "alpha"]));
+    ok(&t.run(&["create", "-n", "plain", "alpha", "--no-compile"]));
+    for (name, site) in [
+        ("site", "lib/python3.11/site-packages"),
+        ("conda", "lib/python3.12/site-packages"),
+    ] {
+        let prefix = t.envs_dir().join(name);
+        let pkg = prefix.join(site).join("alpha");
+        let compiled = pycache_files(&pkg);
+        assert!(
+            compiled.contains(&"__init__.cpython-311.pyc".to_string()),
+            "{name}: {compiled:?}"
+        );
+        // The code object names the environment, not the staging directory it was built in.
+        let pyc = pkg.join("__pycache__/__init__.cpython-311.pyc");
+        let named = ok(&std::process::Command::new(common::MODULE_PYTHON)
+            .args(["-c", PYC_FILENAME])
+            .arg(&pyc)
+            .output()
+            .unwrap());
+        assert_eq!(named.trim(), pkg.join("__init__.py").display().to_string());
+        // Importing uses it: nothing is written, and -X importtime shows the import.
+        let before = std::fs::metadata(&pyc).unwrap().modified().unwrap();
+        let out = std::process::Command::new(prefix.join("bin/python"))
+            .args(["-X", "importtime", "-c", "import alpha"])
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .output()
+            .unwrap();
+        ok(&out);
+        assert!(stderr(&out).contains("| alpha"), "{}", stderr(&out));
+        assert_eq!(
+            pycache_files(&pkg),
+            compiled,
+            "{name}: the import wrote files"
+        );
+        assert_eq!(std::fs::metadata(&pyc).unwrap().modified().unwrap(), before);
+    }
+    // install compiles what it adds, in the staging clone, for the final prefix too.
+    ok(&t.run(&["install", "-n", "site", "gamma"]));
+    let gamma = t.envs_dir().join("site/lib/python3.11/site-packages/gamma");
+    let named = ok(&std::process::Command::new(common::MODULE_PYTHON)
+        .args(["-c", PYC_FILENAME])
+        .arg(gamma.join("__pycache__/__init__.cpython-311.pyc"))
+        .output()
+        .unwrap());
+    assert_eq!(
+        named.trim(),
+        gamma.join("__init__.py").display().to_string()
+    );
+    let plain = t
+        .envs_dir()
+        .join("plain/lib/python3.11/site-packages/alpha");
+    assert!(pycache_files(&plain).is_empty(), "--no-compile compiled");
+}

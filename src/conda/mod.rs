@@ -14,6 +14,7 @@ pub(crate) mod lockfile;
 mod network;
 pub(crate) mod pip;
 pub(crate) mod prefix;
+pub(crate) mod pyc;
 pub mod solve;
 pub mod specs;
 
@@ -35,6 +36,8 @@ pub struct CondaSettings {
     /// The first directory holds the package cache; repodata is cached beside it.
     pub pkgs_dirs: Vec<PathBuf>,
     pub offline: bool,
+    /// Compile `.pyc` files for what is installed (`compile_pyc`, `--no-compile`).
+    pub compile_pyc: bool,
 }
 
 impl CondaSettings {

@@ -317,6 +317,8 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
     }
     failpoint::hit("create:staged");
+    // Nothing to compile in a first-day environment: no interpreter start for it.
+    let installs = !records.is_empty() || !manifest.pip.is_empty();
     if !records.is_empty() {
         let request = conda::install::InstallRequest {
             dir: guard.path(),
@@ -342,6 +344,9 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         &pip_cwd,
         ctx.printer,
     )?;
+    if ctx.conda.compile_pyc && installs {
+        conda::pyc::compile(guard.path(), &target.prefix, ctx.printer)?;
+    }
     failpoint::hit("create:installed");
     manifest.write_into(guard.path())?;
     guard.rename(&real).with_context(|| {
@@ -574,6 +579,9 @@ pub(crate) async fn change(
             packages = Some(conda::install::install(ctx.conda, request, ctx.printer).await?);
             if let Some((lines, cwd)) = &pip {
                 conda::pip::install(g.path(), &next.prefix, lines, cwd, ctx.printer)?;
+            }
+            if ctx.conda.compile_pyc {
+                conda::pyc::compile(g.path(), &next.prefix, ctx.printer)?;
             }
             failpoint::hit("change:installed");
             next.write_into(g.path())?;
