@@ -101,6 +101,13 @@ Examples:
     #[command(subcommand)]
     Kernel(KernelCommand),
 
+    /// Share an existing environment: readable by everyone, or changeable by a group too.
+    #[command(after_help = "\
+Examples:
+  envmod share -p /shared/course/envs/cs101 --group cs101-staff
+  envmod share -n tools                          # readable by all, changed by you")]
+    Share(ShareArgs),
+
     /// Freeze an environment: install, remove and delete are refused until unfreeze.
     #[command(after_help = "\
 Examples:
@@ -316,6 +323,16 @@ pub(crate) struct KernelListArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ShareArgs {
+    #[command(flatten)]
+    pub(crate) target: Target,
+
+    /// Owned by GROUP, whose members may change it too.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct FreezeArgs {
     #[command(flatten)]
     pub(crate) target: Target,
@@ -404,6 +421,15 @@ pub(crate) struct CreateArgs {
     /// SPECs or in the site Python.
     #[arg(long)]
     pub(crate) kernel: bool,
+
+    /// Share it: readable by everyone, setgid directories, whatever your umask; later
+    /// installs keep the modes.
+    #[arg(long)]
+    pub(crate) shared: bool,
+
+    /// With --shared: owned by GROUP, whose members (TAs) may change it too.
+    #[arg(long, value_name = "GROUP", requires = "shared")]
+    pub(crate) group: Option<String>,
 }
 
 #[derive(Debug, Args)]

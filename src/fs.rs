@@ -145,3 +145,101 @@ mod tests {
         assert!(lock.symlink_metadata().unwrap().is_file());
     }
 }
+
+/// The modes of a shared environment (`create --shared`, `envmod share`), applied whatever
+/// the umask of whoever builds or changes it: every directory setgid, everything readable
+/// by all, writable by the owner, and by the group with `group_write`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Share {
+    pub(crate) gid: Option<u32>,
+    pub(crate) group_write: bool,
+}
+
+impl Share {
+    /// `path` and everything below it, never following a symlink.
+    pub(crate) fn apply_tree(&self, root: &Path) -> Result<()> {
+        self.apply(root)?;
+        let meta = root
+            .symlink_metadata()
+            .with_context(|| format!("failed to read {}", root.display()))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(root)
+                .with_context(|| format!("failed to read {}", root.display()))?
+            {
+                self.apply_tree(&entry?.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `path` alone.
+    pub(crate) fn apply(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = path
+            .symlink_metadata()
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let gw = if self.group_write { 0o020 } else { 0 };
+        let mode = if meta.is_dir() {
+            0o2755 | gw
+        } else {
+            0o644 | gw | if meta.mode() & 0o100 != 0 { 0o111 } else { 0 }
+        };
+        if let Some(gid) = self.gid
+            && meta.gid() != gid
+            && let Err(e) = std::os::unix::fs::chown(path, None, Some(gid))
+        {
+            return Err(UserError::failure(format!(
+                "cannot give {} to the group: {e}",
+                path.display()
+            ))
+            .with_hint("you must be a member of the group (`id -Gn`), and own the files")
+            .into());
+        }
+        if meta.mode() & 0o7777 != mode
+            && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        {
+            // A file hard-linked from a package cache someone else owns: fine if everyone
+            // can already read it.
+            let readable = meta.mode() & 0o444 == 0o444;
+            if !(readable && e.kind() == std::io::ErrorKind::PermissionDenied) {
+                return Err(e)
+                    .with_context(|| format!("failed to set the mode of {}", path.display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The id of group `name`, if it exists.
+pub(crate) fn group_id(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getgrnam is given a valid C string and its result is read at once, on this
+    // thread, before any other call that could reuse its static buffer.
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    if gr.is_null() {
+        None
+    } else {
+        // SAFETY: non-null result of getgrnam.
+        Some(unsafe { (*gr).gr_gid })
+    }
+}
+
+/// Whether this process can give files to group `gid`: root, or a member.
+pub(crate) fn in_group(gid: u32) -> bool {
+    // SAFETY: plain libc queries with a buffer of the size getgroups reports.
+    unsafe {
+        if libc::geteuid() == 0 || libc::getegid() == gid {
+            return true;
+        }
+        let n = libc::getgroups(0, std::ptr::null_mut());
+        if n <= 0 {
+            return false;
+        }
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let n = libc::getgroups(n, groups.as_mut_ptr());
+        n > 0 && groups[..n as usize].contains(&gid)
+    }
+}

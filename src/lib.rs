@@ -121,6 +121,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             | Command::ShellHook(_)
             | Command::Kernel(_)
             | Command::Freeze(_)
+            | Command::Share(_)
             | Command::Unfreeze(_)
     );
     let renderer = match writes_outputs {
@@ -185,6 +186,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 ignore_modules: settings.ignore_modules.value.clone(),
                 description: args.description,
                 kernel: args.kernel,
+                shared: args.shared.then(|| manifest::Sharing {
+                    group: args.group.clone(),
+                }),
                 registry,
                 interpreter_cache: settings.interpreter_cache.clone(),
             };
@@ -275,6 +279,11 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 json: args.json,
             };
             commands::kernel::list(s, &ctx, printer)
+        }
+        Command::Share(args) => {
+            let target = settings.target(&args.target)?;
+            let change = Change::Share(manifest::Sharing { group: args.group });
+            commands::share::run(target, change, &ctx).await
         }
         Command::Freeze(args) => {
             commands::freeze::run(settings.target(&args.target)?, true, &ctx).await

@@ -47,6 +47,9 @@ pub(crate) struct Manifest {
     /// Its Jupyter kernel, if one was added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kernel: Option<KernelInfo>,
+    /// Shared with others (`create --shared`, `envmod share`): every change keeps the modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shared: Option<Sharing>,
     /// `envmod freeze`: install, remove and delete are refused until `envmod unfreeze`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) frozen: bool,
@@ -81,6 +84,39 @@ pub(crate) struct ModuleInfo {
     pub(crate) root: PathBuf,
     pub(crate) name: ModuleName,
     pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Sharing {
+    /// The group that owns it and may change it; `None`: readable by all, changed by the
+    /// owner only.
+    pub(crate) group: Option<String>,
+}
+
+impl Sharing {
+    /// The modes to apply, with the group looked up now.
+    pub(crate) fn modes(&self) -> Result<crate::fs::Share> {
+        let gid = match &self.group {
+            Some(g) => Some(crate::fs::group_id(g).ok_or_else(|| {
+                crate::error::UserError::usage(format!("there is no group {g:?}"))
+                    .with_hint("`getent group` lists the groups; ask your admin for a course group")
+            })?),
+            None => None,
+        };
+        if let (Some(gid), Some(g)) = (gid, &self.group)
+            && !crate::fs::in_group(gid)
+        {
+            return Err(crate::error::UserError::usage(format!(
+                "you are not a member of the group {g}"
+            ))
+            .with_hint("`id -Gn` lists your groups; newgrp or a new login picks up a new one")
+            .into());
+        }
+        Ok(crate::fs::Share {
+            gid,
+            group_write: self.group.is_some(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

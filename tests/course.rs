@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{TestEnv, channel, ok, stderr};
 
 fn world() -> TestEnv {
@@ -128,4 +130,141 @@ fn create_compiles_pyc_valid_at_the_final_prefix_in_both_modes() {
         .envs_dir()
         .join("plain/lib/python3.11/site-packages/alpha");
     assert!(pycache_files(&plain).is_empty(), "--no-compile compiled");
+}
+
+use std::os::unix::fs::MetadataExt;
+
+use common::{GROUP, Ms, OTHER, PEER, bash_as, sh};
+
+fn chown(path: &std::path::Path, owner: &str) {
+    common::run_ok("chown", &[std::path::Path::new(owner), path]);
+}
+
+/// Every entry below `root` (symlinks aside): directories setgid and `dir_mode`, files
+/// `file_mode` (ignoring execute bits), all owned by `gid`.
+fn assert_modes(root: &std::path::Path, gid: u32, dir_mode: u32, file_mode: u32) {
+    let meta = root.symlink_metadata().unwrap();
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    assert_eq!(
+        meta.gid(),
+        gid,
+        "{} has group {}",
+        root.display(),
+        meta.gid()
+    );
+    if meta.is_dir() {
+        assert_eq!(meta.mode() & 0o7777, dir_mode, "{}", root.display());
+        for e in std::fs::read_dir(root).unwrap() {
+            assert_modes(&e.unwrap().path(), gid, dir_mode, file_mode);
+        }
+    } else {
+        assert_eq!(meta.mode() & 0o7666, file_mode, "{}", root.display());
+    }
+}
+
+fn gid_of(group: &str) -> u32 {
+    let out = std::process::Command::new("getent")
+        .args(["group", group])
+        .output()
+        .unwrap();
+    ok(&out).split(':').nth(2).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the_umask() {
+    common::require_account(PEER);
+    common::require_account(OTHER);
+    let t = world();
+    // The course directory: group-owned, setgid, as docs/instructors.md prepares it.
+    let course = t.path().join("course");
+    for d in [course.join("envs"), course.join("modules")] {
+        std::fs::create_dir_all(&d).unwrap();
+    }
+    common::run_ok("chgrp", &[Path::new("-R"), Path::new(GROUP), &course]);
+    common::run_ok("chmod", &[Path::new("-R"), Path::new("2775"), &course]);
+    common::run_ok("chmod", &[Path::new("0755"), t.path()]);
+    common::run_ok(
+        "chmod",
+        &[
+            Path::new("-R"),
+            Path::new("a+rX"),
+            &t.path().join("channel"),
+        ],
+    );
+    common::run_ok("chmod", &[Path::new("0644"), &t.site_config]);
+    let prefix = course.join("envs/cs101");
+    let envmod = assert_cmd::cargo::cargo_bin("envmod");
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(&envmod, bin.join("envmod")).unwrap();
+    let envmod = bin.join("envmod");
+    let ta_home = t.path().join("ta-home");
+    std::fs::create_dir_all(&ta_home).unwrap();
+    chown(&ta_home, PEER);
+
+    // The instructor, with umask 077.
+    let create = format!(
+        "umask 077\n{} create -p {} --module-root {} --module-system lmod --shared --group {GROUP} alpha",
+        sh(&envmod.display().to_string()),
+        sh(&prefix.display().to_string()),
+        sh(&course.join("modules").display().to_string()),
+    );
+    ok(&bash_as(None, &create, &t.vars(), t.path()));
+    let gid = gid_of(GROUP);
+    assert_modes(&prefix, gid, 0o2775, 0o664);
+    assert_modes(&course.join("modules/cs101"), gid, 0o2775, 0o664);
+    let manifest = std::fs::read_to_string(prefix.join(".envmod/manifest.json")).unwrap();
+    assert!(
+        manifest.contains(&format!("\"group\": \"{GROUP}\"")),
+        "{manifest}"
+    );
+
+    // A student (not in the group) loads it, imports, and cannot write anywhere in it.
+    let student = |ms: Ms| {
+        let script = format!(
+            "source {init}\nmodule use {mods}\nmodule load cs101/py3.11 || exit 9\npython -c 'import alpha; print(\"imported\", alpha.VERSION)'\nfor d in {p} {p}/bin {p}/lib/python3.11/site-packages/alpha {p}/.envmod {mods}/cs101; do touch \"$d/student-was-here\" 2>/dev/null && echo \"WROTE $d\"; done\nfor f in {p}/.envmod/manifest.json {p}/bin/activate; do [ -w \"$f\" ] && echo \"WRITABLE $f\"; done\ntrue",
+            init = sh(&ms.init_script().display().to_string()),
+            mods = sh(&course.join("modules").display().to_string()),
+            p = sh(&prefix.display().to_string()),
+        );
+        let out = bash_as(Some(OTHER), &script, &[], t.path());
+        let text = ok(&out);
+        assert!(text.contains("imported 2.0"), "{ms:?}: {text}");
+        assert!(
+            !text.contains("WROTE") && !text.contains("WRITABLE"),
+            "{ms:?}: {text}"
+        );
+    };
+    student(Ms::Lmod);
+
+    // A TA (in the group) installs; the instructor sees the same environment, modes intact.
+    let ta_vars = vec![
+        ("HOME".to_string(), ta_home.display().to_string()),
+        (
+            "ENVMOD_SITE_CONFIG".to_string(),
+            t.site_config.display().to_string(),
+        ),
+    ];
+    let install = format!(
+        "umask 077\n{} install -p {} libfoo",
+        sh(&envmod.display().to_string()),
+        sh(&prefix.display().to_string())
+    );
+    ok(&bash_as(Some(PEER), &install, &ta_vars, t.path()));
+    let list = ok(&t.run(&["list", "--json"]));
+    assert!(list.contains("libfoo"), "{list}");
+    assert_modes(&prefix, gid, 0o2775, 0o664);
+    student(Ms::Lmod);
+
+    // The instructor moves it to a Tcl modulefile: the new file is shared too.
+    let tcl = format!(
+        "umask 077\n{} module -p {} --module-system tcl",
+        sh(&envmod.display().to_string()),
+        sh(&prefix.display().to_string())
+    );
+    ok(&bash_as(None, &tcl, &t.vars(), t.path()));
+    assert_modes(&course.join("modules/cs101"), gid, 0o2775, 0o664);
+    student(Ms::Tcl);
 }

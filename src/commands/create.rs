@@ -51,11 +51,17 @@ pub(crate) struct CreateSettings {
     pub(crate) description: Option<String>,
     /// `--kernel`: add a Jupyter kernel as one of its outputs.
     pub(crate) kernel: bool,
+    /// `--shared [--group G]`.
+    pub(crate) shared: Option<crate::manifest::Sharing>,
     pub(crate) registry: Registry,
     pub(crate) interpreter_cache: PathBuf,
 }
 
 pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
+    if let Some(sharing) = &s.shared {
+        // An unknown group, or one the user is not in, costs nothing.
+        sharing.modes()?;
+    }
     if matches!(s.file, Some(Source::Lock(_) | Source::Bundle(_))) {
         return from_lock(s, ctx).await;
     }
@@ -306,6 +312,7 @@ impl Built {
             module: None,
             kernel: None,
             frozen: false,
+            shared: s.shared.clone(),
             by_prefix: target.by_prefix,
             outputs_pending: false,
         };

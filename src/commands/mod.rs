@@ -11,4 +11,5 @@ pub(crate) mod index;
 pub(crate) mod kernel;
 pub(crate) mod list;
 pub(crate) mod module;
+pub(crate) mod share;
 pub(crate) mod shell_hook;

@@ -31,7 +31,7 @@ impl EnvLock {
         })?;
         // The lock file is never removed: deleting it would let two processes lock two
         // different inodes under the same name.
-        let path = parent.join(format!(".{name}.envmod-lock"));
+        let path = lock_path(prefix, name);
         let file = crate::fs::open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
@@ -45,6 +45,11 @@ impl EnvLock {
             }
         }
     }
+}
+
+/// The lock file of the environment at `prefix`.
+pub(crate) fn lock_path(prefix: &Path, name: &EnvName) -> PathBuf {
+    sibling(prefix, &format!(".{name}.envmod-lock"))
 }
 
 /// Directories envmod prepares next to an environment before moving them into place.

@@ -168,6 +168,13 @@ fn write_outputs(
         if let Some(planned) = &planned {
             out.check(manifest, planned)?;
             out.write(planned)?;
+            if let Some(sharing) = &manifest.shared {
+                let modes = sharing.modes()?;
+                modes.apply(&planned.path)?;
+                if let Some(dir) = planned.path.parent() {
+                    modes.apply(dir)?;
+                }
+            }
         }
         if let Some(old) = old {
             let moved = match (out.plan(old, &PrefixFacts::default())?, &planned) {
@@ -251,6 +258,9 @@ fn finish_outputs(
     }
     opened.manifest.outputs_pending = false;
     opened.manifest.write_into(&opened.real)?;
+    if let Some(sharing) = &opened.manifest.shared {
+        sharing.modes()?.apply(&Manifest::path_in(&opened.real))?;
+    }
     cleanup::set_committed(None);
     Ok(())
 }
@@ -305,6 +315,11 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     if real.symlink_metadata().is_ok() {
         return Err(prefix::already_exists(&target));
     }
+    let sharing = manifest.shared.as_ref().map(|s| s.modes()).transpose()?;
+    if let Some(modes) = &sharing {
+        // Whoever may change the environment must be able to take its lock.
+        modes.apply(&lock::lock_path(&real, &target.name))?;
+    }
     lock::clear_leftovers(&real, &target.name)?;
 
     let staging = lock::staging_dir(&real, &target.name);
@@ -349,6 +364,9 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     }
     failpoint::hit("create:installed");
     manifest.write_into(guard.path())?;
+    if let Some(modes) = &sharing {
+        modes.apply_tree(guard.path())?;
+    }
     guard.rename(&real).with_context(|| {
         format!(
             "failed to move the new environment into {}",
@@ -376,6 +394,14 @@ pub(crate) enum Change {
     Kernel(Option<KernelInfo>),
     /// No package change: freeze (`true`) or unfreeze the environment.
     Freeze(bool),
+    /// No package change: share it with everyone or a group, whatever the umask.
+    Share(crate::manifest::Sharing),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    Share,
+    Other,
 }
 
 /// What `install` adds: conda specs, and pip lines installed after them by the env's pip.
@@ -433,7 +459,7 @@ pub(crate) async fn change(
 
     // What is installed, read once, for the changes that solve.
     let installed = match &change {
-        Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) => Vec::new(),
+        Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) | Change::Share(_) => Vec::new(),
         _ => conda::prefix::installed_records(&opened.real)?,
     };
     let (specs, removing) = match &change {
@@ -453,7 +479,9 @@ pub(crate) async fn change(
             (Some(specs), None)
         }
         Change::Remove(names) => (Some(removed_specs(&old, names, &installed)?), Some(names)),
-        Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) => (None, None),
+        Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) | Change::Share(_) => {
+            (None, None)
+        }
     };
 
     let mut plan = None;
@@ -522,6 +550,14 @@ pub(crate) async fn change(
     if let Change::Freeze(frozen) = &change {
         next.frozen = *frozen;
     }
+    let change_kind = match &change {
+        Change::Share(sharing) => {
+            sharing.modes()?;
+            next.shared = Some(sharing.clone());
+            ChangeKind::Share
+        }
+        _ => ChangeKind::Other,
+    };
     let pip = match &change {
         Change::Install(added) if !added.pip.is_empty() => {
             next.pip.extend(added.pip.iter().cloned());
@@ -585,11 +621,25 @@ pub(crate) async fn change(
             }
             failpoint::hit("change:installed");
             next.write_into(g.path())?;
+            if let Some(sharing) = &next.shared {
+                sharing.modes()?.apply_tree(g.path())?;
+            }
             g.exchange_with(&opened.real)?;
             // Dropping the guard removes the old tree, now at the staging path.
             guard = Some(g);
         }
-        None => next.write_into(&opened.real)?,
+        None => {
+            next.write_into(&opened.real)?;
+            if let Some(sharing) = &next.shared {
+                let modes = sharing.modes()?;
+                if matches!(change_kind, ChangeKind::Share) {
+                    modes.apply_tree(&opened.real)?;
+                    modes.apply(&lock::lock_path(&opened.real, &target.name))?;
+                } else {
+                    modes.apply(&Manifest::path_in(&opened.real))?;
+                }
+            }
+        }
     }
     cleanup::set_committed(Some(format!(
         "{} was changed; its modulefile is brought up to date by the next envmod command on it (`envmod module {}`)",

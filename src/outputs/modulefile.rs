@@ -359,6 +359,7 @@ pub(crate) mod tests {
             module: None,
             kernel: None,
             frozen: false,
+            shared: None,
             by_prefix: false,
             outputs_pending: false,
             pip: Vec::new(),
