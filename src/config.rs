@@ -77,6 +77,7 @@ options! {
     pkgs_dirs: Vec<String>,
     offline: bool,
     compile_pyc: bool,
+    shared_envs_dirs: Vec<String>,
     module_map: BTreeMap<String, Option<String>>,
 }
 

@@ -243,3 +243,26 @@ pub(crate) fn in_group(gid: u32) -> bool {
         n > 0 && groups[..n as usize].contains(&gid)
     }
 }
+
+/// The login name of user `uid` (the number when it has none).
+pub(crate) fn user_name(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid's result is read at once, on this thread, before any other call that
+    // could reuse its static buffer.
+    unsafe {
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() {
+            return Some(uid.to_string());
+        }
+        Some(
+            std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+/// The login name of whoever runs envmod.
+pub(crate) fn current_user() -> Option<String> {
+    // SAFETY: geteuid cannot fail.
+    user_name(unsafe { libc::geteuid() })
+}

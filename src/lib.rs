@@ -219,6 +219,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         Command::List(args) => {
             let s = commands::list::ListSettings {
                 envs_dir: settings.envs_dir.value.clone(),
+                shared_envs_dirs: settings.shared_envs_dirs.value.clone(),
                 registry,
                 json: args.json,
             };

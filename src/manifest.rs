@@ -47,6 +47,9 @@ pub(crate) struct Manifest {
     /// Its Jupyter kernel, if one was added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kernel: Option<KernelInfo>,
+    /// Who created it (a login name), which later changes by a group member keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
     /// Shared with others (`create --shared`, `envmod share`): every change keeps the modes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) shared: Option<Sharing>,

@@ -37,6 +37,8 @@ pub(crate) struct GlobalSettings {
     pub(crate) channel_alias: Sourced<String>,
     pub(crate) pkgs_dirs: Sourced<Vec<PathBuf>>,
     pub(crate) offline: Sourced<bool>,
+    /// Directories of shared environments (course environments) that `list` shows too.
+    pub(crate) shared_envs_dirs: Sourced<Vec<PathBuf>>,
     /// Compile `.pyc` files at create and install.
     pub(crate) compile_pyc: Sourced<bool>,
     /// Module names of other sites and what they are here (`null`: leave the module out).
@@ -289,6 +291,16 @@ impl GlobalSettings {
         };
         let offline = m.offline.unwrap_or_else(|| default(false));
         let compile_pyc = m.compile_pyc.unwrap_or_else(|| default(true));
+        let shared_envs_dirs = match m.shared_envs_dirs {
+            Some(Sourced { value: raw, source }) => {
+                let value = raw
+                    .iter()
+                    .map(|dir| r.path("shared_envs_dirs", dir, &source, false))
+                    .collect::<Result<_>>()?;
+                Sourced { value, source }
+            }
+            None => default(Vec::new()),
+        };
         let module_map = m.module_map.unwrap_or_else(|| default(Default::default()));
         let allow_stacking = m.allow_stacking.unwrap_or_else(|| default(false));
         let ld_library_path = m.ld_library_path.unwrap_or_else(|| default(false));
@@ -307,6 +319,7 @@ impl GlobalSettings {
             pkgs_dirs,
             offline,
             compile_pyc,
+            shared_envs_dirs,
             module_map,
             files,
             registry_file,

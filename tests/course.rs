@@ -258,6 +258,63 @@ fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the
     assert_modes(&prefix, gid, 0o2775, 0o664);
     student(Ms::Lmod);
 
+    // The site catalogue: a student's `envmod list` shows the course environment, and what
+    // it prints loads it.
+    std::fs::write(
+        &t.site_config,
+        format!(
+            "channels: [{}]\nshared_envs_dirs: [{}]\n",
+            t.path().join("channel").display(),
+            course.join("envs").display()
+        ),
+    )
+    .unwrap();
+    let student_home = t.path().join("student-home");
+    std::fs::create_dir_all(&student_home).unwrap();
+    chown(&student_home, OTHER);
+    let student_vars = vec![
+        ("HOME".to_string(), student_home.display().to_string()),
+        (
+            "ENVMOD_SITE_CONFIG".to_string(),
+            t.site_config.display().to_string(),
+        ),
+    ];
+    let listed = ok(&bash_as(
+        Some(OTHER),
+        &format!("{} list", sh(&envmod.display().to_string())),
+        &student_vars,
+        t.path(),
+    ));
+    assert!(listed.contains("cs101/py3.11 (shared by root)"), "{listed}");
+    let use_line = listed
+        .lines()
+        .find(|l| l.trim_start().starts_with("module use "))
+        .unwrap_or_else(|| panic!("no module use line in:\n{listed}"))
+        .trim()
+        .to_string();
+    let json = ok(&bash_as(
+        Some(OTHER),
+        &format!("{} list --json", sh(&envmod.display().to_string())),
+        &student_vars,
+        t.path(),
+    ));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["shared"], true, "{json}");
+    assert_eq!(row["owner"], "root", "{json}");
+    assert_eq!(row["module"], "cs101/py3.11", "{json}");
+    assert_eq!(
+        row["module_root"],
+        course.join("modules").display().to_string(),
+        "{json}"
+    );
+    let from_list = format!(
+        "source {init}\n{use_line}\nmodule load cs101/py3.11 || exit 9\npython -c 'import alpha; print(\"imported\", alpha.VERSION)'",
+        init = sh(&Ms::Lmod.init_script().display().to_string()),
+    );
+    let text = ok(&bash_as(Some(OTHER), &from_list, &student_vars, t.path()));
+    assert!(text.contains("imported 2.0"), "{text}");
+
     // The instructor moves it to a Tcl modulefile: the new file is shared too.
     let tcl = format!(
         "umask 077\n{} module -p {} --module-system tcl",

@@ -313,6 +313,7 @@ impl Built {
             kernel: None,
             frozen: false,
             shared: s.shared.clone(),
+            owner: crate::fs::current_user(),
             by_prefix: target.by_prefix,
             outputs_pending: false,
         };

@@ -9,6 +9,8 @@ use crate::{env::registry::Registry, printer::Printer};
 
 pub(crate) struct ListSettings {
     pub(crate) envs_dir: PathBuf,
+    /// The site's `shared_envs_dirs`.
+    pub(crate) shared_envs_dirs: Vec<PathBuf>,
     pub(crate) registry: Registry,
     pub(crate) json: bool,
 }
@@ -31,6 +33,14 @@ struct Row {
     specs: Vec<String>,
     /// `envmod freeze` was run on it.
     frozen: bool,
+    /// Found in the site's `shared_envs_dirs` (a course environment, say).
+    shared: bool,
+    /// Who owns it, for shared environments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    /// Where its modulefile is: `module use` this, then `module load` the module.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module_root: Option<PathBuf>,
     /// The Jupyter kernel's directory, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel: Option<PathBuf>,
@@ -38,7 +48,7 @@ struct Row {
 }
 
 pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
-    let rows: Vec<Row> = s
+    let mut rows: Vec<Row> = s
         .registry
         .all(&s.envs_dir)
         .into_iter()
@@ -61,11 +71,24 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                 modules: Vec::new(),
                 specs: Vec::new(),
                 frozen: false,
+                shared: false,
+                owner: None,
+                module_root: None,
                 kernel: None,
                 created: String::new(),
             },
         })
         .collect();
+    for m in Registry::shared(&s.shared_envs_dirs) {
+        if rows.iter().any(|r| r.prefix == m.prefix) {
+            continue;
+        }
+        let owner = m.owner.clone().or_else(|| owner_name(&m.prefix));
+        let mut r = row(m);
+        r.shared = true;
+        r.owner = owner;
+        rows.push(r);
+    }
     if s.json {
         printer.data(serde_json::to_string_pretty(&rows)? + "\n");
         return Ok(());
@@ -87,11 +110,17 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                     "damaged" => "(damaged: envmod delete --force)".into(),
                     "copy" => "(a copy: envmod module --adopt)".into(),
                     _ => {
-                        let module = r.module.clone().unwrap_or_else(|| "-".into());
-                        match r.frozen {
-                            true => format!("{module} (frozen)"),
-                            false => module,
+                        let mut module = r.module.clone().unwrap_or_else(|| "-".into());
+                        if r.shared {
+                            module.push_str(&format!(
+                                " (shared by {})",
+                                r.owner.as_deref().unwrap_or("?")
+                            ));
                         }
+                        if r.frozen {
+                            module.push_str(" (frozen)");
+                        }
+                        module
                     }
                 },
                 r.prefix.display().to_string(),
@@ -120,8 +149,31 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    // How to load the shared ones: their module roots are not on everyone's MODULEPATH.
+    let mut roots: Vec<&PathBuf> = rows
+        .iter()
+        .filter(|r| r.shared && r.module.is_some())
+        .filter_map(|r| r.module_root.as_ref())
+        .collect();
+    roots.sort();
+    roots.dedup();
+    if !roots.is_empty() {
+        out.push_str("\nShared environments load after:\n");
+        for root in roots {
+            out.push_str(&format!(
+                "  module use {}\n",
+                crate::render::escape::sh_quote(&root.to_string_lossy())
+            ));
+        }
+    }
     printer.data(out);
     Ok(())
+}
+
+/// The login name of the owner of `path`.
+fn owner_name(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    crate::fs::user_name(path.metadata().ok()?.uid())
 }
 
 fn row(m: crate::manifest::Manifest) -> Row {
@@ -141,6 +193,9 @@ fn row(m: crate::manifest::Manifest) -> Row {
         modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
         specs: m.specs.clone(),
         frozen: m.frozen,
+        shared: false,
+        owner: None,
+        module_root: m.module.as_ref().map(|i| i.root.clone()),
         kernel: m.kernel.as_ref().map(|k| k.dir.clone()),
         created: m.created.to_rfc3339(),
     }

@@ -121,4 +121,28 @@ impl Registry {
         found.sort_by_key(key);
         found
     }
+
+    /// The environments in `dirs` (the site's `shared_envs_dirs`): other people's, so one
+    /// that cannot be read is left out rather than reported.
+    pub(crate) fn shared(dirs: &[PathBuf]) -> Vec<Manifest> {
+        let mut found = Vec::new();
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let p = e.path();
+                if let Ok(Some(m)) = Manifest::read(&p)
+                    && crate::env::prefix::same_dir(&m.prefix, &p)
+                {
+                    found.push(m);
+                }
+            }
+        }
+        found.sort_by(|a, b| (a.name.as_str(), &a.prefix).cmp(&(b.name.as_str(), &b.prefix)));
+        found
+    }
 }

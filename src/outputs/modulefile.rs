@@ -360,6 +360,7 @@ pub(crate) mod tests {
             kernel: None,
             frozen: false,
             shared: None,
+            owner: None,
             by_prefix: false,
             outputs_pending: false,
             pip: Vec::new(),
