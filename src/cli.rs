@@ -101,6 +101,13 @@ Examples:
     #[command(subcommand)]
     Kernel(KernelCommand),
 
+    /// Check your set-up for the usual breakages; one line per problem, with its fix.
+    #[command(after_help = "\
+Examples:
+  envmod doctor            # exit 0 when all is well, 1 when something needs fixing
+  envmod doctor --json")]
+    Doctor(DoctorArgs),
+
     /// Share an existing environment: readable by everyone, or changeable by a group too.
     #[command(after_help = "\
 Examples:
@@ -317,6 +324,13 @@ pub(crate) struct KernelListArgs {
     #[arg(long = "prefix", value_name = "DIR")]
     pub(crate) prefixes: Vec<PathBuf>,
 
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub(crate) json: bool,

@@ -281,6 +281,16 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             };
             commands::kernel::list(s, &ctx, printer)
         }
+        Command::Doctor(args) => {
+            let s = commands::doctor::DoctorSettings {
+                envs_dir: settings.envs_dir.value.clone(),
+                pkgs_dirs: settings.pkgs_dirs.value.clone(),
+                module_root: settings.module_root.value.clone(),
+                registry,
+                json: args.json,
+            };
+            commands::doctor::run(s, &env, printer)
+        }
         Command::Share(args) => {
             let target = settings.target(&args.target)?;
             let change = Change::Share(manifest::Sharing { group: args.group });

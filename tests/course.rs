@@ -325,3 +325,87 @@ fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the
     assert_modes(&course.join("modules/cs101"), gid, 0o2775, 0o664);
     student(Ms::Tcl);
 }
+
+#[test]
+fn doctor_finds_each_first_day_breakage_and_passes_a_clean_account() {
+    // A clean account: one environment, a module system, nothing odd.
+    let t = world();
+    ok(&t.module_shell(Ms::Lmod, "module load gcc/12.2\nenvmod create -n ok alpha"));
+    let out = t.module_shell(Ms::Lmod, "envmod doctor");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        common::stdout(&out),
+        stderr(&out)
+    );
+    assert!(common::stdout(&out).contains("no problems found"));
+
+    // Every finding, from a real fixture.
+    // A site Python that the site later removes: a copy of the interpreter, then gone.
+    let site_python = t.path().join("apps/python/bin/python3.11");
+    std::fs::create_dir_all(site_python.parent().unwrap()).unwrap();
+    std::fs::copy(common::MODULE_PYTHON, &site_python).unwrap();
+    ok(&t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "envmod create -n oldpy --site-python {} alpha",
+            sh(&site_python.display().to_string())
+        ),
+    ));
+    std::fs::remove_file(&site_python).unwrap();
+    ok(&t.module_shell(Ms::Lmod, "envmod create -n gone"));
+    std::fs::remove_dir_all(t.envs_dir().join("gone")).unwrap();
+    std::fs::create_dir_all(t.envs_dir().join(".half.envmod-staging")).unwrap();
+    std::fs::remove_file(t.site_modules.join("gcc/12.2")).unwrap();
+    std::fs::write(
+        t.home.join(".bashrc"),
+        "# >>> conda initialize >>>\n__conda_setup=\"$('/opt/conda/bin/conda' 'shell.bash' 'hook')\"\n# <<< conda initialize <<<\n",
+    )
+    .unwrap();
+    let user_site = t
+        .home
+        .join(".local/lib/python3.11/site-packages/alpha-9.0.dist-info");
+    std::fs::create_dir_all(&user_site).unwrap();
+    let out = t.module_shell_with(
+        Ms::Lmod,
+        "envmod doctor --json",
+        &[
+            ("PYTHONPATH", "/old/lib"),
+            ("CONDA_PREFIX", "/nonexistent/conda"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let findings: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let checks: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for check in [
+        "conda-init",
+        "pythonpath",
+        "stale-activation",
+        "site-python",
+        "modules",
+        "user-site",
+        "orphan-modulefile",
+        "leftover",
+    ] {
+        assert!(checks.contains(&check), "{check} not found: {findings:#}");
+    }
+    for f in findings.as_array().unwrap() {
+        assert!(!f["fix"].as_str().unwrap().is_empty(), "{f}");
+    }
+    // One line per finding, each with its fix; and no module system is one more.
+    let out = t.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = common::stdout(&out);
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with("problem: ") && l.contains("; fix: ")),
+        "{text}"
+    );
+    assert!(text.contains("no module system"), "{text}");
+}

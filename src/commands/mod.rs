@@ -5,6 +5,7 @@ pub(crate) mod completions;
 pub(crate) mod config;
 pub(crate) mod create;
 pub(crate) mod delete;
+pub(crate) mod doctor;
 pub(crate) mod export;
 pub(crate) mod freeze;
 pub(crate) mod index;
