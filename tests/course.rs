@@ -315,6 +315,28 @@ fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the
     let text = ok(&bash_as(Some(OTHER), &from_list, &student_vars, t.path()));
     assert!(text.contains("imported 2.0"), "{text}");
 
+    // A kernel for the class, in the course's Jupyter prefix, gets the same modes.
+    let wheels = common::wheelhouse();
+    let kernel = format!(
+        "{py} -m pip install -q --no-input --no-index --find-links {wh} ipykernel && umask 077 && {envmod} kernel add -p {p} --prefix {jup}",
+        py = sh(&prefix.join("bin/python").display().to_string()),
+        wh = sh(&wheels.display().to_string()),
+        envmod = sh(&envmod.display().to_string()),
+        p = sh(&prefix.display().to_string()),
+        jup = sh(&course.display().to_string()),
+    );
+    ok(&bash_as(None, &kernel, &t.vars(), t.path()));
+    let kernel_dir = course.join("share/jupyter/kernels/cs101");
+    assert_modes(&kernel_dir, gid, 0o2775, 0o664);
+    let touch = format!(
+        "touch {}/x 2>/dev/null && echo WROTE; [ -w {}/kernel.json ] && echo WRITABLE; cat {}/kernel.json >/dev/null && echo READ",
+        sh(&kernel_dir.display().to_string()),
+        sh(&kernel_dir.display().to_string()),
+        sh(&kernel_dir.display().to_string()),
+    );
+    let text = ok(&bash_as(Some(OTHER), &touch, &[], t.path()));
+    assert_eq!(text, "READ\n", "{text}");
+
     // The instructor moves it to a Tcl modulefile: the new file is shared too.
     let tcl = format!(
         "umask 077\n{} module -p {} --module-system tcl",

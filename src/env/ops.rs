@@ -167,11 +167,22 @@ fn write_outputs(
         let planned = out.plan(manifest, &facts)?;
         if let Some(planned) = &planned {
             out.check(manifest, planned)?;
+            // The directories this write creates, which a shared environment shares too.
+            let created: Vec<PathBuf> = planned
+                .path
+                .ancestors()
+                .skip(1)
+                .take_while(|d| d.symlink_metadata().is_err())
+                .map(Path::to_path_buf)
+                .collect();
             out.write(planned)?;
             if let Some(sharing) = &manifest.shared {
                 let modes = sharing.modes()?;
                 modes.apply(&planned.path)?;
                 if let Some(dir) = planned.path.parent() {
+                    modes.apply(dir)?;
+                }
+                for dir in &created {
                     modes.apply(dir)?;
                 }
             }
