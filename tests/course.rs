@@ -224,7 +224,7 @@ fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the
     // A student (not in the group) loads it, imports, and cannot write anywhere in it.
     let student = |ms: Ms| {
         let script = format!(
-            "source {init}\nmodule use {mods}\nmodule load cs101/py3.11 || exit 9\npython -c 'import alpha; print(\"imported\", alpha.VERSION)'\nfor d in {p} {p}/bin {p}/lib/python3.11/site-packages/alpha {p}/.envmod {mods}/cs101; do touch \"$d/student-was-here\" 2>/dev/null && echo \"WROTE $d\"; done\nfor f in {p}/.envmod/manifest.json {p}/bin/activate; do [ -w \"$f\" ] && echo \"WRITABLE $f\"; done\ntrue",
+            "source {init}\nmodule use {mods}\nmodule load cs101/py3.11 || exit 9\npython -c 'import alpha; print(\"imported\", alpha.VERSION)'\npython -v -c 'import alpha' 2>&1 | grep -q 'code object from .*alpha/__pycache__/__init__.cpython-311.pyc' && echo CACHED\nfor d in {p} {p}/bin {p}/lib/python3.11/site-packages/alpha {p}/.envmod {mods}/cs101; do touch \"$d/student-was-here\" 2>/dev/null && echo \"WROTE $d\"; done\nfor f in {p}/.envmod/manifest.json {p}/bin/activate; do [ -w \"$f\" ] && echo \"WRITABLE $f\"; done\ntrue",
             init = sh(&ms.init_script().display().to_string()),
             mods = sh(&course.join("modules").display().to_string()),
             p = sh(&prefix.display().to_string()),
@@ -232,6 +232,8 @@ fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the
         let out = bash_as(Some(OTHER), &script, &[], t.path());
         let text = ok(&out);
         assert!(text.contains("imported 2.0"), "{ms:?}: {text}");
+        // The import came from the .pyc compiled at create, not from a fresh compile.
+        assert!(text.contains("CACHED"), "{ms:?}: {text}");
         assert!(
             !text.contains("WROTE") && !text.contains("WRITABLE"),
             "{ms:?}: {text}"
