@@ -345,7 +345,7 @@ mod tests {
     use super::*;
 
     fn read_str(text: &str) -> Result<EnvFile> {
-        read(Path::new("/work/env/environment.yml"), text)
+        read(Path::new("/home/alice/project/environment.yml"), text)
     }
 
     #[test]
@@ -373,7 +373,10 @@ variables:
         let f = read_str(text).unwrap();
         assert_eq!(f.name.as_deref(), Some("demo"));
         assert_eq!(f.prefix.as_deref(), Some(Path::new("/old/place/demo")));
-        assert_eq!(f.channels, ["/work/env/./local-channel", "conda-forge"]);
+        assert_eq!(
+            f.channels,
+            ["/home/alice/project/./local-channel", "conda-forge"]
+        );
         let specs: Vec<_> = f.specs.iter().map(|s| (s.value.as_str(), s.line)).collect();
         assert_eq!(
             specs,
@@ -386,10 +389,10 @@ variables:
         assert_eq!(
             f.pip,
             [
-                "-r /work/env/requirements.txt",
-                "-e /work/env/./src/tool",
+                "-r /home/alice/project/requirements.txt",
+                "-e /home/alice/project/./src/tool",
                 "--index-url https://example.org/simple",
-                "/work/env/./wheels/foo-1.0-py3-none-any.whl",
+                "/home/alice/project/./wheels/foo-1.0-py3-none-any.whl",
                 "requests==2.31",
             ]
         );
@@ -402,7 +405,10 @@ variables:
         let err = read_str("name: x\ndependencies:\n  - numpy\n  bad: [\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("/work/env/environment.yml, line "), "{err}");
+        assert!(
+            err.starts_with("/home/alice/project/environment.yml, line "),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "{err}");
     }
 
