@@ -100,7 +100,6 @@ pub(crate) fn name_the_line(e: anyhow::Error, f: &EnvFile) -> anyhow::Error {
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
                 .any(|w| w == name);
             if mentioned {
-                let hint = crate::error::hint_of(&e).map(str::to_string);
                 // The solver's line about this package, without its tree drawing.
                 let detail = text
                     .lines()
@@ -110,15 +109,16 @@ pub(crate) fn name_the_line(e: anyhow::Error, f: &EnvFile) -> anyhow::Error {
                     .unwrap_or_default()
                     .trim_start_matches(|c: char| !c.is_alphanumeric())
                     .trim_end_matches(['.', ':']);
-                let mut err = UserError::failure(format!(
+                // The solver's own hint points at specs "above", which this line replaces.
+                let err = UserError::failure(format!(
                     "{}, line {}: cannot build `{}`: {detail}",
                     f.path.display(),
                     spec.line,
                     spec.value,
-                ));
-                if let Some(h) = hint {
-                    err = err.with_hint(h);
-                }
+                ))
+                .with_hint(
+                    "fix that line of the file, or add a channel that has the package with -c",
+                );
                 return err.into();
             }
         }
