@@ -255,9 +255,7 @@ pub(crate) fn read_module_map(path: &Path) -> anyhow::Result<BTreeMap<String, Op
         return Ok(BTreeMap::new());
     }
     serde_yaml::from_str(&text).map_err(|e| {
-        let line = e.location().map_or(String::new(), |l| format!(", line {}", l.line()));
-        let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        let (line, message) = crate::error::yaml_place(&e);
         UserError::usage(format!(
             "{}{line}: not a module map: {message}",
             path.display()

@@ -72,3 +72,18 @@ pub(crate) fn hint_of(err: &anyhow::Error) -> Option<&str> {
         .find_map(|e| e.downcast_ref::<UserError>())
         .and_then(|e| e.hint.as_deref())
 }
+
+/// A YAML error as envmod words it: `", line N"` to put after the file's name, and the
+/// message without serde_yaml's own " at line L column C" tail.
+pub(crate) fn yaml_place(e: &serde_yaml::Error) -> (String, String) {
+    let message = e.to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    let place = e
+        .location()
+        .map_or(String::new(), |l| format!(", line {}", l.line()));
+    (place, message)
+}

@@ -150,16 +150,7 @@ impl EnvFile {
 /// Read `path` (absolute) as an `environment.yml`.
 pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
     let yaml_error = |e: serde_yaml::Error| -> anyhow::Error {
-        let message = e.to_string();
-        // serde_yaml appends " at line L column C"; the line goes in front instead.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_string();
-        let place = e
-            .location()
-            .map_or(String::new(), |l| format!(", line {}", l.line()));
+        let (place, message) = crate::error::yaml_place(&e);
         UserError::usage(format!(
             "{}{place}: not a valid environment file: {message}",
             path.display()
