@@ -7,14 +7,18 @@
 #    environment with compiled .pyc (the default) and one built with --no-compile, where the
 #    student cannot write __pycache__ (read-only copy), so every start compiles again.
 #    The compile cost at create time is reported beside it (create with and without).
+#    Every package holds BENCH_SIZE modules of ~300 lines each, all imported, so the
+#    environment has library-sized code to compile (20 x 10 x 300 = 60,000 lines by default).
 # 2. BENCH_STUDENTS students at once: that many parallel `module load` + `python -c import`
 #    processes on the course environment (Environment Modules, Tcl modulefile); the wall
 #    time and its ratio to one student.
 # 3. `envmod list` with BENCH_ENVS environments (half the user's, half in shared_envs_dirs).
 #    Goal: under 100 ms.
+# 4. `envmod doctor` on a clean account: a module system loaded, three environments, nothing
+#    wrong. Goal: under 300 ms.
 #
-# Settings: BENCH_PYTHON=/usr/bin/python3.11, BENCH_PKGS=20, BENCH_RUNS=20, BENCH_STUDENTS=50,
-# BENCH_ENVS=500, BENCH_ENVMOD=PATH (time this binary instead of a release build).
+# Settings: BENCH_PYTHON=/usr/bin/python3.11, BENCH_PKGS=20, BENCH_SIZE=10, BENCH_RUNS=20,
+# BENCH_STUDENTS=50, BENCH_ENVS=500, BENCH_ENVMOD=PATH (time this binary instead of a release build).
 # Needs hyperfine (Debian apt) and Environment Modules (tests/provision.sh installs it).
 # Results: target/bench-results/course-<timestamp>/ and target/bench-results/course-latest.txt.
 set -euo pipefail
@@ -22,6 +26,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 PY=${BENCH_PYTHON:-/usr/bin/python3.11}
 NPKGS=${BENCH_PKGS:-20}
+SIZE=${BENCH_SIZE:-10}
 RUNS=${BENCH_RUNS:-20}
 STUDENTS=${BENCH_STUDENTS:-50}
 NENVS=${BENCH_ENVS:-500}
@@ -49,7 +54,7 @@ export HOME=$T/home XDG_CACHE_HOME=$T/home/.cache XDG_CONFIG_HOME=$T/home/.confi
 export ENVMOD_SITE_CONFIG=$T/site.yaml
 mkdir -p "$HOME" "$T/course/envs" "$T/course/modules"
 echo "shared_envs_dirs: [$T/course/envs]" > "$ENVMOD_SITE_CONFIG"
-python3 "$REPO/benches/conda/make_packages.py" channel "$T/chan" "$NPKGS"
+python3 "$REPO/benches/conda/make_packages.py" channel "$T/chan" "$NPKGS" "$SIZE"
 "$ENVMOD" -q index "$T/chan"
 SPECS=$(python3 -c "print(' '.join(f'pkg{i:03d}' for i in range($NPKGS)))")
 IMPORTS=$(python3 -c "print(', '.join(f'pkg{i:03d}' for i in range($NPKGS)))")
@@ -89,6 +94,16 @@ many_ms() {
 one=(); many=()
 for _ in 1 2 3 4 5; do one+=("$(one_ms)"); many+=("$(many_ms)"); done
 
+step "4: envmod doctor on a clean account"
+for i in 1 2 3; do "$ENVMOD" -q create -p "$HOME/.envmod/envs/d$i" --site-python "$PY" --module-system tcl >/dev/null; done
+(
+    # shellcheck disable=SC1090
+    source "$MODINIT"
+    "$ENVMOD" doctor >&2 || die "doctor found problems on the clean account"
+    hyperfine --shell=none --warmup 3 --runs "$RUNS" --style basic --export-json "$OUT/doctor.json" \
+        --command-name "envmod doctor (clean, 3 envs)" "$ENVMOD doctor" >&2
+)
+
 step "3: envmod list with $NENVS environments"
 half=$((NENVS / 2))
 for ((i = 0; i < NENVS; i++)); do
@@ -102,12 +117,13 @@ count=$("$ENVMOD" list --json | python3 -c 'import json,sys; print(len(json.load
 ((count >= NENVS)) || die "list showed $count of $NENVS environments"
 
 {
-python3 - "$OUT" "$STUDENTS" "${one[*]}" "${many[*]}" "$NENVS" <<'PY'
+python3 - "$OUT" "$STUDENTS" "${one[*]}" "${many[*]}" "$NENVS" "$NPKGS" "$SIZE" <<'PY'
 import json, statistics, sys
 out, students, one, many, nenvs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+print(f"environment: {sys.argv[6]} packages x {sys.argv[7]} modules of ~300 lines")
 def med(name):
     return {r["command"]: statistics.median(r["times"]) * 1000 for r in json.load(open(f"{out}/{name}"))["results"]}
-c, i, l = med("create.json"), med("import.json"), med("list.json")
+c, i, l, d = med("create.json"), med("import.json"), med("list.json"), med("doctor.json")
 comp, plain = i["import, .pyc compiled"], i["import, no .pyc"]
 print(f"1. first import of the packages: {comp:.1f} ms with .pyc, {plain:.1f} ms without: ratio {comp / plain:.2f}x")
 print(f"   compile cost at create: {c['create (compile .pyc)']:.1f} ms vs {c['create --no-compile']:.1f} ms with --no-compile (+{c['create (compile .pyc)'] - c['create --no-compile']:.1f} ms)")
@@ -115,6 +131,8 @@ o = statistics.median(int(x) for x in one.split()); m = statistics.median(int(x)
 print(f"2. {students} students at once (module load + import): {m} ms wall vs {o} ms for one: {m / o:.1f}x (medians of 5)")
 lt = list(l.values())[0]
 print(f"3. envmod list with {nenvs} environments: {lt:.1f} ms (goal < 100 ms: {'met' if lt < 100 else 'missed'})")
+dt = list(d.values())[0]
+print(f"4. envmod doctor on a clean account (3 environments): {dt:.1f} ms (goal < 300 ms: {'met' if dt < 300 else 'missed'})")
 PY
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); envmod: $("$ENVMOD" --version)"
 echo "rerun: bash benches/course.sh"

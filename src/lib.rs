@@ -282,14 +282,13 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             commands::kernel::list(s, &ctx, printer)
         }
         Command::Doctor(args) => {
-            let s = commands::doctor::DoctorSettings {
+            let checkup = crate::env::health::Checkup {
                 envs_dir: settings.envs_dir.value.clone(),
                 pkgs_dirs: settings.pkgs_dirs.value.clone(),
                 module_root: settings.module_root.value.clone(),
                 registry,
-                json: args.json,
             };
-            commands::doctor::run(s, &env, printer)
+            commands::doctor::run(checkup, args.json, &env, printer)
         }
         Command::Share(args) => {
             let target = settings.target(&args.target)?;

@@ -38,7 +38,7 @@ apt_update() {
 
 # ---------------------------------------------------------------- apt packages
 pkgs=(environment-modules tcl lua5.3 lua-posix lua-filesystem lua-json lua-term zsh fish
-      python3 python3-venv python3-pip ca-certificates)
+      python3 python3-venv python3-pip ca-certificates quota)
 missing=()
 for p in "${pkgs[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

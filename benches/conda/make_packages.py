@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Test packages for benches/conda.sh, written with the standard library only.
 
-    make_packages.py channel DIR N     N noarch-python conda packages pkg000.. as .tar.bz2
-                                       in DIR/noarch (run `envmod index DIR` afterwards)
+    make_packages.py channel DIR N [SIZE]
+                                       N noarch-python conda packages pkg000.. as .tar.bz2
+                                       in DIR/noarch (run `envmod index DIR` afterwards);
+                                       SIZE > 0 adds SIZE submodules of real-sized code
+                                       (~300 lines each) to every package, all imported
     make_packages.py wheels DIR N      the same N packages as py3-none-any wheels in DIR
     make_packages.py python DIR VERSION SUBDIR...
                                        an empty stand-in `python VERSION` package for each
@@ -13,7 +16,7 @@
                                        NAMES x VERSIONS x 2 builds records
 
 Package i is called pkg<i:03>, version 1.0, and holds the module pkg<i:03> (__init__.py and
-core.py) plus its dist-info. Every third package after the first depends on pkg<i//2>, in
+core.py, plus part00.. with SIZE) and its dist-info. Every third package after the first depends on pkg<i//2>, in
 both formats (conda `depends` and wheel `Requires-Dist`). Builds are reproducible.
 """
 import base64
@@ -39,15 +42,47 @@ def deps(i):
     return [name(i // 2)] if i > 0 and i % 3 == 0 else []
 
 
+SIZE = 0
+
+
+def part(n, k):
+    """About 300 lines of ordinary library code: classes, functions, docstrings, literals."""
+    out = [f'"""{n}.part{k:02d}: envmod benchmark module."""', "import math", ""]
+    for f in range(20):
+        out += [
+            f"class Thing{f}:",
+            f'    """A thing, number {f}."""',
+            "    def __init__(self, x=0, y=1.5, name='thing'):",
+            "        self.x, self.y, self.name = x, y, name",
+            "    def area(self):",
+            f"        return math.pi * self.x * self.y + {f}",
+            "    def __repr__(self):",
+            f"        return f'Thing{f}({{self.x!r}}, {{self.y!r}}, {{self.name!r}})'",
+            "",
+            f"def helper{f}(items, scale={f}.5):",
+            "    total = 0",
+            "    for i, item in enumerate(items):",
+            "        if i % 2 and item:",
+            "            total += item * scale",
+            "    return {'total': total, 'count': len(items), 'tag': '" + n + "'}",
+            "",
+        ]
+    return "\n".join(out) + "\n"
+
+
 def module_files(i):
     n = name(i)
+    parts = "".join(f"from . import part{k:02d}  # noqa: F401\n" for k in range(SIZE))
     init = (
         f'"""{n}: envmod benchmark package."""\n'
-        f"from .core import answer\n\nNAME = '{n}'\nVERSION = '1.0'\n"
+        f"from .core import answer\n{parts}\nNAME = '{n}'\nVERSION = '1.0'\n"
     )
     imports = "".join(f"import {d}  # noqa: F401\n" for d in deps(i))
     core = f"{imports}\n\ndef answer():\n    return {i}\n"
-    return {f"{n}/__init__.py": init.encode(), f"{n}/core.py": core.encode()}
+    files = {f"{n}/__init__.py": init.encode(), f"{n}/core.py": core.encode()}
+    for k in range(SIZE):
+        files[f"{n}/part{k:02d}.py"] = part(n, k).encode()
+    return files
 
 
 def metadata(i, requires_prefix):
@@ -174,6 +209,8 @@ def main(argv):
         sys.exit(__doc__)
     kind, out = argv[1], argv[2]
     if kind == "channel":
+        global SIZE
+        SIZE = int(argv[4]) if len(argv) > 4 else 0
         os.makedirs(f"{out}/noarch", exist_ok=True)
         os.makedirs(f"{out}/linux-64", exist_ok=True)
         for i in range(int(argv[3])):

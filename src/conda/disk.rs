@@ -74,6 +74,12 @@ pub(crate) fn no_space_error(kind: NoSpace, path: &Path, what: &str) -> UserErro
 
 /// The bytes an unprivileged user can still write on the filesystem that holds `path`.
 pub(crate) fn available_bytes(path: &Path) -> Option<u64> {
+    space(path).map(|(available, _)| available)
+}
+
+/// The bytes an unprivileged user can still write on the filesystem that holds `path` (or
+/// its nearest existing ancestor), and the filesystem's size.
+pub(crate) fn space(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let absolute = std::path::absolute(path).ok()?;
     let existing = absolute.ancestors().find(|p| p.exists())?;
@@ -83,8 +89,17 @@ pub(crate) fn available_bytes(path: &Path) -> Option<u64> {
     let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
     // The field types differ between targets (32-bit on some), hence the conversions.
     #[allow(clippy::useless_conversion)]
-    let bytes = u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize));
-    (rc == 0).then_some(bytes)
+    let (available, total, frsize) = (
+        u64::from(stat.f_bavail),
+        u64::from(stat.f_blocks),
+        u64::from(stat.f_frsize),
+    );
+    (rc == 0).then(|| {
+        (
+            available.saturating_mul(frsize),
+            total.saturating_mul(frsize),
+        )
+    })
 }
 
 /// The mount point of the filesystem that holds `path` (or its nearest existing ancestor),

@@ -6,7 +6,7 @@ pub mod activation;
 pub(crate) mod bundle;
 mod cache;
 pub mod channels;
-mod disk;
+pub(crate) mod disk;
 pub(crate) mod envfile;
 pub mod index;
 pub mod install;

@@ -4,6 +4,7 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod from_file;
+pub(crate) mod health;
 pub(crate) mod lock;
 pub(crate) mod ops;
 pub(crate) mod prefix;

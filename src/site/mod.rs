@@ -3,6 +3,7 @@
 
 pub mod modules;
 pub mod python;
+pub(crate) mod quota;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,336 @@
+//! The first-day breakages of a user's set-up, each found with its fix: shell start-up files
+//! that run `conda init`, variables that override every environment, packages in the user
+//! site that shadow an environment's, full disks and quotas, environments whose site Python
+//! or modules the site has since changed, and what an interrupted envmod left behind.
+//! `envmod doctor` prints them; nothing here changes anything.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+
+use crate::{
+    conda::disk,
+    env::registry::Registry,
+    environ::Environ,
+    manifest::{Manifest, PythonMode},
+    outputs::modulefile::{Owner, owner_of},
+    render::escape::sh_quote,
+    site::{modules, quota},
+};
+
+/// Where to look.
+pub(crate) struct Checkup {
+    pub(crate) envs_dir: PathBuf,
+    pub(crate) pkgs_dirs: Vec<PathBuf>,
+    pub(crate) module_root: PathBuf,
+    pub(crate) registry: Registry,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Finding {
+    pub(crate) check: &'static str,
+    pub(crate) problem: String,
+    pub(crate) fix: String,
+}
+
+const CONDA_BLOCK: &str = "# >>> conda initialize >>>";
+const GIB: u64 = 1 << 30;
+/// A quota used to this percentage or more is reported: the next environment will not fit.
+const QUOTA_PERCENT: u64 = 90;
+
+/// Every finding for this user, in a stable order.
+pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let home = env.home();
+    let show = |p: &Path| match &home {
+        Some(h) => p.strip_prefix(h).map_or_else(
+            |_| p.display().to_string(),
+            |r| format!("~/{}", r.display()),
+        ),
+        None => p.display().to_string(),
+    };
+
+    // Shell start-up files that activate conda behind the module system's back.
+    if let Some(h) = &home {
+        for rc in [".bashrc", ".bash_profile", ".zshrc"] {
+            let path = h.join(rc);
+            if std::fs::read_to_string(&path).is_ok_and(|t| t.contains(CONDA_BLOCK)) {
+                found.push(Finding {
+                    check: "conda-init",
+                    problem: format!("{} has a `conda initialize` block, which puts conda's Python first on PATH in every shell", show(&path)),
+                    fix: format!("delete the lines from `# >>> conda initialize >>>` to `# <<< conda initialize <<<` in {} (or run `conda init --reverse`), then open a new shell", show(&path)),
+                });
+            }
+        }
+    }
+    if let Some(pp) = env.get("PYTHONPATH") {
+        found.push(Finding {
+            check: "pythonpath",
+            problem: format!("PYTHONPATH is set ({pp}), so every Python, in every environment, imports from there first"),
+            fix: "unset PYTHONPATH, and remove the line that sets it from ~/.bashrc".into(),
+        });
+    }
+    for (var, what) in [
+        ("CONDA_PREFIX", "conda environment"),
+        ("VIRTUAL_ENV", "virtual environment"),
+    ] {
+        if let Some(p) = env.get(var).filter(|p| !Path::new(p).exists()) {
+            found.push(Finding {
+                check: "stale-activation",
+                problem: format!("{var} points at {p}, a {what} that no longer exists"),
+                fix: format!(
+                    "unset {var} (run `deactivate` or `conda deactivate`), or open a new shell"
+                ),
+            });
+        }
+    }
+    let module_system = env.get("LMOD_CMD").is_some() || env.get("MODULES_CMD").is_some();
+    if !module_system {
+        found.push(Finding {
+            check: "module-system",
+            problem: "no module system in this shell (neither Lmod nor Environment Modules)".into(),
+            fix: "on a cluster, log in again or `source /etc/profile`; elsewhere use an environment with `. PREFIX/bin/activate`".into(),
+        });
+    }
+
+    // Disk space and quotas where environments and packages go.
+    let mut dirs = vec![s.envs_dir.clone()];
+    dirs.extend(s.pkgs_dirs.iter().cloned());
+    for dir in &dirs {
+        if let Some((free, total)) = disk::space(dir)
+            && (free < GIB || free.saturating_mul(20) < total)
+        {
+            found.push(Finding {
+                check: "disk",
+                problem: format!(
+                    "{} has {:.1} GiB free of {:.1} GiB",
+                    show(dir),
+                    free as f64 / GIB as f64,
+                    total as f64 / GIB as f64
+                ),
+                fix: "free space there, or point envs_dir / pkgs_dirs at project storage in ~/.config/envmod/config.yaml".into(),
+            });
+        }
+    }
+    let mounts: BTreeMap<PathBuf, &PathBuf> = dirs
+        .iter()
+        .rev()
+        .filter_map(|d| Some((disk::mount_point_of(d)?, d)))
+        .collect();
+    let mount_list: Vec<PathBuf> = mounts.keys().cloned().collect();
+    for u in quota::usage(&mount_list, env.get("PATH")).unwrap_or_default() {
+        let Some(dir) = mounts
+            .get(&u.mount)
+            .filter(|_| u.percent() >= QUOTA_PERCENT)
+        else {
+            continue;
+        };
+        let amount = |n: u64| match u.resource {
+            quota::Resource::Space => format!("{:.2} GiB", n as f64 / (1u64 << 20) as f64),
+            quota::Resource::Files => format!("{n} files"),
+        };
+        found.push(Finding {
+            check: "quota",
+            problem: format!(
+                "{} has used {}% of its quota on {} ({} of {}), where {} is",
+                u.holder,
+                u.percent(),
+                u.mount.display(),
+                amount(u.used),
+                amount(u.limit),
+                show(dir)
+            ),
+            fix: match u.resource {
+                quota::Resource::Space => "delete environments you no longer need (`envmod list`, `envmod delete`) or other files there, or point envs_dir / pkgs_dirs at project storage in ~/.config/envmod/config.yaml".into(),
+                quota::Resource::Files => "delete environments you no longer need (`envmod list`, `envmod delete`), or point envs_dir / pkgs_dirs at storage with a larger file quota in ~/.config/envmod/config.yaml; an environment is tens of thousands of files".into(),
+            },
+        });
+    }
+
+    // Each environment: its Python, its modules, the user packages that shadow it.
+    let envs: Vec<Manifest> = s.registry.all(&s.envs_dir).into_iter().flatten().collect();
+    // Environments share a few site Pythons and modules: ask about each one once.
+    let mut versions: BTreeMap<PathBuf, Option<String>> = BTreeMap::new();
+    let mut available: BTreeMap<String, bool> = BTreeMap::new();
+    for m in &envs {
+        let target = m.cli_target();
+        if m.python.mode == PythonMode::Site {
+            let exe = &m.python.site.executable;
+            let version = versions
+                .entry(exe.clone())
+                .or_insert_with(|| python_version(exe));
+            match version.as_deref() {
+                None => found.push(Finding {
+                    check: "site-python",
+                    problem: format!("{}: its site Python {} is gone", m.name, exe.display()),
+                    fix: format!("create it again on the site's current Python: `envmod export {target} -o env.yml`, `envmod delete {target} --yes`, `envmod create -f env.yml`"),
+                }),
+                Some(v) if v != m.python.site.version.as_str() => found.push(Finding {
+                    check: "site-python",
+                    problem: format!("{}: its site Python {} is now {v}, not {}", m.name, exe.display(), m.python.site.version),
+                    fix: format!("create it again: `envmod export {target} -o env.yml`, `envmod delete {target} --yes`, `envmod create -f env.yml`"),
+                }),
+                Some(_) => {}
+            }
+        }
+        if module_system {
+            let missing: Vec<&str> = m
+                .modules
+                .iter()
+                .map(|l| l.full_name.as_str())
+                .filter(|name| {
+                    !*available.entry(name.to_string()).or_insert_with(|| {
+                        !matches!(modules::is_available(env, name), Ok(Some(false)))
+                    })
+                })
+                .collect();
+            if !missing.is_empty() {
+                found.push(Finding {
+                    check: "modules",
+                    problem: format!("{}: recorded modules no longer on MODULEPATH: {}", m.name, missing.join(" ")),
+                    fix: format!("rebuild it with a module_map: `envmod export {target} -o env.yml`, then `envmod create -f env.yml --module-map MAP` (a `{}: <module here>` line each)", missing[0]),
+                });
+            }
+        }
+        if let Some(h) = &home {
+            let user_site = h.join(format!(
+                ".local/lib/python{}/site-packages",
+                m.python.site.short_version()
+            ));
+            let shadowing: Vec<String> = dist_names(&user_site)
+                .intersection(&env_package_names(&m.prefix))
+                .cloned()
+                .collect();
+            if !shadowing.is_empty() {
+                found.push(Finding {
+                    check: "user-site",
+                    problem: format!("{} has {} that {} also has; plain `python3` and `pip --user` see those copies first", show(&user_site), shadowing.join(" "), m.name),
+                    fix: format!("pip uninstall --user {} (envmod's modules already ignore ~/.local)", shadowing.join(" ")),
+                });
+            }
+        }
+    }
+
+    // Modulefiles whose environment is gone.
+    let roots: BTreeSet<PathBuf> = std::iter::once(s.module_root.clone())
+        .chain(
+            envs.iter()
+                .filter_map(|m| m.module.as_ref().map(|i| i.root.clone())),
+        )
+        .collect();
+    for root in roots {
+        for file in modulefiles(&root) {
+            if let Owner::Env(prefix) = owner_of(&file)
+                && !Manifest::path_in(&prefix).exists()
+            {
+                found.push(Finding {
+                    check: "orphan-modulefile",
+                    problem: format!(
+                        "{} belongs to {}, which no longer exists",
+                        show(&file),
+                        prefix.display()
+                    ),
+                    fix: format!("rm {}", sh_quote(&file.to_string_lossy())),
+                });
+            }
+        }
+    }
+
+    // What an interrupted envmod left beside the environments.
+    if let Ok(entries) = std::fs::read_dir(&s.envs_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.')
+                && (name.ends_with(".envmod-staging") || name.ends_with(".envmod-trash"))
+            {
+                found.push(Finding {
+                    check: "leftover",
+                    problem: format!("{} was left by an interrupted envmod", show(&e.path())),
+                    fix: format!(
+                        "rm -rf {} (the next envmod command on that environment also removes it)",
+                        sh_quote(&e.path().to_string_lossy())
+                    ),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The version a Python reports, or `None` when it does not run.
+fn python_version(exe: &Path) -> Option<String> {
+    let out = std::process::Command::new(exe)
+        .args([
+            "-I",
+            "-S",
+            "-c",
+            "import platform; print(platform.python_version())",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Normalised names of the distributions (`*.dist-info`) in a site-packages directory.
+fn dist_names(site: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(site)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_suffix(".dist-info")
+                        .and_then(|s| s.split('-').next().map(normalise))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Normalised names of what an environment installs: its dists and its conda packages.
+fn env_package_names(prefix: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    if let Ok(libs) = std::fs::read_dir(prefix.join("lib")) {
+        for l in libs.flatten() {
+            names.extend(dist_names(&l.path().join("site-packages")));
+        }
+    }
+    if let Ok(meta) = std::fs::read_dir(prefix.join("conda-meta")) {
+        for e in meta.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = n.strip_suffix(".json") {
+                // name-version-build: the name is all but the last two parts.
+                let parts: Vec<&str> = stem.rsplitn(3, '-').collect();
+                if parts.len() == 3 {
+                    names.insert(normalise(parts[2]));
+                }
+            }
+        }
+    }
+    names
+}
+
+fn normalise(name: &str) -> String {
+    name.to_lowercase().replace(['_', '.'], "-")
+}
+
+/// Files directly under `root/NAME/` that look like modulefiles.
+fn modulefiles(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        if let Ok(files) = std::fs::read_dir(d.path()) {
+            out.extend(files.flatten().map(|f| f.path()).filter(|p| p.is_file()));
+        }
+    }
+    out.sort();
+    out
+}
