@@ -68,8 +68,12 @@ mkdir -p "$OUT"
 hyperfine --shell=none --warmup 2 --runs "$RUNS" --style basic --export-json "$OUT/create.json" \
     --command-name "create (compile .pyc)" --prepare "rm -rf $T/course/envs/c" "$ENVMOD create -q -p $T/course/envs/c $COMMON $SPECS" \
     --command-name "create --no-compile" --prepare "rm -rf $T/course/envs/n" "$ENVMOD create -q -p $T/course/envs/n $COMMON --no-compile $SPECS" >&2
-# The student's view: read-only, so no __pycache__ can be written.
+# The student's view: read-only, so no __pycache__ can be written. Root writes through a
+# read-only tree, so Python is also told not to write bytecode.
 chmod -R a-w "$T/course/envs/c" "$T/course/envs/n"
+export PYTHONDONTWRITEBYTECODE=1
+nopyc=$(find "$T/course/envs/n" -name '*.pyc' | wc -l)
+((nopyc == 0)) || die "the --no-compile environment has $nopyc .pyc files"
 step "1: first import in a fresh process, compiled vs not"
 hyperfine --shell=none --warmup 2 --runs "$RUNS" --style basic --export-json "$OUT/import.json" \
     --command-name "import, .pyc compiled" "$T/course/envs/c/bin/python -c 'import $IMPORTS'" \

@@ -433,3 +433,89 @@ fn doctor_finds_each_first_day_breakage_and_passes_a_clean_account() {
     );
     assert!(text.contains("no module system"), "{text}");
 }
+
+/// The quota check needs a filesystem with disk quotas, and this machine's kernel is built
+/// without them. tests/vm/run.sh boots Debian's kernel on this machine's files, where an ext4
+/// image is mounted with user and group quotas; the student fills it past 90% of each.
+#[test]
+fn doctor_reports_a_quota_over_ninety_percent_on_a_real_quota_filesystem() {
+    common::require_account(OTHER);
+    let envmod = assert_cmd::cargo::cargo_bin("envmod");
+    assert!(
+        !envmod.starts_with("/tmp") && !envmod.starts_with("/run"),
+        "the VM sees a fresh /tmp and /run: build envmod elsewhere (CARGO_TARGET_DIR)"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let script = t.path().join("quota.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"set -eu
+u={OTHER}
+truncate -s 64M /tmp/q.img
+mkfs.ext4 -q -O quota -E quotatype=usrquota:grpquota /tmp/q.img
+mkdir /tmp/q
+mount -o loop,usrquota,grpquota /tmp/q.img /tmp/q
+home=/tmp/q/home
+mkdir "$home"
+chown "$u:" "$home"
+: > /tmp/site.yaml
+# 1000 KiB of space for the user, 20 files for the user's group (soft limits).
+setquota -u "$u" 1000 1100 0 0 /tmp/q
+setquota -g "$u" 0 0 20 30 /tmp/q
+doctor() {{
+    echo "== doctor $1"
+    runuser -u "$u" -- env -i PATH=/usr/bin:/bin HOME="$home" ENVMOD_SITE_CONFIG=/tmp/site.yaml \
+        {envmod} doctor --json 2>/dev/null || true
+}}
+doctor before
+runuser -u "$u" -- dd if=/dev/zero of="$home/fill" bs=1K count=950 status=none
+runuser -u "$u" -- sh -c 'for i in $(seq 17); do : > "$1/f$i"; done' sh "$home"
+doctor after
+echo "== quota"
+runuser -u "$u" -- quota -u -g -w -f /tmp/q || true
+"#,
+            envmod = sh(&envmod.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(Path::new(common::REPO).join("tests/vm/run.sh"))
+        .arg(&script)
+        .output()
+        .unwrap();
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let section = |name: &str| -> serde_json::Value {
+        let start = text.find(&format!("== doctor {name}\n")).expect(&text) + 11 + name.len();
+        let end = text[start..].find("\n==").map_or(text.len(), |e| start + e);
+        serde_json::from_str(&text[start..end]).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let quota_findings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "quota")
+            .map(|f| format!("{} | {}", f["problem"], f["fix"]))
+            .collect()
+    };
+    assert_eq!(
+        quota_findings(&section("before")),
+        Vec::<String>::new(),
+        "{text}"
+    );
+    let after = quota_findings(&section("after"));
+    assert_eq!(after.len(), 2, "{text}");
+    assert!(
+        after[0].contains("the quota of user envmod-other on /tmp/q is 95% used (")
+            && after[0].contains(" KiB of 1000 KiB), and ~/.envmod/envs is there")
+            && after[0].contains("envmod delete"),
+        "{after:#?}"
+    );
+    assert!(
+        after[1].contains(
+            "the quota of group envmod-other on /tmp/q is 95% used (19 files of 20 files)"
+        ) && after[1].contains("file quota"),
+        "{after:#?}"
+    );
+}

@@ -37,8 +37,10 @@ apt_update() {
 }
 
 # ---------------------------------------------------------------- apt packages
+# quota, and a VM to use it in (tests/vm/run.sh): this machine's kernel has no disk quotas.
 pkgs=(environment-modules tcl lua5.3 lua-posix lua-filesystem lua-json lua-term zsh fish
-      python3 python3-venv python3-pip ca-certificates quota)
+      python3 python3-venv python3-pip ca-certificates quota
+      qemu-system-x86 linux-image-amd64 busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

@@ -1,16 +1,21 @@
 //! Compiled `.pyc` files for everything an install linked, made with the environment's own
-//! interpreter inside the staging tree, before the swap, in parallel (`compileall -j 0`), as
-//! conda and pixi do. rattler links packages without compiling them; an environment whose
-//! users cannot write `__pycache__` (a course environment) would otherwise recompile every
-//! imported module on every start. `-s STAGING -p PREFIX` records the final paths in the
-//! code objects, so tracebacks name the environment, not the staging directory; the files
-//! stay valid after the rename because they check the source's mtime and size, not its path.
+//! interpreter inside the staging tree, before the swap, in parallel (`compileall -j 0`) when
+//! there are enough files for a process pool to pay, as conda and pixi do. rattler links
+//! packages without compiling them; an environment whose users cannot write `__pycache__` (a
+//! course environment) would otherwise recompile every imported module on every start.
+//! `-s STAGING -p PREFIX` records the final paths in the code objects, so tracebacks name the
+//! environment, not the staging directory; the files stay valid after the rename because they
+//! check the source's mtime and size, not its path.
 
 use std::{path::Path, process::Command, time::Instant};
 
 use anyhow::Result;
 
 use crate::printer::Printer;
+
+/// The number of `.py` files from which compiling in parallel pays (measured on 2 cores: 12
+/// files take 120 ms alone and 170 ms with a pool; 240 files take 1.5 s alone and 0.8 s).
+const POOL_FROM: usize = 100;
 
 pub(crate) fn compile(staging: &Path, prefix: &Path, printer: &Printer) -> Result<()> {
     let python = staging.join("bin/python");
@@ -31,8 +36,14 @@ pub(crate) fn compile(staging: &Path, prefix: &Path, printer: &Printer) -> Resul
     }
     dirs.sort();
     let started = Instant::now();
+    // A process pool costs ~50 ms to start, more than it saves on a few dozen files.
+    let jobs = if has_sources(&dirs, POOL_FROM) {
+        "0"
+    } else {
+        "1"
+    };
     let out = Command::new(&python)
-        .args(["-m", "compileall", "-q", "-j", "0", "-s"])
+        .args(["-m", "compileall", "-q", "-j", jobs, "-s"])
         .arg(staging)
         .arg("-p")
         .arg(prefix)
@@ -61,4 +72,27 @@ pub(crate) fn compile(staging: &Path, prefix: &Path, printer: &Printer) -> Resul
         )),
     }
     Ok(())
+}
+
+/// Whether the trees under `dirs` hold at least `n` `.py` files; stops counting at `n`.
+fn has_sources(dirs: &[std::path::PathBuf], n: usize) -> bool {
+    let mut stack: Vec<std::path::PathBuf> = dirs.to_vec();
+    let mut found = 0;
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else if e.file_name().as_encoded_bytes().ends_with(b".py") {
+                found += 1;
+                if found >= n {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }

@@ -129,16 +129,16 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
             continue;
         };
         let amount = |n: u64| match u.resource {
-            quota::Resource::Space => format!("{:.2} GiB", n as f64 / (1u64 << 20) as f64),
+            quota::Resource::Space => kib(n),
             quota::Resource::Files => format!("{n} files"),
         };
         found.push(Finding {
             check: "quota",
             problem: format!(
-                "{} has used {}% of its quota on {} ({} of {}), where {} is",
+                "the quota of {} on {} is {}% used ({} of {}), and {} is there",
                 u.holder,
-                u.percent(),
                 u.mount.display(),
+                u.percent(),
                 amount(u.used),
                 amount(u.limit),
                 show(dir)
@@ -258,6 +258,15 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
         }
     }
     found
+}
+
+/// `n` KiB in the largest unit that keeps it at 1 or more.
+fn kib(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} KiB"),
+        1024..1_048_576 => format!("{:.1} MiB", n as f64 / 1024.0),
+        _ => format!("{:.1} GiB", n as f64 / 1_048_576.0),
+    }
 }
 
 /// The version a Python reports, or `None` when it does not run.
