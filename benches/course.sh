@@ -9,6 +9,8 @@
 #    The compile cost at create time is reported beside it (create with and without).
 #    Every package holds BENCH_SIZE modules of ~300 lines each, all imported, so the
 #    environment has library-sized code to compile (20 x 10 x 300 = 60,000 lines by default).
+#    The same two figures for a real library: numpy's wheel from PyPI (BENCH_WHEEL=FILE uses a
+#    local wheel instead), repackaged as a conda package, `import numpy`.
 # 2. BENCH_STUDENTS students at once: that many parallel `module load` + `python -c import`
 #    processes on the course environment (Environment Modules, Tcl modulefile); the wall
 #    time and its ratio to one student.
@@ -18,8 +20,10 @@
 #    wrong. Goal: under 300 ms.
 #
 # Settings: BENCH_PYTHON=/usr/bin/python3.11, BENCH_PKGS=20, BENCH_SIZE=10, BENCH_RUNS=20,
-# BENCH_STUDENTS=50, BENCH_ENVS=500, BENCH_ENVMOD=PATH (time this binary instead of a release build).
-# Needs hyperfine (Debian apt) and Environment Modules (tests/provision.sh installs it).
+# BENCH_STUDENTS=50, BENCH_ENVS=500, BENCH_ENVMOD=PATH (time this binary instead of a release build),
+# BENCH_WHEEL=FILE (a cp311 wheel for the real-library figures; default: numpy from PyPI).
+# Needs hyperfine (Debian apt), Environment Modules (tests/provision.sh installs it), and PyPI
+# or BENCH_WHEEL.
 # Results: target/bench-results/course-<timestamp>/ and target/bench-results/course-latest.txt.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +64,23 @@ SPECS=$(python3 -c "print(' '.join(f'pkg{i:03d}' for i in range($NPKGS)))")
 IMPORTS=$(python3 -c "print(', '.join(f'pkg{i:03d}' for i in range($NPKGS)))")
 COMMON="-c $T/chan --site-python $PY --module-system tcl --module-root $T/course/modules --shared"
 
+step "fetching a real library"
+PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [[ -n ${BENCH_WHEEL:-} ]]; then
+    WHEEL=$(realpath "$BENCH_WHEEL")
+else
+    mkdir -p "$TARGET_DIR/bench-cache"
+    "$PY" -m pip download numpy --only-binary=:all: --no-deps -q -d "$TARGET_DIR/bench-cache" \
+        --python-version "$PYVER" --implementation cp --platform manylinux2014_x86_64 >&2 ||
+        die "could not download numpy from PyPI: set BENCH_WHEEL to a local cp${PYVER/./} wheel"
+    WHEEL=$(ls -t "$TARGET_DIR"/bench-cache/numpy-*-cp"${PYVER/./}"-*.whl | head -1)
+fi
+LIB=$(basename "$WHEEL" | cut -d- -f1 | tr 'A-Z_' 'a-z-')
+MODNAME=$(basename "$WHEEL" | cut -d- -f1)
+python3 "$REPO/benches/conda/make_packages.py" from-wheel "$T/real" "$PYVER" "$WHEEL" >&2
+"$ENVMOD" -q index "$T/real"
+REAL="-c $T/real --site-python $PY --module-system none --shared $LIB"
+
 step "creating the course environment, with and without .pyc"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$RESULTS/course-$stamp
@@ -68,16 +89,29 @@ mkdir -p "$OUT"
 hyperfine --shell=none --warmup 2 --runs "$RUNS" --style basic --export-json "$OUT/create.json" \
     --command-name "create (compile .pyc)" --prepare "rm -rf $T/course/envs/c" "$ENVMOD create -q -p $T/course/envs/c $COMMON $SPECS" \
     --command-name "create --no-compile" --prepare "rm -rf $T/course/envs/n" "$ENVMOD create -q -p $T/course/envs/n $COMMON --no-compile $SPECS" >&2
+# shellcheck disable=SC2086
+hyperfine --shell=none --warmup 2 --runs "$RUNS" --style basic --export-json "$OUT/create-real.json" \
+    --command-name "create (compile .pyc)" --prepare "rm -rf $T/real-c" "$ENVMOD create -q -p $T/real-c $REAL" \
+    --command-name "create --no-compile" --prepare "rm -rf $T/real-n" "$ENVMOD create -q -p $T/real-n $REAL --no-compile" >&2
 # The student's view: read-only, so no __pycache__ can be written. Root writes through a
 # read-only tree, so Python is also told not to write bytecode.
-chmod -R a-w "$T/course/envs/c" "$T/course/envs/n"
+chmod -R a-w "$T/course/envs/c" "$T/course/envs/n" "$T/real-c" "$T/real-n"
 export PYTHONDONTWRITEBYTECODE=1
-nopyc=$(find "$T/course/envs/n" -name '*.pyc' | wc -l)
-((nopyc == 0)) || die "the --no-compile environment has $nopyc .pyc files"
+# No .pyc but the ones a package ships (numpy's wheel carries one).
+shipped=$(python3 -c 'import sys, zipfile; print(sum(n.endswith(".pyc") for n in zipfile.ZipFile(sys.argv[1]).namelist()))' "$WHEEL")
+for e in "$T/course/envs/n:0" "$T/real-n:$shipped"; do
+    nopyc=$(find "${e%:*}" -name '*.pyc' | wc -l)
+    ((nopyc == ${e##*:})) || die "the --no-compile environment ${e%:*} has $nopyc .pyc files, not ${e##*:}"
+done
+where=$("$T/real-c/bin/python" -c "import $MODNAME; print($MODNAME.__file__)")
+[[ $where == "$T/real-c/"* ]] || die "import $MODNAME came from $where, not from the environment"
 step "1: first import in a fresh process, compiled vs not"
 hyperfine --shell=none --warmup 2 --runs "$RUNS" --style basic --export-json "$OUT/import.json" \
     --command-name "import, .pyc compiled" "$T/course/envs/c/bin/python -c 'import $IMPORTS'" \
     --command-name "import, no .pyc" "$T/course/envs/n/bin/python -c 'import $IMPORTS'" >&2
+hyperfine --shell=none --warmup 2 --runs "$RUNS" --style basic --export-json "$OUT/import-real.json" \
+    --command-name "import, .pyc compiled" "$T/real-c/bin/python -c 'import $MODNAME'" \
+    --command-name "import, no .pyc" "$T/real-n/bin/python -c 'import $MODNAME'" >&2
 
 step "2: $STUDENTS students at once"
 cat > "$T/student.sh" <<STUDENT
@@ -121,16 +155,20 @@ count=$("$ENVMOD" list --json | python3 -c 'import json,sys; print(len(json.load
 ((count >= NENVS)) || die "list showed $count of $NENVS environments"
 
 {
-python3 - "$OUT" "$STUDENTS" "${one[*]}" "${many[*]}" "$NENVS" "$NPKGS" "$SIZE" <<'PY'
+npy=$(find "$T/real-c" -name '*.py' | wc -l)
+python3 - "$OUT" "$STUDENTS" "${one[*]}" "${many[*]}" "$NENVS" "$NPKGS" "$SIZE" "$(basename "$WHEEL")" "$npy" <<'PY'
 import json, statistics, sys
 out, students, one, many, nenvs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-print(f"environment: {sys.argv[6]} packages x {sys.argv[7]} modules of ~300 lines")
+print(f"environment: {sys.argv[6]} packages x {sys.argv[7]} modules of ~300 lines; real library: {sys.argv[8]} ({sys.argv[9]} .py files)")
 def med(name):
     return {r["command"]: statistics.median(r["times"]) * 1000 for r in json.load(open(f"{out}/{name}"))["results"]}
 c, i, l, d = med("create.json"), med("import.json"), med("list.json"), med("doctor.json")
-comp, plain = i["import, .pyc compiled"], i["import, no .pyc"]
-print(f"1. first import of the packages: {comp:.1f} ms with .pyc, {plain:.1f} ms without: ratio {comp / plain:.2f}x")
-print(f"   compile cost at create: {c['create (compile .pyc)']:.1f} ms vs {c['create --no-compile']:.1f} ms with --no-compile (+{c['create (compile .pyc)'] - c['create --no-compile']:.1f} ms)")
+def pyc(label, i, c):
+    comp, plain = i["import, .pyc compiled"], i["import, no .pyc"]
+    print(f"1. first import of {label}: {comp:.1f} ms with .pyc, {plain:.1f} ms without: ratio {comp / plain:.2f}x")
+    print(f"   compile cost at create: {c['create (compile .pyc)']:.1f} ms vs {c['create --no-compile']:.1f} ms with --no-compile (+{c['create (compile .pyc)'] - c['create --no-compile']:.1f} ms)")
+pyc("the packages", i, c)
+pyc(sys.argv[8].split("-")[0] + " (real library)", med("import-real.json"), med("create-real.json"))
 o = statistics.median(int(x) for x in one.split()); m = statistics.median(int(x) for x in many.split())
 print(f"2. {students} students at once (module load + import): {m} ms wall vs {o} ms for one: {m / o:.1f}x (medians of 5)")
 lt = list(l.values())[0]

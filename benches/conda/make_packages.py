@@ -14,6 +14,11 @@
     make_packages.py big DIR NAMES VERSIONS
                                        a repodata-only linux-64 channel (no archives):
                                        NAMES x VERSIONS x 2 builds records
+    make_packages.py from-wheel DIR PYVER WHEEL
+                                       a linux-64 conda package in DIR/linux-64 holding a
+                                       real wheel's files (e.g. numpy's, from PyPI) under
+                                       lib/pythonPYVER/site-packages, depending on
+                                       `python PYVER.*`
 
 Package i is called pkg<i:03>, version 1.0, and holds the module pkg<i:03> (__init__.py and
 core.py, plus part00.. with SIZE) and its dist-info. Every third package after the first depends on pkg<i//2>, in
@@ -204,6 +209,44 @@ def big(out, names, nver):
     print(f"{len(pk)} records, linux-64/repodata.json {size // 1024} KiB")
 
 
+def from_wheel(out_dir, pyver, whl):
+    """A real library's wheel as a linux-64 conda package: the same files, the conda layout."""
+    base = os.path.basename(whl)
+    n, version = base.split("-")[:2]
+    n = n.lower().replace("_", "-")
+    files = {}
+    with zipfile.ZipFile(whl) as zf:
+        for zi in zf.infolist():
+            if zi.is_dir():
+                continue
+            mode = (zi.external_attr >> 16) & 0o777 or 0o644
+            files[f"lib/python{pyver}/site-packages/{zi.filename}"] = (zf.read(zi), mode)
+    paths = [
+        {"_path": p, "path_type": "hardlink", "sha256": hashlib.sha256(d).hexdigest(),
+         "size_in_bytes": len(d)}
+        for p, (d, _) in sorted(files.items())
+    ]
+    index = {
+        "name": n, "version": version, "build": "h0_wheel", "build_number": 0,
+        "depends": [f"python {pyver}.*"], "license": "unknown", "subdir": "linux-64",
+        "timestamp": TIMESTAMP_MS,
+    }
+    info = {
+        "info/index.json": index,
+        "info/paths.json": {"paths": paths, "paths_version": 1},
+        "info/about.json": {"summary": f"{n} {version}, from {base}"},
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{n}-{version}-h0_wheel.tar.bz2")
+    with tarfile.open(path, "w:bz2", format=tarfile.PAX_FORMAT) as tar:
+        for p, value in info.items():
+            add(tar, p, json.dumps(value, indent=2, sort_keys=True).encode())
+        add(tar, "info/files", "".join(p + "\n" for p in sorted(files)).encode())
+        for p, (d, mode) in sorted(files.items()):
+            add(tar, p, d, mode)
+    print(f"{path}: {len(files)} files, {sum(1 for p in files if p.endswith('.py'))} .py")
+
+
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
@@ -224,6 +267,8 @@ def main(argv):
             python_package(argv[3], subdir, f"{out}/{subdir}")
     elif kind == "big":
         big(out, int(argv[3]), int(argv[4]))
+    elif kind == "from-wheel":
+        from_wheel(f"{out}/linux-64", argv[3], argv[4])
     else:
         sys.exit(__doc__)
 
