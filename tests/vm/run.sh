@@ -28,19 +28,19 @@ done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/envmod-vm.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-mkdir -p "$W/root"/{bin,mods,proc,dev,sys,host}
-cp "$BUSYBOX" "$W/root/bin/busybox"
-cp "$1" "$W/root/vmscript"
+mkdir -p "$W/initramfs"/{bin,mods,proc,dev,sys,host}
+cp "$BUSYBOX" "$W/initramfs/bin/busybox"
+cp "$1" "$W/initramfs/vmscript"
 # Virtio and 9p to reach the host's files; loop, ext4 and the quota format for the test.
 n=0
 for m in virtio_pci 9pnet_virtio 9p loop ext4 quota_v2; do
     modprobe --show-depends -S "$KV" "$m" || die "module $m not found for kernel $KV"
 done | awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
     n=$((n + 1))
-    cp "$ko" "$W/root/mods/$(printf %02d "$n")-$(basename "$ko")"
+    cp "$ko" "$W/initramfs/mods/$(printf %02d "$n")-$(basename "$ko")"
 done
 
-cat >"$W/root/init" <<'INIT'
+cat >"$W/initramfs/init" <<'INIT'
 #!/bin/busybox sh
 bb=/bin/busybox
 $bb mount -t proc proc /proc
@@ -61,8 +61,8 @@ echo "envmod-vm-end"
 echo "envmod-vm-exit=$rc"
 $bb poweroff -f
 INIT
-chmod 755 "$W/root/init"
-(cd "$W/root" && find . | cpio -o -H newc --quiet) | gzip -1 >"$W/initrd"
+chmod 755 "$W/initramfs/init"
+(cd "$W/initramfs" && find . | cpio -o -H newc --quiet) | gzip -1 >"$W/initrd"
 
 accel=${ENVMOD_TEST_VM_ACCEL:-tcg}
 cpu=max
