@@ -103,8 +103,9 @@ else
 fi
 
 # ------------------------------------------------------------------ accounts
-# Real second and third accounts for the tests about other users: envmod-peer is in the
-# group envmodtest (a colleague in a shared directory), envmod-other is not.
+# Real accounts for the tests about other users: envmod-instructor and envmod-peer are in
+# the group envmodtest (an instructor and a TA of a course, or colleagues in a shared
+# directory), envmod-other is not (a student).
 ensure_account() {  # $1 = user, $2 = supplementary group or ""
     if ! id "$1" >/dev/null 2>&1; then
         $is_root || die "account $1 missing, run as root: useradd -M -s /bin/bash ${2:+-G $2 }$1"
@@ -116,6 +117,7 @@ if ! getent group envmodtest >/dev/null; then
     $is_root || die "group envmodtest missing, run as root: groupadd envmodtest"
     groupadd envmodtest || die "groupadd envmodtest failed"
 fi
+ensure_account envmod-instructor envmodtest
 ensure_account envmod-peer envmodtest
 ensure_account envmod-other ""
 command -v runuser >/dev/null || die "runuser missing (package util-linux)"

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod channel;
+pub mod course;
 
 use std::{
     path::{Path, PathBuf},

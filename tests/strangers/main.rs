@@ -1,0 +1,6 @@
+//! Files from strangers are data: environment.yml, lock files, bundles, module maps and
+//! everything else envmod reads that someone else wrote. Each test is an attack that worked
+//! once, run against the real binary and the real tools that read what envmod writes.
+
+#[path = "../common/mod.rs"]
+mod common;
