@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod scripts;
 
 use common::course::{Course, Who};
 
