@@ -363,6 +363,7 @@ pub(crate) mod tests {
             owner: None,
             by_prefix: false,
             outputs_pending: false,
+            activation: None,
             pip: Vec::new(),
             skipped_modules: Vec::new(),
         };

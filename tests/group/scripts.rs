@@ -31,7 +31,7 @@ fn a_planted_activation_script_runs_only_for_package_changes_and_is_named() {
     std::fs::set_permissions(&marks, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let script = prefix.join("etc/conda/activate.d/zz.sh");
     let plant = format!(
-        "set -e\nmkdir -p {dir}\nprintf 'touch %s/ran-as-$(id -un)\\nexport PLANTED=1\\n' {marks} > {script}",
+        "set -e\numask 002\nmkdir -p {dir}\nprintf 'touch %s/ran-as-$(id -un)\\nexport PLANTED=1\\n' {marks} > {script}",
         dir = common::sh(&script.parent().unwrap().display().to_string()),
         marks = common::sh(&marks.display().to_string()),
         script = common::sh(&script.display().to_string()),
@@ -68,7 +68,12 @@ fn a_planted_activation_script_runs_only_for_package_changes_and_is_named() {
         Who::Instructor,
         &format!(
             "echo 'export MINE=1' > {}",
-            common::sh(&prefix.join("etc/conda/activate.d/aa.sh").display().to_string())
+            common::sh(
+                &prefix
+                    .join("etc/conda/activate.d/aa.sh")
+                    .display()
+                    .to_string()
+            )
         ),
     );
     ok(&own);

@@ -42,11 +42,17 @@ fn nothing_ran(planted: &Path, when: &str) {
 fn hostile(planted: &Path) -> Vec<(String, String)> {
     let m = planted.join("m").display().to_string();
     [
-        ("V_DOLLAR", "costs $5 in $HOME, pid $$, ${USER:-x} $0".to_string()),
+        (
+            "V_DOLLAR",
+            "costs $5 in $HOME, pid $$, ${USER:-x} $0".to_string(),
+        ),
         ("V_SUBST", format!("$(touch {m}-subst)")),
         ("V_BACKQUOTE", format!("`touch {m}-backquote`")),
         ("V_QUOTES", r#"it's "quoted" '' "" \'"#.to_string()),
-        ("V_BACKSLASH", r"back\slash \n \\ \$HOME \t \x41 \0".to_string()),
+        (
+            "V_BACKSLASH",
+            r"back\slash \n \\ \$HOME \t \x41 \0".to_string(),
+        ),
         ("V_PERCENT", "100% %s %d %% %n %1$s".to_string()),
         ("V_LUA", format!("]] os.execute('touch {m}-lua') [[ ]=] \\")),
         ("V_TCL", format!("}} [exec touch {m}-tcl] {{ $env(HOME) \\")),
@@ -161,7 +167,7 @@ fn run_shell(t: &TestEnv, shell: &str, script: &str) -> Output {
     cmd.output().expect("the shell runs")
 }
 
-const DUMP: &str = "echo ===ENV===; /usr/bin/env -0";
+const DUMP: &str = "echo '===ENV==='; /usr/bin/env -0";
 
 #[test]
 fn variables_are_bytes_in_every_shell_module_system_and_export() {
@@ -192,14 +198,22 @@ fn variables_are_bytes_in_every_shell_module_system_and_export() {
     let activate = sh(&prefix.join("bin/activate").display().to_string());
     for shell in ["bash", "dash", "zsh"] {
         let out = run_shell(&t, shell, &format!(". {activate}\n{DUMP}"));
-        assert_values(&env_after_marker(&out), &vars, &format!("{shell}: bin/activate"));
+        assert_values(
+            &env_after_marker(&out),
+            &vars,
+            &format!("{shell}: bin/activate"),
+        );
         let dialect = if shell == "dash" { "sh" } else { shell };
         let out = run_shell(
             &t,
             shell,
             &format!("eval \"$(\"$ENVMOD\" shell-hook -n bytes --shell {dialect})\"\n{DUMP}"),
         );
-        assert_values(&env_after_marker(&out), &vars, &format!("{shell}: shell-hook"));
+        assert_values(
+            &env_after_marker(&out),
+            &vars,
+            &format!("{shell}: shell-hook"),
+        );
         nothing_ran(&planted, shell);
     }
     let out = run_shell(
@@ -213,14 +227,21 @@ fn variables_are_bytes_in_every_shell_module_system_and_export() {
     // Real Lmod reads the Lua modulefile; `envmod module` rewrites it as Tcl for Modules.
     let root = sh(&t.module_root().display().to_string());
     let load = format!("module use {root}\nmodule load bytes/py3.11 || exit 9\n{DUMP}");
-    let out = t.module_shell(Ms::Lmod, &load);
-    assert_values(&env_after_marker(&out), &vars, "Lmod");
-    nothing_ran(&planted, "Lmod");
+    // In a C locale (a batch job's) and a UTF-8 one.
+    let locales: [&[(&str, &str)]; 2] = [&[], &[("LANG", "C.UTF-8")]];
+    for locale in locales {
+        let out = t.module_shell_with(Ms::Lmod, &load, locale);
+        assert_values(&env_after_marker(&out), &vars, &format!("Lmod {locale:?}"));
+        nothing_ran(&planted, "Lmod");
+    }
     ok(&t.run(&["module", "-n", "bytes", "--module-system", "tcl"]));
     nothing_ran(&planted, "envmod module");
-    let out = t.module_shell(Ms::Tcl, &load);
-    assert_values(&env_after_marker(&out), &vars, "Environment Modules");
-    nothing_ran(&planted, "Environment Modules");
+    for locale in locales {
+        let out = t.module_shell_with(Ms::Tcl, &load, locale);
+        let who = format!("Environment Modules {locale:?}");
+        assert_values(&env_after_marker(&out), &vars, &who);
+        nothing_ran(&planted, "Environment Modules");
+    }
 
     // export gives the bytes back, as conda's YAML reader (PyYAML) reads them...
     let exported = t.path().join("exported.yml");
@@ -242,7 +263,11 @@ fn variables_are_bytes_in_every_shell_module_system_and_export() {
         "bash",
         &format!(
             ". {}\n{DUMP}",
-            sh(&t.envs_dir().join("again/bin/activate").display().to_string())
+            sh(&t
+                .envs_dir()
+                .join("again/bin/activate")
+                .display()
+                .to_string())
         ),
     );
     assert_values(&env_after_marker(&out), &vars, "the rebuilt environment");
@@ -285,14 +310,29 @@ fn the_kernel_sees_the_bytes_of_the_file() {
     ok(&t.run(&["create", "-f", file.to_str().unwrap()]));
     let prefix = t.envs_dir().join("kbytes");
     let pip = Command::new(prefix.join("bin/python"))
-        .args(["-m", "pip", "install", "-q", "--no-input", "--no-index", "--find-links"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-input",
+            "--no-index",
+            "--find-links",
+        ])
         .arg(common::wheelhouse())
         .arg("ipykernel")
         .output()
         .unwrap();
     ok(&pip);
     let jup = t.path().join("jupyter");
-    ok(&t.run(&["kernel", "add", "-n", "kbytes", "--prefix", jup.to_str().unwrap()]));
+    ok(&t.run(&[
+        "kernel",
+        "add",
+        "-n",
+        "kbytes",
+        "--prefix",
+        jup.to_str().unwrap(),
+    ]));
     let kernels = jup.join("share/jupyter/kernels");
     let mut cmd = Command::new(common::peers_python());
     cmd.arg("-c")
@@ -350,7 +390,10 @@ fn names_that_steer_the_activation_are_refused_and_risky_ones_named() {
         assert_eq!(out.status.code(), Some(2), "{name} was accepted: {err}");
         assert!(err.contains("steer.yml, line 6"), "{err}");
         assert!(err.contains(name), "{err}");
-        assert!(!t.envs_dir().join("steer").exists(), "{name}: an env was left");
+        assert!(
+            !t.envs_dir().join("steer").exists(),
+            "{name}: an env was left"
+        );
     }
 
     // Variables that make shells or programs run code are accepted, and named.
@@ -397,16 +440,25 @@ fn names_that_steer_the_activation_are_refused_and_risky_ones_named() {
     // Set by a package's activate.d script: left out the same way.
     let chan = t.path().join("chan2");
     let mut pkgs = channel::standard_packages();
-    pkgs.push(
-        channel::noarch_python("steerer", "1.0", &[]).with_file(
-            "etc/conda/activate.d/steerer.sh",
-            "export _ENVMOD_OLD_PATH=/tmp/evil\nexport _ENVMOD_SET_PATH=1\nexport STEERER=on\n",
-        ),
-    );
+    pkgs.push(channel::noarch_python("steerer", "1.0", &[]).with_file(
+        "etc/conda/activate.d/steerer.sh",
+        "export _ENVMOD_OLD_PATH=/tmp/evil\nexport _ENVMOD_SET_PATH=1\nexport STEERER=on\n",
+    ));
     channel::write_channel(&chan, &pkgs);
-    let out = t.run(&["create", "-n", "steered", "-c", chan.to_str().unwrap(), "steerer"]);
+    let out = t.run(&[
+        "create",
+        "-n",
+        "steered",
+        "-c",
+        chan.to_str().unwrap(),
+        "steerer",
+    ]);
     ok(&out);
-    assert!(stderr(&out).contains("_ENVMOD_OLD_PATH"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("_ENVMOD_OLD_PATH"),
+        "{}",
+        stderr(&out)
+    );
     let prefix = t.envs_dir().join("steered");
     assert_eq!(path_after_deactivate(&t, &prefix), "/usr/bin:/bin");
     let hook = ok(&t.run(&["shell-hook", "-n", "steered"]));
