@@ -373,14 +373,15 @@ pub(crate) fn list_beneath(root: &Path, rel: &Path) -> Result<Vec<std::ffi::OsSt
     let fd = match open_beneath(root, rel, true) {
         Ok(fd) => fd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!(
-                    "failed to open {} (envmod follows no symbolic link inside an environment)",
-                    path.display()
-                )
-            });
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(UserError::failure(format!(
+                "{} is reached through a symbolic link; envmod does not follow it",
+                path.display()
+            ))
+            .with_hint("replace the link with the directory itself (and find out who put it there)")
+            .into());
         }
+        Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
     };
     let raw = fd.into_raw_fd();
     // SAFETY: `raw` is an open directory descriptor whose ownership passes to the stream;

@@ -165,7 +165,7 @@ fn write_outputs(
     }
     for name in &facts.unsafe_vars {
         ctx.printer.warn(format!(
-            "not putting {name} into the modulefile: an activation script sets it to a value with a newline or another control character, which the module system would run as shell code"
+            "not putting {name} into the modulefile: its value holds a newline or another control character, which the module system would run as shell code"
         ));
     }
     for (name, why) in &facts.refused_vars {

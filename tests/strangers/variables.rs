@@ -464,3 +464,34 @@ fn names_that_steer_the_activation_are_refused_and_risky_ones_named() {
     let hook = ok(&t.run(&["shell-hook", "-n", "steered"]));
     assert!(hook.contains("export STEERER=on"), "{hook}");
 }
+
+/// What the scripts set is recorded when the packages change; a change killed before its
+/// outputs has the next command run them, and a manifest without the record runs none.
+#[test]
+fn the_record_of_what_scripts_set_follows_the_packages() {
+    let t = world();
+    ok(&t.run(&["create", "-n", "rec", "alpha"]));
+    let out = t
+        .envmod()
+        .args(["install", "-n", "rec", "gamma"])
+        .env("ENVMOD_TEST_KILL_AT", "change:exchanged")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the kill point was not reached");
+    // libfoo, which gamma brings, has an activate.d script setting FOO_ACTIVATED.
+    let hook = ok(&t.run(&["shell-hook", "-n", "rec"]));
+    assert!(hook.contains("export FOO_ACTIVATED=yes"), "{hook}");
+    let manifest_path = t.envs_dir().join("rec/.envmod/manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest["activation"]["FOO_ACTIVATED"], "yes", "{manifest}");
+
+    // A manifest an older envmod wrote: nothing is run, and the warning says so.
+    manifest.as_object_mut().unwrap().remove("activation");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let out = t.run(&["module", "-n", "rec", "--module-system", "lmod"]);
+    ok(&out);
+    assert!(stderr(&out).contains("did not record"), "{}", stderr(&out));
+    let hook = ok(&t.run(&["shell-hook", "-n", "rec"]));
+    assert!(!hook.contains("FOO_ACTIVATED"), "{hook}");
+}
