@@ -266,3 +266,149 @@ pub(crate) fn current_user() -> Option<String> {
     // SAFETY: geteuid cannot fail.
     user_name(unsafe { libc::geteuid() })
 }
+
+/// Open `rel` (plain components only) below the directory `root` without following a
+/// symbolic link at any step, so that whoever can write inside `root` (a group member in a
+/// shared environment) cannot point the open anywhere else. The last component must be a
+/// directory when `dir`, else anything that is not a link; it is opened non-blocking, so a
+/// FIFO cannot hang the caller.
+fn open_beneath(root: &Path, rel: &Path, dir: bool) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
+    let cstr = |s: &std::ffi::OsStr| {
+        std::ffi::CString::new(s.as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let open_at = |at: libc::c_int, name: &std::ffi::CString, flags: libc::c_int| {
+        // SAFETY: `name` is NUL-terminated and `at` is AT_FDCWD or a descriptor we own.
+        let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by openat and nothing else owns it.
+        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    };
+    let parts: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(p) => Ok(p),
+            _ => Err(std::io::Error::from(std::io::ErrorKind::InvalidInput)),
+        })
+        .collect::<std::io::Result<_>>()?;
+    let mut fd = open_at(
+        libc::AT_FDCWD,
+        &cstr(root.as_os_str())?,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    )?;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let kind = if last && !dir {
+            libc::O_NONBLOCK | libc::O_NOCTTY
+        } else {
+            libc::O_DIRECTORY
+        };
+        use std::os::fd::AsRawFd;
+        fd = open_at(
+            fd.as_raw_fd(),
+            &cstr(part)?,
+            libc::O_RDONLY | libc::O_NOFOLLOW | kind,
+        )?;
+    }
+    Ok(fd)
+}
+
+/// The content of the regular file `rel` below `root` (see [`open_beneath`]), at most
+/// `limit` bytes; `Ok(None)` when it does not exist.
+pub(crate) fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let path = root.join(rel);
+    let fd = match open_beneath(root, rel, false) {
+        Ok(fd) => fd,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Ok(None);
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(UserError::failure(format!(
+                "{} is reached through a symbolic link; envmod does not follow it",
+                path.display()
+            ))
+            .with_hint("replace the link with the file or directory itself (and find out who put it there)")
+            .into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
+    };
+    let mut file = File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(UserError::failure(format!(
+            "{} is not a regular file; envmod does not read it",
+            path.display()
+        ))
+        .with_hint("remove it (and find out who put it there)")
+        .into());
+    }
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(UserError::failure(format!(
+            "{} is larger than {limit} bytes, more than envmod reads",
+            path.display()
+        ))
+        .with_hint("remove what does not belong in it")
+        .into());
+    }
+    Ok(Some(bytes))
+}
+
+/// The names in the directory `rel` below `root` (see [`open_beneath`]), sorted; empty when
+/// it does not exist.
+pub(crate) fn list_beneath(root: &Path, rel: &Path) -> Result<Vec<std::ffi::OsString>> {
+    use std::os::{fd::IntoRawFd, unix::ffi::OsStrExt};
+    let path = root.join(rel);
+    let fd = match open_beneath(root, rel, true) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(UserError::failure(format!(
+                "{} is reached through a symbolic link; envmod does not follow it",
+                path.display()
+            ))
+            .with_hint("replace the link with the directory itself (and find out who put it there)")
+            .into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
+    };
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` is an open directory descriptor whose ownership passes to the stream;
+    // closedir closes it.
+    let dir = unsafe { libc::fdopendir(raw) };
+    if dir.is_null() {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `raw` is still ours to close.
+        unsafe { libc::close(raw) };
+        return Err(e).with_context(|| format!("failed to read {}", path.display()));
+    }
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: `dir` is a valid stream until closedir; each entry is read before the next call.
+        let entry = unsafe { libc::readdir(dir) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: d_name of a returned entry is a NUL-terminated name.
+        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+        let name = std::ffi::OsStr::from_bytes(name.to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_os_string());
+        }
+    }
+    // SAFETY: `dir` came from fdopendir and is closed once.
+    unsafe { libc::closedir(dir) };
+    names.sort();
+    Ok(names)
+}

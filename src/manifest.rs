@@ -63,6 +63,11 @@ pub(crate) struct Manifest {
     /// yet; the next command on it finishes them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) outputs_pending: bool,
+    /// What its `etc/conda/activate.d` scripts set when its packages last changed. Commands
+    /// that change only metadata read this instead of running the scripts; `None` until a
+    /// package change has run them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) activation: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

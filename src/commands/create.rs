@@ -316,6 +316,7 @@ impl Built {
             owner: crate::fs::current_user(),
             by_prefix: target.by_prefix,
             outputs_pending: false,
+            activation: None,
         };
         manifest.module = s
             .module_system

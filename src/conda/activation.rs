@@ -1,23 +1,43 @@
-//! The variables an environment's `etc/conda/activate.d` scripts set. rattler_shell runs the
-//! activation in a clean bash and reports what changed; the modulefile then sets the same
-//! values, so `module load` gives what `conda activate` would.
+//! What activating an environment sets, in conda's order: first the environment's own
+//! variables (`etc/conda/env_vars.d/*.json`, then `conda-meta/state`, which `variables:` of
+//! an environment.yml and `conda env config vars` write), then whatever its packages'
+//! `etc/conda/activate.d/*.sh` scripts change. The variables are data: they are read as JSON
+//! and never pass through a shell, so `$(…)`, `$HOME` or a backquote stay the bytes they
+//! are. The scripts are code by design; they run in a clean bash that starts with those
+//! variables already set, and only when a command changes the packages (the caller records
+//! what they set, and every other command reads that record back), so a script that
+//! someone adds later runs for nobody until the owner changes the packages, and then with a
+//! warning that names it (`untrusted_scripts`).
 
-use std::{collections::HashMap, ffi::OsStr, path::Path};
+use std::{
+    collections::BTreeMap,
+    ffi::OsStr,
+    io::Read,
+    os::unix::{fs::MetadataExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result};
-use rattler_shell::{
-    activation::{ActivationVariables, Activator, PathModificationBehavior},
-    shell::Bash,
-};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::conda::PLATFORM;
+use crate::error::UserError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvVar {
     pub name: String,
     pub value: String,
 }
+
+/// More than any real `conda-meta/state` or env_vars.d file; a planted one costs no memory.
+const JSON_LIMIT: u64 = 1 << 20;
+/// A script waiting on a network filesystem or a licence server must not hang envmod.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// What the activation shell may print: two dumps of a clean environment are a few KiB.
+const OUTPUT_LIMIT: u64 = 16 << 20;
+/// conda's mark, in `conda env config vars unset`, of a variable that is not to be set.
+const UNSET_MARK: &str = "***unset***";
 
 /// Set by the modulefile itself, or bookkeeping of conda's own shell integration.
 fn handled_elsewhere(name: &str) -> bool {
@@ -38,50 +58,320 @@ fn handled_elsewhere(name: &str) -> bool {
         || name.starts_with("BASH_FUNC_")
 }
 
-/// Activate `prefix` in a clean shell and return the variables its scripts set.
-pub fn env_vars(prefix: &Path) -> Result<Vec<EnvVar>> {
-    let activator = Activator::from_path(prefix, Bash::default(), PLATFORM)
-        .with_context(|| format!("failed to read activation scripts of {}", prefix.display()))?;
-    if activator.activation_scripts.is_empty() && activator.env_vars.is_empty() {
-        return Ok(Vec::new());
+/// `[A-Za-z_][A-Za-z0-9_]*`: what every shell envmod writes for accepts as a name, unquoted.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Why a variable named `name` is never set, or `None` when it may be. `_ENVMOD_*` (and
+/// fish's `_envmod_*`) are the activation script's own records of what to restore: a
+/// variable of that name would make `deactivate` set PATH, or anything, to its value.
+pub(crate) fn refusal(name: &str) -> Option<&'static str> {
+    if !is_identifier(name) {
+        Some("is not a valid shell variable name")
+    } else if name.to_ascii_uppercase().starts_with("_ENVMOD_") {
+        Some("is a name envmod's activation script keeps its own records in")
+    } else {
+        None
     }
-    let clean: HashMap<&OsStr, &OsStr> = [
-        (OsStr::new("PATH"), OsStr::new("/usr/bin:/bin")),
-        (OsStr::new("HOME"), OsStr::new("/nonexistent")),
-    ]
-    .into();
-    let vars = ActivationVariables {
-        conda_prefix: None,
-        path: None,
-        path_modification_behavior: PathModificationBehavior::Prepend,
-        current_env: HashMap::new(),
+}
+
+/// Variables with which a shell, the dynamic linker or Python runs code the value names.
+pub(crate) fn runs_code(name: &str) -> bool {
+    matches!(
+        name,
+        "PROMPT_COMMAND" | "BASH_ENV" | "ENV" | "LD_PRELOAD" | "LD_AUDIT" | "PYTHONSTARTUP"
+    )
+}
+
+/// What activation sets, before the scripts, with the names that are not set (PATH and
+/// the like, which the outputs set themselves) already left out.
+pub(crate) fn own_vars(prefix: &Path) -> Result<Vec<EnvVar>> {
+    let mut vars: Vec<EnvVar> = Vec::new();
+    let mut set = |name: &str, value: &str| {
+        // conda exports every one of them upper-cased.
+        let name = name.to_uppercase();
+        vars.retain(|v| v.name != name);
+        if value != UNSET_MARK && !handled_elsewhere(&name) {
+            vars.push(EnvVar {
+                name,
+                value: value.to_string(),
+            });
+        }
     };
-    let changed = activator
-        .run_activation(vars, Some(clean))
-        .with_context(|| format!("an activation script of {} failed", prefix.display()))?;
-    let mut out: Vec<EnvVar> = changed
+    let dir = Path::new("etc/conda/env_vars.d");
+    for file in crate::fs::list_beneath(prefix, dir)? {
+        let rel = dir.join(&file);
+        if let Some(object) = read_json(prefix, &rel)? {
+            for (k, v) in object.iter() {
+                if let Some(v) = v.as_str() {
+                    set(k, v);
+                }
+            }
+        }
+    }
+    if let Some(state) = read_json(prefix, Path::new("conda-meta/state"))?
+        && let Some(object) = state.get("env_vars").and_then(|v| v.as_object())
+    {
+        for (k, v) in object.iter() {
+            if let Some(v) = v.as_str() {
+                set(k, v);
+            }
+        }
+    }
+    Ok(vars)
+}
+
+fn read_json(
+    prefix: &Path,
+    rel: &Path,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    let Some(bytes) = crate::fs::read_beneath(prefix, rel, JSON_LIMIT)? else {
+        return Ok(None);
+    };
+    let path = prefix.join(rel);
+    let damaged = |why: String| -> anyhow::Error {
+        UserError::failure(format!("{} is damaged: {why}", path.display()))
+            .with_hint(
+                "fix or remove it; it holds variables activation sets (`conda env config vars`)",
+            )
+            .into()
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(Some(map)),
+        Ok(_) => Err(damaged("not a JSON object".into())),
+        Err(e) => Err(damaged(e.to_string())),
+    }
+}
+
+/// The `etc/conda/activate.d/*.sh` scripts, in the order conda runs them.
+pub(crate) fn scripts(prefix: &Path) -> Result<Vec<PathBuf>> {
+    let dir = Path::new("etc/conda/activate.d");
+    Ok(crate::fs::list_beneath(prefix, dir)?
         .into_iter()
-        .filter(|(k, _)| !handled_elsewhere(k))
-        .map(|(name, value)| EnvVar { name, value })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+        .filter(|n| Path::new(n).extension() == Some(OsStr::new("sh")))
+        .map(|n| prefix.join(dir).join(n))
+        .filter(|p| p.is_file())
+        .collect())
+}
+
+/// The scripts of `prefix` that neither the user running envmod nor root wrote (the owner
+/// of the file, or of the link that leads to it), with that owner's name.
+pub(crate) fn untrusted_scripts(prefix: &Path) -> Result<Vec<(PathBuf, String)>> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut out = Vec::new();
+    for script in scripts(prefix)? {
+        let owners = [script.symlink_metadata()?.uid(), script.metadata()?.uid()];
+        if let Some(&other) = owners.iter().find(|&&uid| uid != me && uid != 0) {
+            let who = crate::fs::user_name(other).unwrap_or_else(|| other.to_string());
+            out.push((script, who));
+        }
+    }
     Ok(out)
+}
+
+/// What the activate.d scripts of `prefix` set, run in a clean bash (no rc files, HOME
+/// unset to a place that does not exist) that starts with `own` set. Returns the variables
+/// the scripts set or changed, and the names of those whose values are not text.
+pub(crate) fn run_scripts(prefix: &Path, own: &[EnvVar]) -> Result<(Vec<EnvVar>, Vec<String>)> {
+    let scripts = scripts(prefix)?;
+    if scripts.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let bash = ["/bin/bash", "/usr/bin/bash"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| which::which("bash").ok().filter(|p| p.is_absolute()))
+        .ok_or_else(|| {
+            UserError::failure(format!(
+                "{} has activation scripts, which need bash, and there is no bash here",
+                prefix.display()
+            ))
+            .with_hint("install bash")
+        })?;
+    // The scripts print to stderr; the environment goes to the original stdout, as NUL
+    // separated records, each dump ended by an empty record.
+    const SHELL: &str = r#"exec 3>&1 1>&2
+__envmod_dump() {
+    local __envmod_n
+    for __envmod_n in $(compgen -e); do
+        printf '%s=%s\0' "$__envmod_n" "${!__envmod_n}" >&3
+    done
+    printf '\0' >&3
+}
+__envmod_scripts=("$@")
+set --
+__envmod_dump
+for __envmod_s in "${__envmod_scripts[@]}"; do
+    . "$__envmod_s"
+done
+__envmod_dump
+"#;
+    let mut cmd = Command::new(&bash);
+    cmd.args(["--norc", "--noprofile", "-c", SHELL, "envmod-activation"])
+        .args(&scripts)
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", prefix.join("bin").display()),
+        )
+        .env("HOME", "/nonexistent")
+        .env("CONDA_PREFIX", prefix)
+        .env("CONDA_SHLVL", "1")
+        .current_dir("/");
+    for v in own {
+        if refusal(&v.name).is_none() && !v.value.contains('\0') {
+            cmd.env(&v.name, &v.value);
+        }
+    }
+    let (status, stdout, stderr) =
+        run_bounded(cmd, SCRIPT_TIMEOUT, OUTPUT_LIMIT).with_context(|| {
+            format!(
+                "failed to run the activation scripts of {}",
+                prefix.display()
+            )
+        })?;
+    let failed = |why: &str| -> anyhow::Error {
+        let said = String::from_utf8_lossy(&stderr);
+        let said = said.trim();
+        UserError::failure(format!(
+            "the activation scripts of {} {why}{}{}",
+            prefix.display(),
+            if said.is_empty() { "" } else { ": " },
+            said.lines().last().unwrap_or_default()
+        ))
+        .with_hint(format!(
+            "look at the scripts in {}",
+            prefix.join("etc/conda/activate.d").display()
+        ))
+        .into()
+    };
+    let mut dumps = stdout.split(|b| *b == 0);
+    let mut read_dump = || -> Option<BTreeMap<&[u8], &[u8]>> {
+        let mut vars = BTreeMap::new();
+        loop {
+            let record = dumps.next()?;
+            if record.is_empty() {
+                return Some(vars);
+            }
+            let eq = record.iter().position(|b| *b == b'=')?;
+            vars.insert(&record[..eq], &record[eq + 1..]);
+        }
+    };
+    let (Some(before), Some(after)) = (read_dump(), read_dump()) else {
+        return Err(failed(&format!("ended the shell ({status})")));
+    };
+    let mut set = Vec::new();
+    let mut not_text = Vec::new();
+    for (name, value) in after {
+        if before.get(name) == Some(&value) {
+            continue;
+        }
+        let Ok(name) = String::from_utf8(name.to_vec()) else {
+            continue;
+        };
+        if handled_elsewhere(&name) {
+            continue;
+        }
+        match String::from_utf8(value.to_vec()) {
+            Ok(value) => set.push(EnvVar { name, value }),
+            Err(_) => not_text.push(name),
+        }
+    }
+    Ok((set, not_text))
+}
+
+/// Run `cmd` in a process group of its own, with stdin closed, for at most `timeout`, keeping
+/// at most `limit` bytes of each output. Whatever the scripts left running is killed with it.
+fn run_bounded(
+    mut cmd: Command,
+    timeout: Duration,
+    limit: u64,
+) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(limit).read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let timed_out = loop {
+        // SAFETY: waitid with WNOWAIT only looks at our own child; the zombie stays, so the
+        // process group id cannot be reused before the kill below.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            ) == 0
+                && info.si_pid() != 0
+        };
+        if exited {
+            break false;
+        }
+        if start.elapsed() >= timeout {
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SAFETY: the group is the child's own (process_group(0)), and the child is not reaped.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    let status = child.wait()?;
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    if timed_out {
+        return Err(UserError::failure(format!(
+            "the activation scripts did not finish within {} s",
+            timeout.as_secs()
+        ))
+        .with_hint("find the script that waits (etc/conda/activate.d) and fix or remove it")
+        .into());
+    }
+    Ok((status, stdout, stderr))
 }
 
 /// Keep `variables` in `<prefix>/conda-meta/state`, where conda keeps an environment's own
 /// variables (`conda env config vars`) and where activation reads them.
 pub(crate) fn write_state(prefix: &Path, variables: &[(String, String)]) -> Result<()> {
     let path = prefix.join("conda-meta/state");
-    let mut state: serde_json::Value = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?
-        }
-        Err(_) => serde_json::json!({}),
+    let mut state = match read_json(prefix, Path::new("conda-meta/state"))? {
+        Some(map) => map,
+        None => serde_json::Map::new(),
     };
-    let object = state
-        .as_object_mut()
-        .with_context(|| format!("{} is not a JSON object", path.display()))?;
-    let vars = object
+    let vars = state
         .entry("env_vars")
         .or_insert_with(|| serde_json::json!({}));
     let vars = vars
@@ -91,5 +381,116 @@ pub(crate) fn write_state(prefix: &Path, variables: &[(String, String)]) -> Resu
         vars.insert(name.clone(), serde_json::Value::String(value.clone()));
     }
     std::fs::create_dir_all(prefix.join("conda-meta"))?;
-    crate::fs::write_atomic(&path, serde_json::to_string_pretty(&state)?.as_bytes())
+    crate::fs::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&serde_json::Value::Object(state))?.as_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn own_variables_are_read_as_data_in_condas_order() {
+        let dir = prefix_with(&[
+            (
+                "etc/conda/env_vars.d/a.json",
+                r#"{"FROM_PKG": "pkg", "BOTH": "pkg"}"#,
+            ),
+            (
+                "conda-meta/state",
+                r#"{"env_vars": {"both": "state", "COST": "$5 in $HOME $(id)", "GONE": "***unset***", "PATH": "/x"}}"#,
+            ),
+        ]);
+        let vars = own_vars(dir.path()).unwrap();
+        let got: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("FROM_PKG", "pkg"),
+                ("BOTH", "state"),
+                ("COST", "$5 in $HOME $(id)")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fifo_or_a_link_as_state_is_refused_at_once() {
+        let dir = prefix_with(&[]);
+        std::fs::create_dir_all(dir.path().join("conda-meta")).unwrap();
+        let state = dir.path().join("conda-meta/state");
+        let c = std::ffi::CString::new(state.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = own_vars(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::remove_file(&state).unwrap();
+        let secret = dir.path().join("secret.json");
+        std::fs::write(&secret, r#"{"env_vars": {"SECRET": "1"}}"#).unwrap();
+        std::os::unix::fs::symlink(&secret, &state).unwrap();
+        let err = own_vars(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn scripts_start_from_the_own_variables_and_their_changes_are_returned() {
+        let dir = prefix_with(&[(
+            "etc/conda/activate.d/x.sh",
+            "echo chatter\nexport DERIVED=\"$COST/sub\"\nexport PLAIN=yes\nexport CONDA_PREFIX=/elsewhere\n",
+        )]);
+        let own = [EnvVar {
+            name: "COST".into(),
+            value: "$5 `id`".into(),
+        }];
+        let (set, not_text) = run_scripts(dir.path(), &own).unwrap();
+        let got: Vec<(&str, &str)> = set
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(got, [("DERIVED", "$5 `id`/sub"), ("PLAIN", "yes")]);
+        assert!(not_text.is_empty());
+    }
+
+    #[test]
+    fn a_script_that_hangs_is_stopped() {
+        let dir = prefix_with(&[("etc/conda/activate.d/x.sh", "sleep 30 &\nsleep 30\n")]);
+        let mut cmd = Command::new("/bin/bash");
+        cmd.args(["-c", ". \"$1\"", "x"])
+            .arg(dir.path().join("etc/conda/activate.d/x.sh"));
+        let start = Instant::now();
+        let err = run_bounded(cmd, Duration::from_millis(300), 1024).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(err.to_string().contains("did not finish"), "{err}");
+    }
+
+    #[test]
+    fn names_that_steer_activation_are_refused() {
+        for name in [
+            "_ENVMOD_OLD_PATH",
+            "_envmod_old_PATH",
+            "A-B",
+            "1X",
+            "",
+            "A B",
+        ] {
+            assert!(refusal(name).is_some(), "{name:?}");
+        }
+        for name in ["OMP_NUM_THREADS", "_private", "ENVMOD"] {
+            assert!(refusal(name).is_none(), "{name:?}");
+        }
+    }
 }

@@ -247,14 +247,10 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
 
     for (name, value) in &parsed.variables {
         let line = line_of(text, &format!("{name}:"), 0).unwrap_or(1);
-        let valid = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if let Some(why) = super::activation::refusal(name) {
             return Err(file
-                .error_at(line, format!("{name:?} is not a valid variable name"))
+                .error_at(line, format!("variable {name:?} {why}"))
+                .with_hint("rename the variable")
                 .into());
         }
         if value.chars().any(char::is_control) {

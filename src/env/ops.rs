@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{self, CondaSettings},
+    conda::{self, CondaSettings, activation::EnvVar},
     env::{
         cleanup::{self, CleanupGuard},
         lock::{self, EnvLock},
@@ -150,19 +150,37 @@ pub(crate) fn check_outputs(manifest: &Manifest, ctx: &Ctx<'_>) -> Result<()> {
 }
 
 /// Write every output for `manifest` from the installed prefix at `real`, and remove what
-/// `old` wrote where the new outputs went elsewhere.
+/// `old` wrote where the new outputs went elsewhere. When `scripts` runs the activation
+/// scripts, `manifest` records what they set.
 fn write_outputs(
-    manifest: &Manifest,
+    manifest: &mut Manifest,
     real: &Path,
     old: Option<&Manifest>,
+    scripts: Scripts<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<()> {
-    let facts = prefix_facts(manifest, real)?;
+    let (facts, record) = prefix_facts(manifest, real, scripts, ctx)?;
+    if let Some(record) = record {
+        manifest.activation = Some(record);
+    }
     for name in &facts.unsafe_vars {
         ctx.printer.warn(format!(
-            "not putting {name} into the modulefile: an activation script sets it to a value with a newline or another control character, which the module system would run as shell code"
+            "not putting {name} into the modulefile: its value holds a newline or another control character, which the module system would run as shell code"
         ));
     }
+    for (name, why) in &facts.refused_vars {
+        ctx.printer.warn(format!(
+            "not setting the variable {name:?} of {}: it {why}",
+            manifest.name
+        ));
+    }
+    for name in &facts.risky_vars {
+        ctx.printer.warn(format!(
+            "{} sets {name}, with which shells or programs run the code its value names: check that you trust it",
+            manifest.name
+        ));
+    }
+    let manifest = &*manifest;
     for out in ctx.outputs() {
         let planned = out.plan(manifest, &facts)?;
         if let Some(planned) = &planned {
@@ -201,8 +219,28 @@ fn write_outputs(
     Ok(())
 }
 
-/// Read the installed environment for what the outputs advertise and set.
-fn prefix_facts(manifest: &Manifest, real: &Path) -> Result<PrefixFacts> {
+/// Whether a command runs the environment's activate.d scripts, or reads back what they set
+/// when they last ran. Only a command that changed the packages (or re-pointed the prefix)
+/// runs them: a script a group member adds to a shared environment then runs for nobody
+/// until the owner changes the packages, and then with a warning that names it.
+#[derive(Clone, Copy)]
+enum Scripts<'a> {
+    /// Run them. The scripts given were untrusted in the tree the new one was cloned from,
+    /// where a copy may have given them a new owner.
+    Run(&'a [(PathBuf, String)]),
+    Recorded,
+}
+
+type Record = std::collections::BTreeMap<String, String>;
+
+/// Read the installed environment for what the outputs advertise and set; with the record
+/// of what the activation scripts set when `scripts` ran them.
+fn prefix_facts(
+    manifest: &Manifest,
+    real: &Path,
+    scripts: Scripts<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<(PrefixFacts, Option<Record>)> {
     // Only requested packages become extensions, so an env without specs (the first-day
     // create) skips reading conda-meta, and the thread pool that reading starts.
     let records = if manifest.specs.is_empty() {
@@ -221,31 +259,75 @@ fn prefix_facts(manifest: &Manifest, real: &Path) -> Result<PrefixFacts> {
             extensions.push(format!("{}/{}", p.name.as_normalized(), p.version));
         }
     }
-    let mut env_vars = Vec::new();
-    let mut unsafe_vars = Vec::new();
-    for v in conda::activation::env_vars(real)? {
-        if !is_env_name(&v.name) {
-            continue;
-        }
-        if v.value.chars().any(char::is_control) {
-            unsafe_vars.push(v.name);
-        } else {
-            env_vars.push(v);
-        }
-    }
-    Ok(PrefixFacts {
-        extensions,
-        env_vars,
-        unsafe_vars,
-    })
+    let (mut facts, record) = activation_facts(manifest, real, scripts, ctx)?;
+    facts.extensions = extensions;
+    Ok((facts, record))
 }
 
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// What activating the environment sets: its own variables (data, read as JSON), then what
+/// its scripts set, run now or read back from the manifest. Every name is checked, wherever
+/// it came from: the manifest and the state of a shared environment are the group's to edit.
+fn activation_facts(
+    manifest: &Manifest,
+    real: &Path,
+    scripts: Scripts<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<(PrefixFacts, Option<Record>)> {
+    use conda::activation as act;
+    let own = act::own_vars(real)?;
+    let mut facts = PrefixFacts::default();
+    let (from_scripts, record) = match scripts {
+        Scripts::Run(before) => {
+            let mut untrusted = act::untrusted_scripts(real)?;
+            for (script, who) in before {
+                if script.is_file() && !untrusted.iter().any(|(s, _)| s == script) {
+                    untrusted.push((script.clone(), who.clone()));
+                }
+            }
+            for (script, who) in &untrusted {
+                ctx.printer.warn(format!(
+                    "running {}, an activation script that {who} wrote, not you: remove it if you do not trust it",
+                    script.display()
+                ));
+            }
+            let (set, not_text) = act::run_scripts(real, &own)?;
+            facts.refused_vars.extend(
+                not_text
+                    .into_iter()
+                    .map(|n| (n, "has a value that is not UTF-8 text")),
+            );
+            let record: Record = set.into_iter().map(|v| (v.name, v.value)).collect();
+            (record.clone(), Some(record))
+        }
+        Scripts::Recorded => match &manifest.activation {
+            Some(recorded) => (recorded.clone(), None),
+            None => {
+                if !act::scripts(real)?.is_empty() {
+                    ctx.printer.warn(format!(
+                        "the envmod that built {} did not record what its activate.d scripts set, so its modulefile leaves that out until the next `envmod install` or `envmod remove` on it",
+                        manifest.name
+                    ));
+                }
+                (Record::new(), None)
+            }
+        },
+    };
+    // conda's order: the environment's own variables, then what the scripts change.
+    let mut all: Record = own.into_iter().map(|v| (v.name, v.value)).collect();
+    all.extend(from_scripts);
+    for (name, value) in all {
+        if let Some(why) = act::refusal(&name) {
+            facts.refused_vars.push((name, why));
+        } else if value.chars().any(char::is_control) {
+            facts.unsafe_vars.push(name);
+        } else {
+            if act::runs_code(&name) {
+                facts.risky_vars.push(name.clone());
+            }
+            facts.env_vars.push(EnvVar { name, value });
+        }
+    }
+    Ok((facts, record))
 }
 
 /// After the swap: write the outputs, then record that they are done. A failure leaves the
@@ -254,9 +336,10 @@ fn finish_outputs(
     opened: &mut Opened,
     old: Option<&Manifest>,
     target: &EnvTarget,
+    scripts: Scripts<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<()> {
-    if let Err(e) = write_outputs(&opened.manifest, &opened.real, old, ctx) {
+    if let Err(e) = write_outputs(&mut opened.manifest, &opened.real, old, scripts, ctx) {
         return Err(UserError::failure(format!(
             "{} was changed, but its modulefile could not be brought up to date: {e:#}",
             opened.manifest.name
@@ -284,7 +367,12 @@ fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
             "{}: finishing the modulefile an interrupted command left out of date",
             opened.manifest.name
         ));
-        finish_outputs(&mut opened, None, target, ctx)?;
+        // A package change that stopped before its outputs has not run the scripts yet.
+        let scripts = match opened.manifest.activation {
+            None => Scripts::Run(&[]),
+            Some(_) => Scripts::Recorded,
+        };
+        finish_outputs(&mut opened, None, target, scripts, ctx)?;
     }
     Ok(opened)
 }
@@ -310,7 +398,7 @@ pub(crate) struct NewEnv {
 pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> Result<Manifest> {
     let NewEnv {
         target,
-        manifest,
+        mut manifest,
         specs,
         records,
         network,
@@ -386,7 +474,14 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     })?;
     failpoint::hit("create:renamed");
     // A new environment whose outputs fail is removed whole: the guard still holds it.
-    guard.finish_with(|| write_outputs(&manifest, &real, None, ctx))?;
+    guard.finish_with(|| {
+        write_outputs(&mut manifest, &real, None, Scripts::Run(&[]), ctx)?;
+        manifest.write_into(&real)?;
+        if let Some(modes) = &sharing {
+            modes.apply(&Manifest::path_in(&real))?;
+        }
+        Ok(())
+    })?;
     if target.by_prefix {
         registry.add(&target.prefix)?;
     }
@@ -609,8 +704,16 @@ pub(crate) async fn change(
     next.outputs_pending = true;
     let mut packages = None;
     let mut guard = None;
+    let mut untrusted_before = Vec::new();
+    let run_scripts = plan.is_some() || adopt;
+    if run_scripts {
+        // Until the scripts of the new tree have run: an interrupted change runs them when
+        // the next command finishes its outputs.
+        next.activation = None;
+    }
     match plan {
         Some((records, conda_specs, network)) => {
+            untrusted_before = conda::activation::untrusted_scripts(&opened.real)?;
             let staging = lock::staging_dir(&opened.real, &target.name);
             let g = CleanupGuard::new(&staging);
             swap::clone_tree(&opened.real, g.path())?;
@@ -661,7 +764,11 @@ pub(crate) async fn change(
     opened.manifest = next;
     // An adopted copy's old outputs are the original's, never the copy's to remove.
     let replaced = (!adopt).then_some(&old);
-    finish_outputs(&mut opened, replaced, target, ctx)?;
+    let scripts = match run_scripts {
+        true => Scripts::Run(&untrusted_before),
+        false => Scripts::Recorded,
+    };
+    finish_outputs(&mut opened, replaced, target, scripts, ctx)?;
     drop(guard);
     Ok(Changed {
         manifest: opened.manifest,
@@ -755,7 +862,7 @@ pub(crate) fn activation_script(
     ctx: &Ctx<'_>,
 ) -> Result<String> {
     let opened = open(target, Accept::Intact, ctx)?;
-    let facts = prefix_facts(&opened.manifest, &opened.real)?;
+    let (facts, _) = prefix_facts(&opened.manifest, &opened.real, Scripts::Recorded, ctx)?;
     Activate {
         renderer: ctx.renderer,
         options: ctx.options,
@@ -771,7 +878,8 @@ pub(crate) struct Snapshot {
     pub(crate) records: Vec<PrefixRecord>,
     /// Distributions pip installed, not conda.
     pub(crate) pip: Vec<conda::pip::PipDist>,
-    /// What activating it sets (its packages' activate.d scripts and `conda-meta/state`).
+    /// What activating it sets (`conda-meta/state`, and its packages' activate.d scripts as
+    /// recorded when its packages last changed).
     pub(crate) variables: Vec<conda::activation::EnvVar>,
 }
 
@@ -779,10 +887,8 @@ pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
     let opened = open(target, Accept::Intact, ctx)?;
     let records = conda::prefix::installed_records(&opened.real)?;
     let pip = conda::pip::installed(&opened.real, &conda::pip::conda_files(&records))?;
-    let variables = conda::activation::env_vars(&opened.real)?
-        .into_iter()
-        .filter(|v| is_env_name(&v.name) && !v.value.chars().any(char::is_control))
-        .collect();
+    let (facts, _) = activation_facts(&opened.manifest, &opened.real, Scripts::Recorded, ctx)?;
+    let variables = facts.env_vars;
     Ok(Snapshot {
         manifest: opened.manifest,
         records,

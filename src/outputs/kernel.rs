@@ -318,6 +318,84 @@ mod tests {
         assert_eq!(spec["display_name"], "myenv (py3.11)");
     }
 
+    /// Run by real bash as Jupyter runs it (`bash -c LAUNCHER NAME CONNECTION_FILE`), with no
+    /// module system: every recorded value reaches the kernel's process as the same bytes.
+    #[test]
+    fn the_launcher_sets_recorded_values_literally() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("planted");
+        let prefix = dir.path().join("env");
+        std::fs::create_dir_all(prefix.join("bin")).unwrap();
+        std::fs::write(prefix.join("bin/activate"), ":\n").unwrap();
+        let python = prefix.join("bin/python");
+        std::fs::write(&python, "#!/bin/sh\nexec /usr/bin/env -0\n").unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let p = planted.display();
+        let values = [
+            format!("$(touch {p}) `touch {p}` $HOME $5 $$"),
+            format!("it's \"q\" \\ %s ]] }} {{ [exec touch {p}]; touch {p}"),
+            "ä € 😀 ~ * ?".to_string(),
+        ];
+        let mut m = manifest(true, ModuleSystem::Lmod);
+        m.prefix = prefix.clone();
+        let mut module_vars: Vec<ModuleVar> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ModuleVar {
+                name: format!("SITE_VAR_{i}"),
+                value: v.clone(),
+                prepend: false,
+            })
+            .collect();
+        module_vars.push(ModuleVar {
+            name: "SITE_PATH".into(),
+            value: values[0].clone(),
+            prepend: true,
+        });
+        let kernel = KernelInfo {
+            name: "k".into(),
+            display_name: "k".into(),
+            dir: dir.path().join("kernels/k"),
+            module_vars,
+        };
+        let out = std::process::Command::new("/bin/bash")
+            .arg("-c")
+            .arg(launcher(&m, &kernel))
+            .args(["envmod-kernel-k", "/nonexistent/connection.json"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SITE_PATH", "/site")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env: std::collections::BTreeMap<&[u8], &[u8]> = out
+            .stdout
+            .split(|b| *b == 0)
+            .filter_map(|r| {
+                let eq = r.iter().position(|b| *b == b'=')?;
+                Some((&r[..eq], &r[eq + 1..]))
+            })
+            .collect();
+        for (i, v) in values.iter().enumerate() {
+            let name = format!("SITE_VAR_{i}");
+            assert_eq!(
+                env.get(name.as_bytes()).copied(),
+                Some(v.as_bytes()),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            env.get(&b"SITE_PATH"[..]).copied(),
+            Some(format!("{}:/site", values[0]).as_bytes())
+        );
+        assert!(!planted.exists(), "a recorded value ran as a command");
+    }
+
     fn owner_of_text(text: &str) -> Option<PathBuf> {
         let value: serde_json::Value = serde_json::from_str(text).ok()?;
         value["metadata"]["envmod"]["prefix"]

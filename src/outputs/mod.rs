@@ -21,6 +21,10 @@ pub(crate) struct PrefixFacts {
     pub(crate) env_vars: Vec<EnvVar>,
     /// Activation variables left out because their values hold control characters.
     pub(crate) unsafe_vars: Vec<String>,
+    /// Left out, with why: names no shell takes, or that steer envmod's own bookkeeping.
+    pub(crate) refused_vars: Vec<(String, &'static str)>,
+    /// Set, and named in a warning: variables with which shells or programs run code.
+    pub(crate) risky_vars: Vec<String>,
 }
 
 /// A file an output is about to write.

@@ -363,6 +363,7 @@ pub(crate) mod tests {
             owner: None,
             by_prefix: false,
             outputs_pending: false,
+            activation: None,
             pip: Vec::new(),
             skipped_modules: Vec::new(),
         };
@@ -384,7 +385,20 @@ pub(crate) mod tests {
             },
         };
         let m = manifest(with_modules, system);
-        let planned = out.plan(&m, &PrefixFacts::default()).unwrap().unwrap();
+        // What a reviewer checks: a value a shell, Lua or Tcl would act on comes out literal.
+        let facts = PrefixFacts {
+            env_vars: vec![EnvVar {
+                name: "FOO_HOME".into(),
+                value: "/x/it's \"$(id)\" [exec id] ]] }{ \\ ä".into(),
+            }],
+            ..PrefixFacts::default()
+        };
+        let facts = if with_modules {
+            facts
+        } else {
+            PrefixFacts::default()
+        };
+        let planned = out.plan(&m, &facts).unwrap().unwrap();
         assert_eq!(owner_in(&planned.content), Owner::Env(m.prefix.clone()));
         planned
             .content

@@ -47,7 +47,7 @@ pushenv("CONDA_DEFAULT_ENV", {{ env_name | lua }})
 pushenv("VIRTUAL_ENV", prefix)
 pushenv("PYTHONNOUSERSITE", "1")
 {% if env_vars %}
--- Set by the environment's etc/conda/activate.d scripts.
+-- What conda activation sets: the variables of the environment and of its activate.d scripts.
 {% for v in env_vars %}
 pushenv({{ v.name | lua }}, {{ v.value | lua }})
 {% endfor %}
