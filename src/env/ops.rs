@@ -16,6 +16,7 @@ use crate::{
         cleanup::{self, CleanupGuard},
         lock::{self, EnvLock},
         prefix::{self, Accept, EnvTarget, Opened},
+        record::{self, Replacing},
         registry::Registry,
         swap, venv,
     },
@@ -175,9 +176,24 @@ fn write_outputs(
                 .take_while(|d| d.symlink_metadata().is_err())
                 .map(Path::to_path_buf)
                 .collect();
+            let place_gid = planned
+                .path
+                .ancestors()
+                .skip(1)
+                .find_map(|d| d.symlink_metadata().ok())
+                .map(|m| std::os::unix::fs::MetadataExt::gid(&m));
             out.write(planned)?;
             if let Some(sharing) = &manifest.shared {
-                let modes = sharing.modes()?;
+                let mut modes = sharing.modes()?;
+                // Group write only where the group already shares the place (the course's
+                // module root or Jupyter prefix): a kernel in the owner's own data dir
+                // must not open the owner's home to the group. Readable by all anywhere.
+                if modes.gid.is_some() && place_gid != modes.gid {
+                    modes = crate::fs::Share {
+                        gid: None,
+                        group_write: false,
+                    };
+                }
                 modes.apply(&planned.path)?;
                 if let Some(dir) = planned.path.parent() {
                     modes.apply(dir)?;
@@ -267,6 +283,7 @@ fn finish_outputs(
         ))
         .into());
     }
+    record::save(ctx.environ, &opened.real, &opened.manifest, ctx.printer);
     opened.manifest.outputs_pending = false;
     opened.manifest.write_into(&opened.real)?;
     if let Some(sharing) = &opened.manifest.shared {
@@ -279,7 +296,12 @@ fn finish_outputs(
 /// Open an existing environment and first finish outputs an earlier command left pending.
 fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
     let mut opened = prefix::open(target, accept)?;
-    if opened.manifest.outputs_pending && accept == Accept::Intact {
+    // Pending outputs of a manifest that names places this user never chose are left to
+    // the command, which refuses them or replaces them from its own flags.
+    if opened.manifest.outputs_pending
+        && accept == Accept::Intact
+        && record::agrees(ctx.environ, &opened.real, &opened.manifest)
+    {
         ctx.printer.info(format!(
             "{}: finishing the modulefile an interrupted command left out of date",
             opened.manifest.name
@@ -387,6 +409,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     failpoint::hit("create:renamed");
     // A new environment whose outputs fail is removed whole: the guard still holds it.
     guard.finish_with(|| write_outputs(&manifest, &real, None, ctx))?;
+    record::save(ctx.environ, &real, &manifest, ctx.printer);
     if target.by_prefix {
         registry.add(&target.prefix)?;
     }
@@ -462,6 +485,25 @@ pub(crate) async fn change(
     if opened.manifest.frozen && matches!(change, Change::Install(_) | Change::Remove(_)) {
         return Err(frozen(&opened.manifest));
     }
+    let replacing = match &change {
+        Change::Outputs(o) => Replacing {
+            module_system: o.system.is_some(),
+            module_root: o.root.is_some(),
+            kernel: false,
+        },
+        Change::Kernel(_) => Replacing {
+            kernel: true,
+            ..Replacing::NOTHING
+        },
+        _ => Replacing::NOTHING,
+    };
+    opened.manifest = record::trusted(
+        ctx.environ,
+        &opened.real,
+        &opened.manifest,
+        replacing,
+        &target.cli(),
+    )?;
     let old = opened.manifest.clone();
     let mut next = old.clone();
     if adopt {
@@ -754,7 +796,7 @@ pub(crate) fn activation_script(
     shell: HookShell,
     ctx: &Ctx<'_>,
 ) -> Result<String> {
-    let opened = open(target, Accept::Intact, ctx)?;
+    let opened = prefix::open_to_read(target)?;
     let facts = prefix_facts(&opened.manifest, &opened.real)?;
     Activate {
         renderer: ctx.renderer,
@@ -775,8 +817,8 @@ pub(crate) struct Snapshot {
     pub(crate) variables: Vec<conda::activation::EnvVar>,
 }
 
-pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
-    let opened = open(target, Accept::Intact, ctx)?;
+pub(crate) fn snapshot(target: &EnvTarget, _ctx: &Ctx<'_>) -> Result<Snapshot> {
+    let opened = prefix::open_to_read(target)?;
     let records = conda::prefix::installed_records(&opened.real)?;
     let pip = conda::pip::installed(&opened.real, &conda::pip::conda_files(&records))?;
     let variables = conda::activation::env_vars(&opened.real)?
@@ -813,7 +855,18 @@ pub(crate) fn delete(
     lock::clear_leftovers(&real, &target.name)?;
     let manifest = match prefix::read_manifest(target, &real) {
         Ok(m) if m.frozen => return Err(frozen(&m)),
-        Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(m),
+        // With --force, only the outputs this user recorded go, whatever the manifest says.
+        Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(record::trusted(
+            ctx.environ,
+            &real,
+            &m,
+            if force {
+                Replacing::EVERYTHING
+            } else {
+                Replacing::NOTHING
+            },
+            &target.cli(),
+        )?),
         Ok(_) if force => {
             ctx.printer.warn(format!(
                 "{} is a copy of another environment; removing the copy and leaving the modulefiles alone",
@@ -841,7 +894,9 @@ pub(crate) fn delete(
         }
         Err(e) => return Err(e),
     };
-    remove_aside(target, &real, manifest.as_ref(), registry, ctx)
+    let deleted = remove_aside(target, &real, manifest.as_ref(), registry, ctx)?;
+    record::forget(ctx.environ, &real);
+    Ok(deleted)
 }
 
 fn remove_aside(
