@@ -231,16 +231,6 @@ fn a_forged_module_var_name_never_runs_in_the_kernel_launcher() {
         .home(Who::Instructor)
         .join(".local/share/jupyter/kernels/cs101/kernel.json");
     let before = std::fs::read(&kernel_json).unwrap();
-    // The instructor's own Jupyter stays the instructor's, shared env or not.
-    for d in kernel_json.ancestors().take(5) {
-        let mode = d.metadata().unwrap().mode();
-        assert_eq!(
-            mode & 0o022,
-            0,
-            "{} is {mode:o}: the group can write it",
-            d.display()
-        );
-    }
     let marker = c.home(Who::Instructor).join("RAN-AS-INSTRUCTOR");
     let name = format!("X=1; touch {}; Y", marker.display());
     edit_manifest(&c, Who::Ta, &prefix, |m| {
@@ -262,6 +252,40 @@ fn a_forged_module_var_name_never_runs_in_the_kernel_launcher() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("`kernel.module_vars`"), "{err}");
     assert_eq!(std::fs::read(&kernel_json).unwrap(), before);
+}
+
+/// A kernel of the shared env in the instructor's own Jupyter: readable, as before, but the
+/// group gets no write access to the instructor's data dir, where it could plant kernels.
+#[test]
+fn the_owners_own_jupyter_stays_the_owners() {
+    let (c, prefix) = course();
+    let p = prefix.display().to_string();
+    ok(&c.envmod_as(Who::Instructor, "077", &["kernel", "add", "-q", "-p", &p]));
+    let kernel_json = c
+        .home(Who::Instructor)
+        .join(".local/share/jupyter/kernels/cs101/kernel.json");
+    for d in kernel_json.ancestors().take(5) {
+        let mode = d.metadata().unwrap().mode();
+        assert_eq!(
+            mode & 0o022,
+            0,
+            "{} is {mode:o}: the group can write it",
+            d.display()
+        );
+    }
+    // In the course's Jupyter prefix, the group shares it as before.
+    let course_dir = c.dir.display().to_string();
+    ok(&c.envmod_as(
+        Who::Instructor,
+        "077",
+        &["kernel", "add", "-q", "-p", &p, "--prefix", &course_dir],
+    ));
+    let dir = c.dir.join("share/jupyter/kernels/cs101");
+    assert_eq!(dir.metadata().unwrap().mode() & 0o7777, 0o2775);
+    assert_eq!(
+        dir.join("kernel.json").metadata().unwrap().mode() & 0o777,
+        0o664
+    );
 }
 
 /// What a TA may do, and what the owner's envmod then says: a TA's install only changes
