@@ -487,12 +487,17 @@ pub(crate) async fn change(
     }
     let replacing = match &change {
         Change::Outputs(o) => Replacing {
+            prefix: o.adopt,
             module_system: o.system.is_some(),
             module_root: o.root.is_some(),
-            kernel: false,
+            ..Replacing::NOTHING
         },
         Change::Kernel(_) => Replacing {
             kernel: true,
+            ..Replacing::NOTHING
+        },
+        Change::Share(_) => Replacing {
+            shared: true,
             ..Replacing::NOTHING
         },
         _ => Replacing::NOTHING,

@@ -5,7 +5,10 @@
 //! user's home, or remove a file elsewhere. The record lives in the user's private data
 //! directory (`<data dir>/envmod/outputs/`), is written whenever this user's envmod writes
 //! the outputs, and is compared with the manifest before the next command writes or removes
-//! any; a place the user never chose is refused, naming the field.
+//! any; a place the user never chose is refused, naming the field. The prefix the manifest
+//! names (a link that resolves to the environment today may point elsewhere tomorrow) and
+//! the group it is shared with (a forged one would have this user's envmod give the tree
+//! to another of this user's groups) are recorded for the same reason.
 //!
 //! What a group member may change is left alone: packages, specs, channels, the Python
 //! version and the module name that follows it. Only the places outside the environment
@@ -27,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     environ::Environ,
     error::UserError,
-    manifest::{KernelInfo, Manifest},
+    manifest::{KernelInfo, Manifest, Sharing},
     outputs::modulefile,
     printer::Printer,
     render::escape::sh_quote,
@@ -41,6 +44,9 @@ const MAX_RECORD: u64 = 1 << 20;
 struct Record {
     /// The environment's real path, as the file name's hash cannot say it.
     prefix: PathBuf,
+    /// The prefix as the manifest names it, which outputs are written under.
+    named: PathBuf,
+    shared: Option<Sharing>,
     module: Option<RecordedModule>,
     kernel: Option<KernelInfo>,
 }
@@ -55,6 +61,10 @@ struct RecordedModule {
 /// not acted on, and the recorded one is what the command replaces.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Replacing {
+    /// `module --adopt`: the prefix becomes the path the user named.
+    pub(crate) prefix: bool,
+    /// `share`.
+    pub(crate) shared: bool,
     pub(crate) module_system: bool,
     pub(crate) module_root: bool,
     pub(crate) kernel: bool,
@@ -62,11 +72,15 @@ pub(crate) struct Replacing {
 
 impl Replacing {
     pub(crate) const NOTHING: Self = Self {
+        prefix: false,
+        shared: false,
         module_system: false,
         module_root: false,
         kernel: false,
     };
     pub(crate) const EVERYTHING: Self = Self {
+        prefix: true,
+        shared: true,
         module_system: true,
         module_root: true,
         kernel: true,
@@ -166,6 +180,39 @@ fn difference(
         )
     };
     let show = |p: &Path| p.display().to_string();
+    if !replacing.prefix && manifest.prefix != record.named {
+        return Some((
+            "prefix",
+            show(&manifest.prefix),
+            show(&record.named),
+            format!(
+                "Put {} back there, or make the path you named its prefix: `envmod module {cli} --adopt`",
+                show(&record.named)
+            ),
+        ));
+    }
+    if !replacing.shared && manifest.shared != record.shared {
+        let say = |s: &Option<Sharing>| match s {
+            Some(Sharing { group: Some(g) }) => format!("shared with the group {g}"),
+            Some(Sharing { group: None }) => "shared read-only".to_string(),
+            None => "not shared".to_string(),
+        };
+        let share = |s: &Option<Sharing>| match s {
+            Some(Sharing { group: Some(g) }) => format!("`envmod share {cli} --group {g}`"),
+            Some(Sharing { group: None }) => format!("`envmod share {cli}`"),
+            None => "putting `shared` back in that file".to_string(),
+        };
+        return Some((
+            "shared",
+            say(&manifest.shared),
+            say(&record.shared),
+            format!(
+                "If that was meant, make it yours: {}; to keep yours: {}",
+                share(&manifest.shared),
+                share(&record.shared)
+            ),
+        ));
+    }
     match (&theirs, &record.module) {
         (Some(t), Some(r)) => {
             if !replacing.module_system && t.system != r.system {
@@ -239,6 +286,8 @@ fn difference(
 pub(crate) fn save(env: &Environ, real: &Path, manifest: &Manifest, printer: &Printer) {
     let record = Record {
         prefix: real.to_path_buf(),
+        named: manifest.prefix.clone(),
+        shared: manifest.shared.clone(),
         module: manifest.module.as_ref().map(|m| RecordedModule {
             system: m.system,
             root: m.root.clone(),
@@ -330,6 +379,22 @@ mod tests {
                 .contains("envmod kernel add -n myenv --name myenv"),
             "{err:?}"
         );
+
+        let mut elsewhere = m.clone();
+        elsewhere.prefix = "/home/alice/link-to-myenv".into();
+        let err = trusted(&env, &real, &elsewhere, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`prefix`"), "{err}");
+        let mut shared = m.clone();
+        shared.shared = Some(Sharing {
+            group: Some("students".into()),
+        });
+        let err = trusted(&env, &real, &shared, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`shared`"), "{err}");
+        let replacing = Replacing {
+            shared: true,
+            ..Replacing::NOTHING
+        };
+        assert!(trusted(&env, &real, &shared, replacing, "-n myenv").is_ok());
 
         forget(&env, &real);
         assert!(agrees(&env, &real, &moved));
