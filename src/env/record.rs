@@ -127,7 +127,7 @@ pub(crate) fn trusted(
     };
     if let Some((field, theirs, yours, hint)) = difference(&record, manifest, replacing, cli) {
         return Err(UserError::failure(format!(
-            "`{field}` in {} is {theirs}, but your envmod last wrote the outputs of {} with {yours}; envmod does not act on a place you never chose",
+            "`{field}` in {} is {theirs}, but the outputs you last wrote for {} had {yours}; envmod does not act on a place you did not choose",
             Manifest::path_in(real).display(),
             manifest.name
         ))
