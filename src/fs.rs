@@ -80,6 +80,41 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Open an existing lock file for reading only, for a shared lock: `None` when there is
+/// none. Never creates it, so a reader needs no write permission anywhere; `O_NONBLOCK`
+/// keeps a FIFO planted there from blocking the open.
+pub(crate) fn open_lock_file_to_read(path: &Path) -> Result<Option<File>> {
+    let refuse = || -> anyhow::Error {
+        UserError::failure(format!(
+            "lock file {} is not a regular file (a symbolic link?); envmod will not use it",
+            path.display()
+        ))
+        .with_hint("ask the owner of the environment to remove it; envmod creates it again")
+        .into()
+    };
+    let file = match File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refuse()),
+        Err(e) => {
+            return Err(UserError::failure(format!(
+                "cannot read lock file {}: {e}",
+                path.display()
+            ))
+            .with_hint("ask the owner of the environment to run `envmod share` on it")
+            .into());
+        }
+    };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(refuse());
+    }
+    Ok(Some(file))
+}
+
 /// Whether this process may create a file in `dir`, or in the nearest existing ancestor
 /// that `create_dir_all` would start from. Asks the kernel (`access(2)` with the effective
 /// ids), so read-only mounts and missing permissions both answer no.
@@ -143,6 +178,28 @@ mod tests {
         std::fs::remove_file(&lock).unwrap();
         open_lock_file(&lock).unwrap();
         assert!(lock.symlink_metadata().unwrap().is_file());
+    }
+
+    #[test]
+    fn reading_a_lock_creates_nothing_and_refuses_links_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".x.envmod-lock");
+        assert!(open_lock_file_to_read(&lock).unwrap().is_none());
+        assert!(
+            lock.symlink_metadata().is_err(),
+            "a reader created the lock"
+        );
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock).unwrap();
+        assert!(open_lock_file_to_read(&lock).is_err());
+        std::fs::remove_file(&lock).unwrap();
+        let c = std::ffi::CString::new(lock.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let err = open_lock_file_to_read(&lock).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(&lock).unwrap();
+        open_lock_file(&lock).unwrap();
+        assert!(open_lock_file_to_read(&lock).unwrap().is_some());
     }
 }
 

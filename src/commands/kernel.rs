@@ -28,6 +28,13 @@ pub(crate) struct AddSettings {
 }
 
 pub(crate) async fn add(s: AddSettings, ctx: &Ctx<'_>) -> Result<()> {
+    // Names first: a bad one costs nothing, not even a Python start.
+    if let Some(name) = &s.name {
+        kernel_name(name)?;
+    }
+    if let Some(shown) = &s.display_name {
+        kernel::check_display_name(shown)?;
+    }
     let manifest = crate::env::prefix::read_manifest(&s.target, &s.target.real_path()?)?;
     require_ipykernel(&manifest, &s.target.prefix.join("bin/python"))?;
     let info = plan_kernel(
@@ -76,7 +83,7 @@ pub(crate) async fn remove(s: RemoveSettings, ctx: &Ctx<'_>) -> Result<()> {
         .name
         .as_deref()
         .ok_or_else(|| UserError::usage("give -n NAME or -p PREFIX, or --name KERNEL"))?;
-    let dir = kernels_dir(ctx.environ, s.prefix.as_deref()).join(kernel_name(name));
+    let dir = kernels_dir(ctx.environ, s.prefix.as_deref()).join(kernel_name(name)?);
     let Some(owner) = owner_of(&dir.join("kernel.json")) else {
         return Err(UserError::failure(format!(
             "{} is not a kernel envmod wrote",

@@ -33,15 +33,59 @@ impl EnvLock {
         // different inodes under the same name.
         let path = lock_path(prefix, name);
         let file = crate::fs::open_lock_file(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(UserError::failure(format!(
-                "environment '{name}' is being changed by another envmod process"
-            ))
-            .with_hint("wait for it to finish, then try again")
-            .into()),
+        lock_within(&file, File::try_lock, &path, name)?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// A shared lock, for commands that only read an environment (export, shell-hook): readers
+/// share it with each other, and a change excludes them, so a reader sees the environment
+/// before a change or after it, never in between. It needs no write permission: the lock
+/// file is opened read-only and never created, and where there is none (an environment
+/// envmod never changed since it lost it) the reader goes ahead without one.
+#[derive(Debug)]
+pub(crate) struct ReadLock {
+    _file: Option<File>,
+}
+
+impl ReadLock {
+    pub(crate) fn acquire(prefix: &Path, name: &EnvName) -> Result<Self> {
+        let path = lock_path(prefix, name);
+        let Some(file) = crate::fs::open_lock_file_to_read(&path)? else {
+            return Ok(Self { _file: None });
+        };
+        lock_within(&file, File::try_lock_shared, &path, name)?;
+        Ok(Self { _file: Some(file) })
+    }
+}
+
+/// How long a command waits for the lock before it gives up: long enough for a reader
+/// (a student's `shell-hook` at login) to finish, so it never makes a change fail, and
+/// short enough that nobody waits on a change that takes minutes.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn lock_within(
+    file: &File,
+    try_lock: fn(&File) -> Result<(), std::fs::TryLockError>,
+    path: &Path,
+    name: &EnvName,
+) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match try_lock(file) {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(UserError::failure(format!(
+                    "environment '{name}' is being changed by another envmod process"
+                ))
+                .with_hint("wait for it to finish, then try again")
+                .into());
+            }
             Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("failed to lock {}", path.display()))
+                return Err(e).with_context(|| format!("failed to lock {}", path.display()));
             }
         }
     }
@@ -95,6 +139,19 @@ pub(crate) fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_share_the_lock_and_never_create_it() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = root.path().join("proj");
+        let name: EnvName = "proj".parse().unwrap();
+        let _none = ReadLock::acquire(&prefix, &name).unwrap();
+        assert!(lock_path(&prefix, &name).symlink_metadata().is_err());
+        drop(EnvLock::acquire(&prefix, &name).unwrap());
+        let first = ReadLock::acquire(&prefix, &name).unwrap();
+        let _second = ReadLock::acquire(&prefix, &name).unwrap();
+        assert!(first._file.is_some());
+    }
 
     #[test]
     fn leftovers_of_an_interrupted_run_are_cleared_and_nothing_else() {

@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod lock;
 pub(crate) mod ops;
 pub(crate) mod prefix;
+pub(crate) mod record;
 pub(crate) mod registry;
 pub(crate) mod swap;
 pub(crate) mod venv;

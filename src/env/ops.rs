@@ -16,6 +16,7 @@ use crate::{
         cleanup::{self, CleanupGuard},
         lock::{self, EnvLock},
         prefix::{self, Accept, EnvTarget, Opened},
+        record::{self, Replacing},
         registry::Registry,
         swap, venv,
     },
@@ -193,9 +194,24 @@ fn write_outputs(
                 .take_while(|d| d.symlink_metadata().is_err())
                 .map(Path::to_path_buf)
                 .collect();
+            let place_gid = planned
+                .path
+                .ancestors()
+                .skip(1)
+                .find_map(|d| d.symlink_metadata().ok())
+                .map(|m| std::os::unix::fs::MetadataExt::gid(&m));
             out.write(planned)?;
             if let Some(sharing) = &manifest.shared {
-                let modes = sharing.modes()?;
+                let mut modes = sharing.modes()?;
+                // Group write only where the group already shares the place (the course's
+                // module root or Jupyter prefix): a kernel in the owner's own data dir
+                // must not open the owner's home to the group. Readable by all anywhere.
+                if modes.gid.is_some() && place_gid != modes.gid {
+                    modes = crate::fs::Share {
+                        gid: None,
+                        group_write: false,
+                    };
+                }
                 modes.apply(&planned.path)?;
                 if let Some(dir) = planned.path.parent() {
                     modes.apply(dir)?;
@@ -350,6 +366,7 @@ fn finish_outputs(
         ))
         .into());
     }
+    record::save(ctx.environ, &opened.real, &opened.manifest, ctx.printer);
     opened.manifest.outputs_pending = false;
     opened.manifest.write_into(&opened.real)?;
     if let Some(sharing) = &opened.manifest.shared {
@@ -362,15 +379,24 @@ fn finish_outputs(
 /// Open an existing environment and first finish outputs an earlier command left pending.
 fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
     let mut opened = prefix::open(target, accept)?;
-    if opened.manifest.outputs_pending && accept == Accept::Intact {
+    // Pending outputs of a manifest that names places this user never chose are left to
+    // the command, which refuses them or replaces them from its own flags.
+    if opened.manifest.outputs_pending
+        && accept == Accept::Intact
+        && record::agrees(ctx.environ, &opened.real, &opened.manifest)
+    {
         ctx.printer.info(format!(
             "{}: finishing the modulefile an interrupted command left out of date",
             opened.manifest.name
         ));
-        // A package change that stopped before its outputs has not run the scripts yet.
+        // A package change that stopped before its outputs has not run the scripts yet. The
+        // manifest that says so is the group's to edit, so a command that changes no packages
+        // runs them only when no one else wrote one.
         let scripts = match opened.manifest.activation {
-            None => Scripts::Run(&[]),
-            Some(_) => Scripts::Recorded,
+            None if conda::activation::untrusted_scripts(&opened.real)?.is_empty() => {
+                Scripts::Run(&[])
+            }
+            _ => Scripts::Recorded,
         };
         finish_outputs(&mut opened, None, target, scripts, ctx)?;
     }
@@ -482,6 +508,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         }
         Ok(())
     })?;
+    record::save(ctx.environ, &real, &manifest, ctx.printer);
     if target.by_prefix {
         registry.add(&target.prefix)?;
     }
@@ -557,6 +584,30 @@ pub(crate) async fn change(
     if opened.manifest.frozen && matches!(change, Change::Install(_) | Change::Remove(_)) {
         return Err(frozen(&opened.manifest));
     }
+    let replacing = match &change {
+        Change::Outputs(o) => Replacing {
+            prefix: o.adopt,
+            module_system: o.system.is_some(),
+            module_root: o.root.is_some(),
+            ..Replacing::NOTHING
+        },
+        Change::Kernel(_) => Replacing {
+            kernel: true,
+            ..Replacing::NOTHING
+        },
+        Change::Share(_) => Replacing {
+            shared: true,
+            ..Replacing::NOTHING
+        },
+        _ => Replacing::NOTHING,
+    };
+    opened.manifest = record::trusted(
+        ctx.environ,
+        &opened.real,
+        &opened.manifest,
+        replacing,
+        &target.cli(),
+    )?;
     let old = opened.manifest.clone();
     let mut next = old.clone();
     if adopt {
@@ -861,7 +912,7 @@ pub(crate) fn activation_script(
     shell: HookShell,
     ctx: &Ctx<'_>,
 ) -> Result<String> {
-    let opened = open(target, Accept::Intact, ctx)?;
+    let opened = prefix::open_to_read(target)?;
     let (facts, _) = prefix_facts(&opened.manifest, &opened.real, Scripts::Recorded, ctx)?;
     Activate {
         renderer: ctx.renderer,
@@ -884,7 +935,7 @@ pub(crate) struct Snapshot {
 }
 
 pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
-    let opened = open(target, Accept::Intact, ctx)?;
+    let opened = prefix::open_to_read(target)?;
     let records = conda::prefix::installed_records(&opened.real)?;
     let pip = conda::pip::installed(&opened.real, &conda::pip::conda_files(&records))?;
     let (facts, _) = activation_facts(&opened.manifest, &opened.real, Scripts::Recorded, ctx)?;
@@ -919,7 +970,18 @@ pub(crate) fn delete(
     lock::clear_leftovers(&real, &target.name)?;
     let manifest = match prefix::read_manifest(target, &real) {
         Ok(m) if m.frozen => return Err(frozen(&m)),
-        Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(m),
+        // With --force, only the outputs this user recorded go, whatever the manifest says.
+        Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(record::trusted(
+            ctx.environ,
+            &real,
+            &m,
+            if force {
+                Replacing::EVERYTHING
+            } else {
+                Replacing::NOTHING
+            },
+            &target.cli(),
+        )?),
         Ok(_) if force => {
             ctx.printer.warn(format!(
                 "{} is a copy of another environment; removing the copy and leaving the modulefiles alone",
@@ -947,7 +1009,9 @@ pub(crate) fn delete(
         }
         Err(e) => return Err(e),
     };
-    remove_aside(target, &real, manifest.as_ref(), registry, ctx)
+    let deleted = remove_aside(target, &real, manifest.as_ref(), registry, ctx)?;
+    record::forget(ctx.environ, &real);
+    Ok(deleted)
 }
 
 fn remove_aside(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::{
-    env::lock::{self, EnvLock},
+    env::lock::{self, EnvLock, ReadLock},
     error::UserError,
     manifest::Manifest,
     names::EnvName,
@@ -89,19 +89,48 @@ pub(crate) fn open(target: &EnvTarget, accept: Accept) -> Result<Opened> {
     let lock = EnvLock::acquire(&real, &target.name)?;
     lock::clear_leftovers(&real, &target.name)?;
     let manifest = read_manifest(target, &real)?;
-    if accept == Accept::Intact && !same_dir(&manifest.prefix, &real) {
-        let hint = format!(
-            "re-point the copy with `envmod module {} --adopt`, or name the original: -p {}",
-            target.cli(),
-            sh_quote(&manifest.prefix.to_string_lossy())
-        );
-        return Err(relocated(target, &manifest, &hint));
+    if accept == Accept::Intact {
+        refuse_copy(target, &manifest, &real)?;
     }
     Ok(Opened {
         real,
         manifest,
         _lock: lock,
     })
+}
+
+/// An existing environment, read under a shared lock.
+pub(crate) struct Reading {
+    pub(crate) real: PathBuf,
+    pub(crate) manifest: Manifest,
+    pub(crate) _lock: ReadLock,
+}
+
+/// [`open`] for commands that only read: a shared lock, no write anywhere, and nothing an
+/// earlier command left is cleared or finished (that is for the next change, made by
+/// someone who may write).
+pub(crate) fn open_to_read(target: &EnvTarget) -> Result<Reading> {
+    let real = target.real_path()?;
+    let lock = ReadLock::acquire(&real, &target.name)?;
+    let manifest = read_manifest(target, &real)?;
+    refuse_copy(target, &manifest, &real)?;
+    Ok(Reading {
+        real,
+        manifest,
+        _lock: lock,
+    })
+}
+
+fn refuse_copy(target: &EnvTarget, manifest: &Manifest, real: &Path) -> Result<()> {
+    if same_dir(&manifest.prefix, real) {
+        return Ok(());
+    }
+    let hint = format!(
+        "re-point the copy with `envmod module {} --adopt`, or name the original: -p {}",
+        target.cli(),
+        sh_quote(&manifest.prefix.to_string_lossy())
+    );
+    Err(relocated(target, manifest, &hint))
 }
 
 pub(crate) fn same_dir(recorded: &Path, real: &Path) -> bool {
@@ -131,7 +160,22 @@ pub(crate) fn read_manifest(target: &EnvTarget, real: &Path) -> Result<Manifest>
         );
     }
     match Manifest::read(real) {
-        Ok(Some(m)) => Ok(m),
+        Ok(Some(m)) => {
+            // The directory names the environment; a manifest for this very directory
+            // that says otherwise would move its module and kernel under another name.
+            if same_dir(&m.prefix, real) && m.name != target.name {
+                return Err(crate::outputs::inconsistent(
+                    real,
+                    "name",
+                    &format!(
+                        "is {}, but the environment's directory is {}",
+                        m.name, target.name
+                    ),
+                ));
+            }
+            crate::outputs::check_recorded(&m, real)?;
+            Ok(m)
+        }
         Ok(None) => Err(UserError::failure(format!(
             "{} was not created by envmod (it has no {})",
             target.prefix.display(),

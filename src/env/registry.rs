@@ -93,7 +93,14 @@ impl Registry {
                     ),
                     copy: true,
                 })),
-                Ok(Some(m)) => Some(Ok(m)),
+                Ok(Some(m)) => match crate::outputs::check_recorded(&m, p) {
+                    Ok(()) => Some(Ok(m)),
+                    Err(e) => Some(Err(Damaged {
+                        prefix: p.clone(),
+                        reason: format!("{e:#}"),
+                        copy: false,
+                    })),
+                },
                 // A directory that is not an environment at all is not envmod's to show.
                 Ok(None) if !crate::env::prefix::has_envmod_dir(p) => None,
                 Ok(None) => Some(Err(Damaged {
@@ -137,6 +144,7 @@ impl Registry {
                 let p = e.path();
                 if let Ok(Some(m)) = Manifest::read(&p)
                     && crate::env::prefix::same_dir(&m.prefix, &p)
+                    && crate::outputs::check_recorded(&m, &p).is_ok()
                 {
                     found.push(m);
                 }

@@ -18,7 +18,7 @@ use crate::{
     environ::Environ,
     error::UserError,
     manifest::{KernelInfo, Manifest},
-    outputs::{Output, Planned, PrefixFacts},
+    outputs::{Output, Planned, PrefixFacts, Unsound},
     printer::Printer,
     render::escape::sh_quote,
     site::modules,
@@ -40,9 +40,13 @@ pub(crate) fn kernels_dir(env: &Environ, prefix: Option<&Path>) -> PathBuf {
     }
 }
 
-/// A kernel name Jupyter accepts: letters, digits, `.`, `_`, `-`, lowercased.
-pub(crate) fn kernel_name(raw: &str) -> String {
-    raw.chars()
+/// A kernel name Jupyter accepts: letters, digits, `.`, `_`, `-`, lowercased; anything else
+/// becomes `_`. The name is one directory below a kernels directory, so a name of nothing
+/// or only dots (`.`, `..`), which would put kernel.json into the kernels directory or
+/// above it, is refused.
+pub(crate) fn kernel_name(raw: &str) -> Result<String> {
+    let name: String = raw
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
                 c.to_ascii_lowercase()
@@ -50,7 +54,85 @@ pub(crate) fn kernel_name(raw: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if name.chars().all(|c| c == '.') {
+        return Err(UserError::usage(format!(
+            "invalid kernel name {raw:?}: it names no directory of its own below the kernels directory"
+        ))
+        .with_hint("give --name a name with a letter or digit, such as `cs101`")
+        .into());
+    }
+    Ok(name)
+}
+
+/// What Jupyter shows is text on one line: a newline or an escape sequence in it would
+/// reach every terminal and log that prints the kernel list.
+pub(crate) fn check_display_name(shown: &str) -> Result<()> {
+    if shown.chars().any(char::is_control) {
+        return Err(UserError::usage(format!(
+            "the kernel display name {shown:?} holds a control character (a newline, tab or escape)"
+        ))
+        .with_hint("give --display-name plain text on one line")
+        .into());
+    }
+    Ok(())
+}
+
+/// The first field of a kernel record that envmod could not have written: a name that is
+/// not a kernel name, a directory other than `<kernels dir>/<name>`, or a variable name
+/// the launcher could not set without running it as code.
+pub(crate) fn unsound(kernel: &KernelInfo) -> Option<Unsound> {
+    if kernel_name(&kernel.name).ok().as_deref() != Some(kernel.name.as_str()) {
+        return Some(Unsound {
+            field: "kernel.name",
+            detail: format!("is {:?}, not a kernel name", kernel.name),
+        });
+    }
+    if kernel.display_name.chars().any(char::is_control) {
+        return Some(Unsound {
+            field: "kernel.display_name",
+            detail: format!("{:?} holds a control character", kernel.display_name),
+        });
+    }
+    let in_kernels_dir = kernel
+        .dir
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "kernels");
+    if !super::is_plain_absolute(&kernel.dir)
+        || kernel.dir.file_name() != Some(std::ffi::OsStr::new(&kernel.name))
+        || !in_kernels_dir
+    {
+        return Some(Unsound {
+            field: "kernel.dir",
+            detail: format!(
+                "is {:?}, not <a kernels directory>/{}",
+                kernel.dir, kernel.name
+            ),
+        });
+    }
+    if let Some(v) = kernel
+        .module_vars
+        .iter()
+        .find(|v| !is_shell_name(&v.name) || v.value.chars().any(char::is_control))
+    {
+        return Some(Unsound {
+            field: "kernel.module_vars",
+            detail: format!(
+                "sets {:?}, which is not a shell variable name with a one-line value",
+                v.name
+            ),
+        });
+    }
+    None
+}
+
+fn is_shell_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The environment a kernel.json was written for, if envmod wrote it.
@@ -71,14 +153,20 @@ pub(crate) fn plan_kernel(
     environ: &Environ,
     printer: &Printer,
 ) -> Result<KernelInfo> {
-    let name = kernel_name(name.unwrap_or(manifest.name.as_str()));
+    let name = kernel_name(name.unwrap_or(manifest.name.as_str()))?;
+    if let Some(shown) = display_name {
+        check_display_name(shown)?;
+    }
     let module_names: Vec<String> = manifest
         .modules
         .iter()
         .map(|m| m.full_name.clone())
         .collect();
     let module_vars = match modules::module_vars(environ, &module_names)? {
-        Some(vars) => vars,
+        Some(vars) => vars
+            .into_iter()
+            .filter(|v| is_shell_name(&v.name))
+            .collect(),
         None => {
             if !module_names.is_empty() {
                 printer.warn(format!(
@@ -201,6 +289,10 @@ impl Output for Kernel {
         let Some(kernel) = &manifest.kernel else {
             return Ok(None);
         };
+        // The launcher is shell code: nothing goes into it that `unsound` would refuse.
+        if let Some(u) = unsound(kernel) {
+            return Err(super::inconsistent(&manifest.prefix, u.field, &u.detail));
+        }
         let spec = json!({
             "argv": [
                 "/bin/bash", "-c", launcher(manifest, kernel),
@@ -394,6 +486,65 @@ mod tests {
             Some(format!("{}:/site", values[0]).as_bytes())
         );
         assert!(!planted.exists(), "a recorded value ran as a command");
+    }
+
+    #[test]
+    fn kernel_names_are_one_directory() {
+        assert_eq!(kernel_name("My Env").unwrap(), "my_env");
+        assert_eq!(kernel_name("../x").unwrap(), ".._x");
+        for bad in ["", ".", "..", "..."] {
+            let err = kernel_name(bad).unwrap_err();
+            assert!(err.to_string().contains("kernel name"), "{bad:?}: {err}");
+        }
+        assert!(check_display_name("CS 101 — données").is_ok());
+        assert!(check_display_name("a\nb").is_err());
+        assert!(check_display_name("\x1b[31mred").is_err());
+    }
+
+    #[test]
+    fn a_kernel_record_envmod_could_not_have_written_is_named() {
+        let good = KernelInfo {
+            name: "cs101".into(),
+            display_name: "CS 101".into(),
+            dir: PathBuf::from("/shared/course/share/jupyter/kernels/cs101"),
+            module_vars: vec![ModuleVar {
+                name: "GCC_ROOT".into(),
+                value: "/apps/gcc".into(),
+                prepend: false,
+            }],
+        };
+        assert_eq!(unsound(&good), None);
+        let field = |edit: &dyn Fn(&mut KernelInfo)| {
+            let mut k = good.clone();
+            edit(&mut k);
+            unsound(&k).map(|u| u.field)
+        };
+        assert_eq!(field(&|k| k.name = "..".into()), Some("kernel.name"));
+        assert_eq!(field(&|k| k.name = "CS101".into()), Some("kernel.name"));
+        assert_eq!(
+            field(&|k| k.display_name = "x\ny".into()),
+            Some("kernel.display_name")
+        );
+        for dir in [
+            "/home/alice/.bashrc",
+            "/shared/course/share/jupyter/kernels/other",
+            "/shared/course/share/jupyter/kernels/../cs101",
+            "/shared/course/share/jupyter/cs101",
+            "relative/kernels/cs101",
+        ] {
+            assert_eq!(field(&|k| k.dir = dir.into()), Some("kernel.dir"), "{dir}");
+        }
+        for name in ["X=1; touch /tmp/p; Y", "1ABC", "A-B", ""] {
+            assert_eq!(
+                field(&|k| k.module_vars[0].name = name.into()),
+                Some("kernel.module_vars"),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            field(&|k| k.module_vars[0].value = "a\nb".into()),
+            Some("kernel.module_vars")
+        );
     }
 
     fn owner_of_text(text: &str) -> Option<PathBuf> {

@@ -15,7 +15,7 @@ use crate::{
     error::UserError,
     fs,
     manifest::{Manifest, ModuleInfo, PythonMode},
-    outputs::{Output, Planned, PrefixFacts},
+    outputs::{Output, Planned, PrefixFacts, Unsound},
     render::Renderer,
     site::{
         ModuleSystem,
@@ -60,6 +60,45 @@ pub(crate) fn info_for(manifest: &Manifest, system: ModuleSystem, root: &Path) -
         name: manifest.module_name(),
         file: path_for(manifest, system, root),
     }
+}
+
+/// The first field of the manifest's module record that is not what [`info_for`] makes
+/// of its root: a forged `file` would make a command remove one modulefile and write
+/// another, anywhere.
+pub(crate) fn unsound(manifest: &Manifest) -> Option<Unsound> {
+    let info = manifest.module.as_ref()?;
+    let expected = manifest.module_name();
+    if info.name != expected {
+        return Some(Unsound {
+            field: "module.name",
+            detail: format!(
+                "is {}, but the environment's module is {expected}",
+                info.name
+            ),
+        });
+    }
+    if !super::is_plain_absolute(&info.root) {
+        return Some(Unsound {
+            field: "module.root",
+            detail: format!(
+                "is {:?}, not an absolute path without `.` or `..`",
+                info.root
+            ),
+        });
+    }
+    let file = path_for(manifest, info.system, &info.root);
+    if info.file != file {
+        return Some(Unsound {
+            field: "module.file",
+            detail: format!(
+                "is {}, but the modulefile of {expected} under {} is {}",
+                info.file.display(),
+                info.root.display(),
+                file.display()
+            ),
+        });
+    }
+    None
 }
 
 /// Who wrote the file at `path`, judged by its first lines.
@@ -403,6 +442,41 @@ pub(crate) mod tests {
         planned
             .content
             .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+    }
+
+    #[test]
+    fn a_module_record_that_does_not_follow_from_its_root_is_named() {
+        let m = manifest(false, ModuleSystem::Lmod);
+        assert_eq!(unsound(&m), None);
+        let field = |edit: &dyn Fn(&mut Manifest)| {
+            let mut m = m.clone();
+            edit(&mut m);
+            unsound(&m).map(|u| u.field)
+        };
+        let module = |m: &mut Manifest| m.module.as_mut().unwrap().clone();
+        assert_eq!(
+            field(&|m| m.module.as_mut().unwrap().file = "/home/alice/.bashrc".into()),
+            Some("module.file")
+        );
+        assert_eq!(
+            field(&|m| m.module.as_mut().unwrap().root = "/home/alice/../bob".into()),
+            Some("module.root")
+        );
+        assert_eq!(
+            field(&|m| m.module.as_mut().unwrap().root = "relative".into()),
+            Some("module.root")
+        );
+        assert_eq!(field(&|m| m.python.site.minor = 12), Some("module.name"));
+        // Moved consistently, root and file together: the owner's record decides.
+        assert_eq!(
+            field(&|m| {
+                let mut info = module(m);
+                info.root = "/elsewhere".into();
+                info.file = path_for(m, info.system, &info.root);
+                m.module = Some(info);
+            }),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,402 @@
+//! The user's own record of where the outputs of an environment go: its module system and
+//! module root, and its kernel. The manifest says the same, but it lives inside the
+//! environment, where every member of a shared environment's group can write it, and a
+//! forged one would have this user's envmod write a modulefile or a kernel into this
+//! user's home, or remove a file elsewhere. The record lives in the user's private data
+//! directory (`<data dir>/envmod/outputs/`), is written whenever this user's envmod writes
+//! the outputs, and is compared with the manifest before the next command writes or removes
+//! any; a place the user never chose is refused, naming the field. The prefix the manifest
+//! names (a link that resolves to the environment today may point elsewhere tomorrow) and
+//! the group it is shared with (a forged one would have this user's envmod give the tree
+//! to another of this user's groups) are recorded for the same reason.
+//!
+//! What a group member may change is left alone: packages, specs, channels, the Python
+//! version and the module name that follows it. Only the places outside the environment
+//! are the record's. A user with no record of an environment (one that someone else
+//! created, or an older envmod did) takes the manifest as it is, once, and records it.
+
+use std::{
+    io::Read,
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{DirBuilderExt, OpenOptionsExt},
+    },
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    environ::Environ,
+    error::UserError,
+    manifest::{KernelInfo, Manifest, Sharing},
+    outputs::modulefile,
+    printer::Printer,
+    render::escape::sh_quote,
+    site::ModuleSystem,
+};
+
+/// A record is a few hundred bytes; anything much larger is not one.
+const MAX_RECORD: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Record {
+    /// The environment's real path, as the file name's hash cannot say it.
+    prefix: PathBuf,
+    /// The prefix as the manifest names it, which outputs are written under.
+    named: PathBuf,
+    shared: Option<Sharing>,
+    module: Option<RecordedModule>,
+    kernel: Option<KernelInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RecordedModule {
+    system: ModuleSystem,
+    root: PathBuf,
+}
+
+/// The outputs a command sets anew from its own flags: for them the manifest's value is
+/// not acted on, and the recorded one is what the command replaces.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Replacing {
+    /// `module --adopt`: the prefix becomes the path the user named.
+    pub(crate) prefix: bool,
+    /// `share`.
+    pub(crate) shared: bool,
+    pub(crate) module_system: bool,
+    pub(crate) module_root: bool,
+    pub(crate) kernel: bool,
+}
+
+impl Replacing {
+    pub(crate) const NOTHING: Self = Self {
+        prefix: false,
+        shared: false,
+        module_system: false,
+        module_root: false,
+        kernel: false,
+    };
+    pub(crate) const EVERYTHING: Self = Self {
+        prefix: true,
+        shared: true,
+        module_system: true,
+        module_root: true,
+        kernel: true,
+    };
+}
+
+fn record_path(env: &Environ, real: &Path) -> PathBuf {
+    let digest =
+        rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(real.as_os_str().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    env.xdg_dir("XDG_DATA_HOME", ".local/share")
+        .join("envmod/outputs")
+        .join(format!("{hex}.json"))
+}
+
+fn read(env: &Environ, real: &Path) -> Option<Record> {
+    let path = record_path(env, real);
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_RECORD).read_to_string(&mut text).ok()?;
+    let record: Record = serde_json::from_str(&text).ok()?;
+    (record.prefix == real).then_some(record)
+}
+
+/// The manifest with this user's recorded outputs in the places `replacing` names, after
+/// checking that it agrees with the record everywhere else. With no record, the manifest
+/// as it is.
+pub(crate) fn trusted(
+    env: &Environ,
+    real: &Path,
+    manifest: &Manifest,
+    replacing: Replacing,
+    cli: &str,
+) -> Result<Manifest> {
+    let Some(record) = read(env, real) else {
+        return Ok(manifest.clone());
+    };
+    if let Some((field, theirs, yours, hint)) = difference(&record, manifest, replacing, cli) {
+        return Err(UserError::failure(format!(
+            "`{field}` in {} is {theirs}, but the outputs you last wrote for {} had {yours}; envmod does not act on a place you did not choose",
+            Manifest::path_in(real).display(),
+            manifest.name
+        ))
+        .with_hint(format!(
+            "someone who can write that file changed it; nothing was changed. {hint}"
+        ))
+        .into());
+    }
+    let mut out = manifest.clone();
+    if replacing.module_system || replacing.module_root {
+        out.module = record
+            .module
+            .as_ref()
+            .map(|r| modulefile::info_for(manifest, r.system, &r.root));
+    }
+    if replacing.kernel {
+        out.kernel = record.kernel.clone();
+    }
+    Ok(out)
+}
+
+/// Whether the manifest agrees with the record (or there is none).
+pub(crate) fn agrees(env: &Environ, real: &Path, manifest: &Manifest) -> bool {
+    read(env, real).is_none_or(|r| difference(&r, manifest, Replacing::NOTHING, "").is_none())
+}
+
+/// The first recorded place the manifest names otherwise: the field, the manifest's value,
+/// the recorded one, and the commands that take either.
+fn difference(
+    record: &Record,
+    manifest: &Manifest,
+    replacing: Replacing,
+    cli: &str,
+) -> Option<(&'static str, String, String, String)> {
+    let module_of = |m: Option<&RecordedModule>| match m {
+        Some(m) => format!("--module-system {} --module-root {}", m.system.as_str(), {
+            sh_quote(&m.root.to_string_lossy())
+        }),
+        None => "--module-system none".to_string(),
+    };
+    let theirs = manifest.module.as_ref().map(|m| RecordedModule {
+        system: m.system,
+        root: m.root.clone(),
+    });
+    let module_hint = || {
+        format!(
+            "If that was meant, make it yours: `envmod module {cli} {}`; to keep yours: `envmod module {cli} {}`",
+            module_of(theirs.as_ref()),
+            module_of(record.module.as_ref())
+        )
+    };
+    let show = |p: &Path| p.display().to_string();
+    if !replacing.prefix && manifest.prefix != record.named {
+        return Some((
+            "prefix",
+            show(&manifest.prefix),
+            show(&record.named),
+            format!(
+                "Put {} back there, or make the path you named its prefix: `envmod module {cli} --adopt`",
+                show(&record.named)
+            ),
+        ));
+    }
+    if !replacing.shared && manifest.shared != record.shared {
+        let say = |s: &Option<Sharing>| match s {
+            Some(Sharing { group: Some(g) }) => format!("shared with the group {g}"),
+            Some(Sharing { group: None }) => "shared read-only".to_string(),
+            None => "not shared".to_string(),
+        };
+        let share = |s: &Option<Sharing>| match s {
+            Some(Sharing { group: Some(g) }) => format!("`envmod share {cli} --group {g}`"),
+            Some(Sharing { group: None }) => format!("`envmod share {cli}`"),
+            None => "putting `shared` back in that file".to_string(),
+        };
+        return Some((
+            "shared",
+            say(&manifest.shared),
+            say(&record.shared),
+            format!(
+                "If that was meant, make it yours: {}; to keep yours: {}",
+                share(&manifest.shared),
+                share(&record.shared)
+            ),
+        ));
+    }
+    match (&theirs, &record.module) {
+        (Some(t), Some(r)) => {
+            if !replacing.module_system && t.system != r.system {
+                return Some((
+                    "module.system",
+                    t.system.as_str().into(),
+                    r.system.as_str().into(),
+                    module_hint(),
+                ));
+            }
+            if !replacing.module_root && t.root != r.root {
+                return Some(("module.root", show(&t.root), show(&r.root), module_hint()));
+            }
+        }
+        (None, None) => {}
+        (t, r) if !(replacing.module_system && replacing.module_root) => {
+            let say = |m: &Option<RecordedModule>| match m {
+                Some(m) => format!("a modulefile under {}", m.root.display()),
+                None => "no modulefile".to_string(),
+            };
+            return Some(("module", say(t), say(r), module_hint()));
+        }
+        _ => {}
+    }
+    if replacing.kernel || manifest.kernel == record.kernel {
+        return None;
+    }
+    let kernel_hint = match &manifest.kernel {
+        Some(k) => {
+            let place = k
+                .dir
+                .parent()
+                .filter(|kernels| kernels.ends_with("share/jupyter/kernels"))
+                .and_then(|kernels| kernels.ancestors().nth(3))
+                .map(|p| format!(" --prefix {}", sh_quote(&p.to_string_lossy())))
+                .unwrap_or_default();
+            format!(
+                "If that kernel was meant, make it yours: `envmod kernel add {cli} --name {}{place}`; `envmod kernel remove {cli}` removes yours and drops it",
+                k.name
+            )
+        }
+        None => format!(
+            "To keep your kernel, add it again (`envmod kernel add {cli} …`); `envmod kernel remove {cli}` removes it"
+        ),
+    };
+    let say = |k: &Option<KernelInfo>| match k {
+        Some(k) => format!("the kernel {} in {}", k.name, k.dir.display()),
+        None => "no kernel".to_string(),
+    };
+    let field = match (&manifest.kernel, &record.kernel) {
+        (Some(t), Some(r)) if t.dir == r.dir && t.display_name != r.display_name => {
+            "kernel.display_name"
+        }
+        (Some(t), Some(r)) if t.dir == r.dir && t.module_vars != r.module_vars => {
+            "kernel.module_vars"
+        }
+        (Some(t), Some(r)) if t.dir == r.dir => "kernel",
+        (Some(_), Some(_)) => "kernel.dir",
+        _ => "kernel",
+    };
+    Some((
+        field,
+        say(&manifest.kernel),
+        say(&record.kernel),
+        kernel_hint,
+    ))
+}
+
+/// Record where the outputs of `manifest` went; a failure costs only the check next time,
+/// so it is a warning.
+pub(crate) fn save(env: &Environ, real: &Path, manifest: &Manifest, printer: &Printer) {
+    let record = Record {
+        prefix: real.to_path_buf(),
+        named: manifest.prefix.clone(),
+        shared: manifest.shared.clone(),
+        module: manifest.module.as_ref().map(|m| RecordedModule {
+            system: m.system,
+            root: m.root.clone(),
+        }),
+        kernel: manifest.kernel.clone(),
+    };
+    let path = record_path(env, real);
+    let result = (|| -> Result<()> {
+        let dir = path.parent().expect("record path has a directory");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        crate::fs::write_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes())
+    })();
+    if let Err(e) = result {
+        printer.warn(format!(
+            "could not record where the outputs of {} went ({e:#}); the next command takes its manifest as it is",
+            manifest.name
+        ));
+    }
+}
+
+/// Forget the record of a removed environment.
+pub(crate) fn forget(env: &Environ, real: &Path) {
+    let _ = std::fs::remove_file(record_path(env, real));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::modulefile::tests::manifest;
+
+    fn world() -> (tempfile::TempDir, Environ) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Environ::from_pairs(&[("XDG_DATA_HOME", dir.path().to_str().unwrap())], "/");
+        (dir, env)
+    }
+
+    #[test]
+    fn the_record_names_a_moved_place_and_keeps_what_members_may_change() {
+        let (_dir, env) = world();
+        let real = PathBuf::from("/home/alice/.envmod/envs/myenv");
+        let printer = Printer::new(crate::printer::Verbosity::Quiet);
+        let m = manifest(false, ModuleSystem::Lmod);
+        // No record yet: the manifest as it is.
+        assert!(trusted(&env, &real, &m, Replacing::NOTHING, "-n myenv").is_ok());
+        save(&env, &real, &m, &printer);
+
+        let mut specs = m.clone();
+        specs.specs.push("numpy".into());
+        specs.python.site.minor = 12;
+        specs.module = Some(modulefile::info_for(
+            &specs,
+            ModuleSystem::Lmod,
+            &m.module.as_ref().unwrap().root,
+        ));
+        assert!(agrees(&env, &real, &specs));
+
+        let mut moved = m.clone();
+        moved.module = Some(modulefile::info_for(
+            &m,
+            ModuleSystem::Lmod,
+            Path::new("/home/alice/.config"),
+        ));
+        let err = trusted(&env, &real, &moved, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`module.root`"), "{err}");
+        assert!(!agrees(&env, &real, &moved));
+        // A command that sets the root from its own flag replaces the recorded one.
+        let replacing = Replacing {
+            module_root: true,
+            ..Replacing::NOTHING
+        };
+        let t = trusted(&env, &real, &moved, replacing, "-n myenv").unwrap();
+        assert_eq!(t.module.unwrap().root, m.module.as_ref().unwrap().root);
+
+        let mut kernel = m.clone();
+        kernel.kernel = Some(KernelInfo {
+            name: "myenv".into(),
+            display_name: "x".into(),
+            dir: "/home/alice/.local/share/jupyter/kernels/myenv".into(),
+            module_vars: Vec::new(),
+        });
+        let err = trusted(&env, &real, &kernel, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`kernel`"), "{err}");
+        assert!(
+            crate::error::hint_of(&err)
+                .unwrap()
+                .contains("envmod kernel add -n myenv --name myenv"),
+            "{err:?}"
+        );
+
+        let mut elsewhere = m.clone();
+        elsewhere.prefix = "/home/alice/link-to-myenv".into();
+        let err = trusted(&env, &real, &elsewhere, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`prefix`"), "{err}");
+        let mut shared = m.clone();
+        shared.shared = Some(Sharing {
+            group: Some("students".into()),
+        });
+        let err = trusted(&env, &real, &shared, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`shared`"), "{err}");
+        let replacing = Replacing {
+            shared: true,
+            ..Replacing::NOTHING
+        };
+        assert!(trusted(&env, &real, &shared, replacing, "-n myenv").is_ok());
+
+        forget(&env, &real);
+        assert!(agrees(&env, &real, &moved));
+    }
+}
