@@ -179,13 +179,13 @@ fn check_sha256(record: &RepoDataRecord, expected: &Sha256Hash, actual: &Sha256H
         return Ok(());
     }
     Err(UserError::failure(format!(
-        "{} from {} does not match its sha256 (expected {}, got {})",
+        "{} from {}: its sha256 differs from the one its record gives (expected {}, got {}); the file may have been tampered with",
         record.identifier,
         record.url,
         hex(expected),
         hex(actual)
     ))
-    .with_hint("the channel or the download changed it; nothing was written, try again or lock the environment again")
+    .with_hint("nothing was written; use a channel you trust, or lock the environment again if the package was rebuilt on purpose")
     .into())
 }
 
@@ -309,11 +309,7 @@ pub(crate) fn unpack(
         let actual = rattler_digest::compute_file_digest::<Sha256>(&archive)
             .with_context(|| format!("cannot read {member} unpacked from bundle {shown}"))?;
         if record.package_record.sha256 != Some(actual) {
-            return Err(UserError::usage(format!(
-                "{member} in bundle {shown} does not match the sha256 in its {LOCK_NAME}"
-            ))
-            .with_hint("the bundle was damaged or changed; copy it again, or write a new one")
-            .into());
+            return Err(changed_member(&member, &shown));
         }
         record.url = url::Url::from_file_path(&archive)
             .map_err(|()| anyhow::anyhow!("cannot make a file URL for {}", archive.display()))?;
@@ -328,6 +324,15 @@ pub(crate) fn unpack(
         },
         read,
     ))
+}
+
+/// The refusal of a bundle member whose sha256 is not the one its lock gives.
+fn changed_member(member: &str, shown: &dyn std::fmt::Display) -> anyhow::Error {
+    UserError::usage(format!(
+        "{member} in bundle {shown}: its sha256 differs from the one in its {LOCK_NAME}; the file may have been tampered with"
+    ))
+    .with_hint("copy the bundle again from where it was written, or write a new one")
+    .into()
 }
 
 /// A tar archive: the "ustar" magic at offset 257.
@@ -468,7 +473,7 @@ mod tests {
         assert_eq!(
             message(&err),
             format!(
-                "pkgs/linux-64/zlib-1.0-h0_0.conda in bundle {} does not match the sha256 in its envmod.lock",
+                "pkgs/linux-64/zlib-1.0-h0_0.conda in bundle {}: its sha256 differs from the one in its envmod.lock; the file may have been tampered with",
                 out.display()
             )
         );
