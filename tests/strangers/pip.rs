@@ -221,7 +221,7 @@ fn a_locked_sdist_whose_hash_differs_never_runs_its_setup_py() {
     let text = lock(
         &t.path().join("channel"),
         &[(
-            &url::Url::from_file_path(&sdist).unwrap().to_string(),
+            url::Url::from_file_path(&sdist).unwrap().as_ref(),
             "evil",
             "1.0",
             Some(&"0".repeat(64)),
@@ -375,15 +375,28 @@ fn a_bundle_carries_its_pip_wheels_and_installs_them_with_no_network() {
     }
 
     // A wheel changed inside the bundle is refused before anything is built.
-    let mut bytes = std::fs::read(&bundle).unwrap();
-    let needle = b"hello from other_tool 2.0";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the bundle carries other_tool's wheel");
-    bytes[at] = b'j';
     let changed = t.path().join("changed.tar");
-    std::fs::write(&changed, &bytes).unwrap();
+    let script = r#"
+import io, sys, tarfile
+src, dst = sys.argv[1:3]
+found = False
+with tarfile.open(src) as tin, tarfile.open(dst, "w", format=tarfile.GNU_FORMAT) as tout:
+    for m in tin.getmembers():
+        data = tin.extractfile(m).read() if m.isfile() else None
+        if m.name.startswith("pip/other_tool-"):
+            found = True
+            data = bytearray(data)
+            data[len(data) // 2] ^= 0x01
+            data = bytes(data)
+        tout.addfile(m, io.BytesIO(data) if data is not None else None)
+assert found, "no pip/other_tool wheel in the bundle"
+"#;
+    ok(&Command::new(MODULE_PYTHON)
+        .args(["-c", script])
+        .arg(&bundle)
+        .arg(&changed)
+        .output()
+        .unwrap());
     let err = refused(&offline("bp2", &changed));
     assert!(
         err.contains("other_tool") && err.contains("tampered"),
