@@ -168,6 +168,7 @@ pub(crate) async fn install_wheels(
         .tempdir_in(staging)
         .context("cannot make a directory for the pip packages")?;
     let mut requirements = String::new();
+    let mut copies = Vec::new();
     for (i, wheel) in wheels.iter().enumerate() {
         let slot = dir.path().join(i.to_string());
         std::fs::create_dir(&slot)?;
@@ -180,6 +181,7 @@ pub(crate) async fn install_wheels(
             wheel.name,
             hex(&wheel.sha256)
         ));
+        copies.push((url, wheel));
     }
     let list = dir.path().join("requirements.txt");
     std::fs::write(&list, &requirements).context("cannot write the pip requirements")?;
@@ -201,10 +203,10 @@ pub(crate) async fn install_wheels(
             "-r",
         ])
         .arg(&list)
+        .env("PIP_CONFIG_FILE", "/dev/null")
         .current_dir(dir.path())
         .output()
         .with_context(|| format!("failed to run {} -m pip", python.display()))?;
-    drop(dir);
     if !out.status.success() {
         return Err(UserError::failure(format!(
             "pip could not install the locked pip packages; nothing was created. pip said:\n  {}",
@@ -213,7 +215,91 @@ pub(crate) async fn install_wheels(
         .with_hint("the wheels matched their sha256; check that they fit this Python and platform, or lock the environment again here")
         .into());
     }
+    record_origins(staging, &copies)?;
+    drop(dir);
     relocate_scripts(staging, prefix)
+}
+
+/// Point each installed distribution's `direct_url.json` at where the lock said its wheel
+/// is, with its sha256, instead of at the copy in the staging tree that pip installed: the
+/// environment then exports to a lock that names the same wheels.
+fn record_origins(staging: &Path, copies: &[(url::Url, &LockedWheel)]) -> Result<()> {
+    let mut sites = Vec::new();
+    for lib in ["lib", "lib64"] {
+        if let Ok(entries) = std::fs::read_dir(staging.join(lib)) {
+            sites.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("python"))
+                    .map(|e| e.path().join("site-packages")),
+            );
+        }
+    }
+    for site in sites {
+        let Ok(entries) = std::fs::read_dir(&site) else {
+            continue;
+        };
+        for dist in entries.flatten() {
+            let dir = dist.path();
+            let Some(dir_name) = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".dist-info"))
+            else {
+                continue;
+            };
+            let path = dir.join("direct_url.json");
+            if !path
+                .symlink_metadata()
+                .is_ok_and(|m| m.is_file() && m.len() < 1 << 20)
+            {
+                continue;
+            }
+            let (Some(url), _) = direct_url(&path) else {
+                continue;
+            };
+            let Some((_, wheel)) = copies.iter().find(|(copy, _)| copy.as_str() == url) else {
+                continue;
+            };
+            let origin = match &wheel.source {
+                WheelSource::Path(p) => url::Url::from_file_path(p)
+                    .map_err(|()| anyhow::anyhow!("cannot make a file URL for {}", p.display()))?,
+                WheelSource::Url(u) => u.clone(),
+            };
+            let digest = hex(&wheel.sha256);
+            let json = serde_json::json!({
+                "url": origin.as_str(),
+                "archive_info": {"hash": format!("sha256={digest}"), "hashes": {"sha256": digest}},
+            })
+            .to_string();
+            crate::fs::write_atomic(&path, json.as_bytes())?;
+            update_record(&dir, &dir_name, "direct_url.json", json.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// The RECORD line of `dist_info/file` made to match its new `bytes`.
+fn update_record(dir: &Path, dist_info: &str, file: &str, bytes: &[u8]) -> Result<()> {
+    use base64::Engine;
+    let record = dir.join("RECORD");
+    let Ok(text) = std::fs::read_to_string(&record) else {
+        return Ok(());
+    };
+    let name = format!("{dist_info}/{file},");
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(rattler_digest::compute_bytes_digest::<Sha256>(bytes));
+    let updated: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&name) {
+                format!("{name}sha256={digest},{}\n", bytes.len())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    crate::fs::write_atomic(&record, updated.as_bytes())
 }
 
 /// Copy or download `wheel` to `to`, refusing it unless it has the locked sha256.

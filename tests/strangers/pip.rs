@@ -278,6 +278,23 @@ fn a_relative_pip_location_is_found_beside_the_lock_and_checked_against_its_hash
         .unwrap());
     assert_eq!(hello, "hello from shared_tool 1.0\n");
 
+    // The environment exports to a lock that names the same wheel, with its hash.
+    let again = t.path().join("again.lock");
+    let out = t.run(&[
+        "export",
+        "-n",
+        "rel",
+        "--format",
+        "lock",
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    ok(&out);
+    assert!(!stderr(&out).contains("no sha256"), "{}", stderr(&out));
+    let exported = std::fs::read_to_string(&again).unwrap();
+    assert!(exported.contains(&sha256_file(&wheel)), "{exported}");
+    assert!(exported.contains(&*wheel.to_string_lossy()), "{exported}");
+
     // The wheel beside the lock changed after it was locked: refused, named as tampered.
     tampered_copy(&wheel, &wheel);
     let err = refused(&t.run(&["create", "-n", "rel2", "-f", path.to_str().unwrap()]));
