@@ -103,7 +103,7 @@ pub(crate) fn render(channels: &[String], platforms: &[PlatformLock]) -> Result<
 /// `name==version`: the pip requirement that reproduces it, which no tool can mistake for a
 /// real index (as a made-up `https://pypi.org/...` URL could be), and which a tool that tries
 /// to install it reports as a missing file rather than silently fetching something else.
-/// Reading turns that path back into "unknown".
+/// It has no sha256, so envmod's own reading refuses it, naming the package.
 fn pypi_data(pip: &LockedPip) -> Result<PypiPackageData> {
     let mut data = PypiDistributionData {
         name: pip_field(pip, "name", &pip.name)?,
