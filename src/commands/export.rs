@@ -86,12 +86,13 @@ async fn bundle(
     out: &std::path::Path,
     ctx: &Ctx<'_>,
 ) -> Result<()> {
+    let (mut locked, network) = lock(snap, platforms, Vec::new(), ctx).await?;
     let wheels = snap
         .pip
         .iter()
         .map(|d| conda::wheel::for_bundle(&snap.real, d))
         .collect::<Result<Vec<_>>>()?;
-    let pip = wheels
+    let pip: Vec<LockedPip> = wheels
         .iter()
         .map(|w| LockedPip {
             name: w.name.clone(),
@@ -100,7 +101,9 @@ async fn bundle(
             sha256: Some(w.sha256),
         })
         .collect();
-    let (locked, network) = lock(snap, platforms, pip, ctx).await?;
+    for platform in &mut locked {
+        platform.pip = pip.clone();
+    }
     let text = conda::lockfile::render(&snap.manifest.channels, &locked)?;
     let records: Vec<_> = locked.into_iter().flat_map(|p| p.records).collect();
     ctx.printer.info(format!(

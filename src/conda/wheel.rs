@@ -41,6 +41,20 @@ pub(crate) fn for_bundle(prefix: &Path, dist: &PipDist) -> Result<BundleWheel> {
     if let Some(wheel) = original(dist)? {
         return Ok(wheel);
     }
+    if let Some(dir) = local_path(dist).filter(|p| p.is_dir()) {
+        // An editable install's files are the source tree, which stays on this machine.
+        return Err(UserError::failure(format!(
+            "cannot bundle the pip package {} {}: it is installed from the directory {}",
+            dist.name,
+            dist.version,
+            dir.display()
+        ))
+        .with_hint(format!(
+            "build a wheel of it (`pip wheel --no-deps {}`) and install that wheel instead",
+            dir.display()
+        ))
+        .into());
+    }
     let cannot = |reason: String| -> anyhow::Error {
         UserError::failure(format!(
             "cannot bundle the pip package {} {}: {reason}",
@@ -68,16 +82,17 @@ fn refuse(reason: impl Into<String>) -> anyhow::Error {
     Refusal(reason.into()).into()
 }
 
-/// The wheel pip installed `dist` from, when pip recorded its sha256 and it still has it.
-fn original(dist: &PipDist) -> Result<Option<BundleWheel>> {
-    let (Some(location), Some(expected)) = (&dist.location, dist.sha256) else {
-        return Ok(None);
-    };
-    let Some(path) = url::Url::parse(location)
+/// The local path pip recorded `dist` was installed from.
+fn local_path(dist: &PipDist) -> Option<PathBuf> {
+    url::Url::parse(dist.location.as_deref()?)
         .ok()
         .filter(|u| u.scheme() == "file")
         .and_then(|u| u.to_file_path().ok())
-    else {
+}
+
+/// The wheel pip installed `dist` from, when pip recorded its sha256 and it still has it.
+fn original(dist: &PipDist) -> Result<Option<BundleWheel>> {
+    let (Some(path), Some(expected)) = (local_path(dist), dist.sha256) else {
         return Ok(None);
     };
     let Some(file_name) = path
