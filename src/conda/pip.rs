@@ -212,7 +212,7 @@ pub(crate) async fn install_wheels(
             "pip could not install the locked pip packages; nothing was created. pip said:\n  {}",
             pip_said(&out)
         ))
-        .with_hint("the wheels matched their sha256; check that they fit this Python and platform, or lock the environment again here")
+        .with_hint("the wheels matched their sha256: check that the environment has pip and that they are built for this Python and platform, or lock the environment again here")
         .into());
     }
     record_origins(staging, &copies)?;
