@@ -25,7 +25,11 @@ use rattler_digest::{HashingReader, Sha256, Sha256Hash};
 use reqwest_middleware::ClientWithMiddleware;
 
 use crate::{
-    conda::{lockfile, pip::WheelSource, wheel::BundleWheel},
+    conda::{
+        lockfile,
+        pip::{WheelSource, hex},
+        wheel::BundleWheel,
+    },
     error::UserError,
 };
 
@@ -230,8 +234,6 @@ fn check_sha256(record: &RepoDataRecord, expected: &Sha256Hash, actual: &Sha256H
     .with_hint("nothing was written; use a channel you trust, or lock the environment again if the package was rebuilt on purpose")
     .into())
 }
-
-use crate::conda::pip::hex;
 
 /// Where a record's archive lives in a bundle. The subdir and file name come from a lock,
 /// which may have been written by anyone, so neither may lead out of the bundle.
