@@ -513,9 +513,13 @@ fn a_lock_rebuilds_exactly_with_no_solve_in_both_modes() {
             ("envmod create -n lk alpha gamma", "lk/py3.11")
         };
         let pip = if conda { "python -m pip" } else { "pip" };
+        // Installed from its wheel, so pip records where it came from and the lock can give
+        // its sha256 (a lock refuses a pip package it cannot check).
+        let wheel = wheels.join("shared_tool-1.0-py3-none-any.whl");
         let setup = format!(
-            "module load gcc/12.2\n{create} || exit 1\n{}\nmodule load {module}\n{pip} install --no-input shared_tool || exit 2",
-            module_use(&t)
+            "module load gcc/12.2\n{create} || exit 1\n{}\nmodule load {module}\n{pip} install --no-input {} || exit 2",
+            module_use(&t),
+            sh(&wheel.display().to_string())
         );
         ok(&shell(&t, ms, &wheels, &setup));
         let before_records = conda_records(&prefix);
@@ -534,6 +538,8 @@ fn a_lock_rebuilds_exactly_with_no_solve_in_both_modes() {
         let text = std::fs::read_to_string(&lock).unwrap();
         assert!(text.contains("sha256:"), "{text}");
         assert!(text.contains("pypi:"), "{text}");
+        let wheel_sha = channel::sha256_hex(std::fs::read(&wheel).unwrap());
+        assert!(text.contains(&wheel_sha), "{text}");
         ok(&t.run(&["delete", "-n", "lk", "--yes"]));
 
         remove_repodata(&t.path().join("channel"));

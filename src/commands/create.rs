@@ -241,6 +241,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         network: channels.network,
         variables: yml.map(|f| f.variables.clone()).unwrap_or_default(),
         pip_cwd: yml.map_or_else(|| env.cwd().to_path_buf(), |f| f.dir().to_path_buf()),
+        pip_wheels: Vec::new(),
     };
     let manifest = ops::create(new, &s.registry, ctx).await?;
     report(&manifest, env, printer);
@@ -371,13 +372,13 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             let parent = real.parent().unwrap_or(Path::new("/"));
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("failed to create {}", parent.display()))?;
-            let (unpacked, lock) = conda::bundle::unpack(path, parent, conda::PLATFORM)?;
+            let (guard, unpacked, lock) = from_file::unpack_bundle(path, parent, conda::PLATFORM)?;
             printer.detail(format!(
                 "unpacked {} and its packages into {}",
                 unpacked.lock.display(),
                 unpacked.channel.display()
             ));
-            (Some(unpacked), lock, conda::Network::default())
+            (Some(guard), lock, conda::Network::default())
         }
         _ => unreachable!("from_lock is called for locks and bundles"),
     };
@@ -397,6 +398,15 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         let located = python::locate(s.python.as_deref(), env)?;
         let found = python::Probe::start(&located, Some(&s.interpreter_cache))?.wait()?;
         from_file::check_lock_python(&records, &found, lock_path)?;
+        if !lock.pip.is_empty() && !found.pip {
+            return Err(UserError::failure(format!(
+                "{} has pip packages, but the site Python {} has no pip",
+                lock_path.display(),
+                found.executable.display()
+            ))
+            .with_hint("use a site Python with pip (--site-python PATH)")
+            .into());
+        }
         // The site Python stands in for the `python` record the packages link against, as
         // it does in a solve; the installer never installs it.
         records.push(conda::solve::site_python_record(&found)?);
@@ -411,10 +421,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     let pip = lock
         .pip
         .iter()
-        .map(|p| match &p.location {
-            Some(location) => location.clone(),
-            None => format!("{}=={}", p.name, p.version),
-        })
+        .map(|w| format!("{}=={}", w.name, w.version))
         .collect();
     printer.info(format!(
         "Installing the {} locked packages (no solve)",
@@ -439,6 +446,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         network,
         variables: Vec::new(),
         pip_cwd: env.cwd().to_path_buf(),
+        pip_wheels: lock.pip,
     };
     let manifest = ops::create(new, &s.registry, ctx).await?;
     drop(unpacked);

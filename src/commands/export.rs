@@ -15,6 +15,7 @@ use crate::{
         lockfile::{LockedPip, PlatformLock},
     },
     env::{
+        cleanup::PendingFile,
         ops::{self, Ctx, Snapshot},
         prefix::EnvTarget,
     },
@@ -52,27 +53,14 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
     let snap = ops::snapshot(&s.target, ctx)?;
     let text = match s.format {
         ExportFormat::Yml => conda::envfile::render(&yml(&snap, s.pinned))?,
-        ExportFormat::Lock | ExportFormat::Bundle => {
-            let (locked, network) = lock(&snap, &platforms, ctx).await?;
-            let text = conda::lockfile::render(&snap.manifest.channels, &locked)?;
-            if s.format == ExportFormat::Bundle {
-                let out = s.output.as_deref().expect("checked above");
-                let records: Vec<_> = locked.into_iter().flat_map(|p| p.records).collect();
-                ctx.printer.info(format!(
-                    "Bundling {} package archives into {}",
-                    records.len(),
-                    out.display()
-                ));
-                conda::bundle::write(out, &text, &records, &network.client()?).await?;
-                ctx.printer.info(format!(
-                    "Exported {} to {}: `envmod create -n NAME -f {} --offline` builds it with no channel",
-                    snap.manifest.name,
-                    out.display(),
-                    out.display()
-                ));
-                return Ok(());
-            }
-            text
+        ExportFormat::Bundle => {
+            let out = s.output.as_deref().expect("checked above");
+            return bundle(&snap, &platforms, out, ctx).await;
+        }
+        ExportFormat::Lock => {
+            let pip = locked_pip(&snap, ctx);
+            let (locked, _) = lock(&snap, &platforms, pip, ctx).await?;
+            conda::lockfile::render(&snap.manifest.channels, &locked)?
         }
     };
     match &s.output {
@@ -87,6 +75,65 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
         None => ctx.printer.data(&text),
     }
+    Ok(())
+}
+
+/// The bundle `out` of `snap`: its lock, every conda package archive, and every pip package
+/// as a wheel that the lock names by its path in the bundle.
+async fn bundle(
+    snap: &Snapshot,
+    platforms: &[Subdir],
+    out: &std::path::Path,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
+    let (mut locked, network) = lock(snap, platforms, Vec::new(), ctx).await?;
+    let wheels = snap
+        .pip
+        .iter()
+        .map(|d| conda::wheel::for_bundle(&snap.real, d))
+        .collect::<Result<Vec<_>>>()?;
+    let pip: Vec<LockedPip> = wheels
+        .iter()
+        .map(|w| LockedPip {
+            name: w.name.clone(),
+            version: w.version.clone(),
+            location: Some(format!("{}/{}", conda::bundle::WHEELS_DIR, w.file_name)),
+            sha256: Some(w.sha256),
+        })
+        .collect();
+    for platform in &mut locked {
+        platform.pip = pip.clone();
+    }
+    let text = conda::lockfile::render(&snap.manifest.channels, &locked)?;
+    let records: Vec<_> = locked.into_iter().flat_map(|p| p.records).collect();
+    ctx.printer.info(format!(
+        "Bundling {} package archives and {} pip wheels into {}",
+        records.len(),
+        wheels.len(),
+        out.display()
+    ));
+    let cannot = |e: std::io::Error| {
+        UserError::failure(format!("cannot write bundle {}: {e}", out.display()))
+            .with_hint("check that you can write to that directory")
+    };
+    // Removed if envmod is interrupted before it is renamed onto `out`.
+    let mut tmp = PendingFile::beside(out).map_err(cannot)?;
+    conda::bundle::write(
+        tmp.file(),
+        out,
+        &text,
+        &records,
+        &wheels,
+        &network.client()?,
+    )
+    .await?;
+    tmp.persist(out).map_err(cannot)?;
+    ctx.printer.info(format!(
+        "Exported {} to {}: `envmod create -n NAME -f {} --offline` builds it with no channel",
+        snap.manifest.name,
+        out.display(),
+        out.display()
+    ));
     Ok(())
 }
 
@@ -171,24 +218,64 @@ fn platforms(raw: &[String]) -> Result<Vec<Subdir>> {
     Ok(out)
 }
 
+/// The pip packages of `snap` as a lock records them: where pip installed each from, with
+/// the sha256 pip recorded, or else the sha256 of the local wheel still there. A package
+/// with neither is written without a hash, which `create -f` refuses; the export says so.
+fn locked_pip(snap: &Snapshot, ctx: &Ctx<'_>) -> Vec<LockedPip> {
+    let mut unhashed = Vec::new();
+    let pip = snap
+        .pip
+        .iter()
+        .map(|d| {
+            let local = d
+                .location
+                .as_deref()
+                .and_then(|l| url::Url::parse(l).ok())
+                .filter(|u| u.scheme() == "file")
+                .and_then(|u| u.to_file_path().ok());
+            let mut location = d.location.clone();
+            let mut sha256 = d.sha256;
+            if let Some(path) = local {
+                if path.is_file() {
+                    sha256 = sha256.or_else(|| {
+                        rattler_digest::compute_file_digest::<rattler_digest::Sha256>(&path).ok()
+                    });
+                } else {
+                    // Installed from a file that is gone (an unpacked bundle, say).
+                    location = None;
+                    sha256 = None;
+                }
+            }
+            if sha256.is_none() {
+                unhashed.push(format!("{}=={}", d.name, d.version));
+            }
+            LockedPip {
+                name: d.name.clone(),
+                version: d.version.clone(),
+                location,
+                sha256,
+            }
+        })
+        .collect();
+    if !unhashed.is_empty() {
+        ctx.printer.warn(format!(
+            "the lock gives no sha256 for the pip packages {}: pip did not record a wheel they came from, so `envmod create -f` will refuse them; a bundle (`--format bundle`) carries them",
+            unhashed.join(" ")
+        ));
+    }
+    pip
+}
+
 /// The lock of `snap` for each platform: what is installed, exactly, for this one; a fresh
 /// solve of the requested specs for any other, with a conda Python of the same version.
 async fn lock(
     snap: &Snapshot,
     platforms: &[Subdir],
+    pip: Vec<LockedPip>,
     ctx: &Ctx<'_>,
 ) -> Result<(Vec<PlatformLock>, conda::Network)> {
     let m = &snap.manifest;
     let channels = ops::channels(&m.channels, ctx)?;
-    let pip: Vec<LockedPip> = snap
-        .pip
-        .iter()
-        .map(|d| LockedPip {
-            name: d.name.clone(),
-            version: d.version.clone(),
-            location: d.location.clone(),
-        })
-        .collect();
     let mut out = Vec::new();
     for &platform in platforms {
         let records = if platform == conda::PLATFORM {

@@ -5,12 +5,17 @@
 //! The lock's sha256 for each archive is checked when the bundle is written (so a bad
 //! download never ends up in one) and again when it is unpacked (so a copy damaged on the way
 //! to the site is caught before anything is installed from it).
+//!
+//! The pip packages travel the same way, as wheels in `pip/` that the bundle's lock names by
+//! relative path and sha256: a bundle needs no index either.
+//!
+//! Where the bundle is written and where it is unpacked is the caller's: both are removed
+//! if envmod is interrupted, which only the environment layer can arrange.
 
 use std::{
     collections::BTreeSet,
     fs::File,
-    io::{BufReader, BufWriter, Read, Write},
-    os::unix::fs::PermissionsExt,
+    io::{BufReader, BufWriter, Read, Seek, Write},
     path::{Component, Path, PathBuf},
 };
 
@@ -19,7 +24,14 @@ use rattler_conda_types::{RepoDataRecord, Subdir};
 use rattler_digest::{HashingReader, Sha256, Sha256Hash};
 use reqwest_middleware::ClientWithMiddleware;
 
-use crate::{conda::lockfile, error::UserError};
+use crate::{
+    conda::{
+        lockfile,
+        pip::{WheelSource, hex},
+        wheel::BundleWheel,
+    },
+    error::UserError,
+};
 
 /// The lock's name at the top of a bundle.
 pub(crate) const LOCK_NAME: &str = "envmod.lock";
@@ -27,33 +39,26 @@ pub(crate) const LOCK_NAME: &str = "envmod.lock";
 /// The directory of a bundle that holds the archives, laid out as a channel: `<subdir>/<file>`.
 const PACKAGES_DIR: &str = "pkgs";
 
-/// Write the bundle `out` atomically: `envmod.lock` first, then `pkgs/<subdir>/<filename>`
-/// for each record's archive, read from a `file://` URL or downloaded with `client`. Each
-/// archive is checked against its record's sha256 as it is written.
+/// The directory of a bundle that holds the pip packages' wheels.
+pub(crate) const WHEELS_DIR: &str = "pip";
+
+/// Write the bundle `out` into `to` (a temporary file beside `out` that the caller renames
+/// onto it): `envmod.lock` first, then `pkgs/<subdir>/<filename>` for each record's archive,
+/// read from a `file://` URL or downloaded with `client`, then `pip/<wheel>` for each wheel.
+/// Each file is checked against its sha256 as it is written.
 pub(crate) async fn write(
+    to: &mut File,
     out: &Path,
     lock_text: &str,
     records: &[RepoDataRecord],
+    wheels: &[BundleWheel],
     client: &ClientWithMiddleware,
 ) -> Result<()> {
     let dir = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let file_name = out
-        .file_name()
-        .with_context(|| format!("bundle path {} has no file name", out.display()))?
-        .to_string_lossy();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".envmod-tmp")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| {
-            UserError::failure(format!("cannot write bundle {}: {e}", out.display()))
-                .with_hint("check that you can write to that directory")
-        })?;
-    let mut tar = tar::Builder::new(BufWriter::new(tmp));
+    let mut tar = tar::Builder::new(BufWriter::new(to));
     let write_err = |e: std::io::Error| {
         anyhow::Error::from(UserError::failure(format!(
             "cannot write bundle {}: {e}",
@@ -63,6 +68,7 @@ pub(crate) async fn write(
 
     let lock = lock_text.as_bytes();
     append(&mut tar, LOCK_NAME, lock, lock.len() as u64).map_err(write_err)?;
+    crate::failpoint::hit("bundle:writing");
 
     let mut written = BTreeSet::new();
     for record in records {
@@ -85,12 +91,52 @@ pub(crate) async fn write(
         check_sha256(record, &expected, &actual)?;
     }
 
+    for wheel in wheels {
+        let member = wheel_member(&wheel.file_name).map_err(|reason| {
+            UserError::failure(format!(
+                "cannot bundle the pip package {}: {reason}",
+                wheel.name
+            ))
+        })?;
+        if !written.insert(member.clone()) {
+            continue;
+        }
+        let mut file = &wheel.file;
+        file.rewind().map_err(write_err)?;
+        let mut reader = HashingReader::<_, Sha256>::new(file.take(wheel.len));
+        append(&mut tar, &member, &mut reader, wheel.len).map_err(write_err)?;
+        let (_, actual) = reader.finalize();
+        if actual != wheel.sha256 {
+            return Err(UserError::failure(format!(
+                "{member}: the wheel of {} {} changed while it was bundled: its sha256 differs (expected {}, got {}); the file may have been tampered with",
+                wheel.name,
+                wheel.version,
+                hex(&wheel.sha256),
+                hex(&actual)
+            ))
+            .with_hint("nothing was written; export the bundle again")
+            .into());
+        }
+    }
+
     let buffered = tar.into_inner().map_err(write_err)?;
-    let tmp = buffered
+    let file = buffered
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
-    tmp.persist(out).map_err(|e| write_err(e.error))?;
+    file.sync_all().map_err(write_err)?;
     Ok(())
+}
+
+/// Where a wheel lives in a bundle.
+fn wheel_member(file_name: &str) -> std::result::Result<String, String> {
+    if file_name.is_empty()
+        || file_name.starts_with('.')
+        || file_name.contains(['/', '\\', '\0'])
+        || !file_name.ends_with(".whl")
+    {
+        return Err(format!("unusable wheel name {file_name:?}"));
+    }
+    Ok(format!("{WHEELS_DIR}/{file_name}"))
 }
 
 fn append(
@@ -179,18 +225,14 @@ fn check_sha256(record: &RepoDataRecord, expected: &Sha256Hash, actual: &Sha256H
         return Ok(());
     }
     Err(UserError::failure(format!(
-        "{} from {} does not match its sha256 (expected {}, got {})",
+        "{} from {}: its sha256 differs from the one its record gives (expected {}, got {}); the file may have been tampered with",
         record.identifier,
         record.url,
         hex(expected),
         hex(actual)
     ))
-    .with_hint("the channel or the download changed it; nothing was written, try again or lock the environment again")
+    .with_hint("nothing was written; use a channel you trust, or lock the environment again if the package was rebuilt on purpose")
     .into())
-}
-
-fn hex(hash: &Sha256Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where a record's archive lives in a bundle. The subdir and file name come from a lock,
@@ -208,23 +250,21 @@ fn member_path(record: &RepoDataRecord) -> std::result::Result<String, String> {
     Ok(format!("{PACKAGES_DIR}/{}/{file_name}", subdir.as_str()))
 }
 
-/// A bundle unpacked for installing. Dropping it removes the files.
+/// A bundle unpacked for installing.
 #[derive(Debug)]
 pub(crate) struct Unpacked {
-    /// Held for its `Drop`, which removes the unpacked files.
-    _dir: tempfile::TempDir,
     pub(crate) lock: PathBuf,
     /// The packages, laid out as `<subdir>/<file>`.
     pub(crate) channel: PathBuf,
 }
 
-/// Unpack `bundle` into a temporary directory under `parent` (the environment's filesystem),
-/// refusing members outside it, and check every archive the lock names for `platform`
-/// against its sha256. The records come back pointing at the unpacked files, so installing
-/// them needs no network and no channel.
+/// Unpack `bundle` into `dir` (a new, empty directory on the environment's filesystem that
+/// the caller removes), refusing members outside it, and check every archive and wheel the
+/// lock names for `platform` against its sha256. The records come back pointing at the
+/// unpacked files, so installing them needs no network and no channel.
 pub(crate) fn unpack(
     bundle: &Path,
-    parent: &Path,
+    dir: &Path,
     platform: Subdir,
 ) -> Result<(Unpacked, lockfile::ReadLock)> {
     let shown = bundle.display();
@@ -239,16 +279,6 @@ pub(crate) fn unpack(
         UserError::failure(format!("cannot read bundle {shown}: {e}"))
             .with_hint("check the path and that you can read it")
     })?;
-    let dir = tempfile::Builder::new()
-        .prefix(".envmod-bundle-")
-        .tempdir_in(parent)
-        .map_err(|e| {
-            UserError::failure(format!(
-                "cannot unpack bundle {shown} in {}: {e}",
-                parent.display()
-            ))
-        })?;
-
     let mut archive = tar::Archive::new(BufReader::new(file));
     for entry in archive.entries().map_err(|e| damaged(e.to_string()))? {
         let mut entry = entry.map_err(|e| damaged(e.to_string()))?;
@@ -278,11 +308,12 @@ pub(crate) fn unpack(
             .into());
         }
         entry
-            .unpack_in(dir.path())
+            .unpack_in(dir)
             .map_err(|e| damaged(format!("{}: {e}", path.display())))?;
+        crate::failpoint::hit("bundle:unpacking");
     }
 
-    let lock = dir.path().join(LOCK_NAME);
+    let lock = dir.join(LOCK_NAME);
     if !lock.is_file() {
         return Err(
             UserError::usage(format!("bundle {shown} has no {LOCK_NAME}"))
@@ -298,7 +329,7 @@ pub(crate) fn unpack(
                 record.identifier
             ))
         })?;
-        let archive = dir.path().join(&member);
+        let archive = dir.join(&member);
         if !archive.is_file() {
             return Err(UserError::usage(format!(
                 "bundle {shown} lacks {member}, which its {LOCK_NAME} names"
@@ -309,25 +340,57 @@ pub(crate) fn unpack(
         let actual = rattler_digest::compute_file_digest::<Sha256>(&archive)
             .with_context(|| format!("cannot read {member} unpacked from bundle {shown}"))?;
         if record.package_record.sha256 != Some(actual) {
-            return Err(UserError::usage(format!(
-                "{member} in bundle {shown} does not match the sha256 in its {LOCK_NAME}"
-            ))
-            .with_hint("the bundle was damaged or changed; copy it again, or write a new one")
-            .into());
+            return Err(changed_member(&member, &shown));
         }
         record.url = url::Url::from_file_path(&archive)
             .map_err(|()| anyhow::anyhow!("cannot make a file URL for {}", archive.display()))?;
     }
 
-    let channel = dir.path().join(PACKAGES_DIR);
-    Ok((
-        Unpacked {
-            _dir: dir,
-            lock,
-            channel,
-        },
-        read,
+    let wheels = dir.join(WHEELS_DIR);
+    for wheel in &read.pip {
+        let inside = match &wheel.source {
+            WheelSource::Path(path) => {
+                path.parent() == Some(wheels.as_path())
+                    && wheel_member(&wheel.file_name).is_ok()
+                    && path.file_name() == Some(std::ffi::OsStr::new(&wheel.file_name))
+            }
+            WheelSource::Url(_) => false,
+        };
+        let member = format!("{WHEELS_DIR}/{}", wheel.file_name);
+        if !inside {
+            return Err(UserError::usage(format!(
+                "{}: the pip package {} {} is not in bundle {shown}: a bundle's lock names its wheels as {WHEELS_DIR}/FILE",
+                wheel.shown, wheel.name, wheel.version
+            ))
+            .with_hint("use a bundle written by `envmod export --format bundle`")
+            .into());
+        }
+        let path = dir.join(&member);
+        if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            return Err(UserError::usage(format!(
+                "bundle {shown} lacks {member}, which its {LOCK_NAME} names"
+            ))
+            .with_hint("copy the bundle again, or write a new one")
+            .into());
+        }
+        let actual = rattler_digest::compute_file_digest::<Sha256>(&path)
+            .with_context(|| format!("cannot read {member} unpacked from bundle {shown}"))?;
+        if actual != wheel.sha256 {
+            return Err(changed_member(&member, &shown));
+        }
+    }
+
+    let channel = dir.join(PACKAGES_DIR);
+    Ok((Unpacked { lock, channel }, read))
+}
+
+/// The refusal of a bundle member whose sha256 is not the one its lock gives.
+fn changed_member(member: &str, shown: &dyn std::fmt::Display) -> anyhow::Error {
+    UserError::usage(format!(
+        "{member} in bundle {shown}: its sha256 differs from the one in its {LOCK_NAME}; the file may have been tampered with"
     ))
+    .with_hint("copy the bundle again from where it was written, or write a new one")
+    .into()
 }
 
 /// A tar archive: the "ustar" magic at offset 257.
@@ -382,6 +445,25 @@ mod tests {
         reqwest_middleware::ClientBuilder::new(reqwest::Client::builder().build().unwrap()).build()
     }
 
+    /// [`write`] into a file beside `out`, renamed onto it when it succeeds.
+    async fn write_file(out: &Path, lock: &str, records: &[RepoDataRecord]) -> Result<()> {
+        let tmp = out.with_extension("partial");
+        let mut file = File::create(&tmp).unwrap();
+        let result = write(&mut file, out, lock, records, &[], &client()).await;
+        match &result {
+            Ok(()) => std::fs::rename(&tmp, out).unwrap(),
+            Err(_) => std::fs::remove_file(&tmp).unwrap(),
+        }
+        result
+    }
+
+    /// A new directory to unpack into.
+    fn unpack_dir(parent: &Path) -> PathBuf {
+        let dir = parent.join("unpacked");
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+
     async fn bundle(dir: &Path, records: &[RepoDataRecord]) -> PathBuf {
         let lock = lockfile::render(
             &["file:///srv/channel".to_string()],
@@ -393,7 +475,7 @@ mod tests {
         )
         .unwrap();
         let out = dir.join("env.tar");
-        write(&out, &lock, records, &client()).await.unwrap();
+        write_file(&out, &lock, records).await.unwrap();
         out
     }
 
@@ -420,10 +502,10 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
 
         let envs = tempfile::tempdir().unwrap();
-        let (unpacked, lock) = unpack(&out, envs.path(), Subdir::Linux64).unwrap();
-        assert!(unpacked._dir.path().starts_with(envs.path()));
-        assert_eq!(unpacked.lock, unpacked._dir.path().join(LOCK_NAME));
-        assert_eq!(unpacked.channel, unpacked._dir.path().join("pkgs"));
+        let dir = unpack_dir(envs.path());
+        let (unpacked, lock) = unpack(&out, &dir, Subdir::Linux64).unwrap();
+        assert_eq!(unpacked.lock, dir.join(LOCK_NAME));
+        assert_eq!(unpacked.channel, dir.join("pkgs"));
         assert_eq!(lock.records.len(), 2);
         for record in &lock.records {
             let path = record.url.to_file_path().unwrap();
@@ -444,9 +526,6 @@ mod tests {
                     .join(record.identifier.to_string())
             );
         }
-        let dir = unpacked._dir.path().to_path_buf();
-        drop(unpacked);
-        assert!(!dir.exists());
     }
 
     #[tokio::test]
@@ -464,11 +543,11 @@ mod tests {
         std::fs::write(&out, bytes).unwrap();
 
         let envs = tempfile::tempdir().unwrap();
-        let err = unpack(&out, envs.path(), Subdir::Linux64).unwrap_err();
+        let err = unpack(&out, &unpack_dir(envs.path()), Subdir::Linux64).unwrap_err();
         assert_eq!(
             message(&err),
             format!(
-                "pkgs/linux-64/zlib-1.0-h0_0.conda in bundle {} does not match the sha256 in its envmod.lock",
+                "pkgs/linux-64/zlib-1.0-h0_0.conda in bundle {}: its sha256 differs from the one in its envmod.lock; the file may have been tampered with",
                 out.display()
             )
         );
@@ -488,10 +567,10 @@ mod tests {
         )
         .unwrap();
         let out = src.path().join("env.tar");
-        write(&out, &lock, &records[..1], &client()).await.unwrap();
+        write_file(&out, &lock, &records[..1]).await.unwrap();
 
         let envs = tempfile::tempdir().unwrap();
-        let err = unpack(&out, envs.path(), Subdir::Linux64).unwrap_err();
+        let err = unpack(&out, &unpack_dir(envs.path()), Subdir::Linux64).unwrap_err();
         assert_eq!(
             message(&err),
             format!(
@@ -507,7 +586,7 @@ mod tests {
         let records = channel(src.path(), &[("zlib", "linux-64")]);
         std::fs::write(records[0].url.to_file_path().unwrap(), b"something else").unwrap();
         let out = src.path().join("env.tar");
-        let err = write(&out, "version: 6\n", &records, &client())
+        let err = write_file(&out, "version: 6\n", &records)
             .await
             .unwrap_err();
         assert!(
@@ -535,11 +614,11 @@ mod tests {
 
         let envs = dir.path().join("envs");
         std::fs::create_dir(&envs).unwrap();
-        let err = unpack(&out, &envs, Subdir::Linux64).unwrap_err();
+        let err = unpack(&out, &unpack_dir(&envs), Subdir::Linux64).unwrap_err();
         assert!(
             message(&err).contains("has a member outside it (../escape)"),
             "{err}"
         );
-        assert!(!dir.path().join("escape").exists());
+        assert!(!envs.join("escape").exists());
     }
 }

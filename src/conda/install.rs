@@ -113,6 +113,9 @@ pub async fn install(
         if let Some(kind) = disk::no_space_in(&e) {
             return where_space_ran_out(kind, &e, req.dir, settings);
         }
+        if let Some(changed) = hash_mismatch(&e) {
+            return changed;
+        }
         let offline = if settings.offline {
             " (offline: only cached packages can be used)"
         } else {
@@ -129,6 +132,35 @@ pub async fn install(
     prefix::strip_credentials_from_records(&req.dir.join("conda-meta"))?;
     share_package_records(&req.dir.join("conda-meta"))?;
     Ok(changes)
+}
+
+/// The error for an archive whose sha256 is not the one its record gives: rattler reports it
+/// as "failed to fetch", which reads like a network problem, when the file has changed.
+fn hash_mismatch(e: &rattler::install::InstallerError) -> Option<UserError> {
+    use rattler::package_cache::{PackageCacheError, PackageCacheLayerError};
+    use rattler_package_streaming::ExtractError;
+    let rattler::install::InstallerError::FailedToFetch(name, PackageCacheError::LayerError(layer)) =
+        e
+    else {
+        return None;
+    };
+    let Some(PackageCacheLayerError::FetchError(fetch)) =
+        layer.downcast_ref::<PackageCacheLayerError>()
+    else {
+        return None;
+    };
+    let Some(ExtractError::HashMismatch {
+        expected, actual, ..
+    }) = fetch.downcast_ref::<ExtractError>()
+    else {
+        return None;
+    };
+    Some(
+        UserError::failure(format!(
+            "{name}: its sha256 differs from the one its record gives (expected {expected}, got {actual}); the file may have been tampered with"
+        ))
+        .with_hint("nothing was changed; use a channel you trust, or ask its owner to index it again (`envmod index DIR`) if the package was rebuilt on purpose"),
+    )
 }
 
 /// The full-disk error for the filesystem that ran out: of the environment's and the package

@@ -4,27 +4,34 @@
 //!
 //! envmod promises that what it installs from a lock is what the lock names, byte for byte,
 //! so every conda package in a lock must carry its sha256: writing and reading both refuse a
-//! record without one.
+//! record without one. A pip package is read the same way: a wheel at a URL or a path
+//! (relative to the lock), with its sha256; anything else is refused, naming its line.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use rattler_conda_types::{RepoDataRecord, Subdir};
+use rattler_digest::Sha256Hash;
 use rattler_lock::{
-    CondaPackageData, DEFAULT_ENVIRONMENT_NAME, LockFile, LockedPackage, ParseCondaLockError,
-    PlatformData, PlatformName, PypiDistributionData, PypiPackageData, UrlOrPath, Verbatim,
+    CondaPackageData, DEFAULT_ENVIRONMENT_NAME, LockFile, LockedPackage, PackageHashes,
+    ParseCondaLockError, PlatformData, PlatformName, PypiDistributionData, PypiPackageData,
+    UrlOrPath, Verbatim,
 };
 
-use crate::error::UserError;
+use crate::{
+    conda::pip::{LockedWheel, WheelSource},
+    error::UserError,
+};
 
 /// A pip-installed distribution as a lock records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LockedPip {
     pub(crate) name: String,
-    /// Empty for a source tree, which a lock records without a version.
     pub(crate) version: String,
-    /// URL or absolute path where it came from; None when unknown
+    /// URL, absolute path, or path relative to the lock where it came from; None when unknown
     pub(crate) location: Option<String>,
+    /// The sha256 of the file at `location`.
+    pub(crate) sha256: Option<Sha256Hash>,
 }
 
 /// Everything locked for one platform.
@@ -42,7 +49,7 @@ pub(crate) struct ReadLock {
     /// Every platform the environment is locked for, the one read included.
     pub(crate) platforms: Vec<Subdir>,
     pub(crate) records: Vec<RepoDataRecord>,
-    pub(crate) pip: Vec<LockedPip>,
+    pub(crate) pip: Vec<LockedWheel>,
 }
 
 /// The lock text: one environment named `default` (which pixi and py-rattler find as the
@@ -96,14 +103,14 @@ pub(crate) fn render(channels: &[String], platforms: &[PlatformLock]) -> Result<
 /// `name==version`: the pip requirement that reproduces it, which no tool can mistake for a
 /// real index (as a made-up `https://pypi.org/...` URL could be), and which a tool that tries
 /// to install it reports as a missing file rather than silently fetching something else.
-/// Reading turns that path back into "unknown".
+/// It has no sha256, so envmod's own reading refuses it, naming the package.
 fn pypi_data(pip: &LockedPip) -> Result<PypiPackageData> {
     let mut data = PypiDistributionData {
         name: pip_field(pip, "name", &pip.name)?,
         version: pip_field(pip, "version", &pip.version)?,
         location: Verbatim::new(UrlOrPath::Path(String::new().into())),
         index_url: None,
-        hash: None,
+        hash: pip.sha256.map(PackageHashes::Sha256),
         requires_dist: Vec::new(),
         requires_python: None,
     };
@@ -220,7 +227,7 @@ pub(super) fn read_as(
                 .with_hint("build the package, put it in a channel and lock the environment again")
                 .into());
             }
-            LockedPackage::Pypi(data) => pip.push(locked_pip(data)),
+            LockedPackage::Pypi(data) => pip.push(locked_wheel(data, &text, shown, path)?),
         }
     }
 
@@ -236,20 +243,121 @@ pub(super) fn read_as(
     })
 }
 
-fn locked_pip(data: &PypiPackageData) -> LockedPip {
-    let name = data.name().to_string();
-    let version = data.version().map(ToString::to_string).unwrap_or_default();
+/// A lock's pip package as the wheel to install, or the refusal that names its line. The
+/// entry was written by someone else: it is a location and a hash, never a line for pip.
+fn locked_wheel(
+    data: &PypiPackageData,
+    text: &str,
+    shown: &dyn std::fmt::Display,
+    lock: &Path,
+) -> Result<LockedWheel> {
     let location = data.location();
-    let written = location
+    let given = location
         .given()
         .map_or_else(|| location.inner().to_string(), str::to_string);
-    let unknown = matches!(location.inner(), UrlOrPath::Path(_))
-        && written == fallback_location(&name, &version);
-    LockedPip {
+    let at = match line_of(text, &given) {
+        Some(line) => format!("lock file {shown}, line {line}"),
+        None => format!("lock file {shown}"),
+    };
+    let name = data.name().to_string();
+    let refuse = |what: String, hint: &str| -> anyhow::Error {
+        UserError::usage(format!("{at}: {what}"))
+            .with_hint(hint.to_string())
+            .into()
+    };
+    let relock = "a lock names each pip package by its wheel's URL or path and sha256; export the environment again (`envmod export --format bundle` carries the wheels)";
+    if given.trim_start().starts_with('-') {
+        return Err(refuse(
+            format!(
+                "the pip entry `{given}` of {name} is a pip option, not the location of a wheel"
+            ),
+            relock,
+        ));
+    }
+    let Some(wheel) = data.as_wheel() else {
+        return Err(refuse(
+            format!(
+                "the pip package {name} is the source tree {given}, which envmod does not build"
+            ),
+            "build a wheel of it (`pip wheel`), and lock that wheel with its sha256",
+        ));
+    };
+    let version = wheel.version.to_string();
+    let Some(sha256) = wheel.hash.as_ref().and_then(PackageHashes::sha256).copied() else {
+        return Err(refuse(
+            format!(
+                "the pip package {name} {version} ({given}) has no sha256, so envmod cannot check what it installs"
+            ),
+            "export a bundle (`envmod export --format bundle`), which carries every pip package with its sha256, or pip install it once the environment is built",
+        ));
+    };
+    let file_name = location
+        .inner()
+        .file_name()
+        .filter(|f| !f.is_empty() && !f.starts_with('.') && !f.contains(['/', '\\', '\0']))
+        .map(str::to_string);
+    let Some(file_name) = file_name.filter(|f| f.ends_with(".whl")) else {
+        return Err(refuse(
+            format!("the pip package {name} {version} is at {given}, which is not a wheel (.whl)"),
+            "envmod installs locked pip packages from wheels only, which run no code when installed; build a wheel (`pip wheel`) and lock that",
+        ));
+    };
+    let source = match location.inner() {
+        UrlOrPath::Path(path) => {
+            let path = Path::new(path.as_str());
+            let dir = lock.parent().unwrap_or(Path::new("/"));
+            WheelSource::Path(if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                dir.join(path)
+            })
+        }
+        UrlOrPath::Url(url) if matches!(url.scheme(), "https" | "http") => {
+            WheelSource::Url(url.clone())
+        }
+        UrlOrPath::Url(url) => {
+            return Err(refuse(
+                format!(
+                    "the pip package {name} {version} is at a {}: URL, which envmod does not fetch",
+                    url.scheme()
+                ),
+                "give the wheel's https: URL or its path",
+            ));
+        }
+    };
+    Ok(LockedWheel {
         name,
         version,
-        location: (!unknown).then_some(written),
-    }
+        file_name,
+        source,
+        sha256,
+        shown: at,
+    })
+}
+
+/// The 1-based number of the line that gives the pip location `given` (`- pypi: …`, quoted
+/// or not); the last one, which is the package's own entry rather than its environment's.
+fn line_of(text: &str, given: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let value = line.trim_start();
+            let value = value.strip_prefix("- ").unwrap_or(value).trim_start();
+            let Some(value) = value.strip_prefix("pypi:") else {
+                return false;
+            };
+            let value = value.trim();
+            let unquoted = if value.len() >= 2 && value.starts_with('\'') && value.ends_with('\'') {
+                value[1..value.len() - 1].replace("''", "'")
+            } else if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+                value[1..value.len() - 1].to_string()
+            } else {
+                value.to_string()
+            };
+            unquoted == given
+        })
+        .map(|(i, _)| i + 1)
+        .last()
 }
 
 fn invalid(shown: &dyn std::fmt::Display, reason: &str) -> anyhow::Error {
@@ -316,11 +424,12 @@ mod tests {
         }
     }
 
-    fn pip(name: &str, version: &str, location: Option<&str>) -> LockedPip {
+    fn pip(name: &str, version: &str, location: Option<&str>, sha256: bool) -> LockedPip {
         LockedPip {
             name: name.to_string(),
             version: version.to_string(),
             location: location.map(str::to_string),
+            sha256: sha256.then(|| compute_bytes_digest::<Sha256>(name)),
         }
     }
 
@@ -347,13 +456,20 @@ mod tests {
                 "requests",
                 "2.31.0",
                 Some("https://files.example.org/requests-2.31.0-py3-none-any.whl"),
+                true,
             ),
             pip(
                 "local-tool",
                 "0.1",
                 Some("/opt/wheels/local_tool-0.1-py3-none-any.whl"),
+                true,
             ),
-            pip("mystery", "1.0", None),
+            pip(
+                "beside",
+                "2.0",
+                Some("wheels/beside-2.0-py3-none-any.whl"),
+                true,
+            ),
         ];
         let text = render(
             &[channel.to_string(), "file:///srv/channel".to_string()],
@@ -367,7 +483,8 @@ mod tests {
         assert!(looks_like_lock(&text), "{text}");
         assert!(!text.contains("pypi.org"), "{text}");
 
-        let read = read(&write(dir.path(), &text), Subdir::Linux64).unwrap();
+        let path = write(dir.path(), &text);
+        let read = read(&path, Subdir::Linux64).unwrap();
         assert_eq!(
             read.channels,
             vec![channel.to_string(), "file:///srv/channel".to_string()]
@@ -387,11 +504,83 @@ mod tests {
             assert_eq!(got.identifier, want.identifier);
         }
         assert_eq!(records.len(), 2);
-        let mut got_pip = read.pip.clone();
-        got_pip.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut want_pip = pips;
-        want_pip.sort_by(|a, b| a.name.cmp(&b.name));
-        assert_eq!(got_pip, want_pip);
+        let mut got: Vec<_> = read
+            .pip
+            .iter()
+            .map(|w| (w.name.as_str(), w.version.as_str(), &w.source, w.sha256))
+            .collect();
+        got.sort_by_key(|w| w.0);
+        let hash = |name: &str| compute_bytes_digest::<Sha256>(name);
+        let requests = WheelSource::Url(
+            "https://files.example.org/requests-2.31.0-py3-none-any.whl"
+                .parse()
+                .unwrap(),
+        );
+        let local = WheelSource::Path("/opt/wheels/local_tool-0.1-py3-none-any.whl".into());
+        // A relative path is the lock's neighbour, wherever envmod runs.
+        let beside = WheelSource::Path(dir.path().join("wheels/beside-2.0-py3-none-any.whl"));
+        assert_eq!(
+            got,
+            vec![
+                ("beside", "2.0", &beside, hash("beside")),
+                ("local-tool", "0.1", &local, hash("local-tool")),
+                ("requests", "2.31.0", &requests, hash("requests")),
+            ]
+        );
+    }
+
+    /// Pip entries someone else wrote: each refused with its line and one-line error.
+    #[test]
+    fn pip_entries_that_are_not_hashed_wheels_are_refused_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = render(
+            &["https://conda.example.org/forge".to_string()],
+            &[PlatformLock {
+                platform: Subdir::Linux64,
+                records: Vec::new(),
+                pip: vec![pip("tool", "1.0", Some("tool-1.0-py3-none-any.whl"), true)],
+            }],
+        )
+        .unwrap();
+        for (entry, extra, want) in [
+            ("-e /srv/project", "", "is a pip option"),
+            (
+                "--index-url=http://127.0.0.1:9/simple",
+                "",
+                "is a pip option",
+            ),
+            ("tool==1.0", "strip-sha", "has no sha256"),
+            ("dist/tool-1.0.tar.gz", "", "is not a wheel"),
+            (
+                "git+https://example.org/w/tool-1.0-py3-none-any.whl",
+                "",
+                "a git+https: URL",
+            ),
+        ] {
+            let mut edited = text.replace("tool-1.0-py3-none-any.whl", entry);
+            if extra == "strip-sha" {
+                edited = edited
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("sha256:"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+            }
+            let path = write(dir.path(), &edited);
+            let line = edited
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains(entry))
+                .map(|(i, _)| i + 1)
+                .last()
+                .unwrap();
+            let err = read(&path, Subdir::Linux64).unwrap_err();
+            let message = message(&err);
+            assert!(
+                message.starts_with(&format!("lock file {}, line {line}: ", path.display())),
+                "{entry}: {message}"
+            );
+            assert!(message.contains(want), "{entry}: {message}");
+        }
     }
 
     #[test]

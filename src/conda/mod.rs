@@ -17,6 +17,7 @@ pub(crate) mod prefix;
 pub(crate) mod pyc;
 pub mod solve;
 pub mod specs;
+pub(crate) mod wheel;
 
 use std::path::PathBuf;
 

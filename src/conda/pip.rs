@@ -5,15 +5,25 @@
 //! pip runs with the user's own pip configuration (`PIP_INDEX_URL`, `PIP_FIND_LINKS`,
 //! `PIP_NO_INDEX`, pip.conf), as it would after `module load`. The scripts it writes start
 //! with the staging path; they are rewritten to the final prefix before the swap.
+//!
+//! The pip packages of a lock or a bundle are different: someone else wrote them, and a line
+//! for pip to read could be an option (`-e DIR`, `-r FILE`, `--index-url`) or an sdist whose
+//! setup.py runs. So a locked pip package is a wheel at a URL or a path with the sha256 it
+//! must have; envmod fetches it into the staging tree, checks the hash, and has pip install
+//! exactly those files (`--no-index --no-deps --require-hashes`, ignoring pip's
+//! configuration), which runs no code from them.
 
 use std::{
     collections::HashSet,
     io::Write,
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Output},
 };
 
 use anyhow::{Context, Result};
+use rattler_digest::{HashingWriter, Sha256, Sha256Hash};
+use reqwest_middleware::ClientWithMiddleware;
 
 use crate::error::UserError;
 
@@ -54,40 +64,17 @@ pub(crate) fn install(
         "Installing the pip section: {}",
         requirements.join(" ")
     ));
-    let out = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-input",
-            "--disable-pip-version-check",
-            // Compiled files would name the staging path in every traceback.
-            "--no-compile",
-            "--no-warn-script-location",
-            "-r",
-        ])
+    let out = pip_install(&python)
+        .arg("-r")
         .arg(list.path())
         .current_dir(cwd)
-        // Into the environment, whatever pip.conf says about user installs or targets.
-        .env("PIP_USER", "0")
-        .env_remove("PIP_TARGET")
-        .env_remove("PIP_PREFIX")
-        .env_remove("PIP_ROOT")
-        .env_remove("PYTHONHOME")
-        .env("PYTHONNOUSERSITE", "1")
         .output()
         .with_context(|| format!("failed to run {} -m pip", python.display()))?;
     drop(list);
     if !out.status.success() {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n  ");
         return Err(UserError::failure(format!(
-            "pip could not install the pip section; nothing was created. pip said:\n  {tail}"
+            "pip could not install the pip section; nothing was created. pip said:\n  {}",
+            pip_said(&out)
         ))
         .with_hint(
             "fix the pip lines, or pip's configuration (PIP_INDEX_URL, PIP_FIND_LINKS, pip.conf)",
@@ -95,6 +82,313 @@ pub(crate) fn install(
         .into());
     }
     relocate_scripts(staging, prefix)
+}
+
+/// `python -m pip install`, into the environment whatever pip.conf says about user installs
+/// or targets.
+fn pip_install(python: &Path) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        // Compiled files would name the staging path in every traceback.
+        "--no-compile",
+        "--no-warn-script-location",
+    ])
+    .env("PIP_USER", "0")
+    .env_remove("PIP_TARGET")
+    .env_remove("PIP_PREFIX")
+    .env_remove("PIP_ROOT")
+    .env_remove("PYTHONHOME")
+    .env("PYTHONNOUSERSITE", "1");
+    cmd
+}
+
+/// The last lines pip printed.
+fn pip_said(out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n  ")
+}
+
+/// Where a locked wheel is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WheelSource {
+    /// An absolute path (a relative one in the lock is resolved against the lock's directory).
+    Path(PathBuf),
+    /// An `https:` or `http:` URL.
+    Url(url::Url),
+}
+
+/// A pip package of a lock: a wheel, where it is, and the sha256 it must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LockedWheel {
+    /// The distribution's name, normalised (PEP 503).
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// The wheel's file name, which pip reads the name, version and tags from.
+    pub(crate) file_name: String,
+    pub(crate) source: WheelSource,
+    pub(crate) sha256: Sha256Hash,
+    /// Where the lock names it, for errors: "lock file X, line N".
+    pub(crate) shown: String,
+}
+
+/// Install the locked `wheels` into the environment being built in `staging`, which will
+/// live at `prefix`. Each wheel is copied or downloaded (with `client`; none when `offline`)
+/// into the staging tree and checked against its sha256 before pip sees it, so what pip
+/// installs is what the lock names even if the original changes meanwhile.
+pub(crate) async fn install_wheels(
+    staging: &Path,
+    prefix: &Path,
+    wheels: &[LockedWheel],
+    client: Option<&ClientWithMiddleware>,
+    printer: &crate::printer::Printer,
+) -> Result<()> {
+    if wheels.is_empty() {
+        return Ok(());
+    }
+    let python = staging.join("bin/python");
+    if !python.exists() {
+        return Err(UserError::failure(
+            "the lock has pip packages, but the environment has no bin/python to run pip with",
+        )
+        .with_hint("lock python and pip with the packages, or build on a site Python with pip")
+        .into());
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(".envmod-wheels")
+        .tempdir_in(staging)
+        .context("cannot make a directory for the pip packages")?;
+    let mut requirements = String::new();
+    let mut copies = Vec::new();
+    for (i, wheel) in wheels.iter().enumerate() {
+        let slot = dir.path().join(i.to_string());
+        std::fs::create_dir(&slot)?;
+        let copy = slot.join(&wheel.file_name);
+        fetch_wheel(wheel, &copy, client).await?;
+        let url = url::Url::from_file_path(&copy)
+            .map_err(|()| anyhow::anyhow!("cannot make a file URL for {}", copy.display()))?;
+        requirements.push_str(&format!(
+            "{} @ {url} --hash=sha256:{}\n",
+            wheel.name,
+            hex(&wheel.sha256)
+        ));
+        copies.push((url, wheel));
+    }
+    let list = dir.path().join("requirements.txt");
+    std::fs::write(&list, &requirements).context("cannot write the pip requirements")?;
+    let names: Vec<String> = wheels
+        .iter()
+        .map(|w| format!("{}=={}", w.name, w.version))
+        .collect();
+    printer.info(format!(
+        "Installing the locked pip packages: {}",
+        names.join(" ")
+    ));
+    let out = pip_install(&python)
+        // Only these files: no index, no links, no configuration of the user's to add any.
+        .args([
+            "--isolated",
+            "--no-index",
+            "--no-deps",
+            "--require-hashes",
+            "-r",
+        ])
+        .arg(&list)
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .current_dir(dir.path())
+        .output()
+        .with_context(|| format!("failed to run {} -m pip", python.display()))?;
+    if !out.status.success() {
+        return Err(UserError::failure(format!(
+            "pip could not install the locked pip packages; nothing was created. pip said:\n  {}",
+            pip_said(&out)
+        ))
+        .with_hint("the wheels matched their sha256: check that the environment has pip and that they are built for this Python and platform, or lock the environment again here")
+        .into());
+    }
+    record_origins(staging, &copies)?;
+    drop(dir);
+    relocate_scripts(staging, prefix)
+}
+
+/// Point each installed distribution's `direct_url.json` at where the lock said its wheel
+/// is, with its sha256, instead of at the copy in the staging tree that pip installed: the
+/// environment then exports to a lock that names the same wheels.
+fn record_origins(staging: &Path, copies: &[(url::Url, &LockedWheel)]) -> Result<()> {
+    let mut sites = Vec::new();
+    for lib in ["lib", "lib64"] {
+        if let Ok(entries) = std::fs::read_dir(staging.join(lib)) {
+            sites.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("python"))
+                    .map(|e| e.path().join("site-packages")),
+            );
+        }
+    }
+    for site in sites {
+        let Ok(entries) = std::fs::read_dir(&site) else {
+            continue;
+        };
+        for dist in entries.flatten() {
+            let dir = dist.path();
+            let Some(dir_name) = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".dist-info"))
+            else {
+                continue;
+            };
+            let path = dir.join("direct_url.json");
+            if !path
+                .symlink_metadata()
+                .is_ok_and(|m| m.is_file() && m.len() < 1 << 20)
+            {
+                continue;
+            }
+            let (Some(url), _) = direct_url(&path) else {
+                continue;
+            };
+            let Some((_, wheel)) = copies.iter().find(|(copy, _)| copy.as_str() == url) else {
+                continue;
+            };
+            let origin = match &wheel.source {
+                WheelSource::Path(p) => url::Url::from_file_path(p)
+                    .map_err(|()| anyhow::anyhow!("cannot make a file URL for {}", p.display()))?,
+                WheelSource::Url(u) => u.clone(),
+            };
+            let digest = hex(&wheel.sha256);
+            let json = serde_json::json!({
+                "url": origin.as_str(),
+                "archive_info": {"hash": format!("sha256={digest}"), "hashes": {"sha256": digest}},
+            })
+            .to_string();
+            crate::fs::write_atomic(&path, json.as_bytes())?;
+            update_record(&dir, &dir_name, "direct_url.json", json.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// The RECORD line of `dist_info/file` made to match its new `bytes`.
+fn update_record(dir: &Path, dist_info: &str, file: &str, bytes: &[u8]) -> Result<()> {
+    use base64::Engine;
+    let record = dir.join("RECORD");
+    let Ok(text) = std::fs::read_to_string(&record) else {
+        return Ok(());
+    };
+    let name = format!("{dist_info}/{file},");
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(rattler_digest::compute_bytes_digest::<Sha256>(bytes));
+    let updated: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&name) {
+                format!("{name}sha256={digest},{}\n", bytes.len())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    crate::fs::write_atomic(&record, updated.as_bytes())
+}
+
+/// Copy or download `wheel` to `to`, refusing it unless it has the locked sha256.
+async fn fetch_wheel(
+    wheel: &LockedWheel,
+    to: &Path,
+    client: Option<&ClientWithMiddleware>,
+) -> Result<()> {
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .with_context(|| format!("cannot write {}", to.display()))?;
+    let mut out = HashingWriter::<_, Sha256>::new(out);
+    let unreachable = |reason: String| -> anyhow::Error {
+        UserError::failure(format!(
+            "{}: cannot get the pip package {} {}: {reason}",
+            wheel.shown, wheel.name, wheel.version
+        ))
+        .with_hint("check that the wheel is still there, or lock the environment again")
+        .into()
+    };
+    match &wheel.source {
+        WheelSource::Path(path) => {
+            // Non-blocking, so a FIFO planted where the wheel should be cannot hang envmod.
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .map_err(|e| unreachable(format!("{}: {e}", path.display())))?;
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Err(unreachable(format!(
+                    "{} is not a regular file",
+                    path.display()
+                )));
+            }
+            std::io::copy(&mut file, &mut out)
+                .map_err(|e| unreachable(format!("{}: {e}", path.display())))?;
+        }
+        WheelSource::Url(url) => {
+            let Some(client) = client else {
+                return Err(UserError::failure(format!(
+                    "{}: the pip package {} {} is at {url}, and envmod is offline",
+                    wheel.shown, wheel.name, wheel.version
+                ))
+                .with_hint(
+                    "run without --offline, or build from a bundle, which carries its pip packages",
+                )
+                .into());
+            };
+            let mut response = client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| unreachable(format!("{e:#}")))?
+                .error_for_status()
+                .map_err(|e| unreachable(e.without_url().to_string()))?;
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| unreachable(e.without_url().to_string()))?
+            {
+                out.write_all(&chunk)
+                    .with_context(|| format!("cannot write {}", to.display()))?;
+            }
+        }
+    }
+    let (file, actual) = out.finalize();
+    file.sync_all().ok();
+    if actual != wheel.sha256 {
+        let from = match &wheel.source {
+            WheelSource::Path(p) => p.display().to_string(),
+            WheelSource::Url(u) => u.to_string(),
+        };
+        return Err(UserError::failure(format!(
+            "{}: {from}: its sha256 differs from the one the lock gives (expected {}, got {}); the file may have been tampered with",
+            wheel.shown,
+            hex(&wheel.sha256),
+            hex(&actual)
+        ))
+        .with_hint("nothing was created; get the wheel again from whoever wrote the lock, or lock the environment again")
+        .into());
+    }
+    Ok(())
+}
+
+pub(crate) fn hex(hash: &Sha256Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Point the scripts pip wrote in `staging/bin` at `prefix`, where they will run.
@@ -137,6 +431,10 @@ pub(crate) struct PipDist {
     pub(crate) version: String,
     /// Where it came from, when pip recorded a direct URL or path.
     pub(crate) location: Option<String>,
+    /// The sha256 of the archive at `location`, when pip recorded it.
+    pub(crate) sha256: Option<Sha256Hash>,
+    /// Its `.dist-info` directory, relative to the prefix.
+    pub(crate) dist_info: PathBuf,
 }
 
 /// Every distribution in `prefix` that no conda package owns: what pip installed.
@@ -182,10 +480,13 @@ pub(crate) fn installed(prefix: &Path, conda_files: &HashSet<PathBuf>) -> Result
                 let Some((name, version)) = metadata(&dir.join("METADATA")) else {
                     continue;
                 };
+                let (location, sha256) = direct_url(&dir.join("direct_url.json"));
                 out.push(PipDist {
                     name,
                     version,
-                    location: direct_url(&dir.join("direct_url.json")),
+                    location,
+                    sha256,
+                    dist_info: rel,
                 });
             }
         }
@@ -211,10 +512,31 @@ fn metadata(path: &Path) -> Option<(String, String)> {
     Some((name?, version?))
 }
 
-fn direct_url(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    value.get("url")?.as_str().map(str::to_string)
+/// The URL pip recorded a distribution came from, and the archive's sha256 when it recorded
+/// one (`archive_info.hashes`, or the older `archive_info.hash`).
+fn direct_url(path: &Path) -> (Option<String>, Option<Sha256Hash>) {
+    let Some(value) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    else {
+        return (None, None);
+    };
+    let url = value
+        .get("url")
+        .and_then(|u| u.as_str())
+        .map(str::to_string);
+    let archive = value.get("archive_info");
+    let hex = archive
+        .and_then(|a| a.pointer("/hashes/sha256"))
+        .and_then(|h| h.as_str())
+        .or_else(|| {
+            archive
+                .and_then(|a| a.get("hash"))
+                .and_then(|h| h.as_str())
+                .and_then(|h| h.strip_prefix("sha256="))
+        });
+    let sha256 = hex.and_then(rattler_digest::parse_digest_from_hex::<Sha256>);
+    (url, sha256)
 }
 
 /// The relative paths of every file the conda packages of `prefix` installed.

@@ -110,12 +110,87 @@ impl Drop for CleanupGuard {
     }
 }
 
+/// A file written under a temporary name beside where it goes (a bundle, say), removed when
+/// dropped or when the process is interrupted, unless `persist` renamed it into place.
+#[derive(Debug)]
+pub(crate) struct PendingFile {
+    path: PathBuf,
+    file: std::fs::File,
+    armed: bool,
+}
+
+impl PendingFile {
+    /// Create `.NAME.XXXXXX.envmod-tmp` beside `out`, new (`O_EXCL`, never through a link)
+    /// and guarded in one step.
+    pub(crate) fn beside(out: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = out
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("the path has no file name"))?
+            .to_string_lossy();
+        let (file, path) = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".envmod-tmp")
+            .disable_cleanup(true)
+            .make_in(dir, |path| {
+                let mut list = pending();
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .read(true)
+                    .create_new(true)
+                    .mode(0o666)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(path)?;
+                list.push(path.to_path_buf());
+                Ok(file)
+            })?
+            .into_parts();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            armed: true,
+        })
+    }
+
+    pub(crate) fn file(&mut self) -> &mut std::fs::File {
+        &mut self.file
+    }
+
+    /// Rename the file onto `out`, with the signal handler held off: an interrupt finds
+    /// either the temporary file, which it removes, or the finished one.
+    pub(crate) fn persist(mut self, out: &Path) -> std::io::Result<()> {
+        let mut list = pending();
+        std::fs::rename(&self.path, out)?;
+        list.retain(|p| p != &self.path);
+        self.armed = false;
+        Ok(())
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut list = pending();
+            let _ = std::fs::remove_file(&self.path);
+            list.retain(|p| p != &self.path);
+        }
+    }
+}
+
 /// Called from the signal handler: remove everything still pending. The returned guard keeps
 /// other threads from renaming anything until the process exits.
 pub(crate) fn remove_pending() -> MutexGuard<'static, Vec<PathBuf>> {
     let list = pending();
     for p in list.iter() {
-        remove_under_writers(p);
+        if p.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            let _ = std::fs::remove_file(p);
+        } else {
+            remove_under_writers(p);
+        }
     }
     list
 }

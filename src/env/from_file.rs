@@ -273,6 +273,34 @@ pub(crate) fn check_lock_python(
     Ok(())
 }
 
+/// Unpack `bundle` for `platform` into a new `.envmod-bundle-XXXXXX` directory in `parent`,
+/// which the returned guard removes when dropped, and which an interrupt removes too.
+pub(crate) fn unpack_bundle(
+    bundle: &Path,
+    parent: &Path,
+    platform: rattler_conda_types::Subdir,
+) -> Result<(
+    crate::env::cleanup::CleanupGuard,
+    conda::bundle::Unpacked,
+    conda::lockfile::ReadLock,
+)> {
+    let (guard, _) = tempfile::Builder::new()
+        .prefix(".envmod-bundle-")
+        .disable_cleanup(true)
+        .make_in(parent, crate::env::cleanup::CleanupGuard::create)
+        .map_err(|e| {
+            UserError::failure(format!(
+                "cannot unpack bundle {} in {}: {e}",
+                bundle.display(),
+                parent.display()
+            ))
+            .with_hint("check that you can write to that directory")
+        })?
+        .into_parts();
+    let (unpacked, lock) = conda::bundle::unpack(bundle, guard.path(), platform)?;
+    Ok((guard, unpacked, lock))
+}
+
 /// What `install -f FILE` adds: the file's specs before the command line's, its pip section
 /// (run from the file's directory) and its channels.
 pub(crate) fn additions(path: &Path, specs: Vec<String>) -> Result<Added> {

@@ -257,7 +257,32 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
             }
         }
     }
+    found.extend(bundle_leftovers(&s.envs_dir, &show));
     found
+}
+
+/// Bundles that a killed `create -f` left unpacked beside the environments: nothing else
+/// removes them.
+fn bundle_leftovers(envs_dir: &Path, show: &dyn Fn(&Path) -> String) -> Vec<Finding> {
+    let Ok(entries) = std::fs::read_dir(envs_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".envmod-bundle-")
+        })
+        .map(|e| Finding {
+            check: "leftover",
+            problem: format!(
+                "{} is a bundle an interrupted `envmod create -f` left unpacked",
+                show(&e.path())
+            ),
+            fix: format!("rm -rf {}", sh_quote(&e.path().to_string_lossy())),
+        })
+        .collect()
 }
 
 /// `n` KiB in the largest unit that keeps it at 1 or more.

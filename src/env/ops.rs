@@ -417,6 +417,8 @@ pub(crate) struct NewEnv {
     pub(crate) variables: Vec<(String, String)>,
     /// Where the pip section runs (the directory of the file it came from).
     pub(crate) pip_cwd: PathBuf,
+    /// The pip packages of a lock or a bundle, installed instead of a pip section.
+    pub(crate) pip_wheels: Vec<conda::pip::LockedWheel>,
 }
 
 /// Build a new environment in a staging directory, move it into place, then write its
@@ -430,6 +432,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         network,
         variables,
         pip_cwd,
+        pip_wheels,
     } = new;
     check_outputs(&manifest, ctx)?;
     let real = target.real_path()?;
@@ -477,13 +480,25 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     if !variables.is_empty() {
         conda::activation::write_state(guard.path(), &variables)?;
     }
-    conda::pip::install(
-        guard.path(),
-        &target.prefix,
-        &manifest.pip,
-        &pip_cwd,
-        ctx.printer,
-    )?;
+    if pip_wheels.is_empty() {
+        conda::pip::install(
+            guard.path(),
+            &target.prefix,
+            &manifest.pip,
+            &pip_cwd,
+            ctx.printer,
+        )?;
+    } else {
+        let client = (!ctx.conda.offline).then(|| network.client()).transpose()?;
+        conda::pip::install_wheels(
+            guard.path(),
+            &target.prefix,
+            &pip_wheels,
+            client.as_ref(),
+            ctx.printer,
+        )
+        .await?;
+    }
     if ctx.conda.compile_pyc && installs {
         conda::pyc::compile(guard.path(), &target.prefix, ctx.printer)?;
     }
@@ -932,6 +947,10 @@ pub(crate) struct Snapshot {
     /// What activating it sets (`conda-meta/state`, and its packages' activate.d scripts as
     /// recorded when its packages last changed).
     pub(crate) variables: Vec<conda::activation::EnvVar>,
+    /// Where it is on disk, for the files pip installed.
+    pub(crate) real: PathBuf,
+    /// Held while the snapshot is in use: its pip files are read after it is taken.
+    _lock: lock::ReadLock,
 }
 
 pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
@@ -945,6 +964,8 @@ pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
         records,
         pip,
         variables,
+        real: opened.real,
+        _lock: opened._lock,
     })
 }
 
