@@ -478,7 +478,17 @@ fn the_record_of_what_scripts_set_follows_the_packages() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "the kill point was not reached");
-    // libfoo, which gamma brings, has an activate.d script setting FOO_ACTIVATED.
+    // A reader leaves the unfinished change to the next writer, which runs the scripts of
+    // the new tree: libfoo, which gamma brings, has one setting FOO_ACTIVATED.
+    let hook = ok(&t.run(&["shell-hook", "-n", "rec"]));
+    assert!(!hook.contains("FOO_ACTIVATED"), "{hook}");
+    let out = t.run(&["module", "-n", "rec", "--module-system", "lmod"]);
+    assert!(
+        stderr(&out).contains("finishing the modulefile"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&out);
     let hook = ok(&t.run(&["shell-hook", "-n", "rec"]));
     assert!(hook.contains("export FOO_ACTIVATED=yes"), "{hook}");
     let manifest_path = t.envs_dir().join("rec/.envmod/manifest.json");
