@@ -181,6 +181,7 @@ impl Share {
         if meta.file_type().is_symlink() {
             return Ok(());
         }
+        crate::failpoint::hit_on("share:checked", path);
         let gw = if self.group_write { 0o020 } else { 0 };
         let mode = if meta.is_dir() {
             0o2755 | gw

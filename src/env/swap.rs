@@ -22,6 +22,9 @@ fn clone_dir(src: &Path, dst: &Path, copy_files: bool) -> Result<()> {
         std::fs::metadata(src).with_context(|| format!("failed to read {}", src.display()))?;
     std::fs::create_dir(dst).with_context(|| format!("failed to create {}", dst.display()))?;
     std::fs::set_permissions(dst, meta.permissions())?;
+    if copy_files {
+        crate::failpoint::hit("clone:copying");
+    }
     for entry in
         std::fs::read_dir(src).with_context(|| format!("failed to read {}", src.display()))?
     {
