@@ -334,7 +334,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     lock::clear_leftovers(&real, &target.name)?;
 
     let staging = lock::staging_dir(&real, &target.name);
-    let mut guard = CleanupGuard::create(&staging).map_err(|e| {
+    let (mut guard, root) = CleanupGuard::create_private(&staging).map_err(|e| {
         UserError::failure(format!("cannot create {}: {e}", staging.display()))
             .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
     })?;
@@ -376,8 +376,14 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     failpoint::hit("create:installed");
     manifest.write_into(guard.path())?;
     if let Some(modes) = &sharing {
-        modes.apply_tree(guard.path())?;
+        modes.apply_below(&root)?;
     }
+    swap::open_up(
+        &root,
+        guard.path(),
+        sharing.as_ref(),
+        0o777 & !crate::fs::umask(),
+    )?;
     guard.rename(&real).with_context(|| {
         format!(
             "failed to move the new environment into {}",
@@ -613,7 +619,7 @@ pub(crate) async fn change(
         Some((records, conda_specs, network)) => {
             let staging = lock::staging_dir(&opened.real, &target.name);
             let g = CleanupGuard::new(&staging);
-            swap::clone_tree(&opened.real, g.path())?;
+            let staged = swap::clone_tree(&opened.real, g.path())?;
             failpoint::hit("change:cloned");
             let request = conda::install::InstallRequest {
                 dir: g.path(),
@@ -632,9 +638,11 @@ pub(crate) async fn change(
             }
             failpoint::hit("change:installed");
             next.write_into(g.path())?;
-            if let Some(sharing) = &next.shared {
-                sharing.modes()?.apply_tree(g.path())?;
+            let sharing = next.shared.as_ref().map(|s| s.modes()).transpose()?;
+            if let Some(modes) = &sharing {
+                modes.apply_below(&staged.root)?;
             }
+            swap::open_up(&staged.root, g.path(), sharing.as_ref(), staged.mode)?;
             g.exchange_with(&opened.real)?;
             // Dropping the guard removes the old tree, now at the staging path.
             guard = Some(g);
@@ -662,7 +670,18 @@ pub(crate) async fn change(
     // An adopted copy's old outputs are the original's, never the copy's to remove.
     let replaced = (!adopt).then_some(&old);
     finish_outputs(&mut opened, replaced, target, ctx)?;
-    drop(guard);
+    // The old tree, now at the staging path.
+    if let Some(g) = guard {
+        let left = g.path().to_path_buf();
+        if let Err(e) = g.discard() {
+            let (problem, fix) = cleanup::explain(&e);
+            ctx.printer.warn(format!(
+                "{} was changed, but its old files are left in {}: {problem}; {fix}, and the next envmod command on it removes them",
+                opened.manifest.name,
+                left.display()
+            ));
+        }
+    }
     Ok(Changed {
         manifest: opened.manifest,
         packages,
@@ -841,6 +860,16 @@ pub(crate) fn delete(
         }
         Err(e) => return Err(e),
     };
+    let blockers = crate::fs::tree::blockers(&real)?;
+    if !blockers.is_empty() {
+        let (problem, fix) = cleanup::blocked_by(&blockers);
+        return Err(UserError::failure(format!(
+            "cannot delete {}: {problem}",
+            target.prefix.display()
+        ))
+        .with_hint(format!("{fix}; nothing was removed"))
+        .into());
+    }
     remove_aside(target, &real, manifest.as_ref(), registry, ctx)
 }
 
@@ -877,7 +906,20 @@ fn remove_aside(
             }
         }
     }
-    prefix::remove_tree(&trash)?;
+    // Left in the registry if this fails, so that `list` and doctor still find the trash.
+    if let Err(e) = crate::fs::tree::remove_tree(&trash) {
+        let (problem, fix) = cleanup::explain(&e);
+        return Err(UserError::failure(format!(
+            "{} was deleted, but some of its files are left in {}: {problem}",
+            target.prefix.display(),
+            trash.display()
+        ))
+        .with_hint(format!(
+            "{fix}; then run `envmod delete {}` again, or remove it yourself",
+            target.cli()
+        ))
+        .into());
+    }
     registry.remove(&target.prefix)?;
     if let Some(m) = manifest {
         registry.remove(&m.prefix)?;
