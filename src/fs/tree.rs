@@ -225,7 +225,7 @@ impl Dir {
         mkdirat(&self.0.fd, name, mode_bits(mode))?;
         let dir = self.open_dir(name)?;
         let others = dir.meta.mode & 0o077 & !mode;
-        if dir.meta.uid != geteuid().as_raw() || others != 0 {
+        if dir.meta.uid != me() || others != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("{} was replaced as it was made", dir.path.display()),
@@ -280,6 +280,12 @@ impl Dir {
     }
 }
 
+/// The effective uid, asked once: envmod never changes it.
+fn me() -> u32 {
+    static ME: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ME.get_or_init(|| geteuid().as_raw())
+}
+
 fn errno(e: &io::Error) -> Option<Errno> {
     e.raw_os_error().map(Errno::from_raw)
 }
@@ -297,8 +303,17 @@ fn walk_dir(dir: &Dir, visit: &mut dyn FnMut(&Node) -> Result<()>, depth: usize)
     let entries = dir
         .entries()
         .with_context(|| format!("failed to read {}", dir.path.display()))?;
-    for (name, _) in entries {
-        let node = match dir.node(&name) {
+    for (name, kind) in entries {
+        let opened = match kind {
+            // Listed as a directory: opened as one straight away, and as whatever it is now
+            // if that was refused.
+            Some(Kind::Dir) => dir
+                .open_dir(&name)
+                .map(|d| d.0)
+                .or_else(|_| dir.node(&name)),
+            _ => dir.node(&name),
+        };
+        let node = match opened {
             Ok(n) => n,
             Err(e) if matches!(errno(&e), Some(Errno::ENOENT | Errno::EAGAIN)) => continue,
             Err(e) => {
@@ -351,7 +366,7 @@ impl Blocker {
 /// people's directories block.
 fn blocks(dir: &Dir, entries: &[(OsString, Option<Kind>)]) -> bool {
     let m = &dir.meta;
-    let me = geteuid().as_raw();
+    let me = me();
     if entries.is_empty() || me == 0 || m.uid == me {
         return false;
     }
@@ -681,17 +696,7 @@ fn remove_entry(
     };
     if kind == Kind::Dir {
         match dir.open_dir(name) {
-            Ok(sub) => {
-                if !empty(&sub, &dir.meta, removal, depth + 1) {
-                    return;
-                }
-                match unlinkat(&dir.0.fd, name, UnlinkatFlags::RemoveDir) {
-                    Ok(()) | Err(Errno::ENOENT) => {}
-                    Err(Errno::EACCES | Errno::EPERM) => blocked(dir, parent, removal),
-                    Err(e) => removal.fail(e.into()),
-                }
-                return;
-            }
+            Ok(sub) => return remove_dir(dir, parent, name, &sub, removal, depth),
             Err(e) if errno(&e) == Some(Errno::ENOENT) => return,
             Err(e) if errno(&e) == Some(Errno::EACCES) => {
                 if let Ok(m) = dir.meta_at(name) {
@@ -713,6 +718,30 @@ fn remove_entry(
     }
 }
 
+/// Empty `sub` (the directory `name` in `dir`), then remove it. A writer still in it
+/// (another thread of this process, or a member's directory this user cannot close) may add
+/// an entry between the listing and the removal: then it is emptied again.
+fn remove_dir(
+    dir: &Dir,
+    parent: &Meta,
+    name: &OsStr,
+    sub: &Dir,
+    removal: &mut Removal,
+    depth: usize,
+) {
+    for attempt in 0..3 {
+        if !empty(sub, &dir.meta, removal, depth + 1) {
+            return;
+        }
+        match unlinkat(&dir.0.fd, name, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => return,
+            Err(Errno::ENOTEMPTY | Errno::EEXIST) if attempt < 2 => {}
+            Err(Errno::EACCES | Errno::EPERM) => return blocked(dir, parent, removal),
+            Err(e) => return removal.fail(e.into()),
+        }
+    }
+}
+
 fn blocked(dir: &Dir, parent: &Meta, removal: &mut Removal) {
     if !removal.blockers.iter().any(|b| b.path == dir.path) {
         removal
@@ -721,43 +750,29 @@ fn blocked(dir: &Dir, parent: &Meta, removal: &mut Removal) {
     }
 }
 
-/// Remove everything in `dir`; whether it is empty now.
+/// Remove everything in `dir`; whether all of it went.
 fn empty(dir: &Dir, parent: &Meta, removal: &mut Removal, depth: usize) -> bool {
     if depth >= MAX_DEPTH {
         removal.fail(io::Error::other(too_deep(dir).to_string()));
         return false;
     }
-    let mine = dir.meta.uid == geteuid().as_raw();
+    let mine = dir.meta.uid == me();
     let closed = mine && dir.meta.mode != 0o700 && dir.set_mode(0o700).is_ok();
-    let before = removal.blockers.len();
-    let mut emptied = false;
-    // A writer still in it (another thread of this process, or a member's directory this
-    // user cannot close) may add an entry between the listing and the last removal.
-    for _ in 0..3 {
-        let entries = match dir.entries() {
-            Ok(e) => e,
-            Err(e) if errno(&e) == Some(Errno::EACCES) => {
-                removal
-                    .blockers
-                    .push(Blocker::new(dir.path.clone(), &dir.meta, parent));
-                break;
+    let (blockers, failed) = (removal.blockers.len(), removal.error.is_some());
+    match dir.entries() {
+        Ok(entries) => {
+            for (name, kind) in entries {
+                remove_entry(dir, parent, &name, kind, removal, depth);
             }
-            Err(e) => {
-                removal.fail(e);
-                break;
-            }
-        };
-        if entries.is_empty() {
-            emptied = true;
-            break;
         }
-        for (name, kind) in entries {
-            remove_entry(dir, parent, &name, kind, removal, depth);
+        Err(e) if errno(&e) == Some(Errno::EACCES) => {
+            removal
+                .blockers
+                .push(Blocker::new(dir.path.clone(), &dir.meta, parent))
         }
-        if removal.blockers.len() > before || removal.error.is_some() {
-            break;
-        }
+        Err(e) => removal.fail(e),
     }
+    let emptied = removal.blockers.len() == blockers && removal.error.is_some() == failed;
     if !emptied && closed {
         let _ = dir.set_mode(dir.meta.mode);
     }
