@@ -179,6 +179,16 @@ impl Share {
         self.apply_node(&node)
     }
 
+    /// `rel` below the directory `root`, reached without following a link on the way.
+    pub(crate) fn apply_beneath(&self, root: &Path, rel: &Path) -> Result<()> {
+        let path = root.join(rel);
+        let dir =
+            tree::Dir::open(root).with_context(|| format!("failed to open {}", root.display()))?;
+        let node = tree::Node::open_beneath(&dir, rel)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        self.apply_node(&node)
+    }
+
     /// What `node` holds open: a name swapped for a link since cannot redirect the change.
     pub(crate) fn apply_node(&self, node: &tree::Node) -> Result<()> {
         let (meta, path) = (node.meta(), node.path());

@@ -270,7 +270,9 @@ fn finish_outputs(
     opened.manifest.outputs_pending = false;
     opened.manifest.write_into(&opened.real)?;
     if let Some(sharing) = &opened.manifest.shared {
-        sharing.modes()?.apply(&Manifest::path_in(&opened.real))?;
+        sharing
+            .modes()?
+            .apply_beneath(&opened.real, &Manifest::path_in(Path::new("")))?;
     }
     cleanup::set_committed(None);
     Ok(())
@@ -378,12 +380,9 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     if let Some(modes) = &sharing {
         modes.apply_below(&root)?;
     }
-    swap::open_up(
-        &root,
-        guard.path(),
-        sharing.as_ref(),
-        0o777 & !crate::fs::umask(),
-    )?;
+    // What a plain mkdir would have given it, the setgid bit of a group directory included.
+    let mode = (0o777 & !crate::fs::umask()) | (root.meta().mode & 0o2000);
+    swap::open_up(&root, guard.path(), sharing.as_ref(), mode)?;
     guard.rename(&real).with_context(|| {
         format!(
             "failed to move the new environment into {}",
@@ -655,7 +654,7 @@ pub(crate) async fn change(
                     modes.apply_tree(&opened.real)?;
                     modes.apply(&lock::lock_path(&opened.real, &target.name))?;
                 } else {
-                    modes.apply(&Manifest::path_in(&opened.real))?;
+                    modes.apply_beneath(&opened.real, &Manifest::path_in(Path::new("")))?;
                 }
             }
         }

@@ -90,6 +90,27 @@ impl Node {
         Dir::open_following(parent)?.node(name)
     }
 
+    /// `rel` below `root`, every component opened without following a link, so that no
+    /// link anyone put in the tree leads out of it.
+    pub(crate) fn open_beneath(root: &Dir, rel: &Path) -> io::Result<Node> {
+        let mut names = rel.components().map(|c| match c {
+            std::path::Component::Normal(n) => Ok(n),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a plain relative path", rel.display()),
+            )),
+        });
+        let last = names
+            .next_back()
+            .unwrap_or_else(|| Err(io::ErrorKind::InvalidInput.into()))?;
+        let mut dir: Option<Dir> = None;
+        for name in names {
+            let next = dir.as_ref().unwrap_or(root).open_dir(name?)?;
+            dir = Some(next);
+        }
+        dir.as_ref().unwrap_or(root).node(last)
+    }
+
     pub(crate) fn meta(&self) -> &Meta {
         &self.meta
     }
@@ -187,7 +208,7 @@ impl Dir {
         }))
     }
 
-    /// The directory `name` inside this one; a symlink there is refused (`ELOOP`).
+    /// The directory `name` inside this one; a symlink there is refused (`ENOTDIR` or `ELOOP`).
     pub(crate) fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
         let fd = openat(&self.0.fd, name, DIR_FLAGS, Mode::empty())?;
         Self::from_fd(fd, &self.path.join(name))
@@ -931,5 +952,26 @@ mod tests {
         assert_eq!(mode(&dir.path().join("moved")), 0o644);
         assert_eq!(mode(&private), 0o600);
         assert_eq!(Node::open(&file).unwrap().meta().kind, Kind::Symlink);
+    }
+
+    #[test]
+    fn a_path_beneath_a_root_never_passes_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("env");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(root.join("meta")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(root.join("meta/file"), "").unwrap();
+        std::fs::write(elsewhere.join("file"), "").unwrap();
+        symlink(&elsewhere, root.join("link")).unwrap();
+        let r = Dir::open(&root).unwrap();
+        let node = Node::open_beneath(&r, Path::new("meta/file")).unwrap();
+        assert_eq!(node.meta().kind, Kind::File);
+        let err = Node::open_beneath(&r, Path::new("link/file")).unwrap_err();
+        assert!(
+            matches!(errno(&err), Some(Errno::ELOOP | Errno::ENOTDIR)),
+            "{err}"
+        );
+        assert!(Node::open_beneath(&r, Path::new("../env/meta/file")).is_err());
     }
 }
