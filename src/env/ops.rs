@@ -884,6 +884,7 @@ fn remove_aside(
         UserError::failure(format!("cannot remove {}: {e}", target.prefix.display()))
             .with_hint("check the permissions of its parent directory; nothing was removed")
     })?;
+    failpoint::hit("delete:trashed");
     let mut outputs = Vec::new();
     if let Some(m) = manifest {
         for out in ctx.outputs() {
@@ -914,8 +915,8 @@ fn remove_aside(
             trash.display()
         ))
         .with_hint(format!(
-            "{fix}; then run `envmod delete {}` again, or remove it yourself",
-            target.cli()
+            "{fix}; then rm -rf {}",
+            crate::render::escape::sh_quote(&trash.to_string_lossy())
         ))
         .into());
     }

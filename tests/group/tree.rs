@@ -400,3 +400,43 @@ fn what_an_interrupted_change_left_is_listed_and_explained_until_it_is_fixed() {
     assert!(!listed.contains("envmod-staging"), "{listed}");
     assert!(prefix.join("lib/libfoo.so.1").exists());
 }
+
+#[test]
+fn a_delete_that_a_ta_blocks_half_way_says_what_is_left_and_list_still_shows_it() {
+    let c = Course::new();
+    let prefix = c.create_shared("cs101", &["alpha"]);
+    let p = prefix.display().to_string();
+    let trash = c.envs().join(".cs101.envmod-trash");
+    // The TA waits for the delete to move the environment aside, then makes a directory in
+    // it that the group cannot write.
+    let ta = Command::new("runuser")
+        .args(["-u", Who::Ta.user(), "--", "bash", "-c"])
+        .arg(format!(
+            "umask 022; t={}; for i in $(seq 500); do [ -d \"$t\" ] && break; sleep 0.01; done; mkdir \"$t/lib/python3.11/site-packages/ta_private\" && echo x > \"$t/lib/python3.11/site-packages/ta_private/mod.py\"",
+            common::sh(&trash.display().to_string())
+        ))
+        .spawn()
+        .unwrap();
+    let out = c.bash(
+        Who::Instructor,
+        &format!(
+            "umask 077; ENVMOD_TEST_PAUSE_AT=delete:trashed ENVMOD_TEST_PAUSE_MS=1500 exec \"$ENVMOD\" delete -p {} --yes",
+            common::sh(&p)
+        ),
+    );
+    assert!(ta.wait_with_output().unwrap().status.success());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{p} was deleted, but some of its files are left in {}",
+            trash.display()
+        )),
+        "{err}"
+    );
+    says_who_blocks(&err, &trash.join("lib/python3.11/site-packages/ta_private"));
+    assert!(!prefix.exists());
+    let listed = ok(&c.envmod_as(Who::Instructor, "077", &["list"]));
+    assert!(listed.contains(&trash.display().to_string()), "{listed}");
+    assert!(listed.contains("envmod-peer owns"), "{listed}");
+}
