@@ -1,7 +1,8 @@
 //! Named points where the test suite can kill envmod with SIGKILL, to prove that a kill at
 //! that exact moment leaves a consistent state. `ENVMOD_TEST_KILL_AT=<name>` (SIGKILL) or `ENVMOD_TEST_TERM_AT=<name>`
-//! (SIGTERM) arms one point,
-//! and only in a build with the `test-hooks` feature: anywhere else every point is a no-op.
+//! (SIGTERM) arms one point, and `ENVMOD_TEST_PAUSE_AT=<name>` makes envmod wait there
+//! (`ENVMOD_TEST_PAUSE_MS`, 300 by default) so that a racing process surely gets its turn;
+//! only in a build with the `test-hooks` feature: anywhere else every point is a no-op.
 
 #[cfg(feature = "test-hooks")]
 pub(crate) fn hit(name: &str) {
@@ -19,11 +20,28 @@ pub(crate) fn hit(name: &str) {
         }
         std::thread::sleep(std::time::Duration::from_secs(30));
     }
+    if std::env::var_os("ENVMOD_TEST_PAUSE_AT").is_some_and(|v| v == name) {
+        let ms = timeout_ms("PAUSE").unwrap_or(300);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub(crate) fn hit(_name: &str) {}
+
+/// A point reached once per file of a tree: armed as `<name>:<file name>`, so a test can stop
+/// at one file among thousands.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn hit_on(name: &str, file: &std::path::Path) {
+    if let Some(f) = file.file_name() {
+        hit(&format!("{name}:{}", f.to_string_lossy()));
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn hit_on(_name: &str, _file: &std::path::Path) {}
 
 /// A test's override of a timeout, in milliseconds (`ENVMOD_TEST_<WHAT>_MS`); only in a
 /// build with the `test-hooks` feature.

@@ -15,6 +15,8 @@ use anyhow::{Context, Result};
 
 use crate::error::UserError;
 
+pub(crate) mod tree;
+
 /// Write a file so that readers see either the old content or the new, never a mix. The
 /// file gets the usual mode (0666 less the umask), so a shared module root stays readable.
 /// There is no fsync: the rename is what guards against a killed process, and the files are
@@ -213,40 +215,48 @@ pub(crate) struct Share {
 }
 
 impl Share {
-    /// `path` and everything below it, never following a symlink.
+    /// `root` and everything below it, never following a symlink.
     pub(crate) fn apply_tree(&self, root: &Path) -> Result<()> {
-        self.apply(root)?;
-        let meta = root
-            .symlink_metadata()
-            .with_context(|| format!("failed to read {}", root.display()))?;
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(root)
-                .with_context(|| format!("failed to read {}", root.display()))?
-            {
-                self.apply_tree(&entry?.path())?;
-            }
-        }
-        Ok(())
+        let dir =
+            tree::Dir::open(root).with_context(|| format!("failed to open {}", root.display()))?;
+        self.apply_node(&dir)?;
+        self.apply_below(&dir)
     }
 
-    /// `path` alone.
+    /// Everything below `root`, which keeps its own mode (a staging tree stays private
+    /// until it is swapped in).
+    pub(crate) fn apply_below(&self, root: &tree::Dir) -> Result<()> {
+        tree::walk_below(root, &mut |node| self.apply_node(node))
+    }
+
+    /// `path` alone; a symlink there is left alone, never followed.
     pub(crate) fn apply(&self, path: &Path) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = path
-            .symlink_metadata()
+        let node =
+            tree::Node::open(path).with_context(|| format!("failed to read {}", path.display()))?;
+        self.apply_node(&node)
+    }
+
+    /// `rel` below the directory `root`, reached without following a link on the way.
+    pub(crate) fn apply_beneath(&self, root: &Path, rel: &Path) -> Result<()> {
+        let path = root.join(rel);
+        let dir =
+            tree::Dir::open(root).with_context(|| format!("failed to open {}", root.display()))?;
+        let node = tree::Node::open_beneath(&dir, rel)
             .with_context(|| format!("failed to read {}", path.display()))?;
-        if meta.file_type().is_symlink() {
+        self.apply_node(&node)
+    }
+
+    /// What `node` holds open: a name swapped for a link since cannot redirect the change.
+    pub(crate) fn apply_node(&self, node: &tree::Node) -> Result<()> {
+        let (meta, path) = (node.meta(), node.path());
+        if !matches!(meta.kind, tree::Kind::Dir | tree::Kind::File) {
             return Ok(());
         }
-        let gw = if self.group_write { 0o020 } else { 0 };
-        let mode = if meta.is_dir() {
-            0o2755 | gw
-        } else {
-            0o644 | gw | if meta.mode() & 0o100 != 0 { 0o111 } else { 0 }
-        };
+        crate::failpoint::hit_on("share:checked", path);
+        let mode = self.mode_for(meta);
         if let Some(gid) = self.gid
-            && meta.gid() != gid
-            && let Err(e) = std::os::unix::fs::chown(path, None, Some(gid))
+            && meta.gid != gid
+            && let Err(e) = node.set_group(gid)
         {
             return Err(UserError::failure(format!(
                 "cannot give {} to the group: {e}",
@@ -255,12 +265,12 @@ impl Share {
             .with_hint("you must be a member of the group (`id -Gn`), and own the files")
             .into());
         }
-        if meta.mode() & 0o7777 != mode
-            && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        if meta.mode != mode
+            && let Err(e) = node.set_mode(mode)
         {
             // A file hard-linked from a package cache someone else owns: fine if everyone
             // can already read it.
-            let readable = meta.mode() & 0o444 == 0o444;
+            let readable = meta.mode & 0o444 == 0o444;
             if !(readable && e.kind() == std::io::ErrorKind::PermissionDenied) {
                 return Err(e)
                     .with_context(|| format!("failed to set the mode of {}", path.display()));
@@ -268,6 +278,28 @@ impl Share {
         }
         Ok(())
     }
+
+    /// The mode an entry like `meta` gets.
+    fn mode_for(&self, meta: &tree::Meta) -> u32 {
+        let gw = if self.group_write { 0o020 } else { 0 };
+        if meta.kind == tree::Kind::Dir {
+            0o2755 | gw
+        } else {
+            0o644 | gw | if meta.mode & 0o100 != 0 { 0o111 } else { 0 }
+        }
+    }
+}
+
+/// The umask of this process, which a directory made private at first gets in the end.
+pub(crate) fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 /// The id of group `name`, if it exists.

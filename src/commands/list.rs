@@ -18,7 +18,8 @@ pub(crate) struct ListSettings {
 #[derive(Serialize)]
 struct Row {
     /// `ok`; `damaged` for a directory whose manifest cannot be read; `copy` for a copy of
-    /// an environment made elsewhere.
+    /// an environment made elsewhere; `leftover` for what an interrupted envmod left beside
+    /// one (its `prefix` is that directory, its `name` the environment's).
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
@@ -79,6 +80,13 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
             },
         })
         .collect();
+    let leftovers: Vec<(Row, Option<String>)> = s
+        .registry
+        .dirs(&s.envs_dir)
+        .iter()
+        .flat_map(|d| crate::env::lock::leftovers_in(d))
+        .map(leftover_row)
+        .collect();
     for m in Registry::shared(&s.shared_envs_dirs) {
         if rows.iter().any(|r| r.prefix == m.prefix) {
             continue;
@@ -88,6 +96,13 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
         r.shared = true;
         r.owner = owner;
         rows.push(r);
+    }
+    let mut blocked = Vec::new();
+    for (row, why) in leftovers {
+        if let Some(why) = why {
+            blocked.push(format!("  {}: {why}\n", row.prefix.display()));
+        }
+        rows.push(row);
     }
     if s.json {
         printer.data(serde_json::to_string_pretty(&rows)? + "\n");
@@ -109,6 +124,10 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                 match r.state {
                     "damaged" => "(damaged: envmod delete --force)".into(),
                     "copy" => "(a copy: envmod module --adopt)".into(),
+                    "leftover" => format!(
+                        "(left over by an interrupted envmod, owned by {})",
+                        r.owner.as_deref().unwrap_or("?")
+                    ),
                     _ => {
                         let mut module = r.module.clone().unwrap_or_else(|| "-".into());
                         if r.shared {
@@ -166,14 +185,55 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
             ));
         }
     }
+    if !blocked.is_empty() {
+        out.push_str("\nLeft over, and not removable by you:\n");
+        out.extend(blocked);
+    }
     printer.data(out);
     Ok(())
+}
+
+/// The row of a leftover, and, when someone else's files keep it there, who and the fix.
+fn leftover_row(left: crate::env::lock::Leftover) -> (Row, Option<String>) {
+    let blockers = crate::fs::tree::blockers(&left.path).unwrap_or_default();
+    let why = (!blockers.is_empty()).then(|| {
+        let (problem, fix) = crate::env::cleanup::blocked_by(&blockers);
+        format!("{problem}; {fix}")
+    });
+    let fix = format!(
+        "rm -rf {}, or run any envmod command on {}",
+        crate::render::escape::sh_quote(&left.path.to_string_lossy()),
+        left.env
+    );
+    let row = Row {
+        state: "leftover",
+        problem: Some(match &why {
+            Some(why) => format!("left by an interrupted envmod: {why}"),
+            None => format!("left by an interrupted envmod: {fix}"),
+        }),
+        name: left.env,
+        python: "-".into(),
+        python_mode: String::new(),
+        module: None,
+        module_system: None,
+        modulefile: None,
+        owner: owner_name(&left.path),
+        prefix: left.path,
+        modules: Vec::new(),
+        specs: Vec::new(),
+        frozen: false,
+        shared: false,
+        module_root: None,
+        kernel: None,
+        created: String::new(),
+    };
+    (row, why)
 }
 
 /// The login name of the owner of `path`.
 fn owner_name(path: &std::path::Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    crate::fs::user_name(path.metadata().ok()?.uid())
+    crate::fs::user_name(path.symlink_metadata().ok()?.uid())
 }
 
 fn row(m: crate::manifest::Manifest) -> Row {

@@ -3,8 +3,14 @@
 //! or "final prefix exists", never a moment in between.
 
 use std::{
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
+};
+
+use crate::{
+    fs::tree::{self, Blocker, RemoveError},
+    render::escape::sh_quote,
 };
 
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -48,16 +54,27 @@ impl CleanupGuard {
         }
     }
 
-    /// Create the directory and guard it in one step, so an interrupt cannot arrive between
-    /// the two and leave an unguarded directory behind.
-    pub(crate) fn create(path: &Path) -> std::io::Result<Self> {
+    /// Create the directory, mode 0700, and guard it in one step, so an interrupt cannot
+    /// arrive between the two and leave an unguarded directory behind. It stays private
+    /// until `swap::open_up`: in a directory a group can write, nobody else can reach into
+    /// it while it is built.
+    pub(crate) fn create_private(path: &Path) -> std::io::Result<(Self, tree::Dir)> {
         let mut list = pending();
-        std::fs::create_dir(path)?;
+        std::fs::DirBuilder::new().mode(0o700).create(path)?;
         list.push(path.to_path_buf());
-        Ok(Self {
+        let guard = Self {
             path: path.to_path_buf(),
             armed: true,
-        })
+        };
+        let dir = tree::Dir::open(path)?;
+        let me = nix::unistd::geteuid().as_raw();
+        if dir.meta().uid != me || dir.meta().mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} was replaced as it was made", path.display()),
+            ));
+        }
+        Ok((guard, dir))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -98,13 +115,22 @@ impl CleanupGuard {
         drop(list);
         result
     }
+
+    /// Remove the directory now, saying what kept any of it there.
+    pub(crate) fn discard(mut self) -> Result<(), RemoveError> {
+        let mut list = pending();
+        self.armed = false;
+        let result = tree::remove_tree(&self.path);
+        list.retain(|p| p != &self.path);
+        result
+    }
 }
 
 impl Drop for CleanupGuard {
     fn drop(&mut self) {
         if self.armed {
             let mut list = pending();
-            let _ = std::fs::remove_dir_all(&self.path);
+            let _ = tree::remove_tree(&self.path);
             list.retain(|p| p != &self.path);
         }
     }
@@ -181,6 +207,78 @@ impl Drop for PendingFile {
     }
 }
 
+/// Who keeps a tree from being removed, and how they can let it go: the problem and the fix,
+/// one line each, e.g. `envmod-peer owns PATH (mode 2755)` and `ask envmod-peer to run
+/// chmod -R g+rwX PATH, or to remove it`.
+pub(crate) fn blocked_by(blockers: &[Blocker]) -> (String, String) {
+    let user = |uid: u32| crate::fs::user_name(uid).unwrap_or_else(|| uid.to_string());
+    let mut problem = blockers
+        .iter()
+        .take(3)
+        .map(|b| {
+            format!(
+                "{} owns {} (mode {:04o})",
+                user(b.owner),
+                b.path.display(),
+                b.mode
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if blockers.len() > 3 {
+        problem.push_str(&format!(" and {} more", blockers.len() - 3));
+    }
+    let mut owners: Vec<u32> = Vec::new();
+    for b in blockers {
+        if !owners.contains(&b.owner) {
+            owners.push(b.owner);
+        }
+    }
+    let fix = owners
+        .iter()
+        .map(|&uid| {
+            let theirs: Vec<&Blocker> = blockers.iter().filter(|b| b.owner == uid).collect();
+            let paths = theirs
+                .iter()
+                .map(|b| sh_quote(&b.path.to_string_lossy()))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let it = if theirs.len() == 1 { "it" } else { "them" };
+            // A directory outside every group this user is in: group write alone is not enough.
+            let regroup = theirs
+                .iter()
+                .find(|b| !crate::fs::in_group(b.group) && crate::fs::in_group(b.parent_group))
+                .and_then(|b| {
+                    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(b.parent_group))
+                        .ok()
+                        .flatten()
+                })
+                .map(|g| format!("chgrp -R {} {paths} && ", g.name));
+            format!(
+                "ask {} to run {}chmod -R g+rwX {paths}, or to remove {it}",
+                user(uid),
+                regroup.unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (problem, fix)
+}
+
+/// [`blocked_by`] for a removal that failed, whatever the reason.
+pub(crate) fn explain(err: &RemoveError) -> (String, String) {
+    if err.blockers.is_empty() {
+        return (
+            err.to_string(),
+            format!(
+                "check the permissions below {}, then remove it",
+                err.path.display()
+            ),
+        );
+    }
+    blocked_by(&err.blockers)
+}
+
 /// Called from the signal handler: remove everything still pending. The returned guard keeps
 /// other threads from renaming anything until the process exits.
 pub(crate) fn remove_pending() -> MutexGuard<'static, Vec<PathBuf>> {
@@ -215,9 +313,9 @@ fn remove_under_writers(dir: &Path) {
             return;
         }
         if dir.symlink_metadata().is_ok() && std::fs::rename(dir, &aside).is_err() {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = tree::remove_tree(dir);
         }
-        let _ = std::fs::remove_dir_all(&aside);
+        let _ = tree::remove_tree(&aside);
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }

@@ -287,7 +287,9 @@ pub(crate) fn unpack_bundle(
     let (guard, _) = tempfile::Builder::new()
         .prefix(".envmod-bundle-")
         .disable_cleanup(true)
-        .make_in(parent, crate::env::cleanup::CleanupGuard::create)
+        .make_in(parent, |p| {
+            crate::env::cleanup::CleanupGuard::create_private(p).map(|(guard, _)| guard)
+        })
         .map_err(|e| {
             UserError::failure(format!(
                 "cannot unpack bundle {} in {}: {e}",

@@ -239,23 +239,35 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
         }
     }
 
-    // What an interrupted envmod left beside the environments.
-    if let Ok(entries) = std::fs::read_dir(&s.envs_dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.')
-                && (name.ends_with(".envmod-staging") || name.ends_with(".envmod-trash"))
-            {
-                found.push(Finding {
-                    check: "leftover",
-                    problem: format!("{} was left by an interrupted envmod", show(&e.path())),
-                    fix: format!(
-                        "rm -rf {} (the next envmod command on that environment also removes it)",
-                        sh_quote(&e.path().to_string_lossy())
-                    ),
-                });
+    // What an interrupted envmod left beside the environments, and who keeps it there.
+    for left in s
+        .registry
+        .dirs(&s.envs_dir)
+        .iter()
+        .flat_map(|d| crate::env::lock::leftovers_in(d))
+    {
+        let rm = format!("rm -rf {}", sh_quote(&left.path.to_string_lossy()));
+        let blockers = crate::fs::tree::blockers(&left.path).unwrap_or_default();
+        found.push(if blockers.is_empty() {
+            Finding {
+                check: "leftover",
+                problem: format!("{} was left by an interrupted envmod", show(&left.path)),
+                fix: format!(
+                    "{rm} (the next envmod command on {} also removes it)",
+                    left.env
+                ),
             }
-        }
+        } else {
+            let (problem, fix) = crate::env::cleanup::blocked_by(&blockers);
+            Finding {
+                check: "leftover",
+                problem: format!(
+                    "{} was left by an interrupted envmod and cannot be removed: {problem}",
+                    show(&left.path)
+                ),
+                fix: format!("{fix}; then {rm}"),
+            }
+        });
     }
     found.extend(bundle_leftovers(&s.envs_dir, &show));
     found

@@ -111,7 +111,9 @@ fn sibling(prefix: &Path, file_name: &str) -> PathBuf {
 }
 
 /// Remove what an earlier, interrupted envmod left next to `prefix`. Only called with the
-/// lock held, and only on envmod's own staging and trash names.
+/// lock held, and only on envmod's own staging and trash names. A leftover that cannot be
+/// removed (a group member made a directory in it that the group cannot write) stops the
+/// command with the name of whoever can free it.
 pub(crate) fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
     // A two-rename swap interrupted between its renames: the old tree is parked aside and
     // nothing is at the prefix. Put the old tree back; otherwise the aside copy is stale.
@@ -121,19 +123,64 @@ pub(crate) fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
             std::fs::rename(&aside, prefix)
                 .with_context(|| format!("failed to restore {}", prefix.display()))?;
         } else {
-            std::fs::remove_dir_all(&aside)
-                .with_context(|| format!("failed to remove leftover {}", aside.display()))?;
+            remove_leftover(&aside, prefix)?;
         }
     }
     let (staging, trash) = (staging_dir(prefix, name), trash_dir(prefix, name));
     let removing = crate::env::cleanup::removing_path;
     for dir in [removing(&staging), removing(&trash), staging, trash] {
         if dir.symlink_metadata().is_ok() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("failed to remove leftover {}", dir.display()))?;
+            remove_leftover(&dir, prefix)?;
         }
     }
     Ok(())
+}
+
+fn remove_leftover(dir: &Path, prefix: &Path) -> Result<()> {
+    crate::fs::tree::remove_tree(dir).map_err(|e| {
+        let (problem, fix) = crate::env::cleanup::explain(&e);
+        UserError::failure(format!(
+            "cannot remove {}, which an interrupted envmod left beside {}: {problem}",
+            dir.display(),
+            prefix.display()
+        ))
+        .with_hint(format!("{fix}; then run the command again"))
+        .into()
+    })
+}
+
+/// A directory that an interrupted envmod left beside an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Leftover {
+    pub(crate) path: PathBuf,
+    /// The name of the environment it belongs to.
+    pub(crate) env: String,
+}
+
+/// envmod's own leftovers in `dir`: staging, trash and swap directories, and those being
+/// removed (`.NAME.envmod-staging`, `.NAME.envmod-trash.envmod-removing`, …).
+pub(crate) fn leftovers_in(dir: &Path) -> Vec<Leftover> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Leftover> = entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let file = file.strip_suffix(".envmod-removing").unwrap_or(&file);
+            let rest = file.strip_prefix('.')?;
+            [".envmod-staging", ".envmod-trash", ".envmod-swap"]
+                .iter()
+                .find_map(|suffix| rest.strip_suffix(suffix))
+                .filter(|env| !env.is_empty())
+                .map(|env| Leftover {
+                    path: e.path(),
+                    env: env.to_string(),
+                })
+        })
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
 }
 
 #[cfg(test)]
@@ -176,5 +223,35 @@ mod tests {
         }
         assert!(prefix.join("bin").is_dir(), "the env itself was touched");
         assert!(root.path().join("other.envmod-removing").is_dir());
+    }
+
+    #[test]
+    fn leftovers_are_found_by_their_names() {
+        let root = tempfile::tempdir().unwrap();
+        for dir in [
+            ".proj.envmod-staging",
+            ".proj.envmod-trash.envmod-removing",
+            ".a.b.envmod-swap",
+            "proj",
+            ".envmod-staging",
+            ".proj.envmod-lock",
+        ] {
+            std::fs::create_dir(root.path().join(dir)).unwrap();
+        }
+        let found: Vec<(String, String)> = leftovers_in(root.path())
+            .into_iter()
+            .map(|l| {
+                let file = l.path.file_name().unwrap().to_string_lossy().into_owned();
+                (file, l.env)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (".a.b.envmod-swap".into(), "a.b".into()),
+                (".proj.envmod-staging".into(), "proj".into()),
+                (".proj.envmod-trash.envmod-removing".into(), "proj".into()),
+            ]
+        );
     }
 }

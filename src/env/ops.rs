@@ -370,7 +370,9 @@ fn finish_outputs(
     opened.manifest.outputs_pending = false;
     opened.manifest.write_into(&opened.real)?;
     if let Some(sharing) = &opened.manifest.shared {
-        sharing.modes()?.apply(&Manifest::path_in(&opened.real))?;
+        sharing
+            .modes()?
+            .apply_beneath(&opened.real, &Manifest::path_in(Path::new("")))?;
     }
     cleanup::set_committed(None);
     Ok(())
@@ -451,7 +453,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     lock::clear_leftovers(&real, &target.name)?;
 
     let staging = lock::staging_dir(&real, &target.name);
-    let mut guard = CleanupGuard::create(&staging).map_err(|e| {
+    let (mut guard, root) = CleanupGuard::create_private(&staging).map_err(|e| {
         UserError::failure(format!("cannot create {}: {e}", staging.display()))
             .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
     })?;
@@ -505,8 +507,11 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     failpoint::hit("create:installed");
     manifest.write_into(guard.path())?;
     if let Some(modes) = &sharing {
-        modes.apply_tree(guard.path())?;
+        modes.apply_below(&root)?;
     }
+    // What a plain mkdir would have given it, the setgid bit of a group directory included.
+    let mode = (0o777 & !crate::fs::umask()) | (root.meta().mode & 0o2000);
+    swap::open_up(&root, guard.path(), sharing.as_ref(), mode)?;
     guard.rename(&real).with_context(|| {
         format!(
             "failed to move the new environment into {}",
@@ -782,7 +787,7 @@ pub(crate) async fn change(
             untrusted_before = conda::activation::untrusted_scripts(&opened.real)?;
             let staging = lock::staging_dir(&opened.real, &target.name);
             let g = CleanupGuard::new(&staging);
-            swap::clone_tree(&opened.real, g.path())?;
+            let staged = swap::clone_tree(&opened.real, g.path())?;
             failpoint::hit("change:cloned");
             let request = conda::install::InstallRequest {
                 dir: g.path(),
@@ -801,9 +806,11 @@ pub(crate) async fn change(
             }
             failpoint::hit("change:installed");
             next.write_into(g.path())?;
-            if let Some(sharing) = &next.shared {
-                sharing.modes()?.apply_tree(g.path())?;
+            let sharing = next.shared.as_ref().map(|s| s.modes()).transpose()?;
+            if let Some(modes) = &sharing {
+                modes.apply_below(&staged.root)?;
             }
+            swap::open_up(&staged.root, g.path(), sharing.as_ref(), staged.mode)?;
             g.exchange_with(&opened.real)?;
             // Dropping the guard removes the old tree, now at the staging path.
             guard = Some(g);
@@ -816,7 +823,7 @@ pub(crate) async fn change(
                     modes.apply_tree(&opened.real)?;
                     modes.apply(&lock::lock_path(&opened.real, &target.name))?;
                 } else {
-                    modes.apply(&Manifest::path_in(&opened.real))?;
+                    modes.apply_beneath(&opened.real, &Manifest::path_in(Path::new("")))?;
                 }
             }
         }
@@ -835,7 +842,18 @@ pub(crate) async fn change(
         false => Scripts::Recorded,
     };
     finish_outputs(&mut opened, replaced, target, scripts, ctx)?;
-    drop(guard);
+    // The old tree, now at the staging path.
+    if let Some(g) = guard {
+        let left = g.path().to_path_buf();
+        if let Err(e) = g.discard() {
+            let (problem, fix) = cleanup::explain(&e);
+            ctx.printer.warn(format!(
+                "{} was changed, but its old files are left in {}: {problem}; {fix}, and the next envmod command on it removes them",
+                opened.manifest.name,
+                left.display()
+            ));
+        }
+    }
     Ok(Changed {
         manifest: opened.manifest,
         packages,
@@ -1030,6 +1048,16 @@ pub(crate) fn delete(
         }
         Err(e) => return Err(e),
     };
+    let blockers = crate::fs::tree::blockers(&real)?;
+    if !blockers.is_empty() {
+        let (problem, fix) = cleanup::blocked_by(&blockers);
+        return Err(UserError::failure(format!(
+            "cannot delete {}: {problem}",
+            target.prefix.display()
+        ))
+        .with_hint(format!("{fix}; nothing was removed"))
+        .into());
+    }
     let deleted = remove_aside(target, &real, manifest.as_ref(), registry, ctx)?;
     record::forget(ctx.environ, &real);
     Ok(deleted)
@@ -1047,6 +1075,7 @@ fn remove_aside(
         UserError::failure(format!("cannot remove {}: {e}", target.prefix.display()))
             .with_hint("check the permissions of its parent directory; nothing was removed")
     })?;
+    failpoint::hit("delete:trashed");
     let mut outputs = Vec::new();
     if let Some(m) = manifest {
         for out in ctx.outputs() {
@@ -1068,7 +1097,20 @@ fn remove_aside(
             }
         }
     }
-    prefix::remove_tree(&trash)?;
+    // Left in the registry if this fails, so that `list` and doctor still find the trash.
+    if let Err(e) = crate::fs::tree::remove_tree(&trash) {
+        let (problem, fix) = cleanup::explain(&e);
+        return Err(UserError::failure(format!(
+            "{} was deleted, but some of its files are left in {}: {problem}",
+            target.prefix.display(),
+            trash.display()
+        ))
+        .with_hint(format!(
+            "{fix}; then rm -rf {}",
+            crate::render::escape::sh_quote(&trash.to_string_lossy())
+        ))
+        .into());
+    }
     registry.remove(&target.prefix)?;
     if let Some(m) = manifest {
         registry.remove(&m.prefix)?;

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::{
     env::lock::{self, EnvLock, ReadLock},
@@ -212,9 +212,4 @@ pub(crate) fn already_exists(target: &EnvTarget) -> anyhow::Error {
     UserError::failure(format!("{} already exists", target.prefix.display()))
         .with_hint(hint)
         .into()
-}
-
-/// Remove a directory tree, with the context that names it.
-pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
-    std::fs::remove_dir_all(dir).with_context(|| format!("failed to remove {}", dir.display()))
 }

@@ -67,6 +67,20 @@ impl Registry {
         Ok(())
     }
 
+    /// The directories that hold the environments envmod can find: `envs_dir` and the
+    /// parents of the registered prefixes, where their leftovers are too.
+    pub(crate) fn dirs(&self, envs_dir: &Path) -> Vec<PathBuf> {
+        let mut dirs = vec![envs_dir.to_path_buf()];
+        for p in self.read() {
+            if let Some(parent) = p.parent()
+                && !dirs.iter().any(|d| d == parent)
+            {
+                dirs.push(parent.to_path_buf());
+            }
+        }
+        dirs
+    }
+
     /// Every environment envmod can find, sorted by name then prefix; one whose manifest
     /// cannot be read comes back as its path and the reason.
     pub(crate) fn all(&self, envs_dir: &Path) -> Vec<Result<Manifest, Damaged>> {

@@ -7,40 +7,70 @@ use std::{ffi::CString, os::unix::ffi::OsStrExt, path::Path};
 
 use anyhow::{Context, Result};
 
+use crate::{env::cleanup, error::UserError, fs::tree};
+
 /// Directories whose files rattler and envmod rewrite; they are copied, not linked, so a
 /// write in the clone can never reach the live environment.
 const COPIED_DIRS: &[&str] = &["conda-meta", ".envmod"];
 
-/// Recreate `src` at `dst`: directories and symlinks as they are, regular files as hard
-/// links (copies where linking is refused, and under the metadata directories).
-pub(crate) fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
-    clone_dir(src, dst, false)
+/// The clone of a live tree, private to this user until [`open_up`].
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub(crate) root: tree::Dir,
+    /// The live root's mode, which the clone's root gets when it is opened up.
+    pub(crate) mode: u32,
 }
 
-fn clone_dir(src: &Path, dst: &Path, copy_files: bool) -> Result<()> {
-    let meta =
-        std::fs::metadata(src).with_context(|| format!("failed to read {}", src.display()))?;
-    std::fs::create_dir(dst).with_context(|| format!("failed to create {}", dst.display()))?;
-    std::fs::set_permissions(dst, meta.permissions())?;
-    for entry in
-        std::fs::read_dir(src).with_context(|| format!("failed to read {}", src.display()))?
-    {
-        let entry = entry?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        let kind = entry.file_type()?;
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)
-                .with_context(|| format!("failed to copy link {}", from.display()))?;
-        } else if kind.is_dir() {
-            let copy = copy_files || COPIED_DIRS.iter().any(|d| entry.file_name() == *d);
-            clone_dir(&from, &to, copy)?;
-        } else if copy_files || std::fs::hard_link(&from, &to).is_err() {
-            std::fs::copy(&from, &to)
-                .with_context(|| format!("failed to copy {}", from.display()))?;
-        }
+/// Recreate `src` at `dst` (see `fs::tree::clone_tree`): directories and symlinks as they
+/// are, regular files as hard links (copies where linking is refused, and under the
+/// metadata directories), in a new directory nobody else can enter. Refused, before anything
+/// changes, when the live tree holds directories this user could not remove once it is
+/// replaced.
+pub(crate) fn clone_tree(src: &Path, dst: &Path) -> Result<Staged> {
+    let from = tree::Dir::open(src).with_context(|| format!("failed to open {}", src.display()))?;
+    let (parent, name) =
+        tree::Dir::parent_of(dst).with_context(|| format!("failed to open {}", dst.display()))?;
+    let cloned = tree::clone_tree(&from, &parent, name, COPIED_DIRS)?;
+    if !cloned.blockers.is_empty() {
+        let (problem, fix) = cleanup::blocked_by(&cloned.blockers);
+        return Err(UserError::failure(format!(
+            "cannot change {}: envmod replaces its files with new ones, and could not remove the old ones: {problem}",
+            src.display()
+        ))
+        .with_hint(format!("{fix}; nothing was changed"))
+        .into());
     }
-    Ok(())
+    Ok(Staged {
+        root: cloned.root,
+        mode: from.meta().mode,
+    })
+}
+
+/// Give a private staging tree its final mode, the last step before it moves into place:
+/// the shared modes, or `mode`. Refused if `path` no longer names it (someone who can write
+/// its parent directory put another directory there).
+pub(crate) fn open_up(
+    root: &tree::Dir,
+    path: &Path,
+    share: Option<&crate::fs::Share>,
+    mode: u32,
+) -> Result<()> {
+    if !root.is_at(path) {
+        return Err(UserError::failure(format!(
+            "{} was replaced while envmod was building it; nothing was changed",
+            path.display()
+        ))
+        .with_hint(
+            "someone who can write that directory did it; find out who, then run the command again",
+        )
+        .into());
+    }
+    match share {
+        Some(modes) => modes.apply_node(root),
+        None => root
+            .set_mode(mode)
+            .with_context(|| format!("failed to set the mode of {}", path.display())),
+    }
 }
 
 /// Swap two directories in one step. Filesystems without `RENAME_EXCHANGE` (some network
@@ -102,7 +132,17 @@ mod tests {
         std::fs::write(src.join("conda-meta/pkg.json"), "{}").unwrap();
         std::os::unix::fs::symlink("lib", src.join("lib64")).unwrap();
         let dst = dir.path().join("clone");
-        clone_tree(&src, &dst).unwrap();
+        let staged = clone_tree(&src, &dst).unwrap();
+        assert_eq!(
+            std::fs::metadata(&dst).unwrap().mode() & 0o777,
+            0o700,
+            "private until it is opened up"
+        );
+        open_up(&staged.root, &dst, None, staged.mode).unwrap();
+        assert_eq!(
+            std::fs::metadata(&dst).unwrap().mode() & 0o7777,
+            std::fs::metadata(&src).unwrap().mode() & 0o7777
+        );
         let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
         assert_eq!(
             ino(&src.join("lib/pkg/mod.py")),

@@ -6,6 +6,8 @@
 mod common;
 mod scripts;
 
+mod tree;
+
 use common::course::{Course, Who};
 
 #[test]
