@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rattler_conda_types::Subdir;
 
 use crate::{
@@ -49,6 +49,13 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
         );
     }
     let platforms = platforms(&s.platforms)?;
+    // A device, FIFO or link at -o is refused before any work is done.
+    let replaced = s
+        .output
+        .as_deref()
+        .map(crate::fs::output_target)
+        .transpose()?
+        .flatten();
     let snap = ops::snapshot(&s.target, ctx)?;
     let text = match s.format {
         ExportFormat::Yml => conda::envfile::render(&yml(&snap, s.pinned))?,
@@ -64,6 +71,11 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
                     out.display()
                 ));
                 conda::bundle::write(out, &text, &records, &network.client()?).await?;
+                if let Some(old) = replaced {
+                    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+                    let mode = std::fs::Permissions::from_mode(old.mode() & 0o777);
+                    std::fs::set_permissions(out, mode)?;
+                }
                 ctx.printer.info(format!(
                     "Exported {} to {}: `envmod create -n NAME -f {} --offline` builds it with no channel",
                     snap.manifest.name,
@@ -77,8 +89,7 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
     };
     match &s.output {
         Some(path) => {
-            crate::fs::write_atomic(path, text.as_bytes())
-                .with_context(|| format!("failed to write {}", path.display()))?;
+            crate::fs::write_output(path, text.as_bytes())?;
             ctx.printer.info(format!(
                 "Exported {} to {}",
                 snap.manifest.name,

@@ -72,12 +72,12 @@ pub fn env_vars(prefix: &Path) -> Result<Vec<EnvVar>> {
 /// variables (`conda env config vars`) and where activation reads them.
 pub(crate) fn write_state(prefix: &Path, variables: &[(String, String)]) -> Result<()> {
     let path = prefix.join("conda-meta/state");
-    let mut state: serde_json::Value = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?
-        }
-        Err(_) => serde_json::json!({}),
-    };
+    let mut state: serde_json::Value =
+        match crate::fs::read_text(&path, crate::fs::SMALL_FILE, crate::fs::Links::Refuse) {
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("{} is damaged", path.display()))?,
+            Err(_) => serde_json::json!({}),
+        };
     let object = state
         .as_object_mut()
         .with_context(|| format!("{} is not a JSON object", path.display()))?;

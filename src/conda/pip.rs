@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::error::UserError;
+use crate::{error::UserError, site::run::OutputWithin};
 
 /// How many of pip's last output lines an error shows.
 const TAIL_LINES: usize = 12;
@@ -75,7 +75,7 @@ pub(crate) fn install(
         .env_remove("PIP_ROOT")
         .env_remove("PYTHONHOME")
         .env("PYTHONNOUSERSITE", "1")
-        .output()
+        .output_within(crate::site::run::LONG)
         .with_context(|| format!("failed to run {} -m pip", python.display()))?;
     drop(list);
     if !out.status.success() {
@@ -175,7 +175,12 @@ pub(crate) fn installed(prefix: &Path, conda_files: &HashSet<PathBuf>) -> Result
                     continue;
                 }
                 let dir = dist.path();
-                let installer = std::fs::read_to_string(dir.join("INSTALLER")).unwrap_or_default();
+                let installer = crate::fs::read_text(
+                    &dir.join("INSTALLER"),
+                    crate::fs::SMALL_FILE,
+                    crate::fs::Links::Refuse,
+                )
+                .unwrap_or_default();
                 if installer.trim() == "conda" {
                     continue;
                 }
@@ -195,7 +200,10 @@ pub(crate) fn installed(prefix: &Path, conda_files: &HashSet<PathBuf>) -> Result
 }
 
 fn metadata(path: &Path) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = String::from_utf8_lossy(
+        &crate::fs::read_head(path, crate::fs::SMALL_FILE, crate::fs::Links::Refuse).ok()?,
+    )
+    .into_owned();
     let mut name = None;
     let mut version = None;
     for line in text.lines() {
@@ -212,7 +220,7 @@ fn metadata(path: &Path) -> Option<(String, String)> {
 }
 
 fn direct_url(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = crate::fs::read_text(path, crate::fs::SMALL_FILE, crate::fs::Links::Refuse).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value.get("url")?.as_str().map(str::to_string)
 }
