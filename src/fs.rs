@@ -262,6 +262,92 @@ pub(crate) fn read_head(path: &Path, len: u64, links: Links) -> Result<Vec<u8>, 
     Ok(buf)
 }
 
+#[cfg(test)]
+mod reader_tests {
+    use std::os::unix::fs::FileTypeExt;
+
+    use super::*;
+
+    fn mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    }
+
+    #[test]
+    fn only_regular_files_are_read_and_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let err = read_regular(&fifo, SMALL_FILE, Links::Follow).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is a FIFO, not a regular file; envmod reads only regular files",
+                fifo.display()
+            )
+        );
+        let err = read_head(Path::new("/dev/zero"), 10, Links::Follow).unwrap_err();
+        assert!(err.to_string().contains("is a device"), "{err}");
+        assert!(
+            read_text(dir.path(), SMALL_FILE, Links::Follow)
+                .unwrap_err()
+                .to_string()
+                .contains("is a directory")
+        );
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, "12345").unwrap();
+        assert_eq!(read_text(&file, 5, Links::Follow).unwrap(), "12345");
+        let err = read_regular(&file, 4, Links::Follow).unwrap_err();
+        assert!(matches!(err, ReadError::TooLarge { limit: 4, .. }), "{err}");
+        assert_eq!(read_head(&file, 2, Links::Refuse).unwrap(), b"12");
+        assert!(
+            read_text(&dir.path().join("none"), 5, Links::Follow)
+                .unwrap_err()
+                .is_not_found()
+        );
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read_head(&link, 5, Links::Follow).unwrap(), b"12345");
+        let err = read_head(&link, 5, Links::Refuse).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(DOCUMENT + 1)
+            .unwrap();
+        let err = read_regular(&big, DOCUMENT, Links::Follow).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("is larger than 64 MiB, the most envmod reads of such a file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn outputs_are_regular_files_that_keep_their_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let err = write_output(&fifo, b"x").unwrap_err().to_string();
+        assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+        assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+        let file = dir.path().join("out");
+        std::fs::write(&file, "old").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_output(&file, b"new").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+        assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o640);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let err = write_output(&link, b"x").unwrap_err().to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+    }
+}
+
 /// Open (creating it if needed) a lock file without following a symlink at its path, and
 /// only if it is a regular file: a planted link must never make envmod create or open a file
 /// somewhere else.

@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as sys;
+use unsafe_libyaml as unsafe_sys;
 
 /// Deeper than any environment, lock or config file is: environment.yml nests four levels.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -166,63 +166,63 @@ enum Walk {
 fn walk(text: &str, mut each: impl FnMut(Event, usize) -> Walk) -> Result<bool, TooDeep> {
     // The parser points into itself once it has input, so it lives on the heap and never
     // moves.
-    let mut parser: Box<MaybeUninit<sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
+    let mut parser: Box<MaybeUninit<unsafe_sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
     let parser = parser.as_mut_ptr();
     // SAFETY: the parser is initialised before use and deleted at the end; its input is
     // `text`, which outlives it; every event is deleted after it is read, and scalar values
     // are copied out of it before that.
     unsafe {
-        if sys::yaml_parser_initialize(parser).fail {
+        if unsafe_sys::yaml_parser_initialize(parser).fail {
             return Ok(false);
         }
-        sys::yaml_parser_set_encoding(parser, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        unsafe_sys::yaml_parser_set_encoding(parser, unsafe_sys::YAML_UTF8_ENCODING);
+        unsafe_sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
         let mut depth = 0usize;
         let result = loop {
-            let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
-            if sys::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
+            let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
+            if unsafe_sys::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
                 break Ok(false);
             }
             let event = event.as_mut_ptr();
             let line = (*event).start_mark.line as usize + 1;
             let step = match (*event).type_ {
-                sys::YAML_STREAM_END_EVENT => {
-                    sys::yaml_event_delete(event);
+                unsafe_sys::YAML_STREAM_END_EVENT => {
+                    unsafe_sys::yaml_event_delete(event);
                     break Ok(true);
                 }
-                sys::YAML_SCALAR_EVENT => {
+                unsafe_sys::YAML_SCALAR_EVENT => {
                     let scalar = &(*event).data.scalar;
                     let bytes = std::slice::from_raw_parts(scalar.value, scalar.length as usize);
                     Some(Event::Scalar(String::from_utf8_lossy(bytes).into_owned()))
                 }
-                sys::YAML_ALIAS_EVENT => Some(Event::Alias),
-                sys::YAML_SEQUENCE_START_EVENT | sys::YAML_MAPPING_START_EVENT => {
+                unsafe_sys::YAML_ALIAS_EVENT => Some(Event::Alias),
+                unsafe_sys::YAML_SEQUENCE_START_EVENT | unsafe_sys::YAML_MAPPING_START_EVENT => {
                     depth += 1;
                     if depth > MAX_DEPTH {
-                        sys::yaml_event_delete(event);
+                        unsafe_sys::yaml_event_delete(event);
                         break Err(TooDeep { line });
                     }
-                    Some(if (*event).type_ == sys::YAML_SEQUENCE_START_EVENT {
+                    Some(if (*event).type_ == unsafe_sys::YAML_SEQUENCE_START_EVENT {
                         Event::SeqStart
                     } else {
                         Event::MapStart
                     })
                 }
-                sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => {
+                unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
                     depth = depth.saturating_sub(1);
                     Some(Event::End)
                 }
-                sys::YAML_DOCUMENT_END_EVENT => Some(Event::DocumentEnd),
+                unsafe_sys::YAML_DOCUMENT_END_EVENT => Some(Event::DocumentEnd),
                 _ => None,
             };
-            sys::yaml_event_delete(event);
+            unsafe_sys::yaml_event_delete(event);
             if let Some(step) = step
                 && let Walk::Stop = each(step, line)
             {
                 break Ok(true);
             }
         };
-        sys::yaml_parser_delete(parser);
+        unsafe_sys::yaml_parser_delete(parser);
         result
     }
 }

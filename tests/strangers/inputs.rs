@@ -33,6 +33,8 @@ struct Finished {
 fn within(cmd: &mut Command, limit: Duration, what: &str) -> Finished {
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    // Reaped by wait4 below, which also reports what the run cost.
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
