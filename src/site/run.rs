@@ -244,8 +244,14 @@ fn finish(
     pgid: libc::pid_t,
     result: Result<(Vec<u8>, Vec<u8>), RunError>,
 ) -> Result<Output, RunError> {
-    let status: std::io::Result<ExitStatus> = child.wait();
-    running().retain(|p| *p != pgid);
+    // Under the lock: once reaped, the group id can be reused, and an interrupt must not
+    // kill whatever has it next.
+    let status: std::io::Result<ExitStatus> = {
+        let mut list = running();
+        let status = child.wait();
+        list.retain(|p| *p != pgid);
+        status
+    };
     let (stdout, stderr) = result?;
     let status = status.map_err(|source| RunError::Output {
         program: format!("process {pgid}"),
