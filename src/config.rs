@@ -15,7 +15,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::Context;
 use serde::{
     Deserialize, Deserializer, Serialize,
     de::{self, IntoDeserializer, Visitor, value::MapDeserializer},
@@ -144,17 +143,22 @@ impl Options {
     /// Read a config file. A missing file is no layer; an unreadable or invalid one is an
     /// error that names the file.
     pub(crate) fn load(path: &Path) -> anyhow::Result<Option<Self>> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::fs::read_text(path, crate::fs::SMALL_FILE, crate::fs::Links::Follow)
+        {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("failed to read config file {}", path.display()));
+                return Err(UserError::failure(format!("config file {e}"))
+                    .with_hint("a config file is a YAML file; see site-config/envmod.yaml")
+                    .into());
             }
         };
         if text.trim().is_empty() {
             return Ok(Some(Self::default()));
         }
+        crate::yaml::check(&text).map_err(|e| {
+            UserError::failure(format!("invalid config file {}: {e}", path.display()))
+        })?;
         let cfg: Self = serde_yaml::from_str(&text).map_err(|e| {
             UserError::failure(format!("invalid config file {}: {e}", path.display()))
                 .with_hint("fix the YAML, or see site-config/envmod.yaml for every key")
@@ -249,11 +253,13 @@ impl<'de> Deserializer<'de> for EnvValue {
 
 /// A `--module-map FILE`: the same YAML map as the `module_map` key.
 pub(crate) fn read_module_map(path: &Path) -> anyhow::Result<BTreeMap<String, Option<String>>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UserError::usage(format!("cannot read module map {}: {e}", path.display())))?;
+    let text = crate::fs::read_text(path, crate::fs::SMALL_FILE, crate::fs::Links::Follow)
+        .map_err(|e| UserError::usage(format!("module map {e}")))?;
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
+    crate::yaml::check(&text)
+        .map_err(|e| UserError::usage(format!("{}, {e}: not a module map", path.display())))?;
     serde_yaml::from_str(&text).map_err(|e| {
         let (line, message) = crate::error::yaml_place(&e);
         UserError::usage(format!(

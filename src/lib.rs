@@ -20,6 +20,7 @@ mod printer;
 mod render;
 mod settings;
 mod site;
+mod yaml;
 
 use std::path::Path;
 
@@ -49,6 +50,7 @@ const INTERRUPTED: i32 = 130;
 /// The cleanup lock stays held until the process is gone, so no rename into place can
 /// happen after the removal.
 pub fn interrupted() -> ! {
+    site::run::kill_all();
     let _held = env::cleanup::remove_pending();
     eprintln!(
         "\nenvmod: interrupted; {}",

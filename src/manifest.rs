@@ -168,10 +168,11 @@ impl Manifest {
     /// Read the manifest of `prefix`; `Ok(None)` when the directory is not an envmod env.
     pub(crate) fn read(prefix: &Path) -> Result<Option<Self>> {
         let path = Self::path_in(prefix);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::fs::read_text(&path, crate::fs::DOCUMENT, crate::fs::Links::Refuse)
+        {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         let manifest: Self = serde_json::from_str(&text)
             .with_context(|| format!("envmod manifest {} is damaged", path.display()))?;

@@ -113,19 +113,20 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
         Some(_) => None,
     };
-    let spec_strings = match yml {
+    let (spec_strings, mut specs): (Vec<String>, Vec<_>) = match yml {
         Some(f) => {
             let file_specs: Vec<String> = f.specs.iter().map(|l| l.value.clone()).collect();
-            conda::specs::with_added(&file_specs, &s.specs)?
+            conda::specs::with_added_parsed(&file_specs, &s.specs)?
+                .into_iter()
+                .unzip()
         }
-        None => s.specs.clone(),
+        None => (s.specs.clone(), conda::specs::parse_specs(&s.specs)?),
     };
-    let mut specs = conda::specs::parse_specs(&spec_strings)?;
-    let names = spec_strings
-        .iter()
-        .map(|s| conda::specs::spec_package_name(s))
-        .collect::<Result<Vec<_>>>()?;
-    let asks_python = names.iter().any(|n| n.as_normalized() == "python");
+    let asks_python = specs.iter().any(|s| {
+        s.name
+            .as_exact()
+            .is_some_and(|n| n.as_normalized() == "python")
+    });
     if let Some(version) = &conda_python
         && !asks_python
     {
@@ -187,6 +188,9 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             Skipped::Envmod(m) => {
                 printer.info(format!("not recording {m}: it is an envmod environment"))
             }
+            Skipped::Path(m) => printer.warn(format!(
+                "not recording {m}: it was loaded by path, and envmod records only module names found on MODULEPATH; to record it, `module use` its directory and load it by name"
+            )),
         }
     }
 

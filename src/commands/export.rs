@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rattler_conda_types::Subdir;
 
 use crate::{
@@ -50,12 +50,25 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
         );
     }
     let platforms = platforms(&s.platforms)?;
+    // A device, FIFO or link at -o is refused before any work is done.
+    let replaced = s
+        .output
+        .as_deref()
+        .map(crate::fs::output_target)
+        .transpose()?
+        .flatten();
     let snap = ops::snapshot(&s.target, ctx)?;
     let text = match s.format {
         ExportFormat::Yml => conda::envfile::render(&yml(&snap, s.pinned))?,
         ExportFormat::Bundle => {
             let out = s.output.as_deref().expect("checked above");
-            return bundle(&snap, &platforms, out, ctx).await;
+            bundle(&snap, &platforms, out, ctx).await?;
+            if let Some(old) = replaced {
+                use std::os::unix::fs::{MetadataExt, PermissionsExt};
+                let mode = std::fs::Permissions::from_mode(old.mode() & 0o777);
+                std::fs::set_permissions(out, mode)?;
+            }
+            return Ok(());
         }
         ExportFormat::Lock => {
             let pip = locked_pip(&snap, ctx);
@@ -65,8 +78,7 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
     };
     match &s.output {
         Some(path) => {
-            crate::fs::write_atomic(path, text.as_bytes())
-                .with_context(|| format!("failed to write {}", path.display()))?;
+            crate::fs::write_output(path, text.as_bytes())?;
             ctx.printer.info(format!(
                 "Exported {} to {}",
                 snap.manifest.name,

@@ -152,10 +152,11 @@ pub(crate) fn list(s: ListSettings, ctx: &Ctx<'_>, printer: &Printer) -> Result<
         let Some(prefix) = owner_of(&json) else {
             continue;
         };
-        let spec: serde_json::Value = std::fs::read_to_string(&json)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let spec: serde_json::Value =
+            crate::fs::read_text(&json, crate::fs::SMALL_FILE, crate::fs::Links::Refuse)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
         rows.push(KernelRow {
             name: dir
                 .file_name()

@@ -179,7 +179,8 @@ async fn open_archive(
             let path = url
                 .to_file_path()
                 .map_err(|()| fetch_err("not a local path".to_string()))?;
-            let file = File::open(&path).map_err(|e| fetch_err(e.to_string()))?;
+            let file = crate::fs::open_regular(&path, crate::fs::Links::Follow)
+                .map_err(|e| fetch_err(e.to_string()))?;
             let len = file.metadata().map_err(|e| fetch_err(e.to_string()))?.len();
             Ok((file, len))
         }
@@ -275,7 +276,7 @@ pub(crate) fn unpack(
             ),
         )
     };
-    let file = File::open(bundle).map_err(|e| {
+    let file = crate::fs::open_regular(bundle, crate::fs::Links::Follow).map_err(|e| {
         UserError::failure(format!("cannot read bundle {shown}: {e}"))
             .with_hint("check the path and that you can read it")
     })?;
@@ -395,10 +396,8 @@ fn changed_member(member: &str, shown: &dyn std::fmt::Display) -> anyhow::Error 
 
 /// A tar archive: the "ustar" magic at offset 257.
 pub(crate) fn looks_like_bundle(path: &Path) -> bool {
-    let mut head = [0u8; 262];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| &head[257..262] == b"ustar")
+    crate::fs::read_head(path, 262, crate::fs::Links::Follow)
+        .is_ok_and(|head| head.get(257..262) == Some(b"ustar"))
 }
 
 #[cfg(test)]

@@ -158,20 +158,43 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         .with_hint("fix the YAML; see https://docs.conda.io/projects/conda/en/latest/user-guide/tasks/manage-environments.html#create-env-file-manually")
         .into()
     };
+    // First the nesting and the lines, in linear time; then the readers that do the rest.
+    let doc = crate::yaml::parse(text).map_err(|e| -> anyhow::Error {
+        UserError::usage(format!(
+            "{}, line {}: not a valid environment file: nested more than {} levels deep",
+            path.display(),
+            e.line,
+            crate::yaml::MAX_DEPTH
+        ))
+        .with_hint("an environment.yml nests a few levels at most; fix or replace the file")
+        .into()
+    })?;
+    let doc = doc.as_ref();
+    let section = doc.and_then(|d| d.entry(SECTION));
     let parsed = EnvironmentYaml::from_yaml_str(text).map_err(yaml_error)?;
-    let raw: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
-    let envmod = match raw.get(SECTION) {
-        Some(v) => Some(
-            serde_yaml::from_value::<EnvmodSection>(v.clone()).map_err(|e| {
-                let line = line_of(text, &format!("{SECTION}:"), 0).unwrap_or(1);
-                UserError::usage(format!(
-                    "{}, line {line}: the envmod section is not valid: {e}",
-                    path.display()
-                ))
-            })?,
+    // envmod's own section, read on its own: everything else is skipped unread.
+    #[derive(Deserialize)]
+    struct Section {
+        envmod: EnvmodSection,
+    }
+    let envmod = match section {
+        Some((key, _)) => Some(
+            serde_yaml::from_str::<Section>(text)
+                .map_err(|e| {
+                    let (_, message) = crate::error::yaml_place(&e);
+                    UserError::usage(format!(
+                        "{}, line {}: the envmod section is not valid: {message}",
+                        path.display(),
+                        key.line()
+                    ))
+                })?
+                .envmod,
         ),
         None => None,
     };
+    if let Some(section_value) = &envmod {
+        check_modules(path, section_value, section.map(|(_, v)| v))?;
+    }
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut file = EnvFile {
         path: path.to_path_buf(),
@@ -184,15 +207,12 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         envmod,
     };
 
-    let raw_channels: Vec<String> = raw
-        .get("channels")
-        .and_then(|c| c.as_sequence())
-        .map(|s| {
-            s.iter()
-                .filter_map(|c| c.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let raw_channels: Vec<String> = doc
+        .and_then(|d| d.get("channels"))
+        .map_or(&[][..], |c| c.items())
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
     for channel in raw_channels {
         if channel == "nodefaults" || channel == "defaults" {
             // envmod never adds channels of its own; `defaults` is Anaconda's, which a
@@ -203,17 +223,14 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
     }
 
     // Specs as written, in the file's order, each with its line.
-    let mut cursor = 0;
-    let raw_deps = raw
-        .get("dependencies")
-        .and_then(|d| d.as_sequence())
-        .cloned()
-        .unwrap_or_default();
-    for (dep, typed) in raw_deps.iter().zip(&parsed.dependencies) {
+    let dep_nodes = doc
+        .and_then(|d| d.get("dependencies"))
+        .map_or(&[][..], |d| d.items());
+    let line_at = |i: usize| dep_nodes.get(i).map_or(1, crate::yaml::Node::line);
+    for (i, (dep, typed)) in dep_nodes.iter().zip(&parsed.dependencies).enumerate() {
         match (dep.as_str(), typed.as_match_spec()) {
             (Some(text_spec), Some(spec)) => {
-                let line = line_of(text, text_spec, cursor).unwrap_or(cursor.max(1));
-                cursor = line;
+                let line = line_at(i);
                 let value = if crate::conda::specs::parse_specs(&[text_spec.to_string()]).is_ok() {
                     text_spec.to_string()
                 } else {
@@ -228,7 +245,10 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
                 let Some((key, entries)) = typed.as_sub_section() else {
                     continue;
                 };
-                let line = line_of(text, &format!("{key}:"), cursor).unwrap_or(cursor.max(1));
+                let line = dep_nodes
+                    .get(i)
+                    .and_then(|n| n.entry(key))
+                    .map_or(line_at(i), |(k, _)| k.line());
                 if key != "pip" {
                     return Err(file
                         .error_at(
@@ -237,7 +257,6 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
                         )
                         .into());
                 }
-                cursor = line;
                 for entry in entries {
                     file.pip.push(resolve_pip_line(entry, &dir));
                 }
@@ -245,8 +264,15 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         }
     }
 
+    let variable_lines: std::collections::HashMap<&str, usize> = doc
+        .and_then(|d| d.get("variables"))
+        .map_or(&[][..], |v| v.entries())
+        .iter()
+        .rev()
+        .filter_map(|(k, _)| Some((k.as_str()?, k.line())))
+        .collect();
     for (name, value) in &parsed.variables {
-        let line = line_of(text, &format!("{name}:"), 0).unwrap_or(1);
+        let line = variable_lines.get(name.as_str()).copied().unwrap_or(1);
         if let Some(why) = super::activation::refusal(name) {
             return Err(file
                 .error_at(line, format!("variable {name:?} {why}"))
@@ -267,16 +293,35 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
     Ok(file)
 }
 
-/// The first line at or after `from` (1-based) that holds `needle`.
-fn line_of(text: &str, needle: &str, from: usize) -> Option<usize> {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, l)| {
-            let l = l.split('#').next().unwrap_or(l);
-            l.contains(needle)
-        })
-        .map(|(i, _)| i + 1)
+/// Every module of the envmod section must be a module name, not a path: the environment
+/// loads each one again on every `module load`.
+fn check_modules(
+    path: &Path,
+    section: &EnvmodSection,
+    node: Option<&crate::yaml::Node>,
+) -> Result<()> {
+    for key in ["modules", "skipped_modules"] {
+        let names = if key == "modules" {
+            &section.modules
+        } else {
+            &section.skipped_modules
+        };
+        for (i, name) in names.iter().enumerate() {
+            if let Err(why) = crate::site::modules::check_name(name) {
+                let line = node
+                    .and_then(|n| n.get(key))
+                    .and_then(|l| l.items().get(i))
+                    .map_or(1, crate::yaml::Node::line);
+                return Err(UserError::usage(format!(
+                    "{}, line {line}: module `{name}` is not a module name: {why}",
+                    path.display()
+                ))
+                .with_hint(crate::site::modules::NAME_HINT)
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A channel given as a relative directory is relative to the file, not to where envmod runs.

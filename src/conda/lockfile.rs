@@ -152,10 +152,11 @@ pub(super) fn read_as(
     shown: &dyn std::fmt::Display,
     platform: Subdir,
 ) -> Result<ReadLock> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UserError::failure(format!("cannot read lock file {shown}: {e}"))
-            .with_hint("check the path and that you can read it")
-    })?;
+    let text =
+        crate::fs::read_text(path, crate::fs::DOCUMENT, crate::fs::Links::Follow).map_err(|e| {
+            UserError::failure(e.to_string()).with_hint("check the path and that you can read it")
+        })?;
+    crate::yaml::check(&text).map_err(|e| invalid(shown, &e.to_string()))?;
     let lock = LockFile::from_str_with_base_directory(&text, path.parent())
         .map_err(|e| invalid(shown, &parse_message(&e)))?;
 

@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use rattler_digest::{HashingWriter, Sha256, Sha256Hash};
 use reqwest_middleware::ClientWithMiddleware;
 
-use crate::error::UserError;
+use crate::{error::UserError, site::run::OutputWithin};
 
 /// How many of pip's last output lines an error shows.
 const TAIL_LINES: usize = 12;
@@ -68,7 +68,7 @@ pub(crate) fn install(
         .arg("-r")
         .arg(list.path())
         .current_dir(cwd)
-        .output()
+        .output_within(crate::site::run::LONG)
         .with_context(|| format!("failed to run {} -m pip", python.display()))?;
     drop(list);
     if !out.status.success() {
@@ -473,7 +473,12 @@ pub(crate) fn installed(prefix: &Path, conda_files: &HashSet<PathBuf>) -> Result
                     continue;
                 }
                 let dir = dist.path();
-                let installer = std::fs::read_to_string(dir.join("INSTALLER")).unwrap_or_default();
+                let installer = crate::fs::read_text(
+                    &dir.join("INSTALLER"),
+                    crate::fs::SMALL_FILE,
+                    crate::fs::Links::Refuse,
+                )
+                .unwrap_or_default();
                 if installer.trim() == "conda" {
                     continue;
                 }
@@ -496,7 +501,10 @@ pub(crate) fn installed(prefix: &Path, conda_files: &HashSet<PathBuf>) -> Result
 }
 
 fn metadata(path: &Path) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = String::from_utf8_lossy(
+        &crate::fs::read_head(path, crate::fs::SMALL_FILE, crate::fs::Links::Refuse).ok()?,
+    )
+    .into_owned();
     let mut name = None;
     let mut version = None;
     for line in text.lines() {
@@ -515,9 +523,10 @@ fn metadata(path: &Path) -> Option<(String, String)> {
 /// The URL pip recorded a distribution came from, and the archive's sha256 when it recorded
 /// one (`archive_info.hashes`, or the older `archive_info.hash`).
 fn direct_url(path: &Path) -> (Option<String>, Option<Sha256Hash>) {
-    let Some(value) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    let Some(value) =
+        crate::fs::read_text(path, crate::fs::SMALL_FILE, crate::fs::Links::Refuse)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
     else {
         return (None, None);
     };

@@ -72,26 +72,48 @@ pub(crate) fn spec_package_name(spec: &str) -> Result<PackageName> {
 /// package in place, so the order users gave is kept; specs for new packages are appended.
 /// Two specs for one package within `added` keep the last, as conda does.
 pub(crate) fn with_added(existing: &[String], added: &[String]) -> Result<Vec<String>> {
-    let mut out: Vec<(PackageName, String)> = existing
-        .iter()
-        .map(|s| Ok((spec_package_name(s)?, s.clone())))
-        .collect::<Result<_>>()?;
-    for spec in added {
-        let name = spec_package_name(spec)?;
-        match out.iter().position(|(n, _)| *n == name) {
-            Some(i) => out[i].1 = spec.clone(),
-            None => out.push((name, spec.clone())),
-        }
-    }
+    Ok(with_added_parsed(existing, added)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect())
+}
+
+/// [`with_added`], with each spec parsed: each is parsed once, and looked up by name, since
+/// a file can list hundreds of thousands of them.
+pub(crate) fn with_added_parsed(
+    existing: &[String],
+    added: &[String],
+) -> Result<Vec<(String, MatchSpec)>> {
+    use std::collections::hash_map::Entry;
+    let mut out: Vec<(String, MatchSpec)> = Vec::with_capacity(existing.len() + added.len());
+    let mut place: std::collections::HashMap<PackageName, usize> =
+        std::collections::HashMap::with_capacity(out.capacity());
+    let name_of = |spec: &MatchSpec| {
+        spec.name
+            .as_exact()
+            .cloned()
+            .expect("parse_one only accepts exact names")
+    };
     // An existing list that already held two specs for one package (written by an older
     // envmod) collapses to the first place that package was named.
-    let mut seen = Vec::new();
-    out.retain(|(n, _)| {
-        let new = !seen.contains(n);
-        seen.push(n.clone());
-        new
-    });
-    Ok(out.into_iter().map(|(_, s)| s).collect())
+    for spec in existing {
+        let parsed = parse_one(spec)?;
+        if let Entry::Vacant(e) = place.entry(name_of(&parsed)) {
+            e.insert(out.len());
+            out.push((spec.clone(), parsed));
+        }
+    }
+    for spec in added {
+        let parsed = parse_one(spec)?;
+        match place.entry(name_of(&parsed)) {
+            Entry::Occupied(e) => out[*e.get()] = (spec.clone(), parsed),
+            Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push((spec.clone(), parsed));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The requested specs without those for `names`.

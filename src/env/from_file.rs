@@ -32,15 +32,16 @@ pub(crate) enum Source {
 impl Source {
     /// Read `path` (absolute) enough to know what it is; an environment.yml is parsed whole.
     pub(crate) fn read(path: &Path) -> Result<Self> {
-        let unreadable = |e: std::io::Error| -> anyhow::Error {
-            UserError::usage(format!("cannot read {}: {e}", path.display()))
+        let unreadable = |e: crate::fs::ReadError| -> anyhow::Error {
+            UserError::usage(e.to_string())
                 .with_hint("give the path of an environment.yml, a lock file or a bundle")
                 .into()
         };
         if conda::bundle::looks_like_bundle(path) {
             return Ok(Source::Bundle(path.to_path_buf()));
         }
-        let bytes = std::fs::read(path).map_err(unreadable)?;
+        let bytes = crate::fs::read_regular(path, crate::fs::DOCUMENT, crate::fs::Links::Follow)
+            .map_err(unreadable)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             UserError::usage(format!(
                 "{} is neither a text file (environment.yml, lock file) nor a bundle (.tar)",
@@ -93,13 +94,13 @@ pub(crate) fn file_channels(
 /// A solve error about a package the file asks for names the file and the line.
 pub(crate) fn name_the_line(e: anyhow::Error, f: &EnvFile) -> anyhow::Error {
     let text = format!("{e:#}");
+    let words: std::collections::HashSet<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .collect();
     for spec in &f.specs {
         if let Ok(name) = conda::specs::spec_package_name(&spec.value) {
             let name = name.as_normalized();
-            let mentioned = text
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-                .any(|w| w == name);
-            if mentioned {
+            if words.contains(name) {
                 // The solver's line about this package, without its tree drawing.
                 let detail = text
                     .lines()
@@ -167,7 +168,7 @@ pub(crate) fn file_modules(
     env: &Environ,
     printer: &Printer,
 ) -> Result<(Vec<LoadedModule>, Vec<String>)> {
-    let mapped = modules::apply_map(&section.modules, map);
+    let mapped = modules::apply_map(&section.modules, map)?;
     let as_loaded = |names: &[String]| {
         names
             .iter()
@@ -202,7 +203,10 @@ pub(crate) fn file_modules(
         section
             .modules
             .iter()
-            .find(|o| modules::apply_map(std::slice::from_ref(*o), map).first() == Some(m))
+            .find(|o| {
+                modules::apply_map(std::slice::from_ref(*o), map)
+                    .is_ok_and(|to| to.first() == Some(m))
+            })
             .cloned()
             .unwrap_or_else(|| m.clone())
     };

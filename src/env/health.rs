@@ -18,7 +18,7 @@ use crate::{
     manifest::{Manifest, PythonMode},
     outputs::modulefile::{Owner, owner_of},
     render::escape::sh_quote,
-    site::{modules, quota},
+    site::{modules, quota, run},
 };
 
 /// Where to look.
@@ -37,6 +37,9 @@ pub(crate) struct Finding {
 }
 
 const CONDA_BLOCK: &str = "# >>> conda initialize >>>";
+/// How much of a shell start-up file doctor reads: `conda init` writes its block near the
+/// top, and a start-up file of gigabytes must not cost gigabytes.
+const SCAN: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 /// A quota used to this percentage or more is reported: the next environment will not fit.
 const QUOTA_PERCENT: u64 = 90;
@@ -57,7 +60,9 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
     if let Some(h) = &home {
         for rc in [".bashrc", ".bash_profile", ".zshrc"] {
             let path = h.join(rc);
-            if std::fs::read_to_string(&path).is_ok_and(|t| t.contains(CONDA_BLOCK)) {
+            if crate::fs::read_head(&path, SCAN, crate::fs::Links::Follow)
+                .is_ok_and(|t| String::from_utf8_lossy(&t).contains(CONDA_BLOCK))
+            {
                 found.push(Finding {
                     check: "conda-init",
                     problem: format!("{} has a `conda initialize` block, which puts conda's Python first on PATH in every shell", show(&path)),
@@ -153,7 +158,7 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
     // Each environment: its Python, its modules, the user packages that shadow it.
     let envs: Vec<Manifest> = s.registry.all(&s.envs_dir).into_iter().flatten().collect();
     // Environments share a few site Pythons and modules: ask about each one once.
-    let mut versions: BTreeMap<PathBuf, Option<String>> = BTreeMap::new();
+    let mut versions: BTreeMap<PathBuf, Result<Option<String>, String>> = BTreeMap::new();
     let mut available: BTreeMap<String, bool> = BTreeMap::new();
     for m in &envs {
         let target = m.cli_target();
@@ -162,18 +167,23 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
             let version = versions
                 .entry(exe.clone())
                 .or_insert_with(|| python_version(exe));
-            match version.as_deref() {
-                None => found.push(Finding {
+            match version.as_ref().map(Option::as_deref) {
+                Err(hung) => found.push(Finding {
+                    check: "site-python",
+                    problem: format!("{}: its site Python {hung}", m.name),
+                    fix: format!("check that {} starts (`{} -c pass`); if the site replaced it, create the environment again: `envmod export {target} -o env.yml`, `envmod delete {target} --yes`, `envmod create -f env.yml`", exe.display(), sh_quote(&exe.to_string_lossy())),
+                }),
+                Ok(None) => found.push(Finding {
                     check: "site-python",
                     problem: format!("{}: its site Python {} is gone", m.name, exe.display()),
                     fix: format!("create it again on the site's current Python: `envmod export {target} -o env.yml`, `envmod delete {target} --yes`, `envmod create -f env.yml`"),
                 }),
-                Some(v) if v != m.python.site.version.as_str() => found.push(Finding {
+                Ok(Some(v)) if v != m.python.site.version.as_str() => found.push(Finding {
                     check: "site-python",
                     problem: format!("{}: its site Python {} is now {v}, not {}", m.name, exe.display(), m.python.site.version),
                     fix: format!("create it again: `envmod export {target} -o env.yml`, `envmod delete {target} --yes`, `envmod create -f env.yml`"),
                 }),
-                Some(_) => {}
+                Ok(Some(_)) => {}
             }
         }
         if module_system {
@@ -306,22 +316,26 @@ fn kib(n: u64) -> String {
     }
 }
 
-/// The version a Python reports, or `None` when it does not run.
-fn python_version(exe: &Path) -> Option<String> {
-    let out = std::process::Command::new(exe)
-        .args([
+/// The version a Python reports: `Ok(None)` when it does not run, `Err` with the reason
+/// when it does not answer in time.
+fn python_version(exe: &Path) -> Result<Option<String>, String> {
+    let out = run::output(
+        std::process::Command::new(exe).args([
             "-I",
             "-S",
             "-c",
             "import platform; print(platform.python_version())",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        ]),
+        run::SITE_PYTHON,
+    );
+    match out {
+        Ok(out) => Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())),
+        Err(e) if e.timed_out() => Err(e.to_string()),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Normalised names of the distributions (`*.dist-info`) in a site-packages directory.

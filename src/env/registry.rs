@@ -27,7 +27,7 @@ impl Registry {
     }
 
     fn read(&self) -> Vec<PathBuf> {
-        std::fs::read_to_string(&self.file)
+        crate::fs::read_text(&self.file, crate::fs::DOCUMENT, crate::fs::Links::Follow)
             .map(|t| {
                 t.lines()
                     .filter(|l| !l.is_empty())

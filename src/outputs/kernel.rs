@@ -137,7 +137,8 @@ fn is_shell_name(name: &str) -> bool {
 
 /// The environment a kernel.json was written for, if envmod wrote it.
 pub(crate) fn owner_of(kernel_json: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(kernel_json).ok()?;
+    let text =
+        crate::fs::read_text(kernel_json, crate::fs::SMALL_FILE, crate::fs::Links::Refuse).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["metadata"]["envmod"]["prefix"]
         .as_str()
@@ -196,13 +197,11 @@ pub(crate) fn plan_kernel(
 
 /// ipykernel must import in the environment; envmod does not install it behind the user's back.
 pub(crate) fn require_ipykernel(manifest: &Manifest, python: &Path) -> Result<()> {
-    let found = std::process::Command::new(python)
-        .args(["-c", "import ipykernel"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let found = crate::site::run::output(
+        std::process::Command::new(python).args(["-c", "import ipykernel"]),
+        crate::site::run::IMPORT,
+    )
+    .is_ok_and(|out| out.status.success());
     if found {
         return Ok(());
     }

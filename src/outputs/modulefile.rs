@@ -2,10 +2,7 @@
 //! (Tcl). Its first lines say that envmod wrote it and for which prefix, which is how envmod
 //! knows a modulefile is its own to replace or remove, and whose it is.
 
-use std::{
-    io::Read,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -114,16 +111,12 @@ pub(crate) enum Owner {
 }
 
 pub(crate) fn owner_of(path: &Path) -> Owner {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return if path.symlink_metadata().is_ok() {
-            Owner::Foreign
-        } else {
-            Owner::Nobody
-        };
-    };
-    let mut head = vec![0u8; HEAD];
-    let n = f.read(&mut head).unwrap_or(0);
-    owner_in(&String::from_utf8_lossy(&head[..n]))
+    // A link, a FIFO or a device there is no file of envmod's: never followed nor opened.
+    match crate::fs::read_head(path, HEAD as u64, crate::fs::Links::Refuse) {
+        Ok(head) => owner_in(&String::from_utf8_lossy(&head)),
+        Err(e) if e.is_not_found() => Owner::Nobody,
+        Err(_) => Owner::Foreign,
+    }
 }
 
 fn owner_in(head: &str) -> Owner {

@@ -52,7 +52,7 @@ impl Renderer {
             let (source, origin) = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file())
             {
                 Some(path) => (
-                    std::fs::read_to_string(&path)
+                    crate::fs::read_text(&path, crate::fs::SMALL_FILE, crate::fs::Links::Follow)
                         .with_context(|| format!("failed to read template {}", path.display()))?,
                     Some(path),
                 ),

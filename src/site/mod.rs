@@ -4,6 +4,7 @@
 pub mod modules;
 pub mod python;
 pub(crate) mod quota;
+pub(crate) mod run;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,13 +1,13 @@
 //! The modules loaded in the user's shell, recorded at creation so the modulefile can load
 //! the same stack and refuse a different one.
 
-use std::{io::Read, path::Path, sync::LazyLock};
+use std::{path::Path, process::Command, sync::LazyLock};
 
 use regex::Regex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::environ::Environ;
+use crate::{environ::Environ, error::UserError, site::run};
 
 /// The first line of every modulefile envmod writes; it is how envmod recognises its own
 /// modules (never recorded as dependencies, and the only modulefiles it will delete).
@@ -41,38 +41,114 @@ impl LoadedModule {
 /// `is-avail` reads its spider cache; Environment Modules searches MODULEPATH). `None` when
 /// there is no module system at all.
 pub(crate) fn is_available(env: &Environ, name: &str) -> anyhow::Result<Option<bool>> {
+    let Some(cmd) = module_command(env)? else {
+        return Ok(None);
+    };
+    if check_name(name).is_err() {
+        return Ok(Some(false));
+    }
+    // Both print shell code whose status is the answer: Lmod ends with `false`, Environment
+    // Modules with `test 0 = 1`.
+    let out = run::output(
+        Command::new("/bin/sh")
+            .args([
+                "-c",
+                r#"out=$("$0" sh is-avail "$1" 2>/dev/null) || exit 1; eval "$out" >/dev/null 2>&1"#,
+            ])
+            .arg(cmd)
+            .arg(name),
+        run::MODULE,
+    )
+    .map_err(|e| module_error(cmd, e))?;
+    Ok(Some(out.status.success()))
+}
+
+/// The module command of this shell (`LMOD_CMD`, else `MODULES_CMD`), `None` without a
+/// module system. It must be an absolute path: a bare name would be looked up on PATH.
+fn module_command(env: &Environ) -> anyhow::Result<Option<&str>> {
     let Some(cmd) = env.get("LMOD_CMD").or_else(|| env.get("MODULES_CMD")) else {
         return Ok(None);
     };
-    // Both print shell code whose status is the answer: Lmod ends with `false`, Environment
-    // Modules with `test 0 = 1`.
-    let out = std::process::Command::new("sh")
-        .args([
-            "-c",
-            r#"out=$("$0" sh is-avail "$1" 2>/dev/null) || exit 1; eval "$out""#,
-        ])
-        .arg(cmd)
-        .arg(name)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map_err(|e| anyhow::anyhow!("failed to run the module command {cmd}: {e}"))?;
-    Ok(Some(out.success()))
+    if !cmd.starts_with('/') {
+        return Err(UserError::failure(format!(
+            "the module command {cmd:?} (LMOD_CMD or MODULES_CMD) is not an absolute path"
+        ))
+        .with_hint("initialise the module system as the site does (`source /etc/profile`), or open a new shell")
+        .into());
+    }
+    Ok(Some(cmd))
 }
 
+fn module_error(cmd: &str, e: run::RunError) -> anyhow::Error {
+    let hint = "check that `module avail` answers in this shell (a module path on a filesystem that hangs?), or run envmod where no module system is set up";
+    if e.timed_out() {
+        return UserError::failure(format!(
+            "the module command {cmd} did not answer within {} s",
+            run::MODULE.get().as_secs_f32()
+        ))
+        .with_hint(hint)
+        .into();
+    }
+    UserError::failure(format!("failed to run the module command {cmd}: {e}"))
+        .with_hint(hint)
+        .into()
+}
+
+/// Why `name` is not a module name, if it is not. A module is recorded, and loaded again
+/// by every `module load` of the environment, by its name, which the module system looks up
+/// on MODULEPATH. A path instead (absolute, or with `.`, `..` or empty components, which
+/// Environment Modules takes relative to the working directory and Lmod folds away) names
+/// a file whoever owns it can change.
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.starts_with('/') {
+        return Err("it is an absolute path");
+    }
+    if name.starts_with('-') {
+        return Err("it starts with `-`");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ':')
+    {
+        return Err("it holds a space, a colon or a control character");
+    }
+    match name.split('/').find(|c| matches!(*c, "" | "." | "..")) {
+        Some("") => Err("it has an empty component"),
+        Some(_) => Err("it has a `.` or `..` component"),
+        None => Ok(()),
+    }
+}
+
+/// The hint for a name `check_name` refuses.
+pub(crate) const NAME_HINT: &str = "name modules as `module avail` lists them (`gcc/12.2`): envmod records names found on MODULEPATH, never paths";
+
 /// `module_map` applied to `modules`: a mapped name replaces the module, a null drops it.
+/// A map value must be a module name (see `check_name`); the error names the map's key.
 pub(crate) fn apply_map(
     modules: &[String],
     map: &std::collections::BTreeMap<String, Option<String>>,
-) -> Vec<String> {
-    modules
-        .iter()
-        .filter_map(|m| match map.get(m) {
-            Some(to) => to.clone(),
-            None => Some(m.clone()),
-        })
-        .collect()
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(modules.len());
+    for m in modules {
+        match map.get(m) {
+            Some(Some(to)) => {
+                if let Err(why) = check_name(to) {
+                    return Err(UserError::usage(format!(
+                        "the module map sends `{m}` to `{to}`, which is not a module name: {why}"
+                    ))
+                    .with_hint(NAME_HINT)
+                    .into());
+                }
+                out.push(to.clone());
+            }
+            Some(None) => {}
+            None => out.push(m.clone()),
+        }
+    }
+    Ok(out)
 }
 
 /// A variable that loading the recorded modules sets.
@@ -91,7 +167,7 @@ pub(crate) fn module_vars(
     env: &Environ,
     modules: &[String],
 ) -> anyhow::Result<Option<Vec<ModuleVar>>> {
-    let Some(cmd) = env.get("LMOD_CMD").or_else(|| env.get("MODULES_CMD")) else {
+    let Some(cmd) = module_command(env)? else {
         return Ok(None);
     };
     if modules.is_empty() {
@@ -103,12 +179,13 @@ env -0
 printf '\0--envmod--\0'
 eval "$("$cmd" sh load "$@")" >/dev/null || exit 3
 env -0"#;
-    let out = std::process::Command::new("sh")
-        .args(["-c", script, "envmod-module-vars", cmd])
-        .args(modules)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| anyhow::anyhow!("failed to run the module command {cmd}: {e}"))?;
+    let out = run::output(
+        Command::new("/bin/sh")
+            .args(["-c", script, "envmod-module-vars", cmd])
+            .args(modules),
+        run::MODULE,
+    )
+    .map_err(|e| module_error(cmd, e))?;
     if !out.status.success() {
         anyhow::bail!(
             "the module system could not load {}: {}",
@@ -171,6 +248,8 @@ pub(crate) enum Skipped {
     Envmod(String),
     /// The module that puts envmod itself on PATH.
     Tool(String),
+    /// Loaded by path (`module load /some/dir/gcc/12.2`), not by a name on MODULEPATH.
+    Path(String),
 }
 
 /// Read `LOADEDMODULES` and `_LMFILES_` (both module systems export them) and keep the
@@ -220,6 +299,8 @@ pub(crate) fn capture(env: &Environ, ignore: &[String]) -> (Vec<LoadedModule>, V
             .is_some_and(|f| is_envmod_modulefile(Path::new(f)))
         {
             skipped.push(Skipped::Envmod(full_name.to_string()));
+        } else if check_name(full_name).is_err() {
+            skipped.push(Skipped::Path(full_name.to_string()));
         } else {
             kept.push(module);
         }
@@ -233,11 +314,8 @@ pub(crate) fn is_envmod_modulefile(path: &Path) -> bool {
 }
 
 fn head_contains(path: &Path, marker: &str) -> bool {
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    String::from_utf8_lossy(&head[..n]).contains(marker)
+    crate::fs::read_head(path, 256, crate::fs::Links::Follow)
+        .is_ok_and(|head| String::from_utf8_lossy(&head).contains(marker))
 }
 
 /// Sticky modules are the site's baseline (StdEnv and the like): an env must not depend on

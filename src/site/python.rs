@@ -4,14 +4,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::Duration,
+    process::Command,
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::{environ::Environ, error::UserError};
+use crate::{environ::Environ, error::UserError, site::run};
 
 /// Ask the interpreter about itself, one fact a line. `_base_executable` sees through a venv,
 /// so an env created while another env is active still sits on the real site Python. The
@@ -92,7 +91,14 @@ impl SitePython {
 /// `python3` on PATH.
 pub(crate) fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
     let wanted = configured.unwrap_or("python3");
-    which::which_in(wanted, env.get("PATH"), env.cwd()).map_err(|_| {
+    // A path is the user's own choice, relative to where envmod runs; a name is looked up on
+    // the absolute entries of PATH only.
+    let found = if wanted.contains('/') {
+        which::which_in(wanted, None::<&str>, env.cwd()).ok()
+    } else {
+        run::find_program(wanted, env.get("PATH"))
+    };
+    found.ok_or_else(|| {
         let (msg, hint) = if configured.is_some() {
             (
                 format!("site Python {wanted:?} was not found or is not executable"),
@@ -123,7 +129,7 @@ pub(crate) struct Probe {
 enum ProbeState {
     Known(SitePython),
     Running {
-        child: std::process::Child,
+        started: run::Started,
         /// Where to remember the answer, for a binary that can be cached.
         cache_file: Option<PathBuf>,
     },
@@ -136,9 +142,10 @@ impl Probe {
             .zip(cache_key(interpreter))
             .map(|(dir, key)| dir.join(format!("{key:016x}.json")));
         if let Some(file) = &cache_file
-            && let Some(hit) = std::fs::read(file)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<CachedProbe>(&b).ok())
+            && let Some(hit) =
+                crate::fs::read_regular(file, crate::fs::SMALL_FILE, crate::fs::Links::Refuse)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<CachedProbe>(&b).ok())
             && hit.interpreter == interpreter
         {
             let python = SitePython {
@@ -152,26 +159,29 @@ impl Probe {
         }
         // -I keeps PYTHONPATH, PYTHONHOME and the user site out of the answer, so we learn
         // about the interpreter itself and not whatever the current shell stacked on it.
-        let child = Command::new(interpreter)
-            .args(["-I", "-S", "-c", PROBE])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("failed to run site Python {}", interpreter.display()))?;
+        let mut cmd = Command::new(interpreter);
+        cmd.args(["-I", "-S", "-c", PROBE]);
         Ok(Self {
             interpreter: interpreter.to_path_buf(),
-            state: ProbeState::Running { child, cache_file },
+            state: ProbeState::Running {
+                started: run::start(cmd, run::SITE_PYTHON),
+                cache_file,
+            },
         })
     }
 
     /// The interpreter's facts, waiting for it if it is still running.
     pub(crate) fn wait(self) -> Result<SitePython> {
-        let (child, cache_file) = match self.state {
+        let (started, cache_file) = match self.state {
             ProbeState::Known(python) => return Ok(python),
-            ProbeState::Running { child, cache_file } => (child, cache_file),
+            ProbeState::Running {
+                started,
+                cache_file,
+            } => (started, cache_file),
         };
-        let out = wait_bounded(child, &self.interpreter)?;
+        let out = started
+            .wait()
+            .map_err(|e| no_answer(&self.interpreter, e))?;
         let (python, sys_path) = parse_probe(&self.interpreter, &out)?;
         if let Some(file) = cache_file {
             remember(&self.interpreter, &file, &python, sys_path);
@@ -180,38 +190,20 @@ impl Probe {
     }
 }
 
-/// How long the site Python may take to answer: a hung interpreter (a wrapper waiting on a
-/// licence server, a dead network filesystem) must not hang envmod.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn wait_bounded(child: std::process::Child, interpreter: &Path) -> Result<std::process::Output> {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let timeout =
-        crate::failpoint::timeout_ms("PROBE_TIMEOUT").map_or(PROBE_TIMEOUT, Duration::from_millis);
-    match rx.recv_timeout(timeout) {
-        Ok(out) => {
-            out.with_context(|| format!("failed to run site Python {}", interpreter.display()))
-        }
-        Err(_) => {
-            // SAFETY: kill(2) with a pid this process started and has not yet reaped.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
-            Err(UserError::failure(format!(
-                "site Python {} did not answer within {} s",
-                interpreter.display(),
-                timeout.as_secs_f32()
-            ))
+/// A site Python that did not run, or did not answer in time (a wrapper waiting on a
+/// licence server, a dead network filesystem): envmod says so rather than hang.
+pub(crate) fn no_answer(interpreter: &Path, e: run::RunError) -> anyhow::Error {
+    if e.timed_out() {
+        return UserError::failure(format!("site Python {}", e))
             .with_hint(
                 "check that it starts (`python3 -c pass`), or choose another with --site-python",
             )
-            .into())
-        }
+            .into();
     }
+    anyhow::Error::new(e).context(format!(
+        "failed to run site Python {}",
+        interpreter.display()
+    ))
 }
 
 /// Write a probe's answer to the cache. A cache that cannot be written only costs speed.
@@ -310,16 +302,11 @@ struct CachedProbe {
 fn cache_key(interpreter: &Path) -> Option<u64> {
     use std::{
         hash::{Hash, Hasher},
-        io::Read,
         os::unix::fs::MetadataExt,
     };
     let real = std::fs::canonicalize(interpreter).ok()?;
-    let mut head = [0u8; 2];
-    std::fs::File::open(&real)
-        .ok()?
-        .read_exact(&mut head)
-        .ok()?;
-    if &head == b"#!" {
+    let head = crate::fs::read_head(&real, 2, crate::fs::Links::Follow).ok()?;
+    if head.len() < 2 || head == b"#!" {
         return None;
     }
     let meta = std::fs::metadata(&real).ok()?;
@@ -340,6 +327,8 @@ fn cache_key(interpreter: &Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Stdio;
+
     use super::*;
 
     const REAL: &str = "/usr/bin/python3.11";

@@ -4,15 +4,9 @@
 //! from a failed install. The kernel interfaces differ between local, NFS and XFS quotas;
 //! `quota` hides those differences (and asks rpc.rquotad for NFS), so envmod asks it.
 
-use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::Command};
 
-/// How long `quota` may take. Over NFS it asks the server, which can hang; a diagnosis that
-/// hangs is worse than one without quotas.
-const TIMEOUT: Duration = Duration::from_secs(5);
+use crate::site::run;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resource {
@@ -43,57 +37,32 @@ impl Usage {
 /// The quotas of the user and the user's groups on the filesystems mounted at `mounts`, or
 /// `None` when no `quota` program is on PATH. Filesystems without quotas are not listed.
 pub(crate) fn usage(mounts: &[PathBuf], path_var: Option<&str>) -> Option<Vec<Usage>> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let quota = which::which_in("quota", path_var, cwd).ok()?;
+    let quota = run::find_program("quota", path_var)?;
     if mounts.is_empty() {
         return Some(Vec::new());
     }
     // -w: one line per filesystem; -p: grace as a number; -Q: no complaint about an NFS
     // server without rquotad; -f: only these filesystems. Untranslated, for the parser.
-    let child = Command::new(quota)
-        .args([
-            "-u",
-            "-g",
-            "-w",
-            "-p",
-            "-Q",
-            "--show-mntpoint",
-            "--hide-device",
-            "-f",
-        ])
-        .args(mounts)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let out = wait_with_timeout(child, TIMEOUT)?;
+    let out = run::output(
+        Command::new(quota)
+            .args([
+                "-u",
+                "-g",
+                "-w",
+                "-p",
+                "-Q",
+                "--show-mntpoint",
+                "--hide-device",
+                "-f",
+            ])
+            .args(mounts)
+            .env("LC_ALL", "C"),
+        run::QUOTA,
+    )
+    .ok()?;
     // quota exits 1 both when a user is over quota and when a filesystem has none, so the
     // exit code says nothing; the report does.
-    Some(parse(&String::from_utf8_lossy(&out)))
-}
-
-fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut stdout = child.stdout.take()?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        stdout.read_to_end(&mut buf).ok().map(|_| buf)
-    });
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    reader.join().ok().flatten()
+    Some(parse(&String::from_utf8_lossy(&out.stdout)))
 }
 
 /// The report of `quota -u -g -w -p --show-mntpoint --hide-device`: a heading per user or

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod inputs;
 mod kernels;
 mod pip;
 mod variables;
