@@ -523,10 +523,9 @@ fn metadata(path: &Path) -> Option<(String, String)> {
 /// The URL pip recorded a distribution came from, and the archive's sha256 when it recorded
 /// one (`archive_info.hashes`, or the older `archive_info.hash`).
 fn direct_url(path: &Path) -> (Option<String>, Option<Sha256Hash>) {
-    let Some(value) =
-        crate::fs::read_text(path, crate::fs::SMALL_FILE, crate::fs::Links::Refuse)
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    let Some(value) = crate::fs::read_text(path, crate::fs::SMALL_FILE, crate::fs::Links::Refuse)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
     else {
         return (None, None);
     };
