@@ -26,3 +26,5 @@ fn the_instructor_owns_a_shared_course_env_that_the_student_loads() {
     let text = common::ok(&c.bash(Who::Student, &script));
     assert_eq!(text.trim(), "2.0", "{text}");
 }
+
+mod cache;
