@@ -107,6 +107,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         channels: settings.channels.value.clone(),
         channel_alias: url::Url::parse(&settings.channel_alias.value)?,
         pkgs_dirs: settings.pkgs_dirs.value.clone(),
+        readonly_pkgs_dirs: settings.readonly_pkgs_dirs.value.clone(),
         offline: settings.offline.value,
         compile_pyc: settings.compile_pyc.value,
     };

@@ -1,18 +1,282 @@
-//! Leftovers of package extractions that were killed midway. rattler extracts a package into
-//! a temporary `.<name-version-build><6 random characters>` directory beside its cache entry
-//! and renames it into place; a SIGKILL or power cut in between leaves the temporary directory
-//! behind, and nothing ever removes it. On a shared cache that is gigabytes over a semester.
+//! The package cache's layers, and who may have written them.
+//!
+//! envmod links files from a cache entry into environments without reading them again, so
+//! whoever can write a cache decides what those environments run. A cache is used only when
+//! nobody but its owner (and root) can write it, or replace it, or has put an entry in it:
+//! a cache a group shares for writing is refused, and the set-up that shares packages
+//! safely is a cache one account fills, read by the others through `readonly_pkgs_dirs`.
+//!
+//! Leftovers of package extractions that were killed midway are removed here too. rattler
+//! extracts a package into a temporary `.<name-version-build><6 random characters>`
+//! directory beside its cache entry and renames it into place; a SIGKILL or power cut in
+//! between leaves the temporary directory behind, and nothing ever removes it. On a shared
+//! cache that is gigabytes over a semester.
 
 use std::{
-    os::fd::AsRawFd,
-    path::{Path, PathBuf},
+    ffi::CStr,
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    path::{Component, Path, PathBuf},
 };
+
+use anyhow::Result;
+use rattler::package_cache::PackageCache;
+use rattler_cache::validation::ValidationMode;
+
+use crate::error::UserError;
 
 /// The lock rattler holds on a package cache for a whole installation, extraction included.
 const GLOBAL_LOCK: &str = ".cache.lock";
 
 /// Random characters tempfile appends to the prefix rattler gives it.
 const RANDOM_LEN: usize = 6;
+
+/// The package cache envmod installs from: every `pkgs_dirs` entry, then every
+/// `readonly_pkgs_dirs` entry, read in that order; packages are extracted into the first
+/// `pkgs_dirs` entry. Refused when someone other than a cache's owner could have put
+/// packages in it.
+pub(crate) fn package_cache(pkgs_dirs: &[PathBuf], readonly: &[PathBuf]) -> Result<PackageCache> {
+    for (i, dir) in pkgs_dirs.iter().enumerate() {
+        check_layer(dir, i == 0)?;
+    }
+    for dir in readonly {
+        check_layer(dir, false)?;
+    }
+    Ok(PackageCache::new_layered(
+        pkgs_dirs.iter().chain(readonly).cloned(),
+        false,
+        ValidationMode::default(),
+    ))
+}
+
+/// Create the cache envmod extracts into, writable by its owner only, whatever the umask:
+/// a cache that came out group-writable would be refused by the next command.
+pub(crate) fn prepare_written(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755 & !super::dirmodes::current_umask())
+        .create(dir)
+        .map_err(|e| {
+            UserError::failure(format!(
+                "cannot create the package cache {}: {e}",
+                dir.display()
+            ))
+            .with_hint("set pkgs_dirs to a directory you can write, or create this one")
+        })?;
+    Ok(())
+}
+
+/// Whoever besides its owner (and root) can write a file or directory: everyone, or a group
+/// that is not the owner's own private group.
+fn others_who_can_write(meta: &std::fs::Metadata) -> Option<String> {
+    let mode = meta.mode();
+    if mode & 0o002 != 0 {
+        return Some("everyone".to_string());
+    }
+    if mode & 0o020 != 0 && !is_private_group(meta.gid(), meta.uid()) {
+        return Some(format!("group {}", group_name(meta.gid())));
+    }
+    None
+}
+
+/// Refuse a cache layer that others could have written: the layer itself, any directory
+/// above it (which could swap it for another), or an entry in it that is not its owner's.
+/// `written`: envmod extracts into it, so it must be the user's own.
+fn check_layer(dir: &Path, written: bool) -> Result<()> {
+    let refuse = |message: String, hint: String| -> anyhow::Error {
+        UserError::failure(message).with_hint(hint).into()
+    };
+    let me = euid();
+    let layer = std::fs::metadata(dir).ok().filter(|m| m.is_dir());
+    let owner = layer.as_ref().map_or(me, |m| m.uid());
+    let trusted = |uid: u32| uid == me || uid == 0 || uid == owner;
+    // The path as written (each link in it sits in a directory of the chain) and as
+    // resolved; a cache that does not exist yet, as it will be created.
+    let mut chains = vec![chain(dir)];
+    let mut existing = dir;
+    while existing.symlink_metadata().is_err() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => break,
+        }
+    }
+    if let (Ok(real), Ok(rest)) = (existing.canonicalize(), dir.strip_prefix(existing)) {
+        chains.push(chain(&real.join(rest)));
+    }
+    for dirs in &chains {
+        for pair in dirs.windows(2) {
+            let (above, below) = (&pair[0], &pair[1]);
+            let Ok(meta) = above.symlink_metadata() else {
+                break;
+            };
+            if !meta.is_dir() {
+                continue;
+            }
+            let Some(who) = others_who_can_write(&meta) else {
+                continue;
+            };
+            // A sticky directory (/tmp) lets nobody rename what others own in it; what does
+            // not exist yet there, anyone could make first.
+            let sticky = meta.mode() & 0o1000 != 0;
+            if sticky && below.symlink_metadata().is_ok_and(|m| trusted(m.uid())) {
+                continue;
+            }
+            return Err(refuse(
+                format!(
+                    "the package cache {} is inside {}, which {who} can write: they could put a cache of their own in its place",
+                    dir.display(),
+                    above.display()
+                ),
+                "move the cache below directories that only you or root can write (pkgs_dirs, readonly_pkgs_dirs)".to_string(),
+            ));
+        }
+    }
+    let Some(meta) = layer else {
+        return Ok(());
+    };
+    if let Some(who) = others_who_can_write(&meta) {
+        return Err(refuse(
+            format!(
+                "the package cache {} can be written by {who}: the packages linked from it could have been changed by someone else",
+                dir.display()
+            ),
+            format!(
+                "make it writable by its owner alone (chmod go-w {}), and let others read it with readonly_pkgs_dirs (docs/admin.md, \"Sharing a package cache\")",
+                dir.display()
+            ),
+        ));
+    }
+    if written && meta.uid() != me {
+        return Err(refuse(
+            format!(
+                "the package cache {} belongs to {}: envmod extracts packages into the first of pkgs_dirs, which must be your own",
+                dir.display(),
+                user_name(meta.uid())
+            ),
+            format!(
+                "set pkgs_dirs to a directory of your own, and name {} in readonly_pkgs_dirs to read packages from it",
+                dir.display()
+            ),
+        ));
+    }
+    // Unreadable: rattler cannot read its entries either.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(m) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let problem = if !trusted(m.uid()) {
+            format!("belongs to {}", user_name(m.uid()))
+        } else if m.file_type().is_symlink() {
+            continue;
+        } else if let Some(who) = others_who_can_write(&m) {
+            format!("can be written by {who}")
+        } else {
+            continue;
+        };
+        let fix = if written {
+            format!(
+                "remove it (rm -rf {}) and run the command again",
+                sh_quote(&entry.path())
+            )
+        } else {
+            format!(
+                "ask {}, who fills the cache, to remove it, or leave {} out of readonly_pkgs_dirs",
+                user_name(meta.uid()),
+                dir.display()
+            )
+        };
+        return Err(refuse(
+            format!(
+                "{} in the package cache {} {problem}: envmod links only packages the cache's owner put there",
+                entry.path().display(),
+                dir.display()
+            ),
+            fix,
+        ));
+    }
+    Ok(())
+}
+
+/// `/`, `/a`, `/a/b`, … `path`.
+fn chain(path: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut at = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => continue,
+            Component::ParentDir => {
+                at.pop();
+            }
+            other => at.push(other),
+        }
+        out.push(at.clone());
+    }
+    out
+}
+
+fn sh_quote(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn user_name(uid: u32) -> String {
+    crate::fs::user_name(uid).unwrap_or_else(|| uid.to_string())
+}
+
+fn group_name(gid: u32) -> String {
+    // SAFETY: getgrgid's result is read at once, on this thread, before any other call that
+    // could reuse its static buffer.
+    unsafe {
+        let gr = libc::getgrgid(gid);
+        if gr.is_null() {
+            return gid.to_string();
+        }
+        CStr::from_ptr((*gr).gr_name).to_string_lossy().into_owned()
+    }
+}
+
+/// Whether `gid` is the private group of user `uid` (a group of the user's own name, the
+/// user's primary group, with no other member): then group write is the owner's alone.
+fn is_private_group(gid: u32, uid: u32) -> bool {
+    // SAFETY: getpwuid's and getgrgid's results are read at once, on this thread; the user
+    // name is copied before getgrgid is called.
+    unsafe {
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() || (*pw).pw_gid != gid {
+            return false;
+        }
+        let name = CStr::from_ptr((*pw).pw_name).to_owned();
+        let gr = libc::getgrgid(gid);
+        if gr.is_null() || CStr::from_ptr((*gr).gr_name) != name.as_c_str() {
+            return false;
+        }
+        let mut member = (*gr).gr_mem;
+        while !member.is_null() && !(*member).is_null() {
+            if CStr::from_ptr(*member) != name.as_c_str() {
+                return false;
+            }
+            member = member.add(1);
+        }
+        true
+    }
+}
 
 /// Remove leftover extraction directories from every cache in `pkgs_dirs` whose lock can be
 /// taken right now. A cache that is locked is in use by another installation, whose

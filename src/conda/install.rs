@@ -2,17 +2,21 @@
 //! from the cache where the filesystem allows, so a class of 300 environments with the same
 //! packages costs the disk of one.
 
-use std::{collections::HashSet, path::Path, str::FromStr};
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use anyhow::{Context, Result};
 use rattler::install::{
-    IndicatifReporter, InstallationResultRecord, Installer, Reporter, Transaction,
+    IndicatifReporter, InstallationResultRecord, Installer, LinkOptions, Reporter, Transaction,
     TransactionOperation,
 };
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix},
+    conda::{CondaSettings, Network, PLATFORM, cache, dirmodes, disk, prefix},
     error::UserError,
     printer::Printer,
 };
@@ -28,6 +32,10 @@ pub struct InstallRequest<'a> {
     pub skip_python: bool,
     /// The client the records were solved with: their URLs carry no credentials.
     pub network: &'a Network,
+    /// Copy files instead of hard-linking them: in an environment the group can write, a
+    /// hard link would let the group write the cache's file, and every other environment
+    /// linked to it.
+    pub copy_from_cache: bool,
 }
 
 /// Names of what a transaction added and removed, for the summary line. Built from the
@@ -73,9 +81,18 @@ pub async fn install(
     req: InstallRequest<'_>,
     printer: &Printer,
 ) -> Result<Changes> {
+    let package_cache = settings.package_cache()?;
+    let written = &settings.pkgs_dirs[0];
+    cache::prepare_written(written)?;
     cache::clean_stale_extractions(&settings.pkgs_dirs);
     if settings.offline {
-        let missing = missing_from_cache(&req.records, &settings.pkgs_dirs, req.skip_python);
+        let dirs: Vec<PathBuf> = settings
+            .pkgs_dirs
+            .iter()
+            .chain(&settings.readonly_pkgs_dirs)
+            .cloned()
+            .collect();
+        let missing = missing_from_cache(&req.records, &dirs, req.skip_python);
         if !missing.is_empty() {
             return Err(UserError::failure(format!(
                 "offline, and not in the package cache: {}",
@@ -89,11 +106,17 @@ pub async fn install(
     let mut installer = Installer::new()
         .with_download_client(req.network.client()?)
         .with_target_platform(PLATFORM)
-        .with_package_cache(settings.package_cache())
+        .with_package_cache(package_cache)
         .with_requested_specs(req.specs)
         .with_installed_packages(installed)
         .with_execute_link_scripts(false)
         .with_alternative_target_prefix(req.target_prefix);
+    if req.copy_from_cache {
+        installer = installer.with_link_options(LinkOptions {
+            allow_hard_links: Some(false),
+            ..LinkOptions::default()
+        });
+    }
     if req.skip_python {
         installer =
             installer.with_ignored_packages(HashSet::from([PackageName::from_str("python")?]));
@@ -109,7 +132,11 @@ pub async fn install(
     } else {
         installer = installer.with_reporter(lines);
     }
-    let result = installer.install(req.dir, req.records).await.map_err(|e| {
+    // Entries extracted now are for everyone who reads the cache, not for this umask.
+    let umask = dirmodes::UmaskFor::dir(written);
+    let result = installer.install(req.dir, req.records).await;
+    drop(umask);
+    let result = result.map_err(|e| {
         if let Some(kind) = disk::no_space_in(&e) {
             return where_space_ran_out(kind, &e, req.dir, settings);
         }

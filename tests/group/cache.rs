@@ -30,7 +30,10 @@ fn envmod_with(c: &Course, who: Who, umask: &str, vars: &[(&str, &Path)], args: 
     let line: Vec<String> = args.iter().map(|a| sh(a)).collect();
     c.bash(
         who,
-        &format!("umask {umask}\n{exports}exec \"$ENVMOD\" {}", line.join(" ")),
+        &format!(
+            "umask {umask}\n{exports}exec \"$ENVMOD\" {}",
+            line.join(" ")
+        ),
     )
 }
 
@@ -139,7 +142,12 @@ fn a_package_a_ta_planted_in_a_group_writable_cache_is_never_linked() {
     let c = Course::new();
     let (bundle, extracted) = alpha_bundle_and_entry(&c);
     // The cache as a course used to share it: group-writable and setgid.
-    let shared = dir_of(&c.path().join("shared-pkgs"), "root", Some(GROUP), "2775");
+    let shared = dir_of(
+        &c.path().join("shared-pkgs"),
+        common::course::INSTRUCTOR,
+        Some(GROUP),
+        "2775",
+    );
     // The TA puts a copy of the real entry there, `.lock` and its archive's sha256 included,
     // with a file of their own in it.
     let plant = format!(
@@ -177,6 +185,30 @@ fn a_package_a_ta_planted_in_a_group_writable_cache_is_never_linked() {
         err.contains(&shared.display().to_string())
             && err.contains(&format!("group {GROUP}"))
             && err.contains("readonly_pkgs_dirs"),
+        "{err}"
+    );
+    assert!(victim.symlink_metadata().is_err(), "{err}");
+
+    // Closed to the group now, it still holds what the TA put there.
+    run_ok("chmod", &["2755", &shared.display().to_string()]);
+    let out = envmod_with(
+        &c,
+        Who::Instructor,
+        "022",
+        &[("ENVMOD_PKGS_DIRS", &shared)],
+        &[
+            "create",
+            "-p",
+            victim.to_str().unwrap(),
+            "-f",
+            bundle.to_str().unwrap(),
+            "--offline",
+        ],
+    );
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("belongs to {}", common::PEER)),
         "{err}"
     );
     assert!(victim.symlink_metadata().is_err(), "{err}");
@@ -238,7 +270,11 @@ fn a_read_only_cache_filled_once_serves_the_class_without_being_written() {
         &["create", "-n", "mine", "--offline", "alpha", "libfoo"],
     ));
     let own = c.home(Who::Student).join(".cache/rattler/cache/pkgs");
-    assert!(!own.join(ALPHA).exists(), "extracted again into {}", own.display());
+    assert!(
+        !own.join(ALPHA).exists(),
+        "extracted again into {}",
+        own.display()
+    );
     let import = ok(&c.bash(
         Who::Student,
         "umask 077\n. \"$HOME/.envmod/envs/mine/bin/activate\" && python -c 'import alpha; print(alpha.VERSION)'",
@@ -261,7 +297,11 @@ fn a_read_only_cache_filled_once_serves_the_class_without_being_written() {
         "not linked from the site cache"
     );
     let own = c.home(Who::Instructor).join(".cache/rattler/cache/pkgs");
-    assert!(!own.join(ALPHA).exists(), "extracted again into {}", own.display());
+    assert!(
+        !own.join(ALPHA).exists(),
+        "extracted again into {}",
+        own.display()
+    );
     assert_eq!(snapshot(&site), before, "the site cache was written");
 }
 
@@ -270,7 +310,12 @@ fn a_cache_filled_with_umask_077_follows_its_directory_s_group_and_setgid() {
     let c = Course::new();
     let instructor = common::course::INSTRUCTOR;
     // The course's cache: the instructor fills it, the group reads it, others cannot.
-    let pkgs = dir_of(&c.path().join("course-pkgs"), instructor, Some(GROUP), "2750");
+    let pkgs = dir_of(
+        &c.path().join("course-pkgs"),
+        instructor,
+        Some(GROUP),
+        "2750",
+    );
     let fill = c.home(Who::Instructor).join("fill");
     ok(&envmod_with(
         &c,
@@ -285,10 +330,14 @@ fn a_cache_filled_with_umask_077_follows_its_directory_s_group_and_setgid() {
             continue;
         }
         assert_eq!(m.gid(), gid, "{} has group {}", path.display(), m.gid());
+        let name = path.file_name().unwrap().to_string_lossy();
         if m.is_dir() {
             assert_eq!(m.mode() & 0o7777, 0o2750, "{}", path.display());
+        } else if name.ends_with(".lock") {
+            assert_eq!(m.mode() & 0o7777, 0o640, "{}", path.display());
         } else {
-            assert_eq!(m.mode() & 0o7666, 0o640, "{}", path.display());
+            // Packaged files keep their archive's modes: readable, writable by the owner only.
+            assert_eq!(m.mode() & 0o062, 0o040, "{}", path.display());
         }
     }
 
@@ -309,7 +358,11 @@ fn a_cache_filled_with_umask_077_follows_its_directory_s_group_and_setgid() {
         ],
     ));
     let own = c.home(Who::Ta).join(".cache/rattler/cache/pkgs");
-    assert!(!own.join(ALPHA).exists(), "extracted again into {}", own.display());
+    assert!(
+        !own.join(ALPHA).exists(),
+        "extracted again into {}",
+        own.display()
+    );
     // A student, outside the group, cannot read it; envmod then extracts the package into
     // the student's own cache.
     let student_env = c.home(Who::Student).join("mine");
@@ -334,16 +387,17 @@ fn an_index_written_with_umask_077_is_read_by_the_channel_s_readers() {
     let archive = std::fs::read_dir(c.path().join("channel/linux-64"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("libfoo-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("libfoo-")
+        })
         .expect("libfoo in the standard channel");
     let copy = linux.join(archive.file_name().unwrap());
     std::fs::copy(&archive, &copy).unwrap();
     run_ok("chown", &[instructor, &copy.display().to_string()]);
-    ok(&c.envmod_as(
-        Who::Instructor,
-        "077",
-        &["index", chan.to_str().unwrap()],
-    ));
+    ok(&c.envmod_as(Who::Instructor, "077", &["index", chan.to_str().unwrap()]));
     for sub in ["noarch", "linux-64"] {
         let d = std::fs::metadata(chan.join(sub)).unwrap();
         assert_eq!(d.mode() & 0o777, 0o755, "{sub}");
@@ -396,6 +450,11 @@ fn a_group_writable_environment_shares_no_file_with_its_owner_s_cache() {
         "the TA's write reached the instructor's private environment"
     );
     let m = std::fs::metadata(&cached).unwrap();
-    assert_eq!(m.mode() & 0o022, 0, "{} is writable by others", cached.display());
+    assert_eq!(
+        m.mode() & 0o022,
+        0,
+        "{} is writable by others",
+        cached.display()
+    );
     assert!(std::fs::read_to_string(&cached).unwrap() == before);
 }

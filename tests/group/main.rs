@@ -13,7 +13,10 @@ fn the_instructor_owns_a_shared_course_env_that_the_student_loads() {
     let c = Course::new();
     let prefix = c.create_shared("cs101", &["alpha"]);
     let uid = |user: &str| -> u32 {
-        let out = std::process::Command::new("id").args(["-u", user]).output().unwrap();
+        let out = std::process::Command::new("id")
+            .args(["-u", user])
+            .output()
+            .unwrap();
         common::ok(&out).trim().parse().unwrap()
     };
     let meta = std::fs::metadata(prefix.join(".envmod/manifest.json")).unwrap();
