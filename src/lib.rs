@@ -286,6 +286,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let checkup = crate::env::health::Checkup {
                 envs_dir: settings.envs_dir.value.clone(),
                 pkgs_dirs: settings.pkgs_dirs.value.clone(),
+                readonly_pkgs_dirs: settings.readonly_pkgs_dirs.value.clone(),
                 module_root: settings.module_root.value.clone(),
                 registry,
             };

@@ -48,6 +48,20 @@ pub(crate) fn package_cache(pkgs_dirs: &[PathBuf], readonly: &[PathBuf]) -> Resu
     ))
 }
 
+/// What [`package_cache`] would refuse, as problem and fix: the first problem of each layer.
+pub(crate) fn layer_problems(pkgs_dirs: &[PathBuf], readonly: &[PathBuf]) -> Vec<(String, String)> {
+    let written = pkgs_dirs.iter().enumerate().map(|(i, d)| (d, i == 0));
+    let read = readonly.iter().map(|d| (d, false));
+    written
+        .chain(read)
+        .filter_map(|(dir, w)| check_layer(dir, w).err())
+        .map(|e| match e.downcast_ref::<UserError>() {
+            Some(u) => (u.message.clone(), u.hint.clone().unwrap_or_default()),
+            None => (e.to_string(), String::new()),
+        })
+        .collect()
+}
+
 /// Create the cache envmod extracts into, writable by its owner only, whatever the umask:
 /// a cache that came out group-writable would be refused by the next command.
 pub(crate) fn prepare_written(dir: &Path) -> Result<()> {
@@ -377,6 +391,64 @@ mod tests {
         drop(held);
         clean_stale_extractions(&[dir.path().to_path_buf()]);
         assert!(!leftover.exists());
+    }
+
+    fn refusal(dir: &Path, written: bool) -> String {
+        match check_layer(dir, written) {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_cache_others_can_write_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("pkgs");
+        // Not there yet, below a directory only its owner writes: fine, it will be made.
+        assert_eq!(refusal(&cache, true), "");
+        std::fs::create_dir(&cache).unwrap();
+        chmod(&cache, 0o755);
+        assert_eq!(refusal(&cache, true), "");
+        chmod(&cache, 0o777);
+        assert!(refusal(&cache, true).contains("can be written by everyone"));
+        assert!(refusal(&cache, false).contains("can be written by everyone"));
+        chmod(&cache, 0o755);
+        // An entry others can write.
+        let entry = cache.join("alpha-1.0-0");
+        std::fs::create_dir(&entry).unwrap();
+        chmod(&entry, 0o777);
+        let why = refusal(&cache, true);
+        assert!(why.contains("alpha-1.0-0") && why.contains("everyone"), "{why}");
+        chmod(&entry, 0o755);
+        // A directory above it that others can write, without the sticky bit…
+        chmod(dir.path(), 0o777);
+        assert!(refusal(&cache, true).contains("is inside"));
+        assert!(refusal(&dir.path().join("new"), true).contains("is inside"));
+        // …and with it, as /tmp: what its owner made there stays theirs, but a cache not
+        // made yet could be made first by anyone.
+        chmod(dir.path(), 0o1777);
+        assert_eq!(refusal(&cache, true), "");
+        assert!(refusal(&dir.path().join("new"), true).contains("is inside"));
+        chmod(dir.path(), 0o700);
+    }
+
+    #[test]
+    fn links_are_judged_where_they_point_and_where_they_sit() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        let real = open.join("pkgs");
+        std::fs::create_dir_all(&real).unwrap();
+        chmod(&open, 0o777);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(refusal(&link, true).contains("is inside"));
+        chmod(&open, 0o755);
+        assert_eq!(refusal(&link, true), "");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 pub mod activation;
 pub(crate) mod bundle;
-mod cache;
+pub(crate) mod cache;
 pub mod channels;
 mod dirmodes;
 pub(crate) mod disk;

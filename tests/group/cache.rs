@@ -188,6 +188,19 @@ fn a_package_a_ta_planted_in_a_group_writable_cache_is_never_linked() {
         "{err}"
     );
     assert!(victim.symlink_metadata().is_err(), "{err}");
+    // doctor says so too.
+    let out = envmod_with(
+        &c,
+        Who::Instructor,
+        "022",
+        &[("ENVMOD_PKGS_DIRS", &shared)],
+        &["doctor", "--json"],
+    );
+    let report = common::stdout(&out);
+    assert!(
+        report.contains("\"package-cache\"") && report.contains(&format!("group {GROUP}")),
+        "{report}"
+    );
 
     // Closed to the group now, it still holds what the TA put there.
     run_ok("chmod", &["2755", &shared.display().to_string()]);
