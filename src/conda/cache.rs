@@ -33,13 +33,17 @@ const RANDOM_LEN: usize = 6;
 /// The package cache envmod installs from: every `pkgs_dirs` entry, then every
 /// `readonly_pkgs_dirs` entry, read in that order; packages are extracted into the first
 /// `pkgs_dirs` entry. Refused when someone other than a cache's owner could have put
-/// packages in it.
-pub(crate) fn package_cache(pkgs_dirs: &[PathBuf], readonly: &[PathBuf]) -> Result<PackageCache> {
+/// packages in it, or one of the `entries` about to be linked (`name-version-build`).
+pub(crate) fn package_cache(
+    pkgs_dirs: &[PathBuf],
+    readonly: &[PathBuf],
+    entries: &[String],
+) -> Result<PackageCache> {
     for (i, dir) in pkgs_dirs.iter().enumerate() {
-        check_layer(dir, i == 0)?;
+        check_layer(dir, i == 0, Entries::Named(entries))?;
     }
     for dir in readonly {
-        check_layer(dir, false)?;
+        check_layer(dir, false, Entries::Named(entries))?;
     }
     Ok(PackageCache::new_layered(
         pkgs_dirs.iter().chain(readonly).cloned(),
@@ -48,13 +52,20 @@ pub(crate) fn package_cache(pkgs_dirs: &[PathBuf], readonly: &[PathBuf]) -> Resu
     ))
 }
 
+/// Which entries of a cache to look at: the ones an installation links, or all of them.
+#[derive(Clone, Copy)]
+enum Entries<'a> {
+    Named(&'a [String]),
+    All,
+}
+
 /// What [`package_cache`] would refuse, as problem and fix: the first problem of each layer.
 pub(crate) fn layer_problems(pkgs_dirs: &[PathBuf], readonly: &[PathBuf]) -> Vec<(String, String)> {
     let written = pkgs_dirs.iter().enumerate().map(|(i, d)| (d, i == 0));
     let read = readonly.iter().map(|d| (d, false));
     written
         .chain(read)
-        .filter_map(|(dir, w)| check_layer(dir, w).err())
+        .filter_map(|(dir, w)| check_layer(dir, w, Entries::All).err())
         .map(|e| match e.downcast_ref::<UserError>() {
             Some(u) => (u.message.clone(), u.hint.clone().unwrap_or_default()),
             None => (e.to_string(), String::new()),
@@ -97,9 +108,12 @@ fn others_who_can_write(meta: &std::fs::Metadata) -> Option<String> {
 }
 
 /// Refuse a cache layer that others could have written: the layer itself, any directory
-/// above it (which could swap it for another), or an entry in it that is not its owner's.
-/// `written`: envmod extracts into it, so it must be the user's own.
-fn check_layer(dir: &Path, written: bool) -> Result<()> {
+/// above it (which could swap it for another), or an entry in it (a package directory or
+/// its `.lock`) that is not its owner's or that others can write. What lies deeper in an
+/// entry is not looked at: to change it, one must be able to write the entry, which was
+/// made by the same process under the same umask. `written`: envmod extracts into it, so it
+/// must be the user's own.
+fn check_layer(dir: &Path, written: bool, entries: Entries) -> Result<()> {
     let refuse = |message: String, hint: String| -> anyhow::Error {
         UserError::failure(message).with_hint(hint).into()
     };
@@ -176,12 +190,18 @@ fn check_layer(dir: &Path, written: bool) -> Result<()> {
             ),
         ));
     }
-    // Unreadable: rattler cannot read its entries either.
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
+    let paths: Vec<PathBuf> = match entries {
+        Entries::Named(stems) => stems
+            .iter()
+            .flat_map(|stem| [dir.join(stem), dir.join(format!("{stem}.lock"))])
+            .collect(),
+        // Unreadable: rattler cannot read its entries either.
+        Entries::All => std::fs::read_dir(dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default(),
     };
-    for entry in entries.filter_map(Result::ok) {
-        let Ok(m) = entry.path().symlink_metadata() else {
+    for entry in paths {
+        let Ok(m) = entry.symlink_metadata() else {
             continue;
         };
         let problem = if !trusted(m.uid()) {
@@ -196,7 +216,7 @@ fn check_layer(dir: &Path, written: bool) -> Result<()> {
         let fix = if written {
             format!(
                 "remove it (rm -rf {}) and run the command again",
-                sh_quote(&entry.path())
+                sh_quote(&entry)
             )
         } else {
             format!(
@@ -208,7 +228,7 @@ fn check_layer(dir: &Path, written: bool) -> Result<()> {
         return Err(refuse(
             format!(
                 "{} in the package cache {} {problem}: envmod links only packages the cache's owner put there",
-                entry.path().display(),
+                entry.display(),
                 dir.display()
             ),
             fix,
@@ -394,7 +414,7 @@ mod tests {
     }
 
     fn refusal(dir: &Path, written: bool) -> String {
-        match check_layer(dir, written) {
+        match check_layer(dir, written, Entries::All) {
             Ok(()) => String::new(),
             Err(e) => e.to_string(),
         }
@@ -423,7 +443,10 @@ mod tests {
         std::fs::create_dir(&entry).unwrap();
         chmod(&entry, 0o777);
         let why = refusal(&cache, true);
-        assert!(why.contains("alpha-1.0-0") && why.contains("everyone"), "{why}");
+        assert!(
+            why.contains("alpha-1.0-0") && why.contains("everyone"),
+            "{why}"
+        );
         chmod(&entry, 0o755);
         // A directory above it that others can write, without the sticky bit…
         chmod(dir.path(), 0o777);

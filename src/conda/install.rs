@@ -81,7 +81,8 @@ pub async fn install(
     req: InstallRequest<'_>,
     printer: &Printer,
 ) -> Result<Changes> {
-    let package_cache = settings.package_cache()?;
+    let entries: Vec<String> = req.records.iter().map(|r| entry_name(r)).collect();
+    let package_cache = settings.package_cache(&entries)?;
     let written = &settings.pkgs_dirs[0];
     cache::prepare_written(written)?;
     cache::clean_stale_extractions(&settings.pkgs_dirs);
@@ -233,14 +234,19 @@ fn missing_from_cache(
         .filter(|r| r.url.scheme() != "file")
         .filter(|r| !(skip_python && r.package_record.name.as_normalized() == "python"))
         .filter(|r| {
-            let p = &r.package_record;
-            let stem = format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build);
+            let stem = entry_name(r);
             !cached
                 .iter()
                 .any(|c| c == &stem || c.starts_with(&format!("{stem}-")))
         })
         .map(describe)
         .collect()
+}
+
+/// The directory a record's package is extracted to in a cache.
+fn entry_name(r: &RepoDataRecord) -> String {
+    let p = &r.package_record;
+    format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build)
 }
 
 fn describe_installed(r: &InstallationResultRecord) -> String {

@@ -46,9 +46,12 @@ pub struct CondaSettings {
 impl CondaSettings {
     /// Every `pkgs_dirs` entry is read, then every `readonly_pkgs_dirs` entry; packages are
     /// extracted into the first `pkgs_dirs` entry. Refused when others could have written
-    /// one of them.
-    pub(crate) fn package_cache(&self) -> anyhow::Result<rattler::package_cache::PackageCache> {
-        cache::package_cache(&self.pkgs_dirs, &self.readonly_pkgs_dirs)
+    /// one of them, or one of the `entries` (`name-version-build`) about to be linked.
+    pub(crate) fn package_cache(
+        &self,
+        entries: &[String],
+    ) -> anyhow::Result<rattler::package_cache::PackageCache> {
+        cache::package_cache(&self.pkgs_dirs, &self.readonly_pkgs_dirs, entries)
     }
 
     pub fn repodata_cache_dir(&self) -> PathBuf {
