@@ -81,7 +81,7 @@ pub async fn install(
     req: InstallRequest<'_>,
     printer: &Printer,
 ) -> Result<Changes> {
-    let entries: Vec<String> = req.records.iter().map(|r| entry_name(r)).collect();
+    let entries: Vec<String> = req.records.iter().map(entry_name).collect();
     let package_cache = settings.package_cache(&entries)?;
     let written = &settings.pkgs_dirs[0];
     cache::prepare_written(written)?;

@@ -4,7 +4,7 @@
 //! directory's group and modes, whatever the writer's umask.
 
 use std::{
-    os::unix::fs::{MetadataExt, PermissionsExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     process::Output,
 };
