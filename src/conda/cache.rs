@@ -13,8 +13,12 @@
 //! cache that is gigabytes over a semester.
 
 use std::{
-    ffi::CStr,
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    collections::HashSet,
+    ffi::{CStr, OsString},
+    os::{
+        fd::AsRawFd,
+        unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt},
+    },
     path::{Component, Path, PathBuf},
 };
 
@@ -94,6 +98,102 @@ pub(crate) fn prepare_written(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What one installation extracts into the cache it writes gets the modes that the cache
+/// directory gives its readers, whatever the umask: an instructor with `umask 077` filling
+/// a course's cache would otherwise leave entries, and the lock files that readers open
+/// first, that nobody else can open. Lock files are made before rattler opens them, so a
+/// reader never finds one it cannot open; directories are fixed once extracted, and a
+/// reader that comes in between finds the entry unreadable and extracts its own copy.
+pub(crate) struct Fill {
+    dir: PathBuf,
+    before: HashSet<OsString>,
+    dir_mode: u32,
+    file_mode: u32,
+}
+
+impl Fill {
+    /// `stems`: the entries the installation links; those in none of `dir` and `elsewhere`
+    /// (the other layers) will be extracted into `dir`.
+    pub(crate) fn start(dir: &Path, stems: &[String], elsewhere: &[PathBuf]) -> Option<Self> {
+        let mask = super::dirmodes::umask_following(dir, super::dirmodes::current_umask())?;
+        let before = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        let fill = Fill {
+            dir: dir.to_path_buf(),
+            before,
+            dir_mode: 0o777 & !mask,
+            file_mode: 0o666 & !mask,
+        };
+        fill.create_lock(GLOBAL_LOCK);
+        for stem in stems {
+            let cached = std::iter::once(dir)
+                .chain(elsewhere.iter().map(PathBuf::as_path))
+                .any(|d| d.join(stem).is_dir());
+            if !cached {
+                fill.create_lock(&format!("{stem}.lock"));
+            }
+        }
+        Some(fill)
+    }
+
+    /// An empty lock file is what rattler starts from when it makes one itself.
+    fn create_lock(&self, name: &str) {
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(self.file_mode)
+            .open(self.dir.join(name));
+        if let Ok(file) = created {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(self.file_mode));
+        }
+    }
+
+    /// Give what the installation added to the cache its modes. Best effort: a mode left
+    /// as it was costs others an extraction of their own, never this installation.
+    pub(crate) fn finish(self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            if self.before.contains(&entry.file_name()) {
+                continue;
+            }
+            let path = entry.path();
+            match path.symlink_metadata() {
+                Ok(m) if m.is_dir() => self.fix_dirs(&path, &m),
+                Ok(m) if m.is_file() => set_mode(&path, &m, self.file_mode),
+                _ => {}
+            }
+        }
+    }
+
+    /// Directories only: packaged files keep the modes of their archive.
+    fn fix_dirs(&self, dir: &Path, meta: &std::fs::Metadata) {
+        set_mode(dir, meta, (meta.mode() & 0o7000) | self.dir_mode);
+        let Ok(children) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for child in children.filter_map(Result::ok) {
+            let path = child.path();
+            if let Ok(m) = path.symlink_metadata()
+                && m.is_dir()
+            {
+                self.fix_dirs(&path, &m);
+            }
+        }
+    }
+}
+
+fn set_mode(path: &Path, meta: &std::fs::Metadata, mode: u32) {
+    if meta.mode() & 0o7777 != mode {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    }
+}
+
 /// Whoever besides its owner (and root) can write a file or directory: everyone, or a group
 /// that is not the owner's own private group.
 fn others_who_can_write(meta: &std::fs::Metadata) -> Option<String> {
@@ -134,7 +234,12 @@ fn check_layer(dir: &Path, written: bool, entries: Entries) -> Result<()> {
     if let (Ok(real), Ok(rest)) = (existing.canonicalize(), dir.strip_prefix(existing)) {
         chains.push(chain(&real.join(rest)));
     }
+    // Whether the cache can be reached by others at all: the kernel walks the resolved path,
+    // and a directory of the user's (or root's) that nobody else may enter, a home of mode
+    // 0700 say, keeps everything below it private, whatever its modes.
+    let mut reachable = true;
     for dirs in &chains {
+        reachable = true;
         for pair in dirs.windows(2) {
             let (above, below) = (&pair[0], &pair[1]);
             let Ok(meta) = above.symlink_metadata() else {
@@ -142,6 +247,10 @@ fn check_layer(dir: &Path, written: bool, entries: Entries) -> Result<()> {
             };
             if !meta.is_dir() {
                 continue;
+            }
+            if trusted(meta.uid()) && meta.mode() & 0o011 == 0 {
+                reachable = false;
+                break;
             }
             let Some(who) = others_who_can_write(&meta) else {
                 continue;
@@ -161,6 +270,9 @@ fn check_layer(dir: &Path, written: bool, entries: Entries) -> Result<()> {
                 "move the cache below directories that only you or root can write (pkgs_dirs, readonly_pkgs_dirs)".to_string(),
             ));
         }
+    }
+    if !reachable {
+        return Ok(());
     }
     let Some(meta) = layer else {
         return Ok(());
@@ -428,6 +540,7 @@ mod tests {
     #[test]
     fn a_cache_others_can_write_is_refused_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
         let cache = dir.path().join("pkgs");
         // Not there yet, below a directory only its owner writes: fine, it will be made.
         assert_eq!(refusal(&cache, true), "");
@@ -461,8 +574,22 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_nobody_else_can_reach_is_private_whatever_its_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let cache = home.join(".cache/pkgs");
+        std::fs::create_dir_all(&cache).unwrap();
+        chmod(&cache, 0o777);
+        chmod(&home, 0o755);
+        assert!(refusal(&cache, true).contains("can be written by everyone"));
+        chmod(&home, 0o700);
+        assert_eq!(refusal(&cache, true), "");
+    }
+
+    #[test]
     fn links_are_judged_where_they_point_and_where_they_sit() {
         let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
         let open = dir.path().join("open");
         let real = open.join("pkgs");
         std::fs::create_dir_all(&real).unwrap();

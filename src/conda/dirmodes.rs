@@ -3,10 +3,8 @@
 //! `umask 077` who fills a course's cache, or indexes its channel, would otherwise leave
 //! entries only the instructor can open.
 //!
-//! rattler extracts packages and writes lock files and repodata on its own threads, so the
-//! only handle on their modes is the process umask, set for the duration of that work. Other
-//! files created meanwhile (inside an environment whose top directory envmod made under the
-//! user's own umask) get it too, which changes nothing about who can reach them.
+//! rattler_index writes repodata on its own threads, so the handle on its modes is the
+//! process umask, set while the index is built (nothing else is written meanwhile).
 
 use std::{os::unix::fs::PermissionsExt, path::Path};
 

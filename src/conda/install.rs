@@ -16,7 +16,7 @@ use rattler::install::{
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{CondaSettings, Network, PLATFORM, cache, dirmodes, disk, prefix},
+    conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix},
     error::UserError,
     printer::Printer,
 };
@@ -133,10 +133,11 @@ pub async fn install(
     } else {
         installer = installer.with_reporter(lines);
     }
-    // Entries extracted now are for everyone who reads the cache, not for this umask.
-    let umask = dirmodes::UmaskFor::dir(written);
+    let fill = cache::Fill::start(written, &entries, &settings.readonly_pkgs_dirs);
     let result = installer.install(req.dir, req.records).await;
-    drop(umask);
+    if let Some(fill) = fill {
+        fill.finish();
+    }
     let result = result.map_err(|e| {
         if let Some(kind) = disk::no_space_in(&e) {
             return where_space_ran_out(kind, &e, req.dir, settings);
