@@ -248,17 +248,23 @@ fn check_layer(dir: &Path, written: bool, entries: Entries) -> Result<()> {
             if !meta.is_dir() {
                 continue;
             }
-            if trusted(meta.uid()) && meta.mode() & 0o011 == 0 {
+            let owned = trusted(meta.uid());
+            if owned && meta.mode() & 0o011 == 0 {
                 reachable = false;
                 break;
             }
-            let Some(who) = others_who_can_write(&meta) else {
+            let who = if owned {
+                others_who_can_write(&meta)
+            } else {
+                Some(user_name(meta.uid()))
+            };
+            let Some(who) = who else {
                 continue;
             };
-            // A sticky directory (/tmp) lets nobody rename what others own in it; what does
-            // not exist yet there, anyone could make first.
+            // A sticky directory (/tmp) lets nobody but its owner rename what others own in
+            // it; what does not exist yet there, anyone could make first.
             let sticky = meta.mode() & 0o1000 != 0;
-            if sticky && below.symlink_metadata().is_ok_and(|m| trusted(m.uid())) {
+            if owned && sticky && below.symlink_metadata().is_ok_and(|m| trusted(m.uid())) {
                 continue;
             }
             return Err(refuse(
