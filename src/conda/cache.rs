@@ -608,6 +608,38 @@ mod tests {
     }
 
     #[test]
+    fn what_an_installation_extracts_follows_the_cache_directory() {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("pkgs");
+        std::fs::create_dir(&cache).unwrap();
+        chmod(&cache, 0o2750);
+        std::fs::create_dir(cache.join("old-1.0-0")).unwrap();
+        chmod(&cache.join("old-1.0-0"), 0o700);
+        let fill = Fill::start(&cache, &["new-1.0-0".into(), "old-1.0-0".into()], &[]).unwrap();
+        let mode = |p: &str| cache.join(p).symlink_metadata().unwrap().mode() & 0o7777;
+        assert_eq!(mode("new-1.0-0.lock"), 0o640);
+        assert_eq!(mode(GLOBAL_LOCK), 0o640);
+        assert!(!cache.join("old-1.0-0.lock").exists());
+        // What rattler extracts under a strict umask.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(cache.join("new-1.0-0/info"))
+            .unwrap();
+        chmod(&cache.join("new-1.0-0"), 0o2700);
+        chmod(&cache.join("new-1.0-0/info"), 0o2700);
+        std::fs::write(cache.join("new-1.0-0/info/index.json"), "{}").unwrap();
+        chmod(&cache.join("new-1.0-0/info/index.json"), 0o644);
+        fill.finish();
+        assert_eq!(mode("new-1.0-0"), 0o2750);
+        assert_eq!(mode("new-1.0-0/info"), 0o2750);
+        assert_eq!(mode("new-1.0-0/info/index.json"), 0o644);
+        // What was there before is not the installation's to change.
+        assert_eq!(mode("old-1.0-0"), 0o700);
+    }
+
+    #[test]
     fn a_cache_rattler_never_wrote_is_left_alone() {
         let (dir, _entry, leftover) = cache_with_leftover();
         std::fs::remove_file(dir.path().join(GLOBAL_LOCK)).unwrap();
