@@ -19,14 +19,24 @@ pub(crate) fn umask_following(dir: &Path, current: u32) -> Option<u32> {
     Some((closed & 0o055) | ((current | closed) & 0o022))
 }
 
-/// The umask of this process; reading it means setting it, so it is put straight back.
+/// The umask of this process, from /proc: umask(2) can only read it by setting it, which
+/// other threads creating files at that moment would feel.
 pub(crate) fn current_umask() -> u32 {
-    // SAFETY: umask(2) cannot fail; the old value is restored at once.
-    unsafe {
-        let old = libc::umask(0o077);
-        libc::umask(old);
-        old as u32
-    }
+    let from_proc = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        });
+    from_proc.unwrap_or_else(|| {
+        // SAFETY: umask(2) cannot fail; the old value is restored at once.
+        unsafe {
+            let old = libc::umask(0o077);
+            libc::umask(old);
+            old as u32
+        }
+    })
 }
 
 /// The umask for new entries of `dir` while this lives; the previous one when it is dropped.
