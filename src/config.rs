@@ -74,6 +74,7 @@ options! {
     channels: Vec<String>,
     channel_alias: String,
     pkgs_dirs: Vec<String>,
+    readonly_pkgs_dirs: Vec<String>,
     offline: bool,
     compile_pyc: bool,
     shared_envs_dirs: Vec<String>,

@@ -109,6 +109,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         channels: settings.channels.value.clone(),
         channel_alias: url::Url::parse(&settings.channel_alias.value)?,
         pkgs_dirs: settings.pkgs_dirs.value.clone(),
+        readonly_pkgs_dirs: settings.readonly_pkgs_dirs.value.clone(),
         offline: settings.offline.value,
         compile_pyc: settings.compile_pyc.value,
     };
@@ -287,6 +288,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let checkup = crate::env::health::Checkup {
                 envs_dir: settings.envs_dir.value.clone(),
                 pkgs_dirs: settings.pkgs_dirs.value.clone(),
+                readonly_pkgs_dirs: settings.readonly_pkgs_dirs.value.clone(),
                 module_root: settings.module_root.value.clone(),
                 registry,
             };

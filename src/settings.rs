@@ -36,6 +36,8 @@ pub(crate) struct GlobalSettings {
     pub(crate) channels: Sourced<Vec<String>>,
     pub(crate) channel_alias: Sourced<String>,
     pub(crate) pkgs_dirs: Sourced<Vec<PathBuf>>,
+    /// Package caches someone else fills (a site, an instructor): read, never written.
+    pub(crate) readonly_pkgs_dirs: Sourced<Vec<PathBuf>>,
     pub(crate) offline: Sourced<bool>,
     /// Directories of shared environments (course environments) that `list` shows too.
     pub(crate) shared_envs_dirs: Sourced<Vec<PathBuf>>,
@@ -289,6 +291,16 @@ impl GlobalSettings {
                     .join("rattler/cache/pkgs"),
             ]),
         };
+        let readonly_pkgs_dirs = match m.readonly_pkgs_dirs {
+            Some(Sourced { value: raw, source }) => {
+                let value = raw
+                    .iter()
+                    .map(|dir| r.path("readonly_pkgs_dirs", dir, &source, false))
+                    .collect::<Result<_>>()?;
+                Sourced { value, source }
+            }
+            None => default(Vec::new()),
+        };
         let offline = m.offline.unwrap_or_else(|| default(false));
         let compile_pyc = m.compile_pyc.unwrap_or_else(|| default(true));
         let shared_envs_dirs = match m.shared_envs_dirs {
@@ -317,6 +329,7 @@ impl GlobalSettings {
             channels,
             channel_alias,
             pkgs_dirs,
+            readonly_pkgs_dirs,
             offline,
             compile_pyc,
             shared_envs_dirs,

@@ -51,6 +51,13 @@ fn last_pid() -> u32 {
 #[test]
 fn planted_symlinks_in_shared_directories_are_never_followed() {
     let t = world();
+    // The package cache stays root's own: one in a directory the group can write is refused.
+    let cache = tempfile::tempdir().unwrap();
+    t.set_site_config(&format!(
+        "channels: [{}]\npkgs_dirs: [{}]\n",
+        t.path().join("channel").display(),
+        cache.path().display()
+    ));
     let mods = t.module_root();
     let envs = t.envs_dir();
     ok(&t.run(&["create", "-q", "-n", "shared", "--module-system", "lmod"]));
@@ -335,9 +342,16 @@ fn outputs_are_checked_before_the_swap_and_finished_after_a_kill() {
     assert_eq!(std::fs::read_to_string(&modulefile).unwrap(), before);
     chmod(&module_dir, 0o755);
 
-    // Stopped with SIGTERM right after the swap: the message says what was left.
-    let out = t
-        .envmod()
+    // Stopped with SIGTERM right after the swap: the message says what was left. (Run by
+    // root, with a package cache of root's own: the world's belongs to its owner.)
+    let root_cache = tempfile::tempdir().unwrap();
+    let root_envmod = || {
+        let mut cmd = t.envmod();
+        cmd.env("ENVMOD_PKGS_DIRS", root_cache.path());
+        cmd
+    };
+    let as_root = |args: &[&str]| root_envmod().args(args).output().unwrap();
+    let out = root_envmod()
         .args(["install", "-q", "-n", "t", "beta"])
         .env("ENVMOD_TEST_TERM_AT", "change:exchanged")
         .output()
@@ -349,11 +363,10 @@ fn outputs_are_checked_before_the_swap_and_finished_after_a_kill() {
     );
     assert!(!err.contains("nothing was left half-made"), "{err}");
     assert_eq!(specs_of(&t.envs_dir().join("t")), ["alpha", "beta"]);
-    ok(&t.run(&["remove", "-q", "-n", "t", "beta"]));
+    ok(&as_root(&["remove", "-q", "-n", "t", "beta"]));
 
     // Killed right after the swap: the manifest says the modulefile is pending...
-    let out = t
-        .envmod()
+    let out = root_envmod()
         .args(["install", "-q", "-n", "t", "beta"])
         .env("ENVMOD_TEST_KILL_AT", "change:exchanged")
         .output()
@@ -367,7 +380,7 @@ fn outputs_are_checked_before_the_swap_and_finished_after_a_kill() {
             .contains("beta/")
     );
     // ...and the next command on the environment finishes it.
-    ok(&t.run(&["install", "-q", "-n", "t", "alpha"]));
+    ok(&as_root(&["install", "-q", "-n", "t", "alpha"]));
     let after = std::fs::read_to_string(&modulefile).unwrap();
     assert!(
         after.contains("beta/1.0") && after.contains("alpha/"),

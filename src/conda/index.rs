@@ -39,6 +39,8 @@ pub(crate) async fn index_dir(dir: &Path) -> Result<Vec<Skipped>> {
                 .into(),
         );
     }
+    // The index is for the channel's readers, whatever the umask of whoever runs it.
+    let _umask = super::dirmodes::UmaskFor::dir(dir);
     // Every channel needs noarch/, even when all its packages are platform-specific.
     let noarch = dir.join("noarch");
     std::fs::create_dir_all(&noarch).map_err(|e| {

@@ -2,11 +2,15 @@
 //! from the cache where the filesystem allows, so a class of 300 environments with the same
 //! packages costs the disk of one.
 
-use std::{collections::HashSet, path::Path, str::FromStr};
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use anyhow::{Context, Result};
 use rattler::install::{
-    IndicatifReporter, InstallationResultRecord, Installer, Reporter, Transaction,
+    IndicatifReporter, InstallationResultRecord, Installer, LinkOptions, Reporter, Transaction,
     TransactionOperation,
 };
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
@@ -28,6 +32,10 @@ pub struct InstallRequest<'a> {
     pub skip_python: bool,
     /// The client the records were solved with: their URLs carry no credentials.
     pub network: &'a Network,
+    /// Copy files instead of hard-linking them: in an environment the group can write, a
+    /// hard link would let the group write the cache's file, and every other environment
+    /// linked to it.
+    pub copy_from_cache: bool,
 }
 
 /// Names of what a transaction added and removed, for the summary line. Built from the
@@ -73,9 +81,19 @@ pub async fn install(
     req: InstallRequest<'_>,
     printer: &Printer,
 ) -> Result<Changes> {
+    let entries: Vec<String> = req.records.iter().map(entry_name).collect();
+    let package_cache = settings.package_cache(&entries)?;
+    let written = &settings.pkgs_dirs[0];
+    cache::prepare_written(written)?;
     cache::clean_stale_extractions(&settings.pkgs_dirs);
     if settings.offline {
-        let missing = missing_from_cache(&req.records, &settings.pkgs_dirs, req.skip_python);
+        let dirs: Vec<PathBuf> = settings
+            .pkgs_dirs
+            .iter()
+            .chain(&settings.readonly_pkgs_dirs)
+            .cloned()
+            .collect();
+        let missing = missing_from_cache(&req.records, &dirs, req.skip_python);
         if !missing.is_empty() {
             return Err(UserError::failure(format!(
                 "offline, and not in the package cache: {}",
@@ -89,11 +107,17 @@ pub async fn install(
     let mut installer = Installer::new()
         .with_download_client(req.network.client()?)
         .with_target_platform(PLATFORM)
-        .with_package_cache(settings.package_cache())
+        .with_package_cache(package_cache)
         .with_requested_specs(req.specs)
         .with_installed_packages(installed)
         .with_execute_link_scripts(false)
         .with_alternative_target_prefix(req.target_prefix);
+    if req.copy_from_cache {
+        installer = installer.with_link_options(LinkOptions {
+            allow_hard_links: Some(false),
+            ..LinkOptions::default()
+        });
+    }
     if req.skip_python {
         installer =
             installer.with_ignored_packages(HashSet::from([PackageName::from_str("python")?]));
@@ -109,7 +133,12 @@ pub async fn install(
     } else {
         installer = installer.with_reporter(lines);
     }
-    let result = installer.install(req.dir, req.records).await.map_err(|e| {
+    let fill = cache::Fill::start(written, &entries, &settings.readonly_pkgs_dirs);
+    let result = installer.install(req.dir, req.records).await;
+    if let Some(fill) = fill {
+        fill.finish();
+    }
+    let result = result.map_err(|e| {
         if let Some(kind) = disk::no_space_in(&e) {
             return where_space_ran_out(kind, &e, req.dir, settings);
         }
@@ -238,14 +267,19 @@ fn missing_from_cache(
         .filter(|r| r.url.scheme() != "file")
         .filter(|r| !(skip_python && r.package_record.name.as_normalized() == "python"))
         .filter(|r| {
-            let p = &r.package_record;
-            let stem = format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build);
+            let stem = entry_name(r);
             !cached
                 .iter()
                 .any(|c| c == &stem || c.starts_with(&format!("{stem}-")))
         })
         .map(describe)
         .collect()
+}
+
+/// The directory a record's package is extracted to in a cache.
+fn entry_name(r: &RepoDataRecord) -> String {
+    let p = &r.package_record;
+    format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build)
 }
 
 fn describe_installed(r: &InstallationResultRecord) -> String {

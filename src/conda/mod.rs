@@ -4,8 +4,9 @@
 
 pub mod activation;
 pub(crate) mod bundle;
-mod cache;
+pub(crate) mod cache;
 pub mod channels;
+mod dirmodes;
 pub(crate) mod disk;
 pub(crate) mod envfile;
 pub mod index;
@@ -36,20 +37,22 @@ pub struct CondaSettings {
     pub channel_alias: Url,
     /// The first directory holds the package cache; repodata is cached beside it.
     pub pkgs_dirs: Vec<PathBuf>,
+    /// Caches someone else fills: read after `pkgs_dirs`, never written.
+    pub readonly_pkgs_dirs: Vec<PathBuf>,
     pub offline: bool,
     /// Compile `.pyc` files for what is installed (`compile_pyc`, `--no-compile`).
     pub compile_pyc: bool,
 }
 
 impl CondaSettings {
-    /// Every `pkgs_dirs` entry is read; packages are written to the first writable one, so a
-    /// site can offer a read-only shared cache before each user's own.
-    pub fn package_cache(&self) -> rattler::package_cache::PackageCache {
-        rattler::package_cache::PackageCache::new_layered(
-            self.pkgs_dirs.iter().cloned(),
-            false,
-            rattler_cache::validation::ValidationMode::default(),
-        )
+    /// Every `pkgs_dirs` entry is read, then every `readonly_pkgs_dirs` entry; packages are
+    /// extracted into the first `pkgs_dirs` entry. Refused when others could have written
+    /// one of them, or one of the `entries` (`name-version-build`) about to be linked.
+    pub(crate) fn package_cache(
+        &self,
+        entries: &[String],
+    ) -> anyhow::Result<rattler::package_cache::PackageCache> {
+        cache::package_cache(&self.pkgs_dirs, &self.readonly_pkgs_dirs, entries)
     }
 
     pub fn repodata_cache_dir(&self) -> PathBuf {

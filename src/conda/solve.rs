@@ -144,7 +144,7 @@ pub fn gateway(settings: &CondaSettings, network: &Network) -> Result<Gateway> {
     let mut builder = Gateway::builder()
         .with_client(network.client()?)
         .with_cache_dir(settings.repodata_cache_dir())
-        .with_package_cache(settings.package_cache());
+        .with_package_cache(settings.package_cache(&[])?);
     if settings.offline {
         builder = builder.with_channel_config(ChannelConfig {
             default: SourceConfig {

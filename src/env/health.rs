@@ -25,6 +25,7 @@ use crate::{
 pub(crate) struct Checkup {
     pub(crate) envs_dir: PathBuf,
     pub(crate) pkgs_dirs: Vec<PathBuf>,
+    pub(crate) readonly_pkgs_dirs: Vec<PathBuf>,
     pub(crate) module_root: PathBuf,
     pub(crate) registry: Registry,
 }
@@ -98,6 +99,15 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
             check: "module-system",
             problem: "no module system in this shell (neither Lmod nor Environment Modules)".into(),
             fix: "on a cluster, log in again or `source /etc/profile`; elsewhere use an environment with `. PREFIX/bin/activate`".into(),
+        });
+    }
+
+    // Package caches that someone else could have put packages in: install refuses them.
+    for (problem, fix) in crate::conda::cache::layer_problems(&s.pkgs_dirs, &s.readonly_pkgs_dirs) {
+        found.push(Finding {
+            check: "package-cache",
+            problem,
+            fix,
         });
     }
 

@@ -472,6 +472,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
             specs,
             skip_python: mode == PythonMode::Site,
             network: &network,
+            copy_from_cache: sharing.as_ref().is_some_and(|m| m.group_write),
         };
         let changes = conda::install::install(ctx.conda, request, ctx.printer).await?;
         ctx.printer
@@ -796,6 +797,7 @@ pub(crate) async fn change(
                 specs: conda_specs,
                 skip_python: next.python.mode == PythonMode::Site,
                 network: &network,
+                copy_from_cache: next.shared.as_ref().is_some_and(|s| s.group.is_some()),
             };
             packages = Some(conda::install::install(ctx.conda, request, ctx.printer).await?);
             if let Some((lines, cwd)) = &pip {

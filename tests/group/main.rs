@@ -4,8 +4,9 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod cache;
+mod record;
 mod scripts;
-
 mod tree;
 
 use common::course::{Course, Who};
@@ -32,5 +33,3 @@ fn the_instructor_owns_a_shared_course_env_that_the_student_loads() {
     let text = common::ok(&c.bash(Who::Student, &script));
     assert_eq!(text.trim(), "2.0", "{text}");
 }
-
-mod record;
