@@ -2,9 +2,9 @@
 //! as docs/instructors.md recommends, with real accounts: an instructor and a TA in the
 //! course group, and a student outside it (`common::course`).
 
+mod cache;
 #[path = "../common/mod.rs"]
 mod common;
-mod cache;
 mod record;
 mod scripts;
 mod tree;
