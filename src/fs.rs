@@ -350,6 +350,25 @@ mod reader_tests {
     }
 }
 
+/// [`write_atomic`] for a file in a tree others may write (an environment, a shared module
+/// root or Jupyter prefix): the directories on the way are opened one by one, made where
+/// they are missing, and never reached through a link someone else planted (see
+/// `tree::Dir::open_following`); the file is created new and renamed into place through its
+/// directory's descriptor. `mode` is the new file's mode (else 0666 less the umask).
+pub(crate) fn write_placed(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
+    let result = (|| -> std::io::Result<()> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("the path has no file name"))?;
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        tree::Dir::make_all(parent)?.write_file(name, contents, mode)
+    })();
+    result.with_context(|| format!("failed to write {}", path.display()))
+}
+
 /// Open (creating it if needed) a lock file without following a symlink at its path, and
 /// only if it is a regular file: a planted link must never make envmod create or open a file
 /// somewhere else.

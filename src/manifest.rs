@@ -181,11 +181,9 @@ impl Manifest {
 
     /// Write the manifest into `root` (the staging dir or the prefix itself), by rename.
     pub(crate) fn write_into(&self, root: &Path) -> Result<()> {
-        let path = Self::path_in(root);
-        let dir = path.parent().expect("manifest path has a parent");
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
+        // The environment of a group is the group's to change: `.envmod` may have been
+        // swapped for a link to somewhere the user running envmod can write.
         let json = serde_json::to_string_pretty(self)?;
-        crate::fs::write_atomic(&path, json.as_bytes())
+        crate::fs::write_placed(&Self::path_in(root), json.as_bytes(), None)
     }
 }

@@ -40,8 +40,12 @@ pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython
     }
 
     // The staging directory is new and envmod's own: plain writes are safe there.
-    write_prefix_files(root, final_prefix, python, |p, b| {
-        std::fs::write(p, b).map_err(Into::into)
+    write_prefix_files(root, final_prefix, python, |p, b, mode| {
+        std::fs::write(p, b)?;
+        if let Some(mode) = mode {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
     })
 }
 
@@ -52,14 +56,15 @@ pub(crate) fn rewrite_for_prefix(
     final_prefix: &Path,
     python: &SitePython,
 ) -> Result<()> {
-    write_prefix_files(root, final_prefix, python, crate::fs::write_atomic)
+    // A live environment, perhaps a group's: never written through a planted link.
+    write_prefix_files(root, final_prefix, python, crate::fs::write_placed)
 }
 
 fn write_prefix_files(
     root: &Path,
     final_prefix: &Path,
     python: &SitePython,
-    write: impl Fn(&Path, &[u8]) -> Result<()>,
+    write: impl Fn(&Path, &[u8], Option<u32>) -> Result<()>,
 ) -> Result<()> {
     let short = python.short_version();
     let bin = root.join("bin");
@@ -74,7 +79,7 @@ fn write_prefix_files(
         python.executable.display(),
         final_prefix.display(),
     );
-    write(&root.join("pyvenv.cfg"), cfg.as_bytes()).context("failed to write pyvenv.cfg")?;
+    write(&root.join("pyvenv.cfg"), cfg.as_bytes(), None).context("failed to write pyvenv.cfg")?;
 
     // `pip` must install into this prefix even when the site's pip lives elsewhere, so it
     // always runs through the env's own interpreter.
@@ -85,8 +90,8 @@ fn write_prefix_files(
     );
     for name in ["pip".to_string(), "pip3".to_string(), format!("pip{short}")] {
         let path = bin.join(&name);
-        write(&path, pip.as_bytes()).with_context(|| format!("failed to write bin/{name}"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        write(&path, pip.as_bytes(), Some(0o755))
+            .with_context(|| format!("failed to write bin/{name}"))?;
     }
     Ok(())
 }

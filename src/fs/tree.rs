@@ -179,16 +179,80 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC);
 
 impl Dir {
-    /// `path`, which must be a directory itself, not a link to one.
+    /// `path`, which must be a directory itself, not a link to one. Its parents are
+    /// resolved as [`Dir::open_following`] does.
     pub(crate) fn open(path: &Path) -> io::Result<Dir> {
-        Self::from_fd(openat(AT_FDCWD, path, DIR_FLAGS, Mode::empty())?, path)
+        match split(path) {
+            Ok((parent, name)) => Self::open_following(parent)?.open_dir(name),
+            // `/` or `.`: nothing above to resolve.
+            Err(_) => Self::from_fd(openat(AT_FDCWD, path, DIR_FLAGS, Mode::empty())?, path),
+        }
     }
 
-    /// The directory `path` resolves to, through links: for the parents of the paths envmod
-    /// is given, never for anything below them.
-    fn open_following(path: &Path) -> io::Result<Dir> {
-        let flags = DIR_FLAGS.difference(OFlag::O_NOFOLLOW);
-        Self::from_fd(openat(AT_FDCWD, path, flags, Mode::empty())?, path)
+    /// The directory `path` resolves to: for the parents of the paths envmod is given (an
+    /// envs directory, a module root), which may pass through links their owners made. Each
+    /// component is opened from its parent's descriptor; a symbolic link is followed only
+    /// when it is trusted ([`trusted_link`]), so a link a group member plants in a directory
+    /// the group can write leads nowhere.
+    pub(crate) fn open_following(path: &Path) -> io::Result<Dir> {
+        Self::walk(path, false)
+    }
+
+    /// [`Dir::open_following`], making the directories that are missing (mode 0777 less the
+    /// umask), as `create_dir_all` would.
+    pub(crate) fn make_all(path: &Path) -> io::Result<Dir> {
+        Self::walk(path, true)
+    }
+
+    fn walk(path: &Path, create: bool) -> io::Result<Dir> {
+        let start = if path.is_absolute() { "/" } else { "." };
+        let mut dir = Self::from_fd(
+            openat(AT_FDCWD, start, DIR_FLAGS, Mode::empty())?,
+            Path::new(start),
+        )?;
+        for c in path.components() {
+            let name = match c {
+                std::path::Component::Normal(n) => n,
+                std::path::Component::RootDir | std::path::Component::CurDir => continue,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{} holds `..`", path.display()),
+                    ));
+                }
+            };
+            dir = match dir.open_dir(name) {
+                Ok(next) => next,
+                Err(e) if matches!(errno(&e), Some(Errno::ELOOP | Errno::ENOTDIR)) => {
+                    let meta = dir.meta_at(name)?;
+                    if meta.kind != Kind::Symlink {
+                        return Err(e);
+                    }
+                    if !trusted_link(&meta, dir.meta()) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            format!(
+                                "{} is a symbolic link that {} made in a directory others can write; envmod does not follow it",
+                                dir.path.join(name).display(),
+                                crate::fs::user_name(meta.uid).unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    let flags = DIR_FLAGS.difference(OFlag::O_NOFOLLOW);
+                    let fd = openat(&dir.0.fd, name, flags, Mode::empty())?;
+                    Self::from_fd(fd, &dir.path.join(name))?
+                }
+                Err(e) if create && errno(&e) == Some(Errno::ENOENT) => {
+                    match mkdirat(&dir.0.fd, name, mode_bits(0o777)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    dir.open_dir(name)?
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(dir)
     }
 
     /// The parent of `path`, resolved as usual, and the last component, which the caller
@@ -293,12 +357,69 @@ impl Dir {
             .is_ok_and(|st| (st.st_dev, st.st_ino) == (self.meta.dev, self.meta.ino))
     }
 
+    /// Replace the file `name` in this directory with `contents`, so that readers see the old
+    /// file or the new one. The new file is created under a random name with
+    /// `O_CREAT|O_EXCL|O_NOFOLLOW`, given `mode` (or 0666 less the umask), and renamed onto
+    /// `name` through this directory's descriptor: a link planted at either name, or a
+    /// directory swapped for a link on the way here, is never written through.
+    pub(crate) fn write_file(
+        &self,
+        name: &OsStr,
+        contents: &[u8],
+        mode: Option<u32>,
+    ) -> io::Result<()> {
+        use std::io::Write;
+        let mut tries = 0;
+        let (tmp, fd) = loop {
+            let tmp = OsString::from(format!(
+                ".{}.{:016x}.envmod-tmp",
+                name.to_string_lossy(),
+                random_u64()
+            ));
+            match openat(
+                &self.0.fd,
+                tmp.as_os_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                mode_bits(0o666),
+            ) {
+                Ok(fd) => break (tmp, fd),
+                Err(Errno::EEXIST) if tries < 8 => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let result = (|| -> io::Result<()> {
+            let mut file = File::from(fd);
+            file.write_all(contents)?;
+            if let Some(mode) = mode {
+                fchmod(&file, mode_bits(mode))?;
+            }
+            nix::fcntl::renameat(&self.0.fd, tmp.as_os_str(), &self.0.fd, name)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = unlinkat(&self.0.fd, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
     fn kind_of(&self, name: &OsStr, kind: Option<Kind>) -> io::Result<Kind> {
         match kind {
             Some(k) => Ok(k),
             None => Ok(self.meta_at(name)?.kind),
         }
     }
+}
+
+/// Whether a symbolic link may be followed on the way to a place envmod writes: one this
+/// user or root made, or one made by the owner of a directory nobody else can write (who
+/// controls what is there anyway). A link someone else put in a directory the group can
+/// write is theirs to point anywhere, such as into this user's home.
+fn trusted_link(link: &Meta, dir: &Meta) -> bool {
+    link.uid == me() || link.uid == 0 || (link.uid == dir.uid && dir.mode & 0o022 == 0)
 }
 
 /// The effective uid, asked once: envmod never changes it.
@@ -974,4 +1095,17 @@ mod tests {
         );
         assert!(Node::open_beneath(&r, Path::new("../env/meta/file")).is_err());
     }
+}
+
+/// Unpredictable enough for a temporary name that someone else may try to guess.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }

@@ -76,10 +76,7 @@ impl Output for Activate<'_> {
     }
 
     fn write(&self, planned: &Planned) -> Result<()> {
-        if let Some(dir) = planned.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        crate::fs::write_atomic(&planned.path, planned.content.as_bytes())
+        crate::fs::write_placed(&planned.path, planned.content.as_bytes(), None)
     }
 
     /// The script lives inside the prefix and goes with it.

@@ -339,10 +339,7 @@ impl Output for Kernel {
     }
 
     fn write(&self, planned: &Planned) -> Result<()> {
-        let dir = planned.path.parent().expect("kernel.json has a directory");
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
-        crate::fs::write_atomic(&planned.path, planned.content.as_bytes())
+        crate::fs::write_placed(&planned.path, planned.content.as_bytes(), None)
     }
 
     fn remove(&self, manifest: &Manifest) -> Result<Vec<PathBuf>> {

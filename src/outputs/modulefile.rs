@@ -219,14 +219,14 @@ impl Output for Modulefile<'_> {
             .path
             .parent()
             .context("modulefile has no directory")?;
-        std::fs::create_dir_all(dir).map_err(|e| {
+        crate::fs::tree::Dir::make_all(dir).map_err(|e| {
             UserError::failure(format!(
                 "cannot create module directory {}: {e}",
                 dir.display()
             ))
             .with_hint("choose a writable --module-root, or set module_root in the config")
         })?;
-        fs::write_atomic(&planned.path, planned.content.as_bytes())
+        fs::write_placed(&planned.path, planned.content.as_bytes(), None)
     }
 
     fn remove(&self, manifest: &Manifest) -> Result<Vec<PathBuf>> {
