@@ -5,6 +5,7 @@
 mod cache;
 #[path = "../common/mod.rs"]
 mod common;
+mod links;
 mod record;
 mod scripts;
 mod tree;
