@@ -822,6 +822,18 @@ pub(crate) async fn change(
             if let Some(sharing) = &next.shared {
                 let modes = sharing.modes()?;
                 if matches!(change_kind, ChangeKind::Share) {
+                    if modes.group_write {
+                        // Files hard-linked from a package cache (or shared with another
+                        // environment) would take the group's write access with them.
+                        let root = crate::fs::tree::Dir::open(&opened.real)
+                            .with_context(|| format!("failed to open {}", opened.real.display()))?;
+                        let copied = crate::fs::tree::separate_links(&root)?;
+                        if copied > 0 {
+                            ctx.printer.info(format!(
+                                "copied {copied} files that were hard links into the package cache, so the group's write access stays in the environment"
+                            ));
+                        }
+                    }
                     modes.apply_tree(&opened.real)?;
                     modes.apply(&lock::lock_path(&opened.real, &target.name))?;
                 } else {

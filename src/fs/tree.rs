@@ -44,6 +44,8 @@ pub(crate) struct Meta {
     pub(crate) mode: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// How many names the inode has: above one, another tree (a package cache) shares it.
+    pub(crate) nlink: u64,
     dev: u64,
     ino: u64,
 }
@@ -61,6 +63,7 @@ impl From<FileStat> for Meta {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
+            nlink: st.st_nlink as u64,
             dev: st.st_dev,
             ino: st.st_ino,
         }
@@ -369,6 +372,15 @@ impl Dir {
         mode: Option<u32>,
     ) -> io::Result<()> {
         use std::io::Write;
+        self.replace_file(name, mode, &mut |file| file.write_all(contents))
+    }
+
+    fn replace_file(
+        &self,
+        name: &OsStr,
+        mode: Option<u32>,
+        fill: &mut dyn FnMut(&mut File) -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut tries = 0;
         let (tmp, fd) = loop {
             let tmp = OsString::from(format!(
@@ -393,7 +405,7 @@ impl Dir {
         };
         let result = (|| -> io::Result<()> {
             let mut file = File::from(fd);
-            file.write_all(contents)?;
+            fill(&mut file)?;
             if let Some(mode) = mode {
                 fchmod(&file, mode_bits(mode))?;
             }
@@ -404,6 +416,28 @@ impl Dir {
             let _ = unlinkat(&self.0.fd, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
         result
+    }
+
+    /// Give the regular file `name` an inode of its own: a copy, made new beside it with its
+    /// mode, renamed over it.
+    fn copy_in_place(&self, name: &OsStr) -> io::Result<()> {
+        let fd = openat(
+            &self.0.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let meta = Meta::from(fstat(&fd)?);
+        if meta.kind != Kind::File {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", self.path.join(name).display()),
+            ));
+        }
+        let mut src = File::from(fd);
+        self.replace_file(name, Some(meta.mode & 0o777), &mut |file| {
+            io::copy(&mut src, file).map(|_| ())
+        })
     }
 
     fn kind_of(&self, name: &OsStr, kind: Option<Kind>) -> io::Result<Kind> {
@@ -436,6 +470,45 @@ fn errno(e: &io::Error) -> Option<Errno> {
 /// never followed; an entry that vanishes while the walk runs is skipped.
 pub(crate) fn walk_below(root: &Dir, visit: &mut dyn FnMut(&Node) -> Result<()>) -> Result<()> {
     walk_dir(root, visit, 0)
+}
+
+/// Give every regular file below `root` that has other hard links an inode of its own, so
+/// that modes given to the tree (a group's write access) reach no other tree: a package
+/// cache, or another environment built from it, shares those inodes. Returns how many files
+/// were copied.
+pub(crate) fn separate_links(root: &Dir) -> Result<u64> {
+    separate_in(root, 0)
+}
+
+fn separate_in(dir: &Dir, depth: usize) -> Result<u64> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(dir));
+    }
+    let mut copied = 0;
+    let entries = dir
+        .entries()
+        .with_context(|| format!("failed to read {}", dir.path.display()))?;
+    for (name, _) in entries {
+        let meta = match dir.meta_at(&name) {
+            Ok(m) => m,
+            Err(e) if errno(&e) == Some(Errno::ENOENT) => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("failed to read {}", dir.path.join(&name).display()));
+            }
+        };
+        match meta.kind {
+            Kind::Dir => copied += separate_in(&dir.open_dir(&name)?, depth + 1)?,
+            Kind::File if meta.nlink > 1 => {
+                dir.copy_in_place(&name).with_context(|| {
+                    format!("failed to copy {}", dir.path.join(&name).display())
+                })?;
+                copied += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(copied)
 }
 
 fn walk_dir(dir: &Dir, visit: &mut dyn FnMut(&Node) -> Result<()>, depth: usize) -> Result<()> {

@@ -471,3 +471,68 @@ fn a_group_writable_environment_shares_no_file_with_its_owner_s_cache() {
     );
     assert!(std::fs::read_to_string(&cached).unwrap() == before);
 }
+
+#[test]
+fn sharing_an_existing_environment_with_the_group_gives_it_files_of_its_own() {
+    let c = Course::new();
+    // Two private environments of the instructor, hard-linked from her cache; one of them is
+    // later shared with the group for the TAs to maintain.
+    let keep = c.home(Who::Instructor).join("keep");
+    ok(&c.envmod_as(
+        Who::Instructor,
+        "077",
+        &["create", "-p", keep.to_str().unwrap(), "alpha"],
+    ));
+    let prefix = c.envs().join("cs101");
+    ok(&c.envmod_as(
+        Who::Instructor,
+        "022",
+        &[
+            "create",
+            "-p",
+            prefix.to_str().unwrap(),
+            "--module-root",
+            c.modules().to_str().unwrap(),
+            "--module-system",
+            "lmod",
+            "alpha",
+        ],
+    ));
+    let shared_file = prefix.join("lib/python3.11").join(ALPHA_INIT);
+    let keep_file = keep.join("lib/python3.11").join(ALPHA_INIT);
+    assert_eq!(
+        std::fs::metadata(&shared_file).unwrap().ino(),
+        std::fs::metadata(&keep_file).unwrap().ino(),
+        "the two environments do not share the cache's file to begin with"
+    );
+    let out = c.envmod_as(
+        Who::Instructor,
+        "077",
+        &[
+            "share",
+            "-p",
+            prefix.to_str().unwrap(),
+            "--group",
+            common::GROUP,
+        ],
+    );
+    ok(&out);
+    let before = std::fs::read_to_string(&keep_file).unwrap();
+    let write = format!(
+        "echo 'VERSION = \"TA was here\"' > {} || exit 1",
+        sh(&shared_file.display().to_string())
+    );
+    ok(&c.bash(Who::Ta, &write));
+    assert_eq!(
+        std::fs::read_to_string(&keep_file).unwrap(),
+        before,
+        "the TA's write reached the instructor's private environment"
+    );
+    let cached = c
+        .home(Who::Instructor)
+        .join(".cache/rattler/cache/pkgs")
+        .join(ALPHA)
+        .join(ALPHA_INIT);
+    assert_eq!(std::fs::metadata(&cached).unwrap().mode() & 0o022, 0);
+    assert_eq!(std::fs::read_to_string(&cached).unwrap(), before);
+}
