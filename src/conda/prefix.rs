@@ -14,7 +14,15 @@ pub(crate) fn installed_records(prefix: &Path) -> Result<Vec<PrefixRecord>> {
     record_paths(&prefix.join("conda-meta"))?
         .iter()
         .map(|path| {
-            PrefixRecord::from_path(path).map_err(|e| {
+            // A group member may swap a record for a FIFO or a link after it was listed.
+            let text = crate::fs::read_text(path, crate::fs::DOCUMENT, crate::fs::Links::Refuse)
+                .map_err(|e| {
+                    UserError::failure(format!("damaged package record: {e}")).with_hint(format!(
+                        "remove or repair that file, or `envmod delete` the environment and create it again; conda-meta of {} lists what is installed",
+                        prefix.display()
+                    ))
+                })?;
+            <PrefixRecord as std::str::FromStr>::from_str(&text).map_err(|e| {
                 UserError::failure(format!(
                     "damaged package record {}: {e}",
                     path.display()
@@ -54,8 +62,7 @@ fn record_paths(conda_meta: &Path) -> Result<Vec<PathBuf>> {
 /// readable by everyone who may load the environment.
 pub(crate) fn strip_credentials_from_records(conda_meta: &Path) -> Result<()> {
     for path in record_paths(conda_meta)? {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("failed to read {}", path.display()))?;
+        let text = crate::fs::read_text(&path, crate::fs::DOCUMENT, crate::fs::Links::Refuse)?;
         // Cheap test first: a URL with credentials has a userinfo `@` or a token path.
         if !text.contains('@') && !text.contains("/t/") {
             continue;
