@@ -12,11 +12,9 @@
 use std::{
     collections::BTreeMap,
     ffi::OsStr,
-    io::Read,
-    os::unix::{fs::MetadataExt, process::CommandExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
 };
 
 use anyhow::{Context, Result};
@@ -32,10 +30,6 @@ pub struct EnvVar {
 
 /// More than any real `conda-meta/state` or env_vars.d file; a planted one costs no memory.
 const JSON_LIMIT: u64 = 1 << 20;
-/// A script waiting on a network filesystem or a licence server must not hang envmod.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
-/// What the activation shell may print: two dumps of a clean environment are a few KiB.
-const OUTPUT_LIMIT: u64 = 16 << 20;
 /// conda's mark, in `conda env config vars unset`, of a variable that is not to be set.
 const UNSET_MARK: &str = "***unset***";
 
@@ -230,13 +224,25 @@ __envmod_dump
             cmd.env(&v.name, &v.value);
         }
     }
-    let (status, stdout, stderr) =
-        run_bounded(cmd, SCRIPT_TIMEOUT, OUTPUT_LIMIT).with_context(|| {
-            format!(
+    let out = crate::site::run::output(&mut cmd, crate::site::run::SCRIPTS).map_err(|e| {
+        if e.timed_out() {
+            anyhow::Error::from(
+                UserError::failure(format!(
+                    "the activation scripts of {} did not finish: {e}",
+                    prefix.display()
+                ))
+                .with_hint(
+                    "find the script that waits (etc/conda/activate.d) and fix or remove it",
+                ),
+            )
+        } else {
+            anyhow::Error::from(e).context(format!(
                 "failed to run the activation scripts of {}",
                 prefix.display()
-            )
-        })?;
+            ))
+        }
+    })?;
+    let (status, stdout, stderr) = (out.status, out.stdout, out.stderr);
     let failed = |why: &str| -> anyhow::Error {
         let said = String::from_utf8_lossy(&stderr);
         let said = said.trim();
@@ -285,82 +291,6 @@ __envmod_dump
         }
     }
     Ok((set, not_text))
-}
-
-/// Run `cmd` in a process group of its own, with stdin closed, for at most `timeout`, keeping
-/// at most `limit` bytes of each output. Whatever the scripts left running is killed with it.
-fn run_bounded(
-    mut cmd: Command,
-    timeout: Duration,
-    limit: u64,
-) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(limit).read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let start = Instant::now();
-    let timed_out = loop {
-        // SAFETY: waitid with WNOWAIT only looks at our own child; the zombie stays, so the
-        // process group id cannot be reused before the kill below.
-        let exited = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            ) == 0
-                && info.si_pid() != 0
-        };
-        if exited {
-            break false;
-        }
-        if start.elapsed() >= timeout {
-            break true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    // SAFETY: the group is the child's own (process_group(0)), and the child is not reaped.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-    }
-    let status = child.wait()?;
-    let (stdout, stderr) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
-    if timed_out {
-        return Err(UserError::failure(format!(
-            "the activation scripts did not finish within {} s",
-            timeout.as_secs()
-        ))
-        .with_hint("find the script that waits (etc/conda/activate.d) and fix or remove it")
-        .into());
-    }
-    Ok((status, stdout, stderr))
 }
 
 /// Keep `variables` in `<prefix>/conda-meta/state`, where conda keeps an environment's own
@@ -463,18 +393,6 @@ mod tests {
             .collect();
         assert_eq!(got, [("DERIVED", "$5 `id`/sub"), ("PLAIN", "yes")]);
         assert!(not_text.is_empty());
-    }
-
-    #[test]
-    fn a_script_that_hangs_is_stopped() {
-        let dir = prefix_with(&[("etc/conda/activate.d/x.sh", "sleep 30 &\nsleep 30\n")]);
-        let mut cmd = Command::new("/bin/bash");
-        cmd.args(["-c", ". \"$1\"", "x"])
-            .arg(dir.path().join("etc/conda/activate.d/x.sh"));
-        let start = Instant::now();
-        let err = run_bounded(cmd, Duration::from_millis(300), 1024).unwrap_err();
-        assert!(start.elapsed() < Duration::from_secs(5));
-        assert!(err.to_string().contains("did not finish"), "{err}");
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl From<FileStat> for Meta {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            nlink: st.st_nlink as u64,
+            nlink: st.st_nlink,
             dev: st.st_dev,
             ino: st.st_ino,
         }
@@ -994,6 +994,19 @@ fn empty(dir: &Dir, parent: &Meta, removal: &mut Removal, depth: usize) -> bool 
     emptied
 }
 
+/// Unpredictable enough for a temporary name that someone else may try to guess.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1168,17 +1181,4 @@ mod tests {
         );
         assert!(Node::open_beneath(&r, Path::new("../env/meta/file")).is_err());
     }
-}
-
-/// Unpredictable enough for a temporary name that someone else may try to guess.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }

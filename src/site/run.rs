@@ -52,6 +52,8 @@ pub(crate) const MODULE: Timeout = Timeout::new("MODULE", Duration::from_secs(60
 pub(crate) const QUOTA: Timeout = Timeout::new("QUOTA", Duration::from_secs(5));
 /// pip installing a pip section, or compileall over an environment: long, but not for ever.
 pub(crate) const LONG: Timeout = Timeout::new("LONG", Duration::from_secs(2 * 3600));
+/// An environment's activate.d scripts, run to learn what they set.
+pub(crate) const SCRIPTS: Timeout = Timeout::new("SCRIPTS", Duration::from_secs(120));
 /// An interpreter asked whether it can import a module.
 pub(crate) const IMPORT: Timeout = Timeout::new("IMPORT", Duration::from_secs(60));
 
