@@ -22,6 +22,15 @@ pub(crate) mod tree;
 /// There is no fsync: the rename is what guards against a killed process, and the files are
 /// small and can be regenerated (`envmod module`), so a create does not wait on the disk.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    replace_file(path, contents, |_| Ok(()))
+}
+
+/// [`write_atomic`], with `prepare` given the new file before its content goes in.
+fn replace_file(
+    path: &Path,
+    contents: &[u8],
+    prepare: impl FnOnce(&File) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -36,6 +45,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
             .suffix(".envmod-tmp")
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)?;
+        prepare(tmp.as_file())?;
         tmp.write_all(contents)?;
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
@@ -79,33 +89,15 @@ pub(crate) fn output_target(path: &Path) -> Result<Option<std::fs::Metadata>> {
 pub(crate) fn write_output(path: &Path, contents: &[u8]) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let old = output_target(path)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .context("path has no file name")?
-        .to_string_lossy();
-    let result = (|| -> std::io::Result<()> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(".envmod-tmp")
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(dir)?;
+    replace_file(path, contents, |tmp| {
         if let Some(old) = &old {
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o777))?;
-            // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } == 0 {
-                std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()))?;
+            tmp.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o777))?;
+            if nix::unistd::geteuid().is_root() {
+                std::os::unix::fs::fchown(tmp, Some(old.uid()), Some(old.gid()))?;
             }
         }
-        tmp.write_all(contents)?;
-        tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
-    })();
-    result.with_context(|| format!("failed to write {}", path.display()))
+    })
 }
 
 /// How a read treats a symbolic link at the last component of its path.
