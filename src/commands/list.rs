@@ -197,7 +197,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
 fn leftover_row(left: crate::env::lock::Leftover) -> (Row, Option<String>) {
     let blockers = crate::fs::tree::blockers(&left.path).unwrap_or_default();
     let why = (!blockers.is_empty()).then(|| {
-        let (problem, fix) = crate::env::cleanup::blocked_by(&blockers);
+        let (problem, fix) = crate::env::blocked::blocked_by(&blockers);
         format!("{problem}; {fix}")
     });
     let fix = format!(

@@ -278,7 +278,7 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
                 ),
             }
         } else {
-            let (problem, fix) = crate::env::cleanup::blocked_by(&blockers);
+            let (problem, fix) = crate::env::blocked::blocked_by(&blockers);
             Finding {
                 check: "leftover",
                 problem: format!(

@@ -2,6 +2,7 @@
 //! keeps inside it, the locking, staging and swapping that make every change atomic, the
 //! registry that lets `list` find it again, and the pipeline that ties them together (`ops`).
 
+pub(crate) mod blocked;
 pub(crate) mod cleanup;
 pub(crate) mod from_file;
 pub(crate) mod health;

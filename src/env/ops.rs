@@ -860,7 +860,7 @@ pub(crate) async fn change(
     if let Some(g) = guard {
         let left = g.path().to_path_buf();
         if let Err(e) = g.discard() {
-            let (problem, fix) = cleanup::explain(&e);
+            let (problem, fix) = crate::env::blocked::explain(&e);
             ctx.printer.warn(format!(
                 "{} was changed, but its old files are left in {}: {problem}; {fix}, and the next envmod command on it removes them",
                 opened.manifest.name,
@@ -1064,7 +1064,7 @@ pub(crate) fn delete(
     };
     let blockers = crate::fs::tree::blockers(&real)?;
     if !blockers.is_empty() {
-        let (problem, fix) = cleanup::blocked_by(&blockers);
+        let (problem, fix) = crate::env::blocked::blocked_by(&blockers);
         return Err(UserError::failure(format!(
             "cannot delete {}: {problem}",
             target.prefix.display()
@@ -1113,7 +1113,7 @@ fn remove_aside(
     }
     // Left in the registry if this fails, so that `list` and doctor still find the trash.
     if let Err(e) = crate::fs::tree::remove_tree(&trash) {
-        let (problem, fix) = cleanup::explain(&e);
+        let (problem, fix) = crate::env::blocked::explain(&e);
         return Err(UserError::failure(format!(
             "{} was deleted, but some of its files are left in {}: {problem}",
             target.prefix.display(),

@@ -7,7 +7,7 @@ use std::{ffi::CString, os::unix::ffi::OsStrExt, path::Path};
 
 use anyhow::{Context, Result};
 
-use crate::{env::cleanup, error::UserError, fs::tree};
+use crate::{error::UserError, fs::tree};
 
 /// Directories whose files rattler and envmod rewrite; they are copied, not linked, so a
 /// write in the clone can never reach the live environment.
@@ -32,7 +32,7 @@ pub(crate) fn clone_tree(src: &Path, dst: &Path) -> Result<Staged> {
         tree::Dir::parent_of(dst).with_context(|| format!("failed to open {}", dst.display()))?;
     let cloned = tree::clone_tree(&from, &parent, name, COPIED_DIRS)?;
     if !cloned.blockers.is_empty() {
-        let (problem, fix) = cleanup::blocked_by(&cloned.blockers);
+        let (problem, fix) = crate::env::blocked::blocked_by(&cloned.blockers);
         return Err(UserError::failure(format!(
             "cannot change {}: envmod replaces its files with new ones, and could not remove the old ones: {problem}",
             src.display()
