@@ -6,6 +6,7 @@ mod cache;
 #[path = "../common/mod.rs"]
 mod common;
 mod links;
+mod meta;
 mod record;
 mod scripts;
 mod tree;
