@@ -112,7 +112,14 @@ fn env_with_rebuilt_wheel(t: &TestEnv, name: &str) -> PathBuf {
     let links = t.path().join(format!("links-{name}"));
     std::fs::create_dir_all(&links).unwrap();
     common::build_wheel(&links, "shared_tool", "1.0");
-    ok(&t.run(&["create", "--site-python", MODULE_PYTHON, "-n", name, "alpha"]));
+    ok(&t.run(&[
+        "create",
+        "--site-python",
+        MODULE_PYTHON,
+        "-n",
+        name,
+        "alpha",
+    ]));
     let prefix = t.envs_dir().join(name);
     ok(&Command::new(prefix.join("bin/python"))
         .args(["-m", "pip", "install", "--no-input", "--no-index"])
@@ -164,7 +171,10 @@ fn a_record_that_lies_about_a_file_is_refused_at_once_naming_the_file() {
         .unwrap();
     std::fs::write(
         &record,
-        format!("{original}{}", record_line("shared_tool/data.bin", b"small")),
+        format!(
+            "{original}{}",
+            record_line("shared_tool/data.bin", b"small")
+        ),
     )
     .unwrap();
     let out = within(
@@ -255,8 +265,9 @@ fn a_record_that_lies_about_a_file_is_refused_at_once_naming_the_file() {
         "-f",
         bundle.to_str().unwrap(),
     ]));
-    let again = std::fs::read(site_packages(&t.envs_dir().join("w2")).join("shared_tool/__init__.py"))
-        .unwrap();
+    let again =
+        std::fs::read(site_packages(&t.envs_dir().join("w2")).join("shared_tool/__init__.py"))
+            .unwrap();
     assert_eq!(again, bytes);
 }
 
@@ -345,9 +356,17 @@ fn a_locked_wheel_that_never_ends_is_refused_by_size_or_time_naming_its_url() {
     let wheel = "foo-1.0-py3-none-any.whl";
     // (server, the test's limit on size and time, what the error says)
     let cases = [
-        ("endless", &[("ENVMOD_TEST_WHEEL_BYTES", "16777216")][..], "larger than"),
+        (
+            "endless",
+            &[("ENVMOD_TEST_WHEEL_BYTES", "16777216")][..],
+            "larger than",
+        ),
         ("huge", &[][..], "larger than"),
-        ("trickle", &[("ENVMOD_TEST_WHEEL_DOWNLOAD_MS", "3000")][..], "seconds"),
+        (
+            "trickle",
+            &[("ENVMOD_TEST_WHEEL_DOWNLOAD_MS", "3000")][..],
+            "seconds",
+        ),
     ];
     for (i, (mode, limits, want)) in cases.into_iter().enumerate() {
         let server = Server::start(mode);
@@ -365,7 +384,10 @@ fn a_locked_wheel_that_never_ends_is_refused_by_size_or_time_naming_its_url() {
         let err = refused(&out);
         assert!(err.contains(&url), "{mode}: the URL is not named: {err}");
         assert!(err.contains(want), "{mode}: {err}");
-        assert!(err.contains(&format!("{}, line ", path.display())), "{mode}: {err}");
+        assert!(
+            err.contains(&format!("{}, line ", path.display())),
+            "{mode}: {err}"
+        );
         nothing_made(&t, &name);
     }
 }
@@ -380,7 +402,14 @@ fn mkfifo(path: &Path) {
 #[test]
 fn a_lock_whose_package_or_wheel_is_a_fifo_is_refused_before_anything_is_fetched() {
     let t = world();
-    ok(&t.run(&["create", "--site-python", MODULE_PYTHON, "-n", "src", "alpha"]));
+    ok(&t.run(&[
+        "create",
+        "--site-python",
+        MODULE_PYTHON,
+        "-n",
+        "src",
+        "alpha",
+    ]));
     let exported = t.path().join("src.lock");
     ok(&t.run(&[
         "export",
@@ -413,7 +442,10 @@ fn a_lock_whose_package_or_wheel_is_a_fifo_is_refused_before_anything_is_fetched
     let conda_cases = [
         fifo.display().to_string(),
         url::Url::from_file_path(&fifo).unwrap().to_string(),
-        linked.join("alpha-2.0-pyhd8ed1ab_0.conda").display().to_string(),
+        linked
+            .join("alpha-2.0-pyhd8ed1ab_0.conda")
+            .display()
+            .to_string(),
         dir.display().to_string(),
     ];
     for (i, location) in conda_cases.iter().enumerate() {
@@ -424,7 +456,11 @@ fn a_lock_whose_package_or_wheel_is_a_fifo_is_refused_before_anything_is_fetched
         let mut cmd = t.envmod();
         cmd.args(["create", "--site-python", MODULE_PYTHON, "-n", &name, "-f"])
             .arg(&path);
-        let out = within(cmd, Duration::from_secs(30), &format!("create -f with {location}"));
+        let out = within(
+            cmd,
+            Duration::from_secs(30),
+            &format!("create -f with {location}"),
+        );
         let err = refused(&out);
         let line = edited
             .lines()
@@ -449,7 +485,10 @@ fn a_lock_whose_package_or_wheel_is_a_fifo_is_refused_before_anything_is_fetched
     assert!(text.contains(&conda_line), "{text}");
     let pip_text = format!(
         "{}- pypi: {wheel_at}\n  name: foo\n  version: '1.0'\n  sha256: {}\n",
-        text.replace(&conda_line, &format!("{conda_line}      - pypi: {wheel_at}\n")),
+        text.replace(
+            &conda_line,
+            &format!("{conda_line}      - pypi: {wheel_at}\n")
+        ),
         "0".repeat(64)
     );
     let path = t.path().join("pipfifo.lock");
@@ -479,7 +518,10 @@ fn a_lock_whose_package_or_wheel_is_a_fifo_is_refused_before_anything_is_fetched
                 .collect()
         })
         .unwrap_or_default();
-    assert!(fetched.is_empty(), "fetched before the lock was checked: {fetched:?}");
+    assert!(
+        fetched.is_empty(),
+        "fetched before the lock was checked: {fetched:?}"
+    );
     nothing_made(&t, "pf");
 }
 
@@ -522,7 +564,12 @@ fn unpacked_bundles(dir: &Path) -> Vec<PathBuf> {
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".envmod-bundle-"))
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with(".envmod-bundle-")
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -535,10 +582,26 @@ fn a_bundle_is_unpacked_with_modes_envmod_chooses_and_leftovers_can_be_removed()
     let chan = channel::standard_channel(&t.path().join("channel"));
     t.set_site_config(&format!("channels: [{}]\n", chan.display()));
     let run = |args: &[&str]| t.envmod_as(user, args);
-    let mut create = vec!["create", "--site-python", MODULE_PYTHON, "-n", "src", "alpha", "gamma"];
+    let mut create = vec![
+        "create",
+        "--site-python",
+        MODULE_PYTHON,
+        "-n",
+        "src",
+        "alpha",
+        "gamma",
+    ];
     ok(&run(&create));
     let bundle = t.path().join("src.tar");
-    ok(&run(&["export", "-n", "src", "--format", "bundle", "-o", bundle.to_str().unwrap()]));
+    ok(&run(&[
+        "export",
+        "-n",
+        "src",
+        "--format",
+        "bundle",
+        "-o",
+        bundle.to_str().unwrap(),
+    ]));
     let hostile = t.path().join("hostile.tar");
     with_hostile_modes(&bundle, &hostile);
     common::run_ok("chown", &[Path::new(&format!("{user}:")), &hostile]);
@@ -563,7 +626,11 @@ fn a_bundle_is_unpacked_with_modes_envmod_chooses_and_leftovers_can_be_removed()
     let prefix = t.envs_dir().join("copy");
     let init = site_packages(&prefix).join("alpha/__init__.py");
     let mode = init.metadata().unwrap().permissions().mode();
-    assert_eq!(mode & 0o7000, 0, "a set-id bit came from the bundle: {mode:o}");
+    assert_eq!(
+        mode & 0o7000,
+        0,
+        "a set-id bit came from the bundle: {mode:o}"
+    );
     assert_eq!(mode & 0o400, 0o400, "{mode:o}");
 
     // What a killed unpack leaves can be removed with doctor's own words.
@@ -574,7 +641,14 @@ fn a_bundle_is_unpacked_with_modes_envmod_chooses_and_leftovers_can_be_removed()
     }
     cmd.args(["PATH=/usr/bin:/bin", "ENVMOD_TEST_KILL_AT=bundle:unpacking"])
         .arg(t.path().join("bin/envmod"))
-        .args(["create", "--site-python", MODULE_PYTHON, "-n", "killed", "-f"])
+        .args([
+            "create",
+            "--site-python",
+            MODULE_PYTHON,
+            "-n",
+            "killed",
+            "-f",
+        ])
         .arg(&hostile)
         .current_dir(t.path());
     let out = cmd.output().unwrap();
@@ -598,7 +672,10 @@ fn a_bundle_is_unpacked_with_modes_envmod_chooses_and_leftovers_can_be_removed()
         let fix = report
             .lines()
             .filter(|l| l.contains(&shown))
-            .find_map(|l| l.split_once("; fix: ").map(|(_, fix)| fix.trim().to_string()))
+            .find_map(|l| {
+                l.split_once("; fix: ")
+                    .map(|(_, fix)| fix.trim().to_string())
+            })
             .unwrap_or_else(|| panic!("doctor names no fix for {shown}:\n{report}"));
         let out = common::bash_as(Some(user), &fix, &t.vars(), t.path());
         assert!(
@@ -655,7 +732,11 @@ fn index_refuses_a_linked_subdir_and_names_what_it_cannot_read() {
 
     let mut cmd = t.envmod();
     cmd.args(["index", chan.to_str().unwrap()]);
-    let out = within(cmd, Duration::from_secs(30), "index of a channel with a FIFO");
+    let out = within(
+        cmd,
+        Duration::from_secs(30),
+        "index of a channel with a FIFO",
+    );
     let err = refused(&out);
     for (name, kind) in [
         ("zfifo-1.0-0.conda", "FIFO"),
@@ -670,7 +751,10 @@ fn index_refuses_a_linked_subdir_and_names_what_it_cannot_read() {
     }
     let repodata = std::fs::read_to_string(noarch.join("repodata.json")).unwrap();
     assert!(repodata.contains("alpha-1.0"), "{repodata}");
-    assert!(repodata.contains(gamma), "a linked package was left out: {repodata}");
+    assert!(
+        repodata.contains(gamma),
+        "a linked package was left out: {repodata}"
+    );
     assert!(!repodata.contains("zfifo"), "{repodata}");
     let linux = std::fs::read_to_string(chan.join("linux-64/repodata.json")).unwrap();
     assert!(linux.contains("libbar-1.0"), "{linux}");
