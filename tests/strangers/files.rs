@@ -758,4 +758,18 @@ fn index_refuses_a_linked_subdir_and_names_what_it_cannot_read() {
     assert!(!repodata.contains("zfifo"), "{repodata}");
     let linux = std::fs::read_to_string(chan.join("linux-64/repodata.json")).unwrap();
     assert!(linux.contains("libbar-1.0"), "{linux}");
+
+    // Links to directories elsewhere in the channel are no packages, and no reason to stop.
+    std::fs::remove_file(noarch.join("zfifo-1.0-0.conda")).unwrap();
+    std::fs::remove_file(noarch.join("zdangling-1.0-0.conda")).unwrap();
+    std::fs::remove_dir(noarch.join("zdir-1.0-0.tar.bz2")).unwrap();
+    std::os::unix::fs::symlink(&kept, chan.join("docs")).unwrap();
+    std::os::unix::fs::symlink(&kept, noarch.join("more")).unwrap();
+    std::fs::remove_file(noarch.join("repodata.json")).unwrap();
+    ok(&t.run(&["index", chan.to_str().unwrap()]));
+    let repodata = std::fs::read_to_string(noarch.join("repodata.json")).unwrap();
+    assert!(
+        repodata.contains("alpha-1.0") && repodata.contains(gamma),
+        "{repodata}"
+    );
 }
