@@ -333,7 +333,13 @@ fn add_installed(
             .take(SHEBANG_LIMIT)
             .read_to_end(&mut head)
             .with_context(cannot_read)?;
-        let restored = restore_shebang(head.clone());
+        // A first line longer than that is no `#!` line pip wrote: left as it is.
+        let whole_line = head.contains(&b'\n') || (head.len() as u64) < SHEBANG_LIMIT;
+        let restored = if whole_line {
+            restore_shebang(head.clone())
+        } else {
+            head.clone()
+        };
         output
             .write_all(&restored)
             .with_context(|| format!("cannot write {} into a wheel", member.name))?;
