@@ -9,6 +9,10 @@
 //! The pip packages travel the same way, as wheels in `pip/` that the bundle's lock names by
 //! relative path and sha256: a bundle needs no index either.
 //!
+//! A bundle from someone else is data: its members are unpacked as new files and
+//! directories with modes envmod chooses, so no member's mode can lock its owner out of the
+//! unpacked tree or carry a set-id bit.
+//!
 //! Where the bundle is written and where it is unpacked is the caller's: both are removed
 //! if envmod is interrupted, which only the environment layer can arrange.
 

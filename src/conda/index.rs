@@ -6,6 +6,12 @@
 //! read here first; when some are damaged, the index is built in a hidden directory beside the
 //! channel that holds hard links to the good archives only, and its `repodata.json` files are
 //! moved into the channel. The user's files are never moved or removed.
+//!
+//! rattler_index also panics on a symbolic link to a directory (opendal's "mode DIR not
+//! match"), and passes over a FIFO or a dangling link named as a package without a word. So
+//! the channel is surveyed first: a linked subdir is refused, what is named as a package but
+//! is no file is reported like a damaged archive, and other linked directories are kept out
+//! of rattler_index's sight by the same hidden copy.
 
 use std::{
     path::{Path, PathBuf},

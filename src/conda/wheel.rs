@@ -6,7 +6,10 @@
 //!
 //! The environment may be shared with a group, so a member could plant a symlink among the
 //! installed files: files are opened without following links, and only inside the prefix,
-//! so a bundle never carries a file from elsewhere in the owner's account.
+//! so a bundle never carries a file from elsewhere in the owner's account. A member can
+//! also edit `RECORD` or the files it lists, so each file is streamed into the wheel (never
+//! held whole in memory) and checked against the size and sha256 `RECORD` gives it: a file
+//! that changed since pip installed it is refused by name, not bundled as pip's.
 
 use std::{
     collections::BTreeSet,
