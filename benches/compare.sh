@@ -10,6 +10,8 @@
 #               local channel, warm package cache)
 #   solve       envmod create against a repodata-only channel of BENCH_BIG_NAMES x 10 x 2
 #               records (fails at download, after the solve)
+#   install     envmod install of one more package into the conda case's environment (the
+#               clone, the transaction and the swap), each binary on an environment it made
 #
 # Settings: BENCH_BASE (required), BENCH_ENVMOD (default: release build of this tree),
 # BENCH_PYTHON=/usr/bin/python3.11, BENCH_RUNS=20, BENCH_PKGS=20, BENCH_BIG_NAMES=5000.
@@ -40,7 +42,7 @@ unset LMOD_CMD MODULES_CMD LOADEDMODULES _LMFILES_ MODULEPATH 2>/dev/null || tru
 export HOME=$T/home XDG_CONFIG_HOME=$T/cfg XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
 export ENVMOD_SITE_CONFIG=$T/none.yaml ENVMOD_MODULE_ROOT=$T/modules ENVMOD_ENVS_DIR=$T/envs
 mkdir -p "$HOME" "$T/envs" "$T/modules"
-python3 "$REPO/benches/conda/make_packages.py" channel "$T/chan" "$NPKGS" >/dev/null
+python3 "$REPO/benches/conda/make_packages.py" channel "$T/chan" "$((NPKGS + 1))" >/dev/null
 "$NEW" -q index "$T/chan"
 python3 "$REPO/benches/conda/make_packages.py" big "$T/big" "$BIG" 10 >/dev/null
 specs=$(for ((i = 0; i < NPKGS; i++)); do printf 'pkg%03d ' "$i"; done)
@@ -59,3 +61,13 @@ run() {  # name, args (the binary is prepended)
 run first-day "-q create -n e --module-system lmod --site-python $PY"
 run conda "-q create -p $T/p -c $T/chan $specs --site-python $PY --module-system lmod"
 run solve "-q create -p $T/p -c $T/big pkg4999 pkg4998 pkg4997 pkg4500 pkg4000 --site-python $PY --module-system none"
+extra=$(printf 'pkg%03d' "$NPKGS")
+made() {  # the conda case's environment, made by binary $1
+    printf "sh -c '%s; %s -q create -p %s -c %s %s --site-python %s --module-system lmod'" \
+        "$clean" "$1" "$T/p" "$T/chan" "$specs" "$PY"
+}
+hyperfine -N -i --warmup 3 --runs "$RUNS" \
+    --prepare "$(made "$BASE")" --command-name "install before" "$BASE -q install -p $T/p $extra" \
+    --prepare "$(made "$NEW")" --command-name "install after" "$NEW -q install -p $T/p $extra" \
+    --export-markdown "$T/install.md" >&2 || true
+cat "$T/install.md"

@@ -510,7 +510,15 @@ fn an_interrupted_bundle_leaves_nothing_and_doctor_names_what_a_kill_left() {
             if !out.status.success() {
                 interrupted += 1;
                 let err = stderr(&out);
-                assert!(err.contains("interrupted"), "{args:?} {delay:?}: {err}");
+                // A signal that arrives before envmod has set up its handler (a loaded
+                // machine, 20 ms) ends it as the default action does, before it made anything.
+                use std::os::unix::process::ExitStatusExt;
+                let before_handler = out.status.signal() == Some(libc::SIGTERM) && err.is_empty();
+                assert!(
+                    before_handler || err.contains("interrupted"),
+                    "{args:?} {delay:?}: {} {err}",
+                    out.status
+                );
             }
             assert_eq!(
                 bundle_leftovers(&t.envs_dir()),
