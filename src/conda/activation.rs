@@ -492,6 +492,25 @@ mod tests {
     }
 
     #[test]
+    fn what_runs_is_what_was_read_and_judged() {
+        let dir = prefix_with(&[("etc/conda/activate.d/a.sh", "export SEEN=judged\n")]);
+        let scripts = read_scripts(dir.path()).unwrap();
+        // Swapped after the check, as a group member could.
+        std::fs::write(
+            dir.path().join("etc/conda/activate.d/a.sh"),
+            "export SEEN=swapped\n",
+        )
+        .unwrap();
+        let (set, _) = run_scripts(dir.path(), &scripts, &[]).unwrap();
+        assert_eq!(set[0].value, "judged");
+        // The system's programs come first on the scripts' PATH.
+        let dir = prefix_with(&[("etc/conda/activate.d/p.sh", "export FIRST=${PATH%%:*}\n")]);
+        let scripts = read_scripts(dir.path()).unwrap();
+        let (set, _) = run_scripts(dir.path(), &scripts, &[]).unwrap();
+        assert_eq!(set[0].value, "/usr/bin");
+    }
+
+    #[test]
     fn names_that_steer_activation_are_refused() {
         for name in [
             "_ENVMOD_OLD_PATH",

@@ -564,7 +564,7 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     }
     if ctx.conda.compile_pyc && installs {
         // The site Python was chosen, and started, by this very command.
-        let interpreter = compiler(&manifest, |exe| Ok(exe));
+        let interpreter = compiler(&manifest, Ok);
         conda::pyc::compile(guard.path(), &target.prefix, &interpreter, ctx.printer)?;
     }
     failpoint::hit("create:installed");

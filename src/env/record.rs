@@ -84,6 +84,8 @@ pub(crate) struct Replacing {
     pub(crate) module_system: bool,
     pub(crate) module_root: bool,
     pub(crate) kernel: bool,
+    /// `delete --force`, which loads no module: the recorded modules are not acted on.
+    pub(crate) modules: bool,
 }
 
 impl Replacing {
@@ -93,6 +95,7 @@ impl Replacing {
         module_system: false,
         module_root: false,
         kernel: false,
+        modules: false,
     };
     pub(crate) const EVERYTHING: Self = Self {
         prefix: true,
@@ -100,6 +103,7 @@ impl Replacing {
         module_system: true,
         module_root: true,
         kernel: true,
+        modules: true,
     };
 }
 
@@ -229,7 +233,7 @@ fn difference(
             ),
         ));
     }
-    if let Some(yours) = &record.modules {
+    if let Some(yours) = record.modules.as_ref().filter(|_| !replacing.modules) {
         let names: Vec<String> = manifest
             .modules
             .iter()
@@ -479,6 +483,28 @@ mod tests {
             ..Replacing::NOTHING
         };
         assert!(trusted(&env, &real, &shared, replacing, "-n myenv").is_ok());
+
+        let mut modules = m.clone();
+        modules.modules.push(crate::site::modules::LoadedModule {
+            full_name: "tools/1.0".into(),
+            file: None,
+        });
+        let err = trusted(&env, &real, &modules, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`modules`"), "{err}");
+        assert!(err.to_string().contains("tools/1.0"), "{err}");
+        assert!(!agrees(&env, &real, &modules));
+        assert!(trusted(&env, &real, &modules, Replacing::EVERYTHING, "-n myenv").is_ok());
+
+        // Channels: a command that installed nothing keeps the ones last used.
+        let mut channels = m.clone();
+        channels.channels = vec!["file:///elsewhere".into()];
+        save(&env, &real, &channels, Channels::Kept, &printer);
+        assert_eq!(super::channels(&env, &real), Some(m.channels.clone()));
+        save(&env, &real, &channels, Channels::Used, &printer);
+        assert_eq!(
+            super::channels(&env, &real),
+            Some(channels.channels.clone())
+        );
 
         forget(&env, &real);
         assert!(agrees(&env, &real, &moved));
