@@ -57,3 +57,18 @@ pub(crate) fn timeout_ms(what: &str) -> Option<u64> {
 pub(crate) fn timeout_ms(_what: &str) -> Option<u64> {
     None
 }
+
+/// A test's override of a size limit, in bytes (`ENVMOD_TEST_<WHAT>`); only in a build with
+/// the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn limit(what: &str) -> Option<u64> {
+    std::env::var(format!("ENVMOD_TEST_{what}"))
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn limit(_what: &str) -> Option<u64> {
+    None
+}

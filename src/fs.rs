@@ -125,6 +125,8 @@ pub(crate) enum ReadError {
     NotFound(PathBuf),
     #[error("{} is {kind}, not a regular file; envmod reads only regular files", path.display())]
     NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{} is reached through a symbolic link (or a file where a directory should be); envmod does not follow links there", .0.display())]
+    Through(PathBuf),
     #[error("{} is larger than {}, the most envmod reads of such a file", path.display(), size(*limit))]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("{} is not UTF-8 text", .0.display())]
@@ -765,6 +767,81 @@ fn open_beneath(root: &Path, rel: &Path, dir: bool) -> std::io::Result<std::os::
         )?;
     }
     Ok(fd)
+}
+
+/// [`open_regular`] for `rel` (plain components only) below the directory `root`, with no
+/// link followed at any step (see [`open_beneath`]): for a file in a tree others can write,
+/// where a link in any directory on the way could lead out of the tree. As with
+/// `open_regular`, the type is checked before the open, so a device is never opened.
+pub(crate) fn open_regular_beneath(root: &Path, rel: &Path) -> Result<File, ReadError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let path = root.join(rel);
+    let io = |source: std::io::Error| match source.raw_os_error() {
+        Some(libc::ENOENT) => ReadError::NotFound(path.clone()),
+        // Only the directories on the way are opened this way: the file itself is looked at
+        // with fstatat first.
+        Some(libc::ELOOP | libc::ENOTDIR) => ReadError::Through(path.clone()),
+        _ => ReadError::Io {
+            path: path.clone(),
+            source,
+        },
+    };
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(io(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+    };
+    let dir = open_beneath(root, parent, true).map_err(io)?;
+    let name = std::ffi::CString::new(name.as_encoded_bytes())
+        .map_err(|_| io(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
+    let not_regular = |meta: &std::fs::Metadata| ReadError::NotRegular {
+        path: path.clone(),
+        kind: kind_of(meta.file_type()),
+    };
+    // SAFETY: `dir` is an open directory and `name` is NUL-terminated; `st` is written by
+    // the call before it is read.
+    let st = unsafe {
+        let mut st = std::mem::zeroed::<libc::stat>();
+        if libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) != 0
+        {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        st
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => "a symbolic link",
+            libc::S_IFDIR => "a directory",
+            libc::S_IFIFO => "a FIFO",
+            libc::S_IFSOCK => "a socket",
+            libc::S_IFCHR | libc::S_IFBLK => "a device",
+            _ => "not a file",
+        };
+        return Err(ReadError::NotRegular {
+            path: path.clone(),
+            kind,
+        });
+    }
+    // SAFETY: as above; the descriptor returned is owned by the File made from it.
+    let file = unsafe {
+        let fd = libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        File::from_raw_fd(fd)
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    Ok(file)
 }
 
 /// The content of the regular file `rel` below `root` (see [`open_beneath`]), at most

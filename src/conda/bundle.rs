@@ -9,6 +9,10 @@
 //! The pip packages travel the same way, as wheels in `pip/` that the bundle's lock names by
 //! relative path and sha256: a bundle needs no index either.
 //!
+//! A bundle from someone else is data: its members are unpacked as new files and
+//! directories with modes envmod chooses, so no member's mode can lock its owner out of the
+//! unpacked tree or carry a set-id bit.
+//!
 //! Where the bundle is written and where it is unpacked is the caller's: both are removed
 //! if envmod is interrupted, which only the environment layer can arrange.
 
@@ -308,9 +312,21 @@ pub(crate) fn unpack(
             .with_hint("use a bundle written by envmod")
             .into());
         }
-        entry
-            .unpack_in(dir)
-            .map_err(|e| damaged(format!("{}: {e}", path.display())))?;
+        let rel: PathBuf = path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        if kind == tar::EntryType::Directory {
+            make_dirs(dir, &rel, &shown)?;
+        } else {
+            if let Some(parent) = rel.parent() {
+                make_dirs(dir, parent, &shown)?;
+            }
+            unpack_file(&mut entry, dir, &rel, &shown)?;
+        }
         crate::failpoint::hit("bundle:unpacking");
     }
 
@@ -383,6 +399,98 @@ pub(crate) fn unpack(
 
     let channel = dir.join(PACKAGES_DIR);
     Ok((Unpacked { lock, channel }, read))
+}
+
+/// What is unpacked is data to read, so it gets modes envmod chooses, never the members':
+/// a member's mode 0000 would lock its owner out of the directory that must be removed
+/// afterwards, and a set-id bit has no business in it.
+const UNPACKED_DIR_MODE: u32 = 0o700;
+const UNPACKED_FILE_MODE: u32 = 0o600;
+
+/// The directory `rel` (and its parents) in the unpack directory `dir`.
+fn make_dirs(dir: &Path, rel: &Path, shown: &dyn std::fmt::Display) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if rel.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(rel);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(UNPACKED_DIR_MODE)
+        .create(&path)
+        .map_err(|e| {
+            if path.symlink_metadata().is_ok_and(|m| !m.is_dir())
+                || e.raw_os_error() == Some(libc::ENOTDIR)
+            {
+                return UserError::usage(format!(
+                    "bundle {shown} has a file where its member {} needs a directory; envmod will not unpack it",
+                    rel.display()
+                ))
+                .with_hint("use a bundle written by envmod")
+                .into();
+            }
+            unpack_failed(&path, shown, e)
+        })
+}
+
+/// The regular member `entry` as the new file `rel` in the unpack directory `dir`.
+fn unpack_file(
+    entry: &mut impl Read,
+    dir: &Path,
+    rel: &Path,
+    shown: &dyn std::fmt::Display,
+) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(rel);
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(UNPACKED_FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| -> anyhow::Error {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                return UserError::usage(format!(
+                    "bundle {shown} has two members named {}; envmod will not unpack it",
+                    rel.display()
+                ))
+                .with_hint("use a bundle written by envmod")
+                .into();
+            }
+            unpack_failed(&path, shown, e)
+        })?;
+    let mut buf = vec![0; 256 << 10];
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(UserError::usage(format!(
+                    "bundle {shown} cannot be unpacked: {}: {e}",
+                    rel.display()
+                ))
+                .with_hint(
+                    "copy the bundle again, or write a new one where the channels are reachable",
+                )
+                .into());
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| unpack_failed(&path, shown, e))?;
+    }
+}
+
+/// A write into the unpack directory failed: this machine's problem, not the bundle's.
+fn unpack_failed(path: &Path, shown: &dyn std::fmt::Display, e: std::io::Error) -> anyhow::Error {
+    UserError::failure(format!(
+        "cannot unpack bundle {shown}: cannot write {}: {e}",
+        path.display()
+    ))
+    .with_hint(
+        "check that the filesystem of the environments has space and that you can write there",
+    )
+    .into()
 }
 
 /// The refusal of a bundle member whose sha256 is not the one its lock gives.
@@ -593,6 +701,38 @@ mod tests {
             "{err}"
         );
         assert!(!out.exists());
+    }
+
+    #[test]
+    fn members_get_modes_envmod_chooses_and_appear_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("modes.tar");
+        let mut tar = tar::Builder::new(File::create(&out).unwrap());
+        let mut member = |name: &str, kind: tar::EntryType, mode: u32, data: &[u8]| {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(mode);
+            tar.append_data(&mut header, name, data).unwrap();
+        };
+        member("pkgs", tar::EntryType::Directory, 0, b"");
+        member("pkgs/a", tar::EntryType::Regular, 0o4777, b"a");
+        member("pkgs/a", tar::EntryType::Regular, 0o644, b"b");
+        drop(tar);
+
+        let envs = dir.path().join("envs");
+        std::fs::create_dir(&envs).unwrap();
+        let unpacked = unpack_dir(&envs);
+        let err = unpack(&out, &unpacked, Subdir::Linux64).unwrap_err();
+        assert!(
+            message(&err).contains("has two members named pkgs/a"),
+            "{err}"
+        );
+        let mode = |p: &Path| p.metadata().unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&unpacked.join("pkgs")), 0o700);
+        assert_eq!(mode(&unpacked.join("pkgs/a")), 0o600);
+        assert_eq!(std::fs::read(unpacked.join("pkgs/a")).unwrap(), b"a");
     }
 
     #[test]

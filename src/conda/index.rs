@@ -6,6 +6,12 @@
 //! read here first; when some are damaged, the index is built in a hidden directory beside the
 //! channel that holds hard links to the good archives only, and its `repodata.json` files are
 //! moved into the channel. The user's files are never moved or removed.
+//!
+//! rattler_index also panics on a symbolic link to a directory (opendal's "mode DIR not
+//! match"), and passes over a FIFO or a dangling link named as a package without a word. So
+//! the channel is surveyed first: a linked subdir is refused, what is named as a package but
+//! is no file is reported like a damaged archive, and other linked directories are kept out
+//! of rattler_index's sight by the same hidden copy.
 
 use std::{
     path::{Path, PathBuf},
@@ -47,21 +53,132 @@ pub(crate) async fn index_dir(dir: &Path) -> Result<Vec<Skipped>> {
         UserError::failure(format!("cannot create {}: {e}", noarch.display()))
             .with_hint("check that you can write there")
     })?;
-    let subdirs = subdirs(dir)?;
-    let archives: Vec<PathBuf> = subdirs
-        .iter()
-        .map(|s| archives_in(&dir.join(s)))
-        .collect::<Result<Vec<_>>>()?
-        .concat();
-    let skipped = tokio::task::spawn_blocking(move || check_all(&archives))
+    let layout = survey(dir)?;
+    let archives = layout.archives;
+    let damaged = tokio::task::spawn_blocking(move || check_all(&archives))
         .await
         .context("checking the package archives stopped unexpectedly")?;
-    if skipped.is_empty() {
+    let mut skipped = layout.unusable;
+    skipped.extend(damaged);
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    if skipped.is_empty() && !layout.linked_dirs {
         run_index(dir, dir).await?;
     } else {
-        index_without(dir, &subdirs, &skipped).await?;
+        index_without(dir, &layout.subdirs, &skipped).await?;
     }
     Ok(skipped)
+}
+
+/// What a channel directory holds, as the index sees it.
+struct Layout {
+    /// The subdirs (`noarch`, `linux-64`, ...), each a real directory.
+    subdirs: Vec<String>,
+    /// The regular files (or links to them) named as package archives.
+    archives: Vec<PathBuf>,
+    /// What is named as a package archive but is no file: a FIFO, a directory, a link to
+    /// nothing.
+    unusable: Vec<Skipped>,
+    /// Whether a link to a directory sits in the channel or a subdir: rattler_index panics
+    /// on one (opendal's "mode DIR not match"), so the index is then built from a copy of
+    /// the layout that leaves it out.
+    linked_dirs: bool,
+}
+
+/// Look at every entry of `dir` and its subdirs without reading a package. A subdir that is
+/// a symbolic link is refused: following it would write repodata.json into the directory it
+/// points to, which belongs to some other channel.
+fn survey(dir: &Path) -> Result<Layout> {
+    let is_linked_dir = |path: &Path, meta: &std::fs::Metadata| meta.is_symlink() && path.is_dir();
+    let mut layout = Layout {
+        subdirs: Vec::new(),
+        archives: Vec::new(),
+        unusable: Vec::new(),
+        linked_dirs: false,
+    };
+    for (path, name, meta) in entries(dir)? {
+        if Subdir::from_str(&name).is_err() {
+            layout.linked_dirs |= is_linked_dir(&path, &meta);
+            continue;
+        }
+        if meta.is_symlink() {
+            let target = std::fs::canonicalize(&path)
+                .unwrap_or_else(|_| dir.join(std::fs::read_link(&path).unwrap_or_default()));
+            let shown = crate::render::escape::sh_quote(&path.to_string_lossy());
+            return Err(UserError::failure(format!(
+                "{} is a symbolic link to {}; envmod index does not follow a linked subdir, since it writes repodata.json into it",
+                path.display(),
+                target.display()
+            ))
+            .with_hint(format!(
+                "replace the link with a copy of that directory (`rm {shown} && cp -a {} {shown}`), or index the channel that holds it",
+                crate::render::escape::sh_quote(&target.to_string_lossy())
+            ))
+            .into());
+        }
+        if !meta.is_dir() {
+            continue;
+        }
+        layout.subdirs.push(name.clone());
+        for (path, name, meta) in entries(&path)? {
+            if name == "repodata.json" && !meta.is_file() {
+                // The index reads the old one (for its timestamps) and replaces it.
+                return Err(UserError::failure(format!(
+                    "{} is {}, not a regular file; envmod index would read it and replace it",
+                    path.display(),
+                    if meta.is_symlink() {
+                        "a symbolic link"
+                    } else {
+                        kind(&meta.file_type())
+                    }
+                ))
+                .with_hint(format!(
+                    "remove it (`rm {}`); the index writes it again",
+                    crate::render::escape::sh_quote(&path.to_string_lossy())
+                ))
+                .into());
+            }
+            if DistArchiveIdentifier::try_from_filename(&name).is_none() {
+                layout.linked_dirs |= is_linked_dir(&path, &meta);
+                continue;
+            }
+            match path.metadata() {
+                Ok(m) if m.is_file() => layout.archives.push(path),
+                followed => {
+                    layout.linked_dirs |= is_linked_dir(&path, &meta);
+                    let reason = match (meta.is_symlink(), followed) {
+                        (true, Err(_)) => format!(
+                            "a symbolic link to {}, which does not exist",
+                            std::fs::read_link(&path).unwrap_or_default().display()
+                        ),
+                        (true, Ok(m)) => format!(
+                            "a symbolic link to {}, not a package archive",
+                            kind(&m.file_type())
+                        ),
+                        (false, _) => format!("{}, not a package archive", kind(&meta.file_type())),
+                    };
+                    layout.unusable.push(Skipped { path, reason });
+                }
+            }
+        }
+    }
+    layout.subdirs.sort();
+    layout.archives.sort();
+    Ok(layout)
+}
+
+fn kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 async fn run_index(shown: &Path, root: &Path) -> Result<()> {
@@ -82,39 +199,19 @@ async fn run_index(shown: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The directories of `dir` that rattler_index treats as subdirs.
-fn subdirs(dir: &Path) -> Result<Vec<String>> {
-    let paths = entries(dir, |path, name| {
-        path.is_dir() && Subdir::from_str(name).is_ok()
-    })?;
-    let mut out: Vec<String> = paths
-        .iter()
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
-/// The files of a subdir that rattler_index would read as packages.
-fn archives_in(subdir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = entries(subdir, |path, name| {
-        path.is_file() && DistArchiveIdentifier::try_from_filename(name).is_some()
-    })?;
-    out.sort();
-    Ok(out)
-}
-
-/// The entries of `dir` that `keep` accepts, given their path and file name.
-fn entries(dir: &Path, keep: impl Fn(&Path, &str) -> bool) -> Result<Vec<PathBuf>> {
+/// The entries of `dir`: path, name and what `lstat` says.
+fn entries(dir: &Path) -> Result<Vec<(PathBuf, String, std::fs::Metadata)>> {
     let mut out = Vec::new();
     for entry in
         std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?
     {
         let entry = entry.with_context(|| format!("failed to read {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if keep(&entry.path(), &name) {
-            out.push(entry.path());
-        }
+        let path = entry.path();
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        out.push((path, name, meta));
     }
     Ok(out)
 }
@@ -153,7 +250,8 @@ fn check_archive(path: &Path) -> Result<(), String> {
     match DistArchiveType::try_from(path) {
         Some(DistArchiveType::Conda(CondaArchiveType::Conda)) => {
             // rattler_index opens the zip with `expect`; an unreadable one must never get there.
-            let file = std::fs::File::open(path).map_err(|e| one_line(&e))?;
+            let file = crate::fs::open_regular(path, crate::fs::Links::Follow)
+                .map_err(|e| one_line(&e))?;
             rattler_package_streaming::seek::stream_conda_info(file)
                 .map_err(|e| format!("not a readable .conda archive: {}", one_line(&e)))?;
         }
@@ -217,6 +315,9 @@ async fn index_without(dir: &Path, subdirs: &[String], skipped: &[Skipped]) -> R
 /// A hard link costs nothing; a copy is the fallback where links are not allowed (archives
 /// owned by someone else under `fs.protected_hardlinks`).
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    // A hard link to a symbolic link would be the link itself, and a relative one would
+    // point elsewhere from the copy: link what it points to.
+    let from = &std::fs::canonicalize(from).unwrap_or_else(|_| from.to_path_buf());
     if std::fs::hard_link(from, to).is_ok() {
         return Ok(());
     }

@@ -141,17 +141,52 @@ fn fallback_location(name: &impl std::fmt::Display, version: &impl std::fmt::Dis
 }
 
 /// Read the default environment (or the only one) of the lock at `path` for `platform`.
+/// Every local file it names, conda package or wheel, must be a regular file: opening a
+/// FIFO someone named as a package would hang the install, so they are checked here, before
+/// anything is fetched.
 pub(crate) fn read(path: &Path, platform: Subdir) -> Result<ReadLock> {
-    read_as(path, &path.display(), platform)
+    let (read, local) = parse(path, &path.display(), platform)?;
+    let wheels = read.pip.iter().filter_map(|w| match &w.source {
+        WheelSource::Path(p) => Some((p.clone(), w.shown.clone())),
+        WheelSource::Url(_) => None,
+    });
+    for (file, at) in local.into_iter().chain(wheels) {
+        check_local(&file, &at)?;
+    }
+    Ok(read)
 }
 
 /// [`read`], naming the file `shown` in errors: a lock unpacked from a bundle is named by
-/// the bundle, not by a temporary path.
+/// the bundle, not by a temporary path. Its packages are installed from the bundle, so the
+/// local files it names are not looked at.
 pub(super) fn read_as(
     path: &Path,
     shown: &dyn std::fmt::Display,
     platform: Subdir,
 ) -> Result<ReadLock> {
+    parse(path, shown, platform).map(|(read, _)| read)
+}
+
+/// A file the lock names, checked as the install would open it (following a link, which the
+/// lock's author may have meant): a missing file is left for the install to report, since
+/// the package may already be in the cache.
+fn check_local(file: &Path, at: &str) -> Result<()> {
+    match crate::fs::open_regular(file, crate::fs::Links::Follow) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(UserError::usage(format!("{at}: {e}"))
+            .with_hint("a lock names package archives and wheels; replace the entry with the file's real location, or lock the environment again")
+            .into()),
+    }
+}
+
+/// The lock read, and the local files its conda packages name, each with its place in the
+/// lock ("lock file X, line N").
+fn parse(
+    path: &Path,
+    shown: &dyn std::fmt::Display,
+    platform: Subdir,
+) -> Result<(ReadLock, Vec<(std::path::PathBuf, String)>)> {
     let text =
         crate::fs::read_text(path, crate::fs::DOCUMENT, crate::fs::Links::Follow).map_err(|e| {
             UserError::failure(e.to_string()).with_hint("check the path and that you can read it")
@@ -204,6 +239,7 @@ pub(super) fn read_as(
 
     let mut records = Vec::new();
     let mut pip = Vec::new();
+    let mut local = Vec::new();
     for package in environment.packages(locked).into_iter().flatten() {
         match package {
             LockedPackage::Conda(CondaPackageData::Binary(data)) => {
@@ -217,6 +253,23 @@ pub(super) fn read_as(
                 }
                 let record = RepoDataRecord::try_from(data.as_ref())
                     .map_err(|e| invalid(shown, &format!("package {}: {e}", data.file_name)))?;
+                if record.url.scheme() == "file"
+                    && let Ok(file) = record.url.to_file_path()
+                {
+                    let given = data.location.as_str();
+                    let same = |value: &str| {
+                        value == given
+                            || url::Url::parse(value)
+                                .ok()
+                                .and_then(|u| u.to_file_path().ok())
+                                .is_some_and(|p| p == file)
+                    };
+                    let at = match line_of(&text, "conda", same) {
+                        Some(line) => format!("lock file {shown}, line {line}"),
+                        None => format!("lock file {shown}"),
+                    };
+                    local.push((file, at));
+                }
                 records.push(record);
             }
             LockedPackage::Conda(CondaPackageData::Source(data)) => {
@@ -232,7 +285,7 @@ pub(super) fn read_as(
         }
     }
 
-    Ok(ReadLock {
+    let read = ReadLock {
         channels: environment
             .channels()
             .iter()
@@ -241,7 +294,8 @@ pub(super) fn read_as(
         platforms,
         records,
         pip,
-    })
+    };
+    Ok((read, local))
 }
 
 /// A lock's pip package as the wheel to install, or the refusal that names its line. The
@@ -256,7 +310,7 @@ fn locked_wheel(
     let given = location
         .given()
         .map_or_else(|| location.inner().to_string(), str::to_string);
-    let at = match line_of(text, &given) {
+    let at = match line_of(text, "pypi", |value| value == given) {
         Some(line) => format!("lock file {shown}, line {line}"),
         None => format!("lock file {shown}"),
     };
@@ -336,15 +390,16 @@ fn locked_wheel(
     })
 }
 
-/// The 1-based number of the line that gives the pip location `given` (`- pypi: …`, quoted
-/// or not); the last one, which is the package's own entry rather than its environment's.
-fn line_of(text: &str, given: &str) -> Option<usize> {
+/// The 1-based number of the line that gives a location of a `kind` package (`- pypi: …`
+/// or `- conda: …`, quoted or not) that `given` accepts; the last one, which is the package's own
+/// entry rather than its environment's.
+fn line_of(text: &str, kind: &str, given: impl Fn(&str) -> bool) -> Option<usize> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| {
             let value = line.trim_start();
             let value = value.strip_prefix("- ").unwrap_or(value).trim_start();
-            let Some(value) = value.strip_prefix("pypi:") else {
+            let Some(value) = value.strip_prefix(kind).and_then(|v| v.strip_prefix(':')) else {
                 return false;
             };
             let value = value.trim();
@@ -355,7 +410,7 @@ fn line_of(text: &str, given: &str) -> Option<usize> {
             } else {
                 value.to_string()
             };
-            unquoted == given
+            given(&unquoted)
         })
         .map(|(i, _)| i + 1)
         .last()

@@ -15,7 +15,7 @@
 
 use std::{
     collections::HashSet,
-    io::Write,
+    io::{Read, Write},
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -302,12 +302,61 @@ fn update_record(dir: &Path, dist_info: &str, file: &str, bytes: &[u8]) -> Resul
     crate::fs::write_atomic(&record, updated.as_bytes())
 }
 
-/// Copy or download `wheel` to `to`, refusing it unless it has the locked sha256.
+/// The most envmod copies or downloads of one locked wheel. A lock records no size for a
+/// pip package, so this is a ceiling well above the largest wheels on PyPI (a GPU build of
+/// a deep-learning framework is about 2.5 GB), and it keeps a download without end from
+/// filling the disk.
+const WHEEL_LIMIT: u64 = 4 << 30;
+
+/// How long one locked wheel may take to download: the largest, over a slow link, with
+/// room to spare; a server that trickles bytes for ever is stopped.
+const WHEEL_TIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The limits a download of a locked wheel gets (shorter in a test build, when asked).
+fn wheel_limits() -> (u64, std::time::Duration) {
+    let bytes = crate::failpoint::limit("WHEEL_BYTES").unwrap_or(WHEEL_LIMIT);
+    let time = crate::failpoint::timeout_ms("WHEEL_DOWNLOAD")
+        .map_or(WHEEL_TIME, std::time::Duration::from_millis);
+    (bytes, time)
+}
+
+/// `n` bytes in the largest binary unit that keeps it whole.
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 => format!("{} MiB", n >> 20),
+        n => format!("{n} bytes"),
+    }
+}
+
+fn duration(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        1 => "1 second".to_string(),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// Copy or download `wheel` to `to`, refusing it unless it has the locked sha256, and
+/// refusing it as soon as it is larger than a wheel can be or takes too long to arrive.
 async fn fetch_wheel(
     wheel: &LockedWheel,
     to: &Path,
     client: Option<&ClientWithMiddleware>,
 ) -> Result<()> {
+    let (limit, time) = wheel_limits();
+    let from = match &wheel.source {
+        WheelSource::Path(p) => p.display().to_string(),
+        WheelSource::Url(u) => u.to_string(),
+    };
+    let too_large = || -> anyhow::Error {
+        UserError::failure(format!(
+            "{}: the pip package {} {} at {from} is larger than {}, the most envmod fetches of a wheel",
+            wheel.shown, wheel.name, wheel.version, bytes(limit)
+        ))
+        .with_hint("nothing was created; check that the location names the wheel the lock means, or download the wheel and lock its path")
+        .into()
+    };
     let out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -326,19 +375,16 @@ async fn fetch_wheel(
     match &wheel.source {
         WheelSource::Path(path) => {
             // Non-blocking, so a FIFO planted where the wheel should be cannot hang envmod.
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)
-                .map_err(|e| unreachable(format!("{}: {e}", path.display())))?;
-            if !file.metadata().is_ok_and(|m| m.is_file()) {
-                return Err(unreachable(format!(
-                    "{} is not a regular file",
-                    path.display()
-                )));
+            let file = crate::fs::open_regular(path, crate::fs::Links::Follow)
+                .map_err(|e| unreachable(e.to_string()))?;
+            if file.metadata().map_or(0, |m| m.len()) > limit {
+                return Err(too_large());
             }
-            std::io::copy(&mut file, &mut out)
+            let copied = std::io::copy(&mut file.take(limit + 1), &mut out)
                 .map_err(|e| unreachable(format!("{}: {e}", path.display())))?;
+            if copied > limit {
+                return Err(too_large());
+            }
         }
         WheelSource::Url(url) => {
             let Some(client) = client else {
@@ -351,30 +397,45 @@ async fn fetch_wheel(
                 )
                 .into());
             };
-            let mut response = client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| unreachable(format!("{e:#}")))?
-                .error_for_status()
-                .map_err(|e| unreachable(e.without_url().to_string()))?;
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| unreachable(e.without_url().to_string()))?
-            {
-                out.write_all(&chunk)
-                    .with_context(|| format!("cannot write {}", to.display()))?;
-            }
+            let download = async {
+                let mut response = client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| unreachable(format!("{e:#}")))?
+                    .error_for_status()
+                    .map_err(|e| unreachable(e.without_url().to_string()))?;
+                if response.content_length().is_some_and(|n| n > limit) {
+                    return Err(too_large());
+                }
+                let mut got = 0u64;
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| unreachable(e.without_url().to_string()))?
+                {
+                    got += chunk.len() as u64;
+                    if got > limit {
+                        return Err(too_large());
+                    }
+                    out.write_all(&chunk)
+                        .with_context(|| format!("cannot write {}", to.display()))?;
+                }
+                Ok(())
+            };
+            tokio::time::timeout(time, download).await.map_err(|_| -> anyhow::Error {
+                UserError::failure(format!(
+                    "{}: the pip package {} {} at {url} did not arrive within {}, the most envmod waits for a wheel",
+                    wheel.shown, wheel.name, wheel.version, duration(time)
+                ))
+                .with_hint("nothing was created; check the network and that the server serves the wheel, or download it and lock its path")
+                .into()
+            })??;
         }
     }
     let (file, actual) = out.finalize();
     file.sync_all().ok();
     if actual != wheel.sha256 {
-        let from = match &wheel.source {
-            WheelSource::Path(p) => p.display().to_string(),
-            WheelSource::Url(u) => u.to_string(),
-        };
         return Err(UserError::failure(format!(
             "{}: {from}: its sha256 differs from the one the lock gives (expected {}, got {}); the file may have been tampered with",
             wheel.shown,

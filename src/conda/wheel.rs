@@ -6,19 +6,22 @@
 //!
 //! The environment may be shared with a group, so a member could plant a symlink among the
 //! installed files: files are opened without following links, and only inside the prefix,
-//! so a bundle never carries a file from elsewhere in the owner's account.
+//! so a bundle never carries a file from elsewhere in the owner's account. A member can
+//! also edit `RECORD` or the files it lists, so each file is streamed into the wheel (never
+//! held whole in memory) and checked against the size and sha256 `RECORD` gives it: a file
+//! that changed since pip installed it is refused by name, not bundled as pip's.
 
 use std::{
     collections::BTreeSet,
     fs::File,
     io::{Read, Seek, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::PermissionsExt,
     path::{Component, Path, PathBuf},
 };
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use rattler_digest::{HashingReader, Sha256, Sha256Hash};
+use rattler_digest::{HashingReader, HashingWriter, Sha256, Sha256Hash};
 
 use crate::{conda::pip::PipDist, error::UserError};
 
@@ -102,7 +105,7 @@ fn original(dist: &PipDist) -> Result<Option<BundleWheel>> {
     else {
         return Ok(None);
     };
-    let Ok(file) = open_regular(&path, false) else {
+    let Ok(file) = crate::fs::open_regular(&path, crate::fs::Links::Follow) else {
         return Ok(None);
     };
     let mut reader = HashingReader::<_, Sha256>::new(&file);
@@ -121,10 +124,13 @@ fn original(dist: &PipDist) -> Result<Option<BundleWheel>> {
     }))
 }
 
-/// One file of the rebuilt wheel: its name in the wheel and where it is installed.
+/// One file of the rebuilt wheel: its name in the wheel, where it is installed (relative to
+/// the prefix), and what RECORD says it holds.
 struct Member {
     name: String,
     path: PathBuf,
+    sha256: Option<Sha256Hash>,
+    size: Option<u64>,
 }
 
 /// Rebuild the wheel of `dist` from its installed files into an unnamed temporary file.
@@ -141,20 +147,27 @@ fn build(prefix: &Path, dist: &PipDist) -> Result<BundleWheel> {
         .dist_info
         .parent()
         .ok_or_else(|| refuse("its .dist-info directory is not in site-packages"))?;
-    let dist_dir = prefix.join(&dist.dist_info);
-    let record = read_meta(&dist_dir.join("RECORD"))?;
-    let wheel_meta = read_meta(&dist_dir.join("WHEEL"))?;
-    let scripts = entry_point_scripts(&dist_dir);
+    let record = read_meta(prefix, &dist.dist_info.join("RECORD"))?;
+    let wheel_meta = read_meta(prefix, &dist.dist_info.join("WHEEL"))?;
+    let scripts = entry_point_scripts(prefix, &dist.dist_info);
 
     let mut members = Vec::new();
     let mut seen = BTreeSet::new();
     for line in record.lines() {
-        let Some(recorded) = csv_first(line) else {
+        let fields = csv_fields(line);
+        let Some(recorded) = fields.first().filter(|f| !f.is_empty()).cloned() else {
             continue;
         };
-        if recorded.is_empty() {
-            continue;
-        }
+        let sha256 = fields
+            .get(1)
+            .and_then(|h| h.strip_prefix("sha256="))
+            .and_then(|h| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|d| Sha256Hash::try_from(d.as_slice()).ok());
+        let size = fields.get(2).and_then(|n| n.trim().parse::<u64>().ok());
         let Some(in_prefix) = beneath(site, Path::new(&recorded)) else {
             return Err(refuse(format!(
                 "it installed {recorded}, outside the environment"
@@ -185,7 +198,9 @@ fn build(prefix: &Path, dist: &PipDist) -> Result<BundleWheel> {
         if seen.insert(name.clone()) {
             members.push(Member {
                 name,
-                path: prefix.join(&in_prefix),
+                path: in_prefix,
+                sha256,
+                size,
             });
         }
     }
@@ -209,26 +224,20 @@ fn build(prefix: &Path, dist: &PipDist) -> Result<BundleWheel> {
         zip::ZipWriter::new(tempfile::tempfile().context("cannot make a temporary file")?);
     let mut record_out = String::new();
     for member in &members {
-        let Some((bytes, mode)) = read_installed(prefix, &member.path)? else {
+        let Some((digest, len)) = add_installed(&mut zip, prefix, member)? else {
             continue;
         };
-        let bytes = if member.name.contains(".data/scripts/") {
-            restore_shebang(bytes)
-        } else {
-            bytes
-        };
-        add(&mut zip, &member.name, &bytes, mode)?;
-        let digest = rattler_digest::compute_bytes_digest::<Sha256>(&bytes);
         record_out.push_str(&format!(
-            "{},sha256={},{}\n",
+            "{},sha256={},{len}\n",
             csv_field(&member.name),
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
-            bytes.len()
         ));
     }
     let record_name = format!("{dist_info_name}/RECORD");
     record_out.push_str(&format!("{},,\n", csv_field(&record_name)));
-    add(&mut zip, &record_name, record_out.as_bytes(), 0o644)?;
+    start(&mut zip, &record_name, 0o644, record_out.len() as u64)?;
+    zip.write_all(record_out.as_bytes())
+        .with_context(|| format!("cannot write {record_name} into a wheel"))?;
     let mut file = zip.finish().context("cannot write a wheel")?;
     file.rewind()?;
     let mut reader = HashingReader::<_, Sha256>::new(&file);
@@ -245,18 +254,16 @@ fn build(prefix: &Path, dist: &PipDist) -> Result<BundleWheel> {
     })
 }
 
-fn add(zip: &mut zip::ZipWriter<File>, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
+/// Begin the wheel member `name`, whose bytes the caller then writes.
+fn start(zip: &mut zip::ZipWriter<File>, name: &str, mode: u32, len: u64) -> Result<()> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         // A fixed time: the same environment gives the same wheel, and the same bundle.
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(mode)
-        .large_file(bytes.len() as u64 >= u32::MAX as u64);
+        .large_file(len >= u32::MAX as u64);
     zip.start_file(name, options)
-        .with_context(|| format!("cannot write {name} into a wheel"))?;
-    zip.write_all(bytes)
-        .with_context(|| format!("cannot write {name} into a wheel"))?;
-    Ok(())
+        .with_context(|| format!("cannot write {name} into a wheel"))
 }
 
 /// `site` joined with `recorded` (a RECORD path, relative to site-packages), relative to the
@@ -281,78 +288,126 @@ fn beneath(site: &Path, recorded: &Path) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
-/// The bytes and mode of an installed file, or `None` if it is gone. Links are refused, in
-/// the file's name and in every directory above it inside the prefix.
-fn read_installed(prefix: &Path, path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
-    let real_prefix = prefix
-        .canonicalize()
-        .with_context(|| format!("cannot read {}", prefix.display()))?;
-    let parent = path.parent().unwrap_or(prefix);
-    let real_parent = match parent.canonicalize() {
-        Ok(p) => p,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", parent.display())),
+/// Stream the installed file of `member` into the wheel, checked against what RECORD says
+/// it holds; the sha256 and length of what went into the wheel, or `None` if the file is
+/// gone. The file is opened without following a link anywhere below the prefix, and read as
+/// it is copied: a file far larger than RECORD says is refused before a byte is read, and
+/// one that changed after pip installed it is refused by name.
+fn add_installed(
+    zip: &mut zip::ZipWriter<File>,
+    prefix: &Path,
+    member: &Member,
+) -> Result<Option<(Sha256Hash, u64)>> {
+    let shown = member.path.display();
+    let file = match crate::fs::open_regular_beneath(prefix, &member.path) {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(refuse(e.to_string())),
     };
-    let expected_parent = real_prefix.join(parent.strip_prefix(prefix).unwrap_or(parent));
-    if real_parent != expected_parent {
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {shown}"))?;
+    if let Some(size) = member.size
+        && meta.len() != size
+    {
         return Err(refuse(format!(
-            "{} is reached through a symbolic link",
-            path.display()
+            "{shown} is {} bytes, but its RECORD says {size}: it changed after pip installed it",
+            meta.len()
         )));
     }
-    let file = match open_regular(path, true) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(refuse(format!("{}: {e}", path.display())));
-        }
+    let mode = if meta.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
     };
-    let mode = file.metadata()?.permissions().mode();
+    start(zip, &member.name, mode, meta.len())?;
+    // One byte past the recorded size tells a file that grew since the fstat.
+    let limit = member.size.map_or(u64::MAX, |n| n + 1);
+    let mut input = HashingReader::<_, Sha256>::new(file.take(limit));
+    let mut output = Tally {
+        inner: HashingWriter::<_, Sha256>::new(&mut *zip),
+        len: 0,
+    };
+    let cannot_read = || format!("cannot read {shown}");
+    let copied = if member.name.contains(".data/scripts/") {
+        // The first line is all that changes: read it alone, then stream the rest.
+        let mut head = Vec::new();
+        (&mut input)
+            .take(SHEBANG_LIMIT)
+            .read_to_end(&mut head)
+            .with_context(cannot_read)?;
+        // A first line longer than that is no `#!` line pip wrote: left as it is.
+        let whole_line = head.contains(&b'\n') || (head.len() as u64) < SHEBANG_LIMIT;
+        let restored = if whole_line {
+            restore_shebang(head.clone())
+        } else {
+            head.clone()
+        };
+        output
+            .write_all(&restored)
+            .with_context(|| format!("cannot write {} into a wheel", member.name))?;
+        head.len() as u64 + std::io::copy(&mut input, &mut output).with_context(cannot_read)?
+    } else {
+        std::io::copy(&mut input, &mut output).with_context(cannot_read)?
+    };
+    let (_, actual) = input.finalize();
+    if member.size.is_some_and(|n| n != copied) {
+        return Err(refuse(format!(
+            "{shown} changed while it was read: its RECORD says {} bytes",
+            member.size.unwrap_or_default()
+        )));
+    }
+    if member.sha256.is_some_and(|h| h != actual) {
+        return Err(refuse(format!(
+            "{shown} does not have the sha256 its RECORD gives: it changed after pip installed it"
+        )));
+    }
+    let len = output.len;
+    let (_, digest) = output.inner.finalize();
+    Ok(Some((digest, len)))
+}
+
+/// How much of a script is read to find its `#!` line.
+const SHEBANG_LIMIT: u64 = 64 << 10;
+
+/// A writer that counts what passes through it.
+struct Tally<W> {
+    inner: W,
+    len: u64,
+}
+
+impl<W: Write> Write for Tally<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A metadata file of the distribution (`rel`, below `prefix`), as text.
+fn read_meta(prefix: &Path, rel: &Path) -> Result<String> {
+    let file = crate::fs::open_regular_beneath(prefix, rel).map_err(|e| refuse(e.to_string()))?;
     let mut bytes = Vec::new();
-    (&file)
+    file.take(META_LIMIT + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Some((bytes, if mode & 0o111 != 0 { 0o755 } else { 0o644 })))
-}
-
-/// Open `path` for reading if it is a regular file, without blocking on a FIFO (and, with
-/// `no_follow`, without following a link).
-fn open_regular(path: &Path, no_follow: bool) -> std::io::Result<File> {
-    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
-    if no_follow {
-        flags |= libc::O_NOFOLLOW;
+        .map_err(|e| refuse(format!("cannot read {}: {e}", rel.display())))?;
+    if bytes.len() as u64 > META_LIMIT {
+        return Err(refuse(format!(
+            "{} is larger than {} MiB",
+            rel.display(),
+            META_LIMIT >> 20
+        )));
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::other("it is a symbolic link")
-            } else {
-                e
-            }
-        })?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
-    Ok(file)
-}
-
-/// A metadata file of the distribution, as text.
-fn read_meta(path: &Path) -> Result<String> {
-    let file = open_regular(path, true)
-        .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
-    let mut text = String::new();
-    file.take(META_LIMIT)
-        .read_to_string(&mut text)
-        .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
-    Ok(text)
+    String::from_utf8(bytes).map_err(|_| refuse(format!("{} is not UTF-8 text", rel.display())))
 }
 
 /// The names of the scripts pip writes from `entry_points.txt`.
-fn entry_point_scripts(dist_dir: &Path) -> BTreeSet<String> {
-    let Ok(text) = read_meta(&dist_dir.join("entry_points.txt")) else {
+fn entry_point_scripts(prefix: &Path, dist_info: &Path) -> BTreeSet<String> {
+    let Ok(text) = read_meta(prefix, &dist_info.join("entry_points.txt")) else {
         return BTreeSet::new();
     };
     let mut out = BTreeSet::new();
@@ -433,28 +488,27 @@ fn restore_shebang(bytes: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// The first field of a RECORD line (CSV, quoted when it holds a comma or a quote).
-fn csv_first(line: &str) -> Option<String> {
+/// The fields of a RECORD line (CSV: a field holding a comma or a quote is quoted).
+fn csv_fields(line: &str) -> Vec<String> {
     let line = line.trim_end_matches('\r');
-    if let Some(rest) = line.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = rest.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    out.push('"');
-                } else {
-                    return Some(out);
-                }
-            } else {
-                out.push(c);
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
             }
+            '"' if quoted => quoted = false,
+            '"' if field.is_empty() => quoted = true,
+            ',' if !quoted => out.push(std::mem::take(&mut field)),
+            c => field.push(c),
         }
-        None
-    } else {
-        Some(line.split(',').next().unwrap_or_default().to_string())
     }
+    out.push(field);
+    out
 }
 
 fn csv_field(s: &str) -> String {
@@ -485,11 +539,8 @@ mod tests {
         assert_eq!(wheel_tag("Tag: py3-none-any/../x\n"), None);
         assert_eq!(wheel_tag("Wheel-Version: 1.0\n"), None);
         assert_eq!(escape("Shared.Tool--x"), "Shared_Tool_x");
-        assert_eq!(csv_first("a/b.py,sha256=x,3").as_deref(), Some("a/b.py"));
-        assert_eq!(
-            csv_first("\"a,\"\"b\"\".py\",,").as_deref(),
-            Some("a,\"b\".py")
-        );
+        assert_eq!(csv_fields("a/b.py,sha256=x,3"), ["a/b.py", "sha256=x", "3"]);
+        assert_eq!(csv_fields("\"a,\"\"b\"\".py\",,"), ["a,\"b\".py", "", ""]);
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         let site = Path::new("lib/python3.11/site-packages");
         assert_eq!(

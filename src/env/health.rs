@@ -312,7 +312,12 @@ fn bundle_leftovers(envs_dir: &Path, show: &dyn Fn(&Path) -> String) -> Vec<Find
                 "{} is a bundle an interrupted `envmod create -f` left unpacked",
                 show(&e.path())
             ),
-            fix: format!("rm -rf {}", sh_quote(&e.path().to_string_lossy())),
+            // An older envmod kept the members' modes, and a directory of mode 0000 stops
+            // a plain `rm -rf`.
+            fix: {
+                let quoted = sh_quote(&e.path().to_string_lossy());
+                format!("chmod -R u+rwX {quoted} && rm -rf {quoted}")
+            },
         })
         .collect()
 }

@@ -7,6 +7,7 @@ mod code;
 #[path = "../common/mod.rs"]
 mod common;
 mod links;
+mod meta;
 mod record;
 mod scripts;
 mod tree;
