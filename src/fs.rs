@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use crate::error::UserError;
 
 pub(crate) mod tree;
+pub(crate) mod trust;
 
 /// Write a file so that readers see either the old content or the new, never a mix. The
 /// file gets the usual mode (0666 less the umask), so a shared module root stays readable.
@@ -392,6 +393,9 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
             if e.raw_os_error() == Some(libc::ELOOP) {
                 return refuse();
             }
+            if let Some(denied) = lock_denied(path, &e) {
+                return denied;
+            }
             UserError::failure(format!("cannot create lock file {}: {e}", path.display()))
                 .with_hint("check that you can write to that directory")
                 .into()
@@ -400,6 +404,37 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
         return Err(refuse());
     }
     Ok(file)
+}
+
+/// The error for a lock file that exists but that this user may not open: whose it is, its
+/// mode, and the fix. In a directory a group shares, any member can replace the lock file
+/// with one only they may write, and every command then stops there.
+fn lock_denied(path: &Path, e: &std::io::Error) -> Option<anyhow::Error> {
+    use std::os::unix::fs::MetadataExt;
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return None;
+    }
+    let meta = path.symlink_metadata().ok().filter(|m| m.is_file())?;
+    let owner = user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string());
+    let mode = meta.mode() & 0o7777;
+    // SAFETY: geteuid cannot fail.
+    let mine = meta.uid() == unsafe { libc::geteuid() };
+    let quoted = crate::render::escape::sh_quote(&path.to_string_lossy());
+    let hint = if mine {
+        format!("make it writable again: chmod u+w {quoted}")
+    } else {
+        format!(
+            "{owner} (or someone who can write its directory) put it there; when no envmod is running on the environment, remove it (`rm {quoted}`) and run the command again: envmod makes a new one"
+        )
+    };
+    Some(
+        UserError::failure(format!(
+            "cannot take the lock: the lock file {} belongs to {owner} and has mode {mode:04o}, which you cannot write",
+            path.display()
+        ))
+        .with_hint(hint)
+        .into(),
+    )
 }
 
 /// Open an existing lock file for reading only, for a shared lock: `None` when there is
@@ -573,7 +608,7 @@ impl Share {
             return Ok(());
         }
         crate::failpoint::hit_on("share:checked", path);
-        let mode = self.mode_for(meta);
+        let mode = self.mode_for(meta, path);
         if let Some(gid) = self.gid
             && meta.gid != gid
             && let Err(e) = node.set_group(gid)
@@ -599,9 +634,18 @@ impl Share {
         Ok(())
     }
 
-    /// The mode an entry like `meta` gets.
-    fn mode_for(&self, meta: &tree::Meta) -> u32 {
-        let gw = if self.group_write { 0o020 } else { 0 };
+    /// The mode an entry like `meta` at `path` gets. Activation scripts stay writable by
+    /// their owner alone: envmod runs them itself, and tells who could have written one by
+    /// its owner and mode, which a group's write access would leave saying nothing.
+    fn mode_for(&self, meta: &tree::Meta, path: &Path) -> u32 {
+        let owner_only = path
+            .parent()
+            .is_some_and(|d| d.ends_with("etc/conda/activate.d"));
+        let gw = if self.group_write && !owner_only {
+            0o020
+        } else {
+            0
+        };
         if meta.kind == tree::Kind::Dir {
             0o2755 | gw
         } else {

@@ -1,9 +1,13 @@
 //! All terminal output goes through `Printer`, so `-q`, `-v`, `--json` and piping behave the
 //! same in every command. Data goes to stdout; messages, warnings and progress to stderr.
+//! Messages often carry values someone else wrote (a shared environment's manifest); their
+//! control characters are shown escaped, so none can move the cursor or draw fake output.
 
 use std::io::{IsTerminal, Write};
 
 use console::style;
+
+use crate::render::escape::tidy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Verbosity {
@@ -39,7 +43,7 @@ impl Printer {
     /// A status line for people, on stderr; silent with `-q`.
     pub(crate) fn info(&self, msg: impl AsRef<str>) {
         if self.verbosity >= Verbosity::Normal {
-            let _ = writeln!(std::io::stderr(), "{}", msg.as_ref());
+            let _ = writeln!(std::io::stderr(), "{}", tidy(msg.as_ref()));
         }
     }
 
@@ -50,7 +54,7 @@ impl Printer {
                 std::io::stderr(),
                 "{} {}",
                 style("debug:").dim(),
-                msg.as_ref()
+                tidy(msg.as_ref())
             );
         }
     }
@@ -60,7 +64,7 @@ impl Printer {
             std::io::stderr(),
             "{} {}",
             style("warning:").yellow().bold(),
-            msg.as_ref()
+            tidy(msg.as_ref())
         );
     }
 
@@ -76,6 +80,7 @@ impl Printer {
         if self.verbosity < Verbosity::Normal {
             return;
         }
+        let lines: Vec<_> = lines.iter().map(|l| tidy(l)).collect();
         let width = lines
             .iter()
             .map(|l| console::measure_text_width(l))
@@ -88,7 +93,7 @@ impl Printer {
             "╭─ {title} {}╮",
             "─".repeat(width.saturating_sub(title.len() + 1))
         );
-        for l in lines {
+        for l in &lines {
             let pad = width - console::measure_text_width(l);
             let _ = writeln!(err, "│ {l}{} │", " ".repeat(pad));
         }
@@ -98,7 +103,12 @@ impl Printer {
     /// Print an error chain the way uv does: `error:`, then `Caused by:`, then `hint:`.
     pub(crate) fn error(&self, err: &anyhow::Error) {
         let mut out = std::io::stderr().lock();
-        let _ = writeln!(out, "{} {err}", style("error:").red().bold());
+        let _ = writeln!(
+            out,
+            "{} {}",
+            style("error:").red().bold(),
+            tidy(&err.to_string())
+        );
         let causes: Vec<String> = err
             .chain()
             .skip(1)
@@ -108,11 +118,11 @@ impl Printer {
         if !causes.is_empty() {
             let _ = writeln!(out, "  {}", style("Caused by:").bold());
             for c in causes {
-                let _ = writeln!(out, "    {c}");
+                let _ = writeln!(out, "    {}", tidy(&c));
             }
         }
         if let Some(hint) = crate::error::hint_of(err) {
-            let _ = writeln!(out, "{} {hint}", style("hint:").cyan().bold());
+            let _ = writeln!(out, "{} {}", style("hint:").cyan().bold(), tidy(hint));
         }
     }
 }

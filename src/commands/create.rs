@@ -270,7 +270,9 @@ fn with_kernel(manifest: &mut Manifest, s: &CreateSettings, ctx: &Ctx<'_>) -> Re
             .with_hint("add ipykernel to the packages")
             .into());
         }
-        kernel::require_ipykernel(manifest, &manifest.python.site.executable)
+        // Not built yet: only the site's packages, asked of the Python this user chose.
+        let site = Some(Ok(manifest.python.site.executable.as_path()));
+        kernel::require_ipykernel(manifest, &manifest.prefix, site)
             .map_err(|e| e.context("--kernel: add ipykernel to the packages"))?;
     }
     manifest.kernel = Some(kernel::plan_kernel(

@@ -9,6 +9,7 @@ use crate::{
     environ::Environ,
     error::UserError,
     printer::Printer,
+    render::escape::shown,
 };
 
 pub(crate) fn run(checkup: Checkup, json: bool, env: &Environ, printer: &Printer) -> Result<()> {
@@ -20,7 +21,12 @@ pub(crate) fn run(checkup: Checkup, json: bool, env: &Environ, printer: &Printer
     } else {
         let mut out = String::new();
         for f in &found {
-            out.push_str(&format!("problem: {}; fix: {}\n", f.problem, f.fix));
+            // A finding quotes manifests others may write: one line, no control codes.
+            out.push_str(&format!(
+                "problem: {}; fix: {}\n",
+                shown(&f.problem),
+                shown(&f.fix)
+            ));
         }
         printer.data(out);
     }

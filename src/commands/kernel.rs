@@ -8,13 +8,14 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
+    env::record::Replacing,
     env::{
         ops::{self, Change, Ctx},
         prefix::EnvTarget,
         registry::Registry,
     },
     error::UserError,
-    manifest::Manifest,
+    manifest::{Manifest, PythonMode},
     outputs::kernel::{self, kernel_name, kernels_dir, owner_of, plan_kernel, require_ipykernel},
     printer::Printer,
 };
@@ -35,8 +36,24 @@ pub(crate) async fn add(s: AddSettings, ctx: &Ctx<'_>) -> Result<()> {
     if let Some(shown) = &s.display_name {
         kernel::check_display_name(shown)?;
     }
-    let manifest = crate::env::prefix::read_manifest(&s.target, &s.target.real_path()?)?;
-    require_ipykernel(&manifest, &s.target.prefix.join("bin/python"))?;
+    let real = s.target.real_path()?;
+    let manifest = crate::env::prefix::read_manifest(&s.target, &real)?;
+    // Before the modules are loaded to see what they set: loading runs them as this user.
+    let manifest = crate::env::record::trusted(
+        ctx.environ,
+        &real,
+        &manifest,
+        Replacing {
+            kernel: true,
+            ..Replacing::NOTHING
+        },
+        &s.target.cli(),
+    )?;
+    let site = (manifest.python.mode == PythonMode::Site).then(|| {
+        let exe = manifest.python.site.executable.as_path();
+        crate::env::venv::may_run(ctx.environ, &real, exe).map(|()| exe)
+    });
+    require_ipykernel(&manifest, &real, site)?;
     let info = plan_kernel(
         &manifest,
         s.name.as_deref(),

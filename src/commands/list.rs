@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::{env::registry::Registry, printer::Printer};
+use crate::{
+    env::registry::Registry,
+    printer::Printer,
+    render::escape::{shown, tidy},
+};
 
 pub(crate) struct ListSettings {
     pub(crate) envs_dir: PathBuf,
@@ -36,7 +40,7 @@ struct Row {
     frozen: bool,
     /// Found in the site's `shared_envs_dirs` (a course environment, say).
     shared: bool,
-    /// Who owns it, for shared environments.
+    /// Who owns its directory, for shared environments.
     #[serde(skip_serializing_if = "Option::is_none")]
     owner: Option<String>,
     /// Where its modulefile is: `module use` this, then `module load` the module.
@@ -91,7 +95,8 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
         if rows.iter().any(|r| r.prefix == m.prefix) {
             continue;
         }
-        let owner = m.owner.clone().or_else(|| owner_name(&m.prefix));
+        // Who owns the directory, not who the manifest (the group's to edit) says.
+        let owner = dir_owner(&m.prefix);
         let mut r = row(m);
         r.shared = true;
         r.owner = owner;
@@ -151,6 +156,11 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
             ]
         })
         .collect();
+    // Values from manifests others may write: one line each, no terminal control codes.
+    let table: Vec<[String; 5]> = table
+        .into_iter()
+        .map(|row| row.map(|cell| shown(&cell).into_owned()))
+        .collect();
     let header = ["NAME", "PYTHON", "MODULE", "PREFIX", "MODULES"].map(String::from);
     let mut widths = header.clone().map(|h| h.len());
     for row in &table {
@@ -189,7 +199,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
         out.push_str("\nLeft over, and not removable by you:\n");
         out.extend(blocked);
     }
-    printer.data(out);
+    printer.data(tidy(&out));
     Ok(())
 }
 
@@ -228,6 +238,12 @@ fn leftover_row(left: crate::env::lock::Leftover) -> (Row, Option<String>) {
         created: String::new(),
     };
     (row, why)
+}
+
+/// The login name of the owner of the directory `path` names.
+fn dir_owner(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    crate::fs::user_name(path.metadata().ok()?.uid())
 }
 
 /// The login name of the owner of `path`.

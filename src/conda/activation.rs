@@ -7,12 +7,12 @@
 //! variables already set, and only when a command changes the packages (the caller records
 //! what they set, and every other command reads that record back), so a script that
 //! someone adds later runs for nobody until the owner changes the packages, and then with a
-//! warning that names it (`untrusted_scripts`).
+//! warning that names it. Who could have written a script is judged on the descriptor it is
+//! read from, and the bytes read are what runs (`read_scripts`, `run_scripts`).
 
 use std::{
     collections::BTreeMap,
     ffi::OsStr,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -153,27 +153,101 @@ pub(crate) fn scripts(prefix: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// The scripts of `prefix` that neither the user running envmod nor root wrote (the owner
-/// of the file, or of the link that leads to it), with that owner's name.
-pub(crate) fn untrusted_scripts(prefix: &Path) -> Result<Vec<(PathBuf, String)>> {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+/// The largest activation script envmod runs; real ones are a few KiB.
+const SCRIPT_LIMIT: u64 = 1 << 20;
+
+/// An activation script as it was read, once: what runs is these bytes, so nobody can swap
+/// the file between the check of who wrote it and the run.
+pub(crate) struct Script {
+    pub(crate) path: PathBuf,
+    text: Vec<u8>,
+    /// Who other than this user and root could have written it (the file, or the link that
+    /// leads to it), judged on the descriptor it was read from.
+    pub(crate) writer: Option<crate::fs::trust::Writer>,
+}
+
+/// Read the activate.d scripts of `prefix`, in conda's order, and judge who could have
+/// written each. Only the file and its link count: a file someone replaced in a directory
+/// they may write is theirs, and so shows up here.
+pub(crate) fn read_scripts(prefix: &Path) -> Result<Vec<Script>> {
+    use std::io::Read;
     let mut out = Vec::new();
-    for script in scripts(prefix)? {
-        let owners = [script.symlink_metadata()?.uid(), script.metadata()?.uid()];
-        if let Some(&other) = owners.iter().find(|&&uid| uid != me && uid != 0) {
-            let who = crate::fs::user_name(other).unwrap_or_else(|| other.to_string());
-            out.push((script, who));
+    for path in scripts(prefix)? {
+        let link = path.symlink_metadata()?;
+        let file = crate::fs::open_regular(&path, crate::fs::Links::Follow)?;
+        let meta = file.metadata()?;
+        if meta.len() > SCRIPT_LIMIT {
+            return Err(UserError::failure(format!(
+                "the activation script {} is larger than {} KiB; envmod will not run it",
+                path.display(),
+                SCRIPT_LIMIT >> 10
+            ))
+            .with_hint("remove it, or find out who put it there")
+            .into());
+        }
+        let mut text = Vec::with_capacity(meta.len() as usize);
+        file.take(SCRIPT_LIMIT).read_to_end(&mut text)?;
+        let writer = if link.file_type().is_symlink() {
+            crate::fs::trust::writer(&link)
+                .filter(|w| matches!(w, crate::fs::trust::Writer::User(_)))
+        } else {
+            None
+        }
+        .or_else(|| crate::fs::trust::writer(&meta));
+        out.push(Script { path, text, writer });
+    }
+    Ok(out)
+}
+
+/// The scripts of `prefix` that someone other than this user and root could have written,
+/// each with who, as a warning phrases it ("that envmod-peer wrote, not you").
+pub(crate) fn untrusted_scripts(prefix: &Path) -> Result<Vec<(PathBuf, String)>> {
+    Ok(read_scripts(prefix)?
+        .into_iter()
+        .filter_map(|s| s.writer.map(|w| (s.path, w.phrase())))
+        .collect())
+}
+
+/// The activation scripts that packages from `channels` (as the manifest names them)
+/// brought into `prefix`, each with the channel, as a warning phrases it.
+pub(crate) fn scripts_from_channels(
+    prefix: &Path,
+    channels: &[String],
+) -> Result<Vec<(PathBuf, String)>> {
+    if channels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = Path::new("etc/conda/activate.d");
+    let mut out = Vec::new();
+    for record in crate::conda::prefix::installed_records(prefix)? {
+        let Some(channel) = record.repodata_record.channel.as_deref() else {
+            continue;
+        };
+        let channel = channel.trim_end_matches('/');
+        if !channels.iter().any(|c| c.trim_end_matches('/') == channel) {
+            continue;
+        }
+        for file in &record.files {
+            if file.parent() == Some(dir) && file.extension() == Some(OsStr::new("sh")) {
+                out.push((
+                    prefix.join(file),
+                    format!("from the channel {channel}, which you did not choose"),
+                ));
+            }
         }
     }
     Ok(out)
 }
 
-/// What the activate.d scripts of `prefix` set, run in a clean bash (no rc files, HOME
-/// unset to a place that does not exist) that starts with `own` set. Returns the variables
-/// the scripts set or changed, and the names of those whose values are not text.
-pub(crate) fn run_scripts(prefix: &Path, own: &[EnvVar]) -> Result<(Vec<EnvVar>, Vec<String>)> {
-    let scripts = scripts(prefix)?;
+/// What the activate.d `scripts` of `prefix` (as [`read_scripts`] read them) set, run in a
+/// clean bash (no rc files, HOME unset to a place that does not exist) that starts with
+/// `own` set. Returns the variables the scripts set or changed, and the names of those whose
+/// values are not text.
+pub(crate) fn run_scripts(
+    prefix: &Path,
+    scripts: &[Script],
+    own: &[EnvVar],
+) -> Result<(Vec<EnvVar>, Vec<String>)> {
     if scripts.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -189,6 +263,24 @@ pub(crate) fn run_scripts(prefix: &Path, own: &[EnvVar]) -> Result<(Vec<EnvVar>,
             ))
             .with_hint("install bash")
         })?;
+    // The bytes that were judged, in a directory nobody else can enter: the files in the
+    // environment may have changed since.
+    let copies = tempfile::Builder::new()
+        .prefix("envmod-activate-")
+        .tempdir()
+        .context("failed to make a private directory for the activation scripts")?;
+    let mut paths = Vec::with_capacity(scripts.len());
+    for (i, script) in scripts.iter().enumerate() {
+        let name = script
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let copy = copies.path().join(format!("{i:03}-{name}"));
+        std::fs::write(&copy, &script.text)
+            .with_context(|| format!("failed to write {}", copy.display()))?;
+        paths.push(copy);
+    }
     // The scripts print to stderr; the environment goes to the original stdout, as NUL
     // separated records, each dump ended by an empty record.
     const SHELL: &str = r#"exec 3>&1 1>&2
@@ -209,11 +301,13 @@ __envmod_dump
 "#;
     let mut cmd = Command::new(&bash);
     cmd.args(["--norc", "--noprofile", "-c", SHELL, "envmod-activation"])
-        .args(&scripts)
+        .args(&paths)
         .env_clear()
+        // The system's programs first: in a shared environment the group can put a `sed`
+        // or a `python` into bin/ that a script calls by name.
         .env(
             "PATH",
-            format!("{}:/usr/bin:/bin", prefix.join("bin").display()),
+            format!("/usr/bin:/bin:{}", prefix.join("bin").display()),
         )
         .env("HOME", "/nonexistent")
         .env("CONDA_PREFIX", prefix)
@@ -386,13 +480,34 @@ mod tests {
             name: "COST".into(),
             value: "$5 `id`".into(),
         }];
-        let (set, not_text) = run_scripts(dir.path(), &own).unwrap();
+        let scripts = read_scripts(dir.path()).unwrap();
+        assert!(scripts.iter().all(|s| s.writer.is_none()));
+        let (set, not_text) = run_scripts(dir.path(), &scripts, &own).unwrap();
         let got: Vec<(&str, &str)> = set
             .iter()
             .map(|v| (v.name.as_str(), v.value.as_str()))
             .collect();
         assert_eq!(got, [("DERIVED", "$5 `id`/sub"), ("PLAIN", "yes")]);
         assert!(not_text.is_empty());
+    }
+
+    #[test]
+    fn what_runs_is_what_was_read_and_judged() {
+        let dir = prefix_with(&[("etc/conda/activate.d/a.sh", "export SEEN=judged\n")]);
+        let scripts = read_scripts(dir.path()).unwrap();
+        // Swapped after the check, as a group member could.
+        std::fs::write(
+            dir.path().join("etc/conda/activate.d/a.sh"),
+            "export SEEN=swapped\n",
+        )
+        .unwrap();
+        let (set, _) = run_scripts(dir.path(), &scripts, &[]).unwrap();
+        assert_eq!(set[0].value, "judged");
+        // The system's programs come first on the scripts' PATH.
+        let dir = prefix_with(&[("etc/conda/activate.d/p.sh", "export FIRST=${PATH%%:*}\n")]);
+        let scripts = read_scripts(dir.path()).unwrap();
+        let (set, _) = run_scripts(dir.path(), &scripts, &[]).unwrap();
+        assert_eq!(set[0].value, "/usr/bin");
     }
 
     #[test]

@@ -1,27 +1,65 @@
-//! Compiled `.pyc` files for everything an install linked, made with the environment's own
-//! interpreter inside the staging tree, before the swap, in parallel (`compileall -j 0`) when
-//! there are enough files for a process pool to pay, as conda and pixi do. rattler links
-//! packages without compiling them; an environment whose users cannot write `__pycache__` (a
-//! course environment) would otherwise recompile every imported module on every start.
-//! `-s STAGING -p PREFIX` records the final paths in the code objects, so tracebacks name the
-//! environment, not the staging directory; the files stay valid after the rename because they
-//! check the source's mtime and size, not its path.
+//! Compiled `.pyc` files for everything an install linked, made inside the staging tree,
+//! before the swap, in parallel (`compileall -j 0`) when there are enough files for a
+//! process pool to pay, as conda and pixi do. rattler links packages without compiling them;
+//! an environment whose users cannot write `__pycache__` (a course environment) would
+//! otherwise recompile every imported module on every start. `-s STAGING -p PREFIX` records
+//! the final paths in the code objects, so tracebacks name the environment, not the staging
+//! directory; the files stay valid after the rename because they check the source's mtime
+//! and size, not its path.
+//!
+//! Compiling needs only the standard library, and it runs as the user: so the interpreter
+//! starts isolated (`-I -S`: no `.pth` file, `sitecustomize`, `PYTHON*` variable, user site
+//! or working directory is read), and it must be one that nobody else could have changed.
+//! In site mode that is the site's interpreter, started directly, never through the
+//! environment's `bin/python` and `pyvenv.cfg` (which name where the standard library is
+//! read from, and which the group of a shared environment can change); and `bin/python`
+//! must still be the link envmod made. In conda mode it is the environment's own, the
+//! python package's file: run only if it, the files it reads at start and its standard
+//! library could be written by nobody but this user and root. In a group-shared conda
+//! environment that holds only while the package is freshly linked (at create); later
+//! changes leave the new packages without `.pyc` files, and say so.
 
-use std::{path::Path, process::Command, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
 
 use anyhow::Result;
 
-use crate::{printer::Printer, site::run::OutputWithin};
+use crate::{fs::trust, printer::Printer, site::run::OutputWithin};
 
 /// The number of `.py` files from which compiling in parallel pays (measured on 2 cores: 12
 /// files take 120 ms alone and 170 ms with a pool; 240 files take 1.5 s alone and 0.8 s).
 const POOL_FROM: usize = 100;
 
-pub(crate) fn compile(staging: &Path, prefix: &Path, printer: &Printer) -> Result<()> {
-    let python = staging.join("bin/python");
-    if !python.exists() {
+/// Which interpreter compiles.
+pub(crate) enum Interpreter<'a> {
+    /// Site mode: the site's interpreter, or why envmod may not start it.
+    Site(Result<&'a Path, String>),
+    /// Conda mode: the environment's own `bin/pythonMAJOR.MINOR`.
+    Conda { major: u32, minor: u32 },
+}
+
+pub(crate) fn compile(
+    staging: &Path,
+    prefix: &Path,
+    interpreter: &Interpreter<'_>,
+    printer: &Printer,
+) -> Result<()> {
+    if staging.join("bin/python").symlink_metadata().is_err() {
         return Ok(());
     }
+    let python = match choose(staging, prefix, interpreter) {
+        Ok(python) => python,
+        Err(why) => {
+            printer.warn(format!(
+                "not compiling .pyc files in {}: {why}; envmod starts no interpreter someone else could have changed, so the new packages import from their sources",
+                prefix.display()
+            ));
+            return Ok(());
+        }
+    };
     let mut dirs = Vec::new();
     if let Ok(entries) = std::fs::read_dir(staging.join("lib")) {
         for e in entries.flatten() {
@@ -43,7 +81,7 @@ pub(crate) fn compile(staging: &Path, prefix: &Path, printer: &Printer) -> Resul
         "1"
     };
     let out = Command::new(&python)
-        .args(["-m", "compileall", "-q", "-j", jobs, "-s"])
+        .args(["-I", "-S", "-m", "compileall", "-q", "-j", jobs, "-s"])
         .arg(staging)
         .arg("-p")
         .arg(prefix)
@@ -51,6 +89,7 @@ pub(crate) fn compile(staging: &Path, prefix: &Path, printer: &Printer) -> Resul
         .env_remove("PYTHONDONTWRITEBYTECODE")
         .env_remove("PYTHONPYCACHEPREFIX")
         .env("PYTHONNOUSERSITE", "1")
+        .current_dir("/")
         .output_within(crate::site::run::LONG);
     match out {
         Ok(out) if out.status.success() => {
@@ -71,6 +110,99 @@ pub(crate) fn compile(staging: &Path, prefix: &Path, printer: &Printer) -> Resul
         )),
     }
     Ok(())
+}
+
+/// The interpreter to start for `staging` (which becomes `prefix`), or why there is none
+/// envmod may start. The staging tree is private, so only what it holds matters: its files
+/// may be hard links to the live environment's, which share their owner and mode.
+fn choose(staging: &Path, prefix: &Path, interpreter: &Interpreter<'_>) -> Result<PathBuf, String> {
+    let shown = |p: &Path| prefix.join(p.strip_prefix(staging).unwrap_or(p));
+    match interpreter {
+        Interpreter::Site(site) => {
+            let exe = site.clone()?;
+            match std::fs::read_link(staging.join("bin/python")) {
+                Ok(to) if to == exe => Ok(exe.to_path_buf()),
+                Ok(to) => Err(format!(
+                    "{} links to {}, not to the site Python {} that envmod linked it to",
+                    prefix.join("bin/python").display(),
+                    to.display(),
+                    exe.display()
+                )),
+                Err(_) => Err(format!(
+                    "{} is not the link to the site Python {} that envmod made",
+                    prefix.join("bin/python").display(),
+                    exe.display()
+                )),
+            }
+        }
+        Interpreter::Conda { major, minor } => {
+            let exe = staging.join(format!("bin/python{major}.{minor}"));
+            let meta = exe
+                .symlink_metadata()
+                .map_err(|e| format!("{}: {e}", shown(&exe).display()))?;
+            if !meta.is_file() {
+                return Err(format!(
+                    "{} is not the python package's file",
+                    shown(&exe).display()
+                ));
+            }
+            if let Some(w) = trust::writer(&meta) {
+                return Err(format!("{}: {w}", shown(&exe).display()));
+            }
+            let stdlib = staging.join(format!("lib/python{major}.{minor}"));
+            match startup_files(staging, &stdlib) {
+                Some((file, w)) => Err(format!("{}: {w}", shown(&file).display())),
+                None => Ok(exe),
+            }
+        }
+    }
+}
+
+/// The first file that a conda interpreter in `staging` reads as it starts, or imports from
+/// `stdlib` (its standard library, `site-packages` aside), that someone else could have
+/// written, and who.
+fn startup_files(staging: &Path, stdlib: &Path) -> Option<(PathBuf, trust::Writer)> {
+    let judge = |path: &Path| {
+        let meta = path.metadata().ok()?;
+        trust::writer(&meta).map(|w| (path.to_path_buf(), w))
+    };
+    // What getpath reads beside the interpreter and the prefix: `pyvenv.cfg` (whose `home`
+    // says where the standard library is), `._pth` files (which replace sys.path), and the
+    // shared libpython.
+    for dir in [
+        staging.to_path_buf(),
+        staging.join("bin"),
+        staging.join("lib"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if (name == "pyvenv.cfg" || name.ends_with("._pth") || name.starts_with("libpython"))
+                && let Some(found) = judge(&e.path())
+            {
+                return Some(found);
+            }
+        }
+    }
+    let mut stack = vec![stdlib.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                if dir != stdlib || e.file_name() != "site-packages" {
+                    stack.push(e.path());
+                }
+            } else if let Some(found) = judge(&e.path()) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 /// Whether the trees under `dirs` hold at least `n` `.py` files; stops counting at `n`.

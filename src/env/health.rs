@@ -168,15 +168,15 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
     // Each environment: its Python, its modules, the user packages that shadow it.
     let envs: Vec<Manifest> = s.registry.all(&s.envs_dir).into_iter().flatten().collect();
     // Environments share a few site Pythons and modules: ask about each one once.
-    let mut versions: BTreeMap<PathBuf, Result<Option<String>, String>> = BTreeMap::new();
+    let mut versions: BTreeMap<(PathBuf, String), Result<Option<String>, String>> = BTreeMap::new();
     let mut available: BTreeMap<String, bool> = BTreeMap::new();
     for m in &envs {
         let target = m.cli_target();
         if m.python.mode == PythonMode::Site {
             let exe = &m.python.site.executable;
             let version = versions
-                .entry(exe.clone())
-                .or_insert_with(|| python_version(exe));
+                .entry((exe.clone(), m.python.site.version.clone()))
+                .or_insert_with(|| python_version(exe, &m.python.site.version));
             match version.as_ref().map(Option::as_deref) {
                 Err(hung) => found.push(Finding {
                     check: "site-python",
@@ -332,8 +332,13 @@ fn kib(n: u64) -> String {
 }
 
 /// The version a Python reports: `Ok(None)` when it does not run, `Err` with the reason
-/// when it does not answer in time.
-fn python_version(exe: &Path) -> Result<Option<String>, String> {
+/// when it does not answer in time. The manifest that names it may be a group's to edit,
+/// so an interpreter someone other than this user and root could have put there is not
+/// started: it only has to exist, and its version is taken as the manifest says.
+fn python_version(exe: &Path, recorded: &str) -> Result<Option<String>, String> {
+    if crate::fs::trust::program(exe).is_err() {
+        return Ok(exe.is_file().then(|| recorded.to_string()));
+    }
     let out = run::output(
         std::process::Command::new(exe).args([
             "-I",

@@ -241,9 +241,13 @@ fn write_outputs(
 /// until the owner changes the packages, and then with a warning that names it.
 #[derive(Clone, Copy)]
 enum Scripts<'a> {
-    /// Run them. The scripts given were untrusted in the tree the new one was cloned from,
-    /// where a copy may have given them a new owner.
+    /// Run them, naming first every one that someone else could have written. The scripts
+    /// given were untrusted in the tree the new one was cloned from (where a copy may have
+    /// given them a new owner), or came from channels the user did not choose; each with
+    /// who, as the warning phrases it.
     Run(&'a [(PathBuf, String)]),
+    /// Run them only if nobody else could have written any; otherwise read back the record.
+    IfTrusted,
     Recorded,
 }
 
@@ -292,21 +296,44 @@ fn activation_facts(
     use conda::activation as act;
     let own = act::own_vars(real)?;
     let mut facts = PrefixFacts::default();
-    let (from_scripts, record) = match scripts {
-        Scripts::Run(before) => {
-            let mut untrusted = act::untrusted_scripts(real)?;
-            for (script, who) in before {
-                if script.is_file() && !untrusted.iter().any(|(s, _)| s == script) {
-                    untrusted.push((script.clone(), who.clone()));
-                }
+    // Read once: what is judged is what runs.
+    let read = match scripts {
+        Scripts::Run(_) | Scripts::IfTrusted => Some(act::read_scripts(real)?),
+        Scripts::Recorded => None,
+    };
+    let mut untrusted: Vec<(PathBuf, String)> = read
+        .iter()
+        .flatten()
+        .filter_map(|s| s.writer.as_ref().map(|w| (s.path.clone(), w.phrase())))
+        .collect();
+    if let Scripts::Run(before) = scripts {
+        for (script, why) in before {
+            if script.is_file() && !untrusted.iter().any(|(s, _)| s == script) {
+                untrusted.push((script.clone(), why.clone()));
             }
-            for (script, who) in &untrusted {
+        }
+    }
+    let run = match (scripts, read) {
+        (Scripts::IfTrusted, Some(_)) if !untrusted.is_empty() => {
+            for (script, why) in &untrusted {
                 ctx.printer.warn(format!(
-                    "running {}, an activation script that {who} wrote, not you: remove it if you do not trust it",
+                    "not running {}, an activation script {why}: only a package change runs it, after naming it",
                     script.display()
                 ));
             }
-            let (set, not_text) = act::run_scripts(real, &own)?;
+            None
+        }
+        (_, read) => read,
+    };
+    let (from_scripts, record) = match run {
+        Some(read) => {
+            for (script, why) in &untrusted {
+                ctx.printer.warn(format!(
+                    "running {}, an activation script {why}: remove it if you do not trust it",
+                    script.display()
+                ));
+            }
+            let (set, not_text) = act::run_scripts(real, &read, &own)?;
             facts.refused_vars.extend(
                 not_text
                     .into_iter()
@@ -315,10 +342,15 @@ fn activation_facts(
             let record: Record = set.into_iter().map(|v| (v.name, v.value)).collect();
             (record.clone(), Some(record))
         }
-        Scripts::Recorded => match &manifest.activation {
+        None => match &manifest.activation {
             Some(recorded) => (recorded.clone(), None),
             None => {
-                if !act::scripts(real)?.is_empty() {
+                if matches!(scripts, Scripts::IfTrusted) {
+                    ctx.printer.warn(format!(
+                        "the modulefile of {} leaves out what its activation scripts set until the next `envmod install` or `envmod remove` on it",
+                        manifest.name
+                    ));
+                } else if !act::scripts(real)?.is_empty() {
                     ctx.printer.warn(format!(
                         "the envmod that built {} did not record what its activate.d scripts set, so its modulefile leaves that out until the next `envmod install` or `envmod remove` on it",
                         manifest.name
@@ -353,6 +385,7 @@ fn finish_outputs(
     old: Option<&Manifest>,
     target: &EnvTarget,
     scripts: Scripts<'_>,
+    channels: record::Channels,
     ctx: &Ctx<'_>,
 ) -> Result<()> {
     if let Err(e) = write_outputs(&mut opened.manifest, &opened.real, old, scripts, ctx) {
@@ -366,7 +399,13 @@ fn finish_outputs(
         ))
         .into());
     }
-    record::save(ctx.environ, &opened.real, &opened.manifest, ctx.printer);
+    record::save(
+        ctx.environ,
+        &opened.real,
+        &opened.manifest,
+        channels,
+        ctx.printer,
+    );
     opened.manifest.outputs_pending = false;
     opened.manifest.write_into(&opened.real)?;
     if let Some(sharing) = &opened.manifest.shared {
@@ -395,14 +434,35 @@ fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
         // manifest that says so is the group's to edit, so a command that changes no packages
         // runs them only when no one else wrote one.
         let scripts = match opened.manifest.activation {
-            None if conda::activation::untrusted_scripts(&opened.real)?.is_empty() => {
-                Scripts::Run(&[])
-            }
+            None => Scripts::IfTrusted,
             _ => Scripts::Recorded,
         };
-        finish_outputs(&mut opened, None, target, scripts, ctx)?;
+        finish_outputs(
+            &mut opened,
+            None,
+            target,
+            scripts,
+            record::Channels::Kept,
+            ctx,
+        )?;
     }
     Ok(opened)
+}
+
+/// The interpreter that compiles `manifest`'s environment: in site mode its site Python, if
+/// `site` lets envmod start it.
+fn compiler<'a>(
+    manifest: &'a Manifest,
+    site: impl FnOnce(&'a Path) -> Result<&'a Path, String>,
+) -> conda::pyc::Interpreter<'a> {
+    let python = &manifest.python;
+    match python.mode {
+        PythonMode::Site => conda::pyc::Interpreter::Site(site(&python.site.executable)),
+        PythonMode::Conda => conda::pyc::Interpreter::Conda {
+            major: python.site.major,
+            minor: python.site.minor,
+        },
+    }
 }
 
 // ------------------------------------------------------------------------------ create
@@ -503,7 +563,9 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         .await?;
     }
     if ctx.conda.compile_pyc && installs {
-        conda::pyc::compile(guard.path(), &target.prefix, ctx.printer)?;
+        // The site Python was chosen, and started, by this very command.
+        let interpreter = compiler(&manifest, Ok);
+        conda::pyc::compile(guard.path(), &target.prefix, &interpreter, ctx.printer)?;
     }
     failpoint::hit("create:installed");
     manifest.write_into(guard.path())?;
@@ -529,7 +591,13 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         }
         Ok(())
     })?;
-    record::save(ctx.environ, &real, &manifest, ctx.printer);
+    record::save(
+        ctx.environ,
+        &real,
+        &manifest,
+        record::Channels::Used,
+        ctx.printer,
+    );
     if target.by_prefix {
         registry.add(&target.prefix)?;
     }
@@ -663,6 +731,8 @@ pub(crate) async fn change(
     };
 
     let mut plan = None;
+    // Channels of the manifest this user did not install from last time.
+    let mut unchosen = Vec::new();
     if let Some(specs) = specs {
         let mut conda_specs = conda::specs::parse_specs(&specs)?;
         let names = specs
@@ -691,6 +761,9 @@ pub(crate) async fn change(
                     raw_channels.push(c.clone());
                 }
             }
+        }
+        if cli_channels.is_empty() {
+            unchosen = unchosen_channels(&old, &opened.real, ctx);
         }
         let channels = channels(&raw_channels, ctx)?;
         let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
@@ -778,6 +851,10 @@ pub(crate) async fn change(
     let mut guard = None;
     let mut untrusted_before = Vec::new();
     let run_scripts = plan.is_some() || adopt;
+    let channels_used = match plan.is_some() {
+        true => record::Channels::Used,
+        false => record::Channels::Kept,
+    };
     if run_scripts {
         // Until the scripts of the new tree have run: an interrupted change runs them when
         // the next command finishes its outputs.
@@ -804,7 +881,10 @@ pub(crate) async fn change(
                 conda::pip::install(g.path(), &next.prefix, lines, cwd, ctx.printer)?;
             }
             if ctx.conda.compile_pyc {
-                conda::pyc::compile(g.path(), &next.prefix, ctx.printer)?;
+                let interpreter = compiler(&next, |exe| {
+                    venv::may_run(ctx.environ, &opened.real, exe).map(|()| exe)
+                });
+                conda::pyc::compile(g.path(), &next.prefix, &interpreter, ctx.printer)?;
             }
             failpoint::hit("change:installed");
             next.write_into(g.path())?;
@@ -851,11 +931,15 @@ pub(crate) async fn change(
     opened.manifest = next;
     // An adopted copy's old outputs are the original's, never the copy's to remove.
     let replaced = (!adopt).then_some(&old);
+    untrusted_before.extend(conda::activation::scripts_from_channels(
+        &opened.real,
+        &unchosen,
+    )?);
     let scripts = match run_scripts {
         true => Scripts::Run(&untrusted_before),
         false => Scripts::Recorded,
     };
-    finish_outputs(&mut opened, replaced, target, scripts, ctx)?;
+    finish_outputs(&mut opened, replaced, target, scripts, channels_used, ctx)?;
     // The old tree, now at the staging path.
     if let Some(g) = guard {
         let left = g.path().to_path_buf();
@@ -874,6 +958,38 @@ pub(crate) async fn change(
         old_module: old.module,
         old_kernel: old.kernel,
     })
+}
+
+/// The channels of `old` (the manifest, which group members may edit) that this user's last
+/// package change did not install from, named in a warning when the list differs at all.
+/// A group member may install from another channel; what this user's change installs from
+/// it is theirs to see first.
+fn unchosen_channels(old: &Manifest, real: &Path, ctx: &Ctx<'_>) -> Vec<String> {
+    let Some(yours) = record::channels(ctx.environ, real) else {
+        return Vec::new();
+    };
+    if old.channels == yours {
+        return Vec::new();
+    }
+    let added: Vec<String> = old
+        .channels
+        .iter()
+        .filter(|c| !yours.contains(c))
+        .cloned()
+        .collect();
+    let what = if added.is_empty() {
+        "the same channels in another order, or fewer".to_string()
+    } else {
+        format!("{} added", added.join(", "))
+    };
+    ctx.printer.warn(format!(
+        "{} now installs from the channel list {}, not {} as your last change did: {what} by someone who can write {}; pass -c to choose the channels yourself",
+        old.name,
+        old.channels.join(" "),
+        yours.join(" "),
+        Manifest::path_in(real).display()
+    ));
+    added
 }
 
 /// The refusal of a change to a frozen environment, naming the way out.

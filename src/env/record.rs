@@ -10,10 +10,14 @@
 //! the group it is shared with (a forged one would have this user's envmod give the tree
 //! to another of this user's groups) are recorded for the same reason.
 //!
-//! What a group member may change is left alone: packages, specs, channels, the Python
-//! version and the module name that follows it. Only the places outside the environment
-//! are the record's. A user with no record of an environment (one that someone else
-//! created, or an older envmod did) takes the manifest as it is, once, and records it.
+//! What a group member may change is left alone: packages, specs, the Python version and
+//! the module name that follows it. The places outside the environment are the record's,
+//! and so are the modules it is built on, which this user's envmod loads (a module the
+//! group can write, or a path, would run as this user). The channels are recorded too: a
+//! group member may install from another, but this user's next package change that would
+//! install from channels other than the ones this user last used names them first
+//! (`channels`). A user with no record of an environment (one that someone else created, or
+//! an older envmod did) takes the manifest as it is, once, and records it.
 
 use std::{
     io::Read,
@@ -33,7 +37,7 @@ use crate::{
     manifest::{KernelInfo, Manifest, Sharing},
     outputs::modulefile,
     printer::Printer,
-    render::escape::sh_quote,
+    render::escape::{sh_quote, shown},
     site::ModuleSystem,
 };
 
@@ -49,6 +53,18 @@ struct Record {
     shared: Option<Sharing>,
     module: Option<RecordedModule>,
     kernel: Option<KernelInfo>,
+    /// The modules the environment was built on, which every `module load` and `kernel add`
+    /// loads as this user. `None` in a record of an older envmod.
+    #[serde(default)]
+    modules: Option<Vec<String>>,
+    /// The channels this user's last package change installed from. A group member may
+    /// install from others, so a difference is named, not refused.
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    /// The site Python it was built on, which this user chose: envmod starts it (to compile,
+    /// to look for ipykernel) even where it cannot tell who else could have put it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +84,8 @@ pub(crate) struct Replacing {
     pub(crate) module_system: bool,
     pub(crate) module_root: bool,
     pub(crate) kernel: bool,
+    /// `delete --force`, which loads no module: the recorded modules are not acted on.
+    pub(crate) modules: bool,
 }
 
 impl Replacing {
@@ -77,6 +95,7 @@ impl Replacing {
         module_system: false,
         module_root: false,
         kernel: false,
+        modules: false,
     };
     pub(crate) const EVERYTHING: Self = Self {
         prefix: true,
@@ -84,6 +103,7 @@ impl Replacing {
         module_system: true,
         module_root: true,
         kernel: true,
+        modules: true,
     };
 }
 
@@ -127,7 +147,7 @@ pub(crate) fn trusted(
     };
     if let Some((field, theirs, yours, hint)) = difference(&record, manifest, replacing, cli) {
         return Err(UserError::failure(format!(
-            "`{field}` in {} is {theirs}, but the outputs you last wrote for {} had {yours}; envmod does not act on a place you did not choose",
+            "`{field}` in {} is {theirs}, but the outputs you last wrote for {} had {yours}; envmod does not act on what you did not choose",
             Manifest::path_in(real).display(),
             manifest.name
         ))
@@ -213,6 +233,28 @@ fn difference(
             ),
         ));
     }
+    if let Some(yours) = record.modules.as_ref().filter(|_| !replacing.modules) {
+        let names: Vec<String> = manifest
+            .modules
+            .iter()
+            .map(|m| m.full_name.clone())
+            .collect();
+        if &names != yours {
+            let say = |names: &[String]| match names {
+                [] => "no modules".to_string(),
+                _ => shown(&names.join(" ")).into_owned(),
+            };
+            return Some((
+                "modules",
+                say(&names),
+                say(yours),
+                format!(
+                    "Put the list back as it was ({}); to build on other modules, create the environment again with them loaded",
+                    say(yours)
+                ),
+            ));
+        }
+    }
     match (&theirs, &record.module) {
         (Some(t), Some(r)) => {
             if !replacing.module_system && t.system != r.system {
@@ -281,9 +323,46 @@ fn difference(
     ))
 }
 
+/// Whose channels a saved record keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channels {
+    /// This command installed from the manifest's channels: they are the user's now.
+    Used,
+    /// This command installed nothing: the recorded ones stay (the manifest's, the first
+    /// time), so a group member's edit is not taken as the user's by a `freeze`.
+    Kept,
+}
+
+/// The channels `real`'s record says this user's last package change installed from.
+pub(crate) fn channels(env: &Environ, real: &Path) -> Option<Vec<String>> {
+    read(env, real)?.channels
+}
+
+/// Whether `exe` is the site Python this user built the environment at `real` on.
+pub(crate) fn chose_python(env: &Environ, real: &Path, exe: &Path) -> bool {
+    read(env, real).and_then(|r| r.python).as_deref() == Some(exe)
+}
+
 /// Record where the outputs of `manifest` went; a failure costs only the check next time,
 /// so it is a warning.
-pub(crate) fn save(env: &Environ, real: &Path, manifest: &Manifest, printer: &Printer) {
+pub(crate) fn save(
+    env: &Environ,
+    real: &Path,
+    manifest: &Manifest,
+    channels: Channels,
+    printer: &Printer,
+) {
+    let last = read(env, real);
+    let channels = match channels {
+        Channels::Used => None,
+        Channels::Kept => last.as_ref().and_then(|r| r.channels.clone()),
+    }
+    .unwrap_or_else(|| manifest.channels.clone());
+    // The site Python never changes after create; the recorded one is the one chosen then.
+    let python = last.and_then(|r| r.python).or_else(|| {
+        (manifest.python.mode == crate::manifest::PythonMode::Site)
+            .then(|| manifest.python.site.executable.clone())
+    });
     let record = Record {
         prefix: real.to_path_buf(),
         named: manifest.prefix.clone(),
@@ -293,6 +372,15 @@ pub(crate) fn save(env: &Environ, real: &Path, manifest: &Manifest, printer: &Pr
             root: m.root.clone(),
         }),
         kernel: manifest.kernel.clone(),
+        modules: Some(
+            manifest
+                .modules
+                .iter()
+                .map(|m| m.full_name.clone())
+                .collect(),
+        ),
+        channels: Some(channels),
+        python,
     };
     let path = record_path(env, real);
     let result = (|| -> Result<()> {
@@ -335,7 +423,7 @@ mod tests {
         let m = manifest(false, ModuleSystem::Lmod);
         // No record yet: the manifest as it is.
         assert!(trusted(&env, &real, &m, Replacing::NOTHING, "-n myenv").is_ok());
-        save(&env, &real, &m, &printer);
+        save(&env, &real, &m, Channels::Used, &printer);
 
         let mut specs = m.clone();
         specs.specs.push("numpy".into());
@@ -395,6 +483,28 @@ mod tests {
             ..Replacing::NOTHING
         };
         assert!(trusted(&env, &real, &shared, replacing, "-n myenv").is_ok());
+
+        let mut modules = m.clone();
+        modules.modules.push(crate::site::modules::LoadedModule {
+            full_name: "tools/1.0".into(),
+            file: None,
+        });
+        let err = trusted(&env, &real, &modules, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`modules`"), "{err}");
+        assert!(err.to_string().contains("tools/1.0"), "{err}");
+        assert!(!agrees(&env, &real, &modules));
+        assert!(trusted(&env, &real, &modules, Replacing::EVERYTHING, "-n myenv").is_ok());
+
+        // Channels: a command that installed nothing keeps the ones last used.
+        let mut channels = m.clone();
+        channels.channels = vec!["file:///elsewhere".into()];
+        save(&env, &real, &channels, Channels::Kept, &printer);
+        assert_eq!(super::channels(&env, &real), Some(m.channels.clone()));
+        save(&env, &real, &channels, Channels::Used, &printer);
+        assert_eq!(
+            super::channels(&env, &real),
+            Some(channels.channels.clone())
+        );
 
         forget(&env, &real);
         assert!(agrees(&env, &real, &moved));

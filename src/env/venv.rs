@@ -11,6 +11,21 @@ use anyhow::{Context, Result};
 
 use crate::{render::escape::sh_quote, site::python::SitePython};
 
+/// Whether envmod may start `exe`, the site Python the manifest of the environment at `real`
+/// names (a manifest its group can edit): the one this user built it on, or one nobody but
+/// this user and root could have put there. `Err` says why not.
+pub(crate) fn may_run(
+    env: &crate::environ::Environ,
+    real: &Path,
+    exe: &Path,
+) -> Result<(), String> {
+    if crate::env::record::chose_python(env, real, exe) {
+        return Ok(());
+    }
+    crate::fs::trust::program(exe)
+        .map_err(|why| format!("envmod does not start {}: {why}", exe.display()))
+}
+
 /// Lay out a venv in `root`, which becomes `final_prefix` after the rename. Scripts embed
 /// the final prefix, never the staging path.
 pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Result<()> {

@@ -195,13 +195,47 @@ pub(crate) fn plan_kernel(
     })
 }
 
-/// ipykernel must import in the environment; envmod does not install it behind the user's back.
-pub(crate) fn require_ipykernel(manifest: &Manifest, python: &Path) -> Result<()> {
-    let found = crate::site::run::output(
-        std::process::Command::new(python).args(["-c", "import ipykernel"]),
-        crate::site::run::IMPORT,
-    )
-    .is_ok_and(|out| out.status.success());
+/// ipykernel must import in the environment; envmod does not install it behind the user's
+/// back. Looked for without running the environment's code: starting its interpreter would
+/// run every `.pth` file in its site-packages, which the group of a shared environment can
+/// write. So its own site-packages are read from disk, and in site mode the site's packages
+/// are asked of the site interpreter itself (`site`: the one envmod may start, or why not),
+/// started outside the environment, which finds ipykernel without importing it.
+pub(crate) fn require_ipykernel(
+    manifest: &Manifest,
+    real: &Path,
+    site: Option<Result<&Path, String>>,
+) -> Result<()> {
+    if has_package(real, "ipykernel") {
+        return Ok(());
+    }
+    let hint = format!(
+        "envmod install {} ipykernel, or `pip install ipykernel` after `module load {}`",
+        manifest.cli_target(),
+        manifest.module_name()
+    );
+    let found = match site {
+        None => false,
+        Some(Err(why)) => {
+            return Err(UserError::failure(format!(
+                "{} has no ipykernel of its own, and {why}, so it cannot look for the site's",
+                manifest.name
+            ))
+            .with_hint(hint)
+            .into());
+        }
+        Some(Ok(python)) => crate::site::run::output(
+            std::process::Command::new(python)
+                .args([
+                    "-I",
+                    "-c",
+                    "import importlib.util, sys; sys.exit(importlib.util.find_spec('ipykernel') is None)",
+                ])
+                .current_dir("/"),
+            crate::site::run::IMPORT,
+        )
+        .is_ok_and(|out| out.status.success()),
+    };
     if found {
         return Ok(());
     }
@@ -209,12 +243,23 @@ pub(crate) fn require_ipykernel(manifest: &Manifest, python: &Path) -> Result<()
         "{} has no ipykernel, which a Jupyter kernel needs",
         manifest.name
     ))
-    .with_hint(format!(
-        "envmod install {} ipykernel, or `pip install ipykernel` after `module load {}`",
-        manifest.cli_target(),
-        manifest.module_name()
-    ))
+    .with_hint(hint)
     .into())
+}
+
+/// Whether a `lib/python*/site-packages` of `prefix` holds the package `name`.
+fn has_package(prefix: &Path, name: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(prefix.join("lib")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with("python")
+            && e.path()
+                .join("site-packages")
+                .join(name)
+                .join("__init__.py")
+                .is_file()
+    })
 }
 
 fn launcher(manifest: &Manifest, kernel: &KernelInfo) -> String {

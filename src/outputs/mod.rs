@@ -64,11 +64,28 @@ pub(crate) struct Unsound {
 /// does not.
 pub(crate) fn check_recorded(manifest: &Manifest, real: &Path) -> Result<()> {
     let found = modulefile::unsound(manifest)
+        .or_else(|| unsound_modules(manifest))
         .or_else(|| manifest.kernel.as_ref().and_then(kernel::unsound));
     match found {
         Some(u) => Err(inconsistent(real, u.field, &u.detail)),
         None => Ok(()),
     }
+}
+
+/// A recorded module that is not a module name: the modulefile depends on it and the
+/// kernel loads it, so a path there would load a file whoever owns it can change.
+fn unsound_modules(manifest: &Manifest) -> Option<Unsound> {
+    manifest.modules.iter().find_map(|m| {
+        crate::site::modules::check_name(&m.full_name)
+            .err()
+            .map(|why| Unsound {
+                field: "modules",
+                detail: format!(
+                    "names {}, which is not a module name: {why}",
+                    crate::render::escape::shown(&m.full_name)
+                ),
+            })
+    })
 }
 
 /// The error for a manifest field that envmod did not write as it is.

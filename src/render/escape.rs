@@ -1,7 +1,9 @@
 //! Quoting for the three languages envmod writes. Each function turns any string into one
-//! literal of its language, so a path such as `/x/$(rm -rf ~)/"]]}` comes out inert.
+//! literal of its language, so a path such as `/x/$(rm -rf ~)/"]]}` comes out inert. And
+//! the same for a terminal: a value someone else wrote (a manifest's module name) is shown
+//! with its control characters escaped, so it cannot move the cursor or draw fake output.
 
-use std::fmt::Write;
+use std::{borrow::Cow, fmt::Write};
 
 /// A Lua string literal in double quotes. Control bytes use the decimal `\ddd` form, which
 /// every Lua version reads; multi-byte UTF-8 passes through.
@@ -62,9 +64,43 @@ pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `s` for a terminal, on one line: every control character (newlines too) as Rust writes
+/// it in a string (`\n`, `\u{1b}`).
+pub(crate) fn shown(s: &str) -> Cow<'_, str> {
+    escape_controls(s, |_| false)
+}
+
+/// A message for a terminal: [`shown`], but its own line breaks and tabs kept.
+pub(crate) fn tidy(s: &str) -> Cow<'_, str> {
+    escape_controls(s, |c| c == '\n' || c == '\t')
+}
+
+fn escape_controls(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && !keep(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() && !keep(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_escapes_are_shown_not_sent() {
+        let fake = "gcc/12\u{1b}[2K\r\u{1b}[32mALL OK\nnext";
+        assert_eq!(shown(fake), "gcc/12\\u{1b}[2K\\r\\u{1b}[32mALL OK\\nnext");
+        assert_eq!(tidy(fake), "gcc/12\\u{1b}[2K\\r\\u{1b}[32mALL OK\nnext");
+        assert!(matches!(shown("gcc/12.2 ä"), Cow::Borrowed(_)));
+    }
 
     const HOSTILE: &str =
         "/x/$(touch PWNED)/`id`/\"q\"/'s'/]]/}{/[x]/a;b/back\\slash/new\nline/\t/ä";
