@@ -13,7 +13,7 @@ use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord};
 use crate::{
     conda::{self, CondaSettings, activation::EnvVar},
     env::{
-        cleanup::{self, CleanupGuard},
+        cleanup::{self, Staging},
         lock::{self, EnvLock},
         prefix::{self, Accept, EnvTarget, Opened},
         record::{self, Replacing},
@@ -452,21 +452,26 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     }
     lock::clear_leftovers(&real, &target.name)?;
 
-    let staging = lock::staging_dir(&real, &target.name);
-    let (mut guard, root) = CleanupGuard::create_private(&staging).map_err(|e| {
-        UserError::failure(format!("cannot create {}: {e}", staging.display()))
+    let staging_path = lock::staging_dir(&real, &target.name);
+    let cannot_create = |e: std::io::Error| -> anyhow::Error {
+        UserError::failure(format!("cannot create {}: {e}", staging_path.display()))
             .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
-    })?;
+            .into()
+    };
+    let staging = Staging::create(&staging_path).map_err(cannot_create)?;
+    let root = staging.make_tree().map_err(cannot_create)?;
+    // Every step below names the tree through its descriptor: see `cleanup::Staging`.
+    let dir = root.held_path();
     let mode = manifest.python.mode;
     if mode == PythonMode::Site {
-        venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
+        venv::write_layout(&dir, &target.prefix, &manifest.python.site)?;
     }
     failpoint::hit("create:staged");
     // Nothing to compile in a first-day environment: no interpreter start for it.
     let installs = !records.is_empty() || !manifest.pip.is_empty();
     if !records.is_empty() {
         let request = conda::install::InstallRequest {
-            dir: guard.path(),
+            dir: &dir,
             target_prefix: &target.prefix,
             records,
             specs,
@@ -478,23 +483,17 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         ctx.printer
             .detail(format!("installed {}", changes.installed.join(", ")));
     } else {
-        std::fs::create_dir_all(guard.path().join("conda-meta"))?;
+        std::fs::create_dir_all(dir.join("conda-meta"))?;
     }
     if !variables.is_empty() {
-        conda::activation::write_state(guard.path(), &variables)?;
+        conda::activation::write_state(&dir, &variables)?;
     }
     if pip_wheels.is_empty() {
-        conda::pip::install(
-            guard.path(),
-            &target.prefix,
-            &manifest.pip,
-            &pip_cwd,
-            ctx.printer,
-        )?;
+        conda::pip::install(&dir, &target.prefix, &manifest.pip, &pip_cwd, ctx.printer)?;
     } else {
         let client = (!ctx.conda.offline).then(|| network.client()).transpose()?;
         conda::pip::install_wheels(
-            guard.path(),
+            &dir,
             &target.prefix,
             &pip_wheels,
             client.as_ref(),
@@ -503,17 +502,17 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         .await?;
     }
     if ctx.conda.compile_pyc && installs {
-        conda::pyc::compile(guard.path(), &target.prefix, ctx.printer)?;
+        conda::pyc::compile(&dir, &target.prefix, ctx.printer)?;
     }
     failpoint::hit("create:installed");
-    manifest.write_into(guard.path())?;
+    manifest.write_into(&dir)?;
     if let Some(modes) = &sharing {
         modes.apply_below(&root)?;
     }
     // What a plain mkdir would have given it, the setgid bit of a group directory included.
     let mode = (0o777 & !crate::fs::umask()) | (root.meta().mode & 0o2000);
-    swap::open_up(&root, guard.path(), sharing.as_ref(), mode)?;
-    guard.rename(&real).with_context(|| {
+    swap::open_up(&root, sharing.as_ref(), mode)?;
+    let guard = staging.move_into(&real).with_context(|| {
         format!(
             "failed to move the new environment into {}",
             target.prefix.display()
@@ -786,12 +785,24 @@ pub(crate) async fn change(
     match plan {
         Some((records, conda_specs, network)) => {
             untrusted_before = conda::activation::untrusted_scripts(&opened.real)?;
-            let staging = lock::staging_dir(&opened.real, &target.name);
-            let g = CleanupGuard::new(&staging);
-            let staged = swap::clone_tree(&opened.real, g.path())?;
+            let staging =
+                Staging::create(&lock::staging_dir(&opened.real, &target.name)).map_err(|e| {
+                    UserError::failure(format!(
+                        "cannot create {}: {e}",
+                        lock::staging_dir(&opened.real, &target.name).display()
+                    ))
+                    .with_hint("check that you can write to the directory the environment is in")
+                })?;
+            let own_links = match old.python.mode {
+                PythonMode::Site => venv::own_links(&old.python.site),
+                PythonMode::Conda => Vec::new(),
+            };
+            let staged = swap::clone_tree(&opened.real, staging.dir(), &own_links)?;
+            // Every step below names the tree through its descriptor: see `cleanup::Staging`.
+            let dir = staged.root.held_path();
             failpoint::hit("change:cloned");
             let request = conda::install::InstallRequest {
-                dir: g.path(),
+                dir: &dir,
                 target_prefix: &next.prefix,
                 records,
                 specs: conda_specs,
@@ -801,21 +812,21 @@ pub(crate) async fn change(
             };
             packages = Some(conda::install::install(ctx.conda, request, ctx.printer).await?);
             if let Some((lines, cwd)) = &pip {
-                conda::pip::install(g.path(), &next.prefix, lines, cwd, ctx.printer)?;
+                conda::pip::install(&dir, &next.prefix, lines, cwd, ctx.printer)?;
             }
             if ctx.conda.compile_pyc {
-                conda::pyc::compile(g.path(), &next.prefix, ctx.printer)?;
+                conda::pyc::compile(&dir, &next.prefix, ctx.printer)?;
             }
             failpoint::hit("change:installed");
-            next.write_into(g.path())?;
+            next.write_into(&dir)?;
             let sharing = next.shared.as_ref().map(|s| s.modes()).transpose()?;
             if let Some(modes) = &sharing {
                 modes.apply_below(&staged.root)?;
             }
-            swap::open_up(&staged.root, g.path(), sharing.as_ref(), staged.mode)?;
-            g.exchange_with(&opened.real)?;
-            // Dropping the guard removes the old tree, now at the staging path.
-            guard = Some(g);
+            swap::open_up(&staged.root, sharing.as_ref(), staged.mode)?;
+            staging.exchange_with(&opened.real)?;
+            // Dropping the staging directory removes the old tree, now in it.
+            guard = Some(staging);
         }
         None => {
             next.write_into(&opened.real)?;
@@ -858,7 +869,7 @@ pub(crate) async fn change(
     finish_outputs(&mut opened, replaced, target, scripts, ctx)?;
     // The old tree, now at the staging path.
     if let Some(g) = guard {
-        let left = g.path().to_path_buf();
+        let left = g.path();
         if let Err(e) = g.discard() {
             let (problem, fix) = crate::env::blocked::explain(&e);
             ctx.printer.warn(format!(

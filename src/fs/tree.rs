@@ -354,12 +354,6 @@ impl Dir {
         )?))
     }
 
-    /// Whether `path` still names this directory.
-    pub(crate) fn is_at(&self, path: &Path) -> bool {
-        fstatat(AT_FDCWD, path, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| (st.st_dev, st.st_ino) == (self.meta.dev, self.meta.ino))
-    }
-
     /// Replace the file `name` in this directory with `contents`, so that readers see the old
     /// file or the new one. The new file is created under a random name with
     /// `O_CREAT|O_EXCL|O_NOFOLLOW`, given `mode` (or 0666 less the umask), and renamed onto
@@ -994,6 +988,252 @@ fn empty(dir: &Dir, parent: &Meta, removal: &mut Removal, depth: usize) -> bool 
     emptied
 }
 
+// --------------------------------------------------------------------------------- held
+
+impl Dir {
+    /// A path that names this directory for as long as it is held open, whatever happens to
+    /// its name: `/proc/PID/fd/N` of this process, which only this user can resolve. Steps
+    /// that take a path (rattler, and the interpreter the pyc compile and pip run) work in a
+    /// tree others could rename below a directory they can write; through this path they
+    /// stay in it. The pid is the one `/proc` knows, which in a container may differ from
+    /// `getpid()`.
+    pub(crate) fn held_path(&self) -> PathBuf {
+        static PID: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let pid = PID.get_or_init(|| {
+            std::fs::read_link("/proc/self")
+                .unwrap_or_else(|_| PathBuf::from(std::process::id().to_string()))
+        });
+        Path::new("/proc")
+            .join(pid)
+            .join("fd")
+            .join(self.0.fd.as_raw_fd().to_string())
+    }
+
+    /// The descriptor and the identity of the directory, for a signal handler that must
+    /// find it again (see [`current_place_of`]).
+    pub(crate) fn held(&self) -> Held {
+        Held {
+            fd: self.0.fd.as_raw_fd(),
+            dev: self.meta.dev,
+            ino: self.meta.ino,
+        }
+    }
+
+    /// Rename the entry `name` of this directory to `to_name` in `to`, with `renameat2`
+    /// `flags` (`RENAME_EXCHANGE`, `RENAME_NOREPLACE` or none). Both ends are named from
+    /// descriptors: an entry of a directory nobody else can write is the one envmod put
+    /// there.
+    pub(crate) fn rename_entry(
+        &self,
+        name: &OsStr,
+        to: &Dir,
+        to_name: &OsStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        let from = std::ffi::CString::new(name.as_bytes())?;
+        let into = std::ffi::CString::new(to_name.as_bytes())?;
+        // SAFETY: both descriptors are open for the duration of the call, and both names
+        // are NUL-terminated strings that outlive it.
+        let rc = unsafe {
+            libc::renameat2(
+                self.0.fd.as_raw_fd(),
+                from.as_ptr(),
+                to.0.fd.as_raw_fd(),
+                into.as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+/// A directory held open, as a signal handler may use it: its descriptor (valid while the
+/// [`Dir`] it came from lives) and its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) fd: i32,
+    dev: u64,
+    ino: u64,
+}
+
+/// Where the directory `held` is now: the path the kernel gives its descriptor, if that path
+/// still names it (not when it was removed, or when someone renamed another directory onto
+/// the name since).
+pub(crate) fn current_place_of(held: Held) -> Option<PathBuf> {
+    let now = std::fs::read_link(format!("/proc/self/fd/{}", held.fd)).ok()?;
+    if !now.is_absolute() {
+        return None;
+    }
+    let st = fstatat(AT_FDCWD, &now, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+    ((st.st_dev, st.st_ino) == (held.dev, held.ino)).then_some(now)
+}
+
+/// Remove the directory `dir` holds and everything in it, wherever its name is now: a member
+/// of the group that can write its parent may have renamed it. What is in it is removed
+/// through its descriptor; its own name goes only if that name still leads to it.
+pub(crate) fn remove_held(dir: &Dir) -> Result<(), RemoveError> {
+    let mut removal = Removal::default();
+    let meta = dir.meta;
+    if empty(dir, &meta, &mut removal, 0)
+        && let Some(now) = current_place_of(dir.held())
+    {
+        let result = Dir::parent_of(&now).and_then(|(parent, name)| {
+            let m = parent.meta_at(name)?;
+            if (m.dev, m.ino) != (meta.dev, meta.ino) {
+                return Ok(());
+            }
+            match unlinkat(&parent.0.fd, name, UnlinkatFlags::RemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        });
+        if let Err(e) = result {
+            removal.fail(e);
+        }
+    }
+    if removal.blockers.is_empty() && removal.error.is_none() {
+        return Ok(());
+    }
+    Err(RemoveError {
+        path: current_place_of(dir.held()).unwrap_or_else(|| dir.path.clone()),
+        error: removal
+            .error
+            .unwrap_or_else(|| io::Error::from(io::ErrorKind::PermissionDenied)),
+        blockers: removal.blockers,
+    })
+}
+
+// -------------------------------------------------------------------------------- links
+
+/// A symbolic link in a tree that leads out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Escape {
+    /// The link, relative to the root of the tree.
+    pub(crate) link: PathBuf,
+    pub(crate) target: PathBuf,
+}
+
+/// More links than this on the way, and the kernel gives up (`ELOOP`); so does envmod.
+const MAX_HOPS: u32 = 40;
+
+/// The symbolic links below `root` that lead out of it, so that whatever writes or removes
+/// files below `root` by path could be taken outside: an absolute target; a relative one
+/// whose `..` climbs above `root`, itself or through another link on the way; and one whose
+/// `..` follows a name that is not there (something may make it a link later). `allowed`
+/// are the links (relative path and target) that may lead out, which envmod made itself; as
+/// a step on the way to somewhere else they lead out too.
+pub(crate) fn escaping_links(root: &Dir, allowed: &[(PathBuf, PathBuf)]) -> Result<Vec<Escape>> {
+    let mut links = Vec::new();
+    let root_path = root.path.clone();
+    walk_below(root, &mut |node| {
+        if node.meta.kind == Kind::Symlink {
+            let rel = node
+                .path
+                .strip_prefix(&root_path)
+                .unwrap_or(&node.path)
+                .to_path_buf();
+            let target = readlinkat(&node.fd, "")
+                .map(PathBuf::from)
+                .with_context(|| format!("failed to read {}", node.path.display()))?;
+            links.push((rel, target));
+        }
+        Ok(())
+    })?;
+    let mut out = Vec::new();
+    for (link, target) in links {
+        if allowed.iter().any(|(l, t)| *l == link && *t == target) {
+            continue;
+        }
+        let mut at: Vec<OsString> = link
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        let mut hops = 0;
+        let inside = resolve(root, &mut at, &target, allowed, &mut hops)
+            .with_context(|| format!("failed to follow {}", root.path.join(&link).display()))?;
+        if !inside {
+            out.push(Escape { link, target });
+        }
+    }
+    Ok(out)
+}
+
+/// Follow `target` from the directory `at` (names below `root`), as the kernel would, links
+/// on the way included; `at` becomes where it leads. Whether it stays inside `root`.
+fn resolve(
+    root: &Dir,
+    at: &mut Vec<OsString>,
+    target: &Path,
+    allowed: &[(PathBuf, PathBuf)],
+    hops: &mut u32,
+) -> io::Result<bool> {
+    let mut missing = false;
+    for c in target.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if missing || at.pop().is_none() {
+                    return Ok(false);
+                }
+            }
+            std::path::Component::Normal(name) => {
+                at.push(name.to_os_string());
+                if missing {
+                    continue;
+                }
+                match kind_beneath(root, at)? {
+                    None => missing = true,
+                    Some(Kind::Symlink) => {
+                        *hops += 1;
+                        let rel: PathBuf = at.iter().collect();
+                        if *hops > MAX_HOPS || allowed.iter().any(|(l, _)| *l == rel) {
+                            return Ok(false);
+                        }
+                        let next = Node::open_beneath(root, &rel)?;
+                        let next = PathBuf::from(readlinkat(&next.fd, "")?);
+                        at.pop();
+                        if !resolve(root, at, &next, allowed, hops)? {
+                            return Ok(false);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// What the entry `names` below `root` is, not following it; `None` when it is not there
+/// (or a name on the way is not a directory, where the kernel stops too).
+fn kind_beneath(root: &Dir, names: &[OsString]) -> io::Result<Option<Kind>> {
+    let Some((last, dirs)) = names.split_last() else {
+        return Ok(Some(Kind::Dir));
+    };
+    let mut dir: Option<Dir> = None;
+    for name in dirs {
+        match dir.as_ref().unwrap_or(root).open_dir(name) {
+            Ok(next) => dir = Some(next),
+            Err(e) if matches!(errno(&e), Some(Errno::ENOENT | Errno::ENOTDIR)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match dir.as_ref().unwrap_or(root).meta_at(last) {
+        Ok(m) => Ok(Some(m.kind)),
+        Err(e) if matches!(errno(&e), Some(Errno::ENOENT | Errno::ENOTDIR)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Unpredictable enough for a temporary name that someone else may try to guess.
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -1039,7 +1279,7 @@ mod tests {
         let cloned = clone_tree(&from, &parent, OsStr::new("clone"), &["conda-meta"]).unwrap();
         let dst = dir.path().join("clone");
         assert!(cloned.blockers.is_empty());
-        assert!(cloned.root.is_at(&dst));
+        assert_eq!(current_place_of(cloned.root.held()), Some(dst.clone()));
         assert_eq!(mode(&dst), 0o700, "the clone's root starts private");
         assert_eq!(mode(&dst.join("lib")), 0o2775);
         let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
