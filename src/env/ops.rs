@@ -453,13 +453,10 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     lock::clear_leftovers(&real, &target.name)?;
 
     let staging_path = lock::staging_dir(&real, &target.name);
-    let cannot_create = |e: std::io::Error| -> anyhow::Error {
-        UserError::failure(format!("cannot create {}: {e}", staging_path.display()))
-            .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
-            .into()
-    };
-    let staging = Staging::create(&staging_path).map_err(cannot_create)?;
-    let root = staging.make_tree().map_err(cannot_create)?;
+    let staging = Staging::create(&staging_path).map_err(|e| staging_error(&staging_path, e))?;
+    let root = staging
+        .make_tree()
+        .map_err(|e| staging_error(&staging_path, e))?;
     // Every step below names the tree through its descriptor: see `cleanup::Staging`.
     let dir = root.held_path();
     let mode = manifest.python.mode;
@@ -533,6 +530,24 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         registry.add(&target.prefix)?;
     }
     Ok(manifest)
+}
+
+/// Why the staging directory at `path` could not be made. It is made under the lock, just
+/// after any leftover of envmod's own was removed, so one that is there was put there since.
+fn staging_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    match e.kind() {
+        std::io::ErrorKind::AlreadyExists => UserError::failure(format!(
+            "cannot create {}: someone who can write {} put something there while envmod was starting",
+            path.display(),
+            dir.display()
+        ))
+        .with_hint("find out who did (ls -l), then run the command again, which removes it; nothing was changed"),
+        _ => UserError::failure(format!("cannot create {}: {e}", path.display())).with_hint(
+            "check that you can write to that directory, or choose another with --prefix or envs_dir",
+        ),
+    }
+    .into()
 }
 
 // ------------------------------------------------------------------------------ change
@@ -785,14 +800,9 @@ pub(crate) async fn change(
     match plan {
         Some((records, conda_specs, network)) => {
             untrusted_before = conda::activation::untrusted_scripts(&opened.real)?;
+            let staging_path = lock::staging_dir(&opened.real, &target.name);
             let staging =
-                Staging::create(&lock::staging_dir(&opened.real, &target.name)).map_err(|e| {
-                    UserError::failure(format!(
-                        "cannot create {}: {e}",
-                        lock::staging_dir(&opened.real, &target.name).display()
-                    ))
-                    .with_hint("check that you can write to the directory the environment is in")
-                })?;
+                Staging::create(&staging_path).map_err(|e| staging_error(&staging_path, e))?;
             let own_links = match old.python.mode {
                 PythonMode::Site => venv::own_links(&old.python.site),
                 PythonMode::Conda => Vec::new(),

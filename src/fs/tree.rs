@@ -649,7 +649,8 @@ pub(crate) struct Cloned {
 
 /// Recreate `src` as `name` in `parent`: directories with their modes, symlinks as they
 /// are, regular files as hard links, or as copies under the directories named in `copied`
-/// and where a link is refused. The new root is made mode 0700, so nobody else can reach
+/// (which keep no symlinks: nothing envmod or rattler writes there is one) and where a link
+/// is refused. The new root is made mode 0700, so nobody else can reach
 /// into the clone while it is built; every entry is created new (`mkdirat`, `symlinkat`,
 /// `linkat`, `O_CREAT|O_EXCL|O_NOFOLLOW`), so nothing is ever written through a link.
 pub(crate) fn clone_tree(src: &Dir, parent: &Dir, name: &OsStr, copied: &[&str]) -> Result<Cloned> {
@@ -740,9 +741,12 @@ fn clone_dir(
                     .with_context(|| format!("failed to set the mode of {}", to.path.display()))?;
                 clone_dir(&sub, &src.meta, &to, copied, copy, blockers, depth + 1)?;
             }
+            // envmod and rattler keep only regular files in the copied directories: a link
+            // there is someone else's, and the new tree goes without it.
+            Kind::Symlink if copy_files => {}
             Kind::Symlink => copy_link(src, dst, &name)?,
             Kind::File if !copy => link_or_copy(src, dst, &name)?,
-            Kind::File => copy_file(src, dst, &name)?,
+            Kind::File => copy_file(src, dst, &name, !copy_files)?,
             // A FIFO or socket: linked where allowed, never opened.
             Kind::Other => {
                 let _ = linkat(
@@ -780,14 +784,16 @@ fn link_or_copy(src: &Dir, dst: &Dir, name: &OsStr) -> Result<()> {
         // Another filesystem, a full link count, or another user's file that the kernel's
         // protected_hardlinks keeps from being linked.
         Err(Errno::EXDEV | Errno::EPERM | Errno::EMLINK | Errno::EACCES) => {
-            copy_file(src, dst, name)
+            copy_file(src, dst, name, true)
         }
         Err(e) => Err(io::Error::from(e))
             .with_context(|| format!("failed to link {}", src.path.join(name).display())),
     }
 }
 
-fn copy_file(src: &Dir, dst: &Dir, name: &OsStr) -> Result<()> {
+/// Copy the regular file `name`; if it became a link since it was listed, the link is
+/// copied as one when `links`, and left out otherwise.
+fn copy_file(src: &Dir, dst: &Dir, name: &OsStr, links: bool) -> Result<()> {
     let from_path = src.path.join(name);
     let from = match openat(
         &src.0.fd,
@@ -801,7 +807,8 @@ fn copy_file(src: &Dir, dst: &Dir, name: &OsStr) -> Result<()> {
     ) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
-        Err(Errno::ELOOP) => return copy_link(src, dst, name),
+        Err(Errno::ELOOP) if links => return copy_link(src, dst, name),
+        Err(Errno::ELOOP) => return Ok(()),
         Err(e) => {
             return Err(io::Error::from(e))
                 .with_context(|| format!("failed to copy {}", from_path.display()));
@@ -1273,6 +1280,7 @@ mod tests {
         std::fs::set_permissions(src.join("lib"), std::fs::Permissions::from_mode(0o2775)).unwrap();
         symlink("lib", src.join("lib64")).unwrap();
         symlink("/nonexistent/target", src.join("lib/dangling")).unwrap();
+        symlink("/nonexistent/target", src.join("conda-meta/planted")).unwrap();
 
         let from = Dir::open(&src).unwrap();
         let parent = Dir::open(dir.path()).unwrap();
@@ -1307,6 +1315,10 @@ mod tests {
         assert_eq!(
             std::fs::read_link(dst.join("lib/dangling")).unwrap(),
             Path::new("/nonexistent/target")
+        );
+        assert!(
+            dst.join("conda-meta/planted").symlink_metadata().is_err(),
+            "a link in a copied directory is left out"
         );
     }
 
