@@ -1135,21 +1135,7 @@ const MAX_HOPS: u32 = 40;
 /// a step on the way to somewhere else they lead out too.
 pub(crate) fn escaping_links(root: &Dir, allowed: &[(PathBuf, PathBuf)]) -> Result<Vec<Escape>> {
     let mut links = Vec::new();
-    let root_path = root.path.clone();
-    walk_below(root, &mut |node| {
-        if node.meta.kind == Kind::Symlink {
-            let rel = node
-                .path
-                .strip_prefix(&root_path)
-                .unwrap_or(&node.path)
-                .to_path_buf();
-            let target = readlinkat(&node.fd, "")
-                .map(PathBuf::from)
-                .with_context(|| format!("failed to read {}", node.path.display()))?;
-            links.push((rel, target));
-        }
-        Ok(())
-    })?;
+    links_below(root, Path::new(""), &mut links, 0)?;
     let mut out = Vec::new();
     for (link, target) in links {
         if allowed.iter().any(|(l, t)| *l == link && *t == target) {
@@ -1169,6 +1155,48 @@ pub(crate) fn escaping_links(root: &Dir, allowed: &[(PathBuf, PathBuf)]) -> Resu
         }
     }
     Ok(out)
+}
+
+/// Every symbolic link below `dir` (which is `rel` below the root), with its target. Files
+/// are not opened: the kind the directory gives is enough.
+fn links_below(
+    dir: &Dir,
+    rel: &Path,
+    links: &mut Vec<(PathBuf, PathBuf)>,
+    depth: usize,
+) -> Result<()> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(dir));
+    }
+    let entries = dir
+        .entries()
+        .with_context(|| format!("failed to read {}", dir.path.display()))?;
+    for (name, kind) in entries {
+        let kind = match dir.kind_of(&name, kind) {
+            Ok(k) => k,
+            Err(e) if errno(&e) == Some(Errno::ENOENT) => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("failed to read {}", dir.path.join(&name).display()));
+            }
+        };
+        match kind {
+            Kind::Dir => {
+                let sub = dir.open_dir(&name).with_context(|| {
+                    format!("failed to open {}", dir.path.join(&name).display())
+                })?;
+                links_below(&sub, &rel.join(&name), links, depth + 1)?;
+            }
+            Kind::Symlink => {
+                let target = readlinkat(&dir.0.fd, name.as_os_str()).with_context(|| {
+                    format!("failed to read {}", dir.path.join(&name).display())
+                })?;
+                links.push((rel.join(&name), PathBuf::from(target)));
+            }
+            Kind::File | Kind::Other => {}
+        }
+    }
+    Ok(())
 }
 
 /// Follow `target` from the directory `at` (names below `root`), as the kernel would, links

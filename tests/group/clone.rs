@@ -111,6 +111,9 @@ fn installed_version(prefix: &Path, pkg: &str) -> String {
     record["version"].as_str().unwrap().to_string()
 }
 
+/// A change the TA makes to a package record.
+type Edit = dyn Fn(&mut Value);
+
 #[test]
 fn forged_paths_in_package_records_never_reach_files_outside_the_env() {
     let c = Course::new();
@@ -125,7 +128,7 @@ fn forged_paths_in_package_records_never_reach_files_outside_the_env() {
     // Each forgery names a file of the instructor's that rattler would remove: in the paths
     // it unlinks, in the menu entries it takes away, and in the build string that names the
     // record file itself (below a directory the TA makes in conda-meta).
-    let forgeries: Vec<(&str, String, Box<dyn Fn(&mut Value)>)> = vec![
+    let forgeries: Vec<(&str, String, Box<Edit>)> = vec![
         (
             "files-and-paths",
             format!("{up}/precious-paths"),
