@@ -121,7 +121,7 @@ fn check_links(
         n => format!(" ({} more such links)", n - 1),
     };
     Err(UserError::failure(format!(
-        "cannot change {}: {link:?} is a symbolic link to {:?}, which leads out of the environment, that {who} made{more}; envmod does not install through links that leave the environment, which would write or remove files wherever they lead",
+        "cannot change {}: {link:?} is a symbolic link that {who} made to {:?}, outside the environment{more}; envmod does not install through a link that leads out of an environment, which would write or remove files wherever it leads",
         src.display(),
         first.target,
     ))
