@@ -364,9 +364,11 @@ pub(crate) fn removing_path(dir: &Path) -> PathBuf {
 /// Remove `dir` while other threads may still be writing into it: an install links files in
 /// parallel and creates parent directories as it goes, so a plain `remove_dir_all` can fail
 /// with "directory not empty" or race with a writer that recreates a subdirectory. The
-/// directory is first renamed aside, so later writes no longer resolve into it; the aside
-/// copy is then removed (retrying while in-flight writes land), and the whole step is repeated
-/// while the original path keeps reappearing.
+/// directory is first renamed aside, so later writes by its path no longer resolve into it;
+/// the aside copy is then removed (retrying while in-flight writes land, which for a staging
+/// tree, written through its descriptor, still go on until the process exits), and the whole
+/// step is repeated while the original path keeps reappearing. What is still left, the next
+/// command on the environment removes.
 fn remove_under_writers(dir: &Path) {
     let aside = removing_path(dir);
     for _ in 0..20 {
@@ -378,5 +380,68 @@ fn remove_under_writers(dir: &Path) {
         }
         let _ = tree::remove_tree(&aside);
         std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staging_directory_renamed_away_still_moves_its_own_tree_and_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".e.envmod-staging");
+        let staging = Staging::create(&path).unwrap();
+        let tree = staging.make_tree().unwrap();
+        // Someone who can write the envs directory renames it, and puts their own in its place.
+        let stolen = dir.path().join("stolen");
+        std::fs::rename(&path, &stolen).unwrap();
+        std::fs::create_dir_all(path.join("tree/bin")).unwrap();
+        std::fs::write(path.join("tree/bin/python"), "theirs").unwrap();
+        std::fs::write(tree.held_path().join("mine"), "built here").unwrap();
+        assert_eq!(staging.path(), stolen);
+        let real = dir.path().join("e");
+        let guard = staging.move_into(&real).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(real.join("mine")).unwrap(),
+            "built here"
+        );
+        assert!(
+            !stolen.exists(),
+            "the staging directory goes, wherever it is"
+        );
+        assert_eq!(
+            std::fs::read_to_string(path.join("tree/bin/python")).unwrap(),
+            "theirs",
+            "a directory someone else put at its name is theirs"
+        );
+        guard.finish_with(|| Ok(())).unwrap();
+        assert!(real.join("mine").exists());
+    }
+
+    #[test]
+    fn an_exchange_swaps_in_the_new_tree_and_the_old_one_goes_with_the_staging_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("e");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("which"), "old").unwrap();
+        let path = dir.path().join(".e.envmod-staging");
+        let staging = Staging::create(&path).unwrap();
+        let tree = staging.make_tree().unwrap();
+        std::fs::write(tree.held_path().join("which"), "new").unwrap();
+        std::fs::rename(&path, dir.path().join("stolen")).unwrap();
+        staging.exchange_with(&real).unwrap();
+        assert_eq!(std::fs::read_to_string(real.join("which")).unwrap(), "new");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("stolen/tree/which")).unwrap(),
+            "old"
+        );
+        staging.discard().unwrap();
+        assert!(!dir.path().join("stolen").exists());
+        // Dropped without finishing: the staging directory and what is in it go.
+        let staging = Staging::create(&path).unwrap();
+        staging.make_tree().unwrap();
+        drop(staging);
+        assert!(!path.exists());
     }
 }
