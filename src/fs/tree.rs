@@ -1157,8 +1157,9 @@ pub(crate) fn escaping_links(root: &Dir, allowed: &[(PathBuf, PathBuf)]) -> Resu
     Ok(out)
 }
 
-/// Every symbolic link below `dir` (which is `rel` below the root), with its target. Files
-/// are not opened: the kind the directory gives is enough.
+/// Every symbolic link below `dir` (which is `rel` below the root), with its target, but for
+/// those that plainly stay beside themselves. Files are not opened: the kind the directory
+/// gives is enough.
 fn links_below(
     dir: &Dir,
     rel: &Path,
@@ -1188,10 +1189,26 @@ fn links_below(
                 links_below(&sub, &rel.join(&name), links, depth + 1)?;
             }
             Kind::Symlink => {
-                let target = readlinkat(&dir.0.fd, name.as_os_str()).with_context(|| {
-                    format!("failed to read {}", dir.path.join(&name).display())
-                })?;
-                links.push((rel.join(&name), PathBuf::from(target)));
+                let target =
+                    PathBuf::from(readlinkat(&dir.0.fd, name.as_os_str()).with_context(|| {
+                        format!("failed to read {}", dir.path.join(&name).display())
+                    })?);
+                // Most links name a file beside them (`libfoo.so -> libfoo.so.1`): if that is
+                // no link itself, the link stays inside, and one look settles it.
+                let beside = target.components().count() == 1
+                    && matches!(
+                        target.components().next(),
+                        Some(std::path::Component::Normal(_))
+                    );
+                if beside
+                    && dir.meta_at(target.as_os_str()).map_or_else(
+                        |e| errno(&e) == Some(Errno::ENOENT),
+                        |m| m.kind != Kind::Symlink,
+                    )
+                {
+                    continue;
+                }
+                links.push((rel.join(&name), target));
             }
             Kind::File | Kind::Other => {}
         }
