@@ -999,7 +999,8 @@ fn empty(dir: &Dir, parent: &Meta, removal: &mut Removal, depth: usize) -> bool 
 
 impl Dir {
     /// A path that names this directory for as long as it is held open, whatever happens to
-    /// its name: `/proc/PID/fd/N` of this process, which only this user can resolve. Steps
+    /// its name: `/proc/PID/fd/N` of this process, which only this user (and root) can
+    /// resolve. Steps
     /// that take a path (rattler, and the interpreter the pyc compile and pip run) work in a
     /// tree others could rename below a directory they can write; through this path they
     /// stay in it. The pid is the one `/proc` knows, which in a container may differ from
@@ -1062,7 +1063,7 @@ impl Dir {
 /// [`Dir`] it came from lives) and its identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Held {
-    pub(crate) fd: i32,
+    fd: i32,
     dev: u64,
     ino: u64,
 }
