@@ -103,7 +103,23 @@ pub async fn install(
             .into());
         }
     }
-    let installed = prefix::installed_records(req.dir)?;
+    let installed = prefix::records_to_change(req.dir, req.target_prefix)?;
+    // Where a noarch package's files go comes from the python record, which a solve may
+    // take from the environment's own (editable) records.
+    if let Some(r) = req.records.iter().find(|r| {
+        r.package_record
+            .python_site_packages_path
+            .as_deref()
+            .is_some_and(|p| !prefix::plain(Path::new(p)))
+    }) {
+        return Err(UserError::failure(format!(
+            "package {} gives the site-packages path {:?}, which is not a plain path inside the environment",
+            describe(r),
+            r.package_record.python_site_packages_path.as_deref().unwrap_or_default()
+        ))
+        .with_hint("use a channel you trust; nothing was changed")
+        .into());
+    }
     let mut installer = Installer::new()
         .with_download_client(req.network.client()?)
         .with_target_platform(PLATFORM)

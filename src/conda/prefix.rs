@@ -11,18 +11,91 @@ use crate::error::UserError;
 /// The package records of `prefix`. rattler's reader says "expected value at line 1 column 1"
 /// for a damaged record without naming it; this one names the file and the way out.
 pub(crate) fn installed_records(prefix: &Path) -> Result<Vec<PrefixRecord>> {
+    Ok(named_records(prefix)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The package records of `prefix` for rattler to change it by. rattler removes, moves and
+/// rewrites files by the paths a record gives, unchecked; in an environment a group can
+/// write, anyone in it can edit those. So every one of them must be a plain relative path
+/// (no `/` at the start, no `..`, `.` or empty components), and a record may list no menu
+/// entries (envmod installs none; rattler removes what they name, wherever that is).
+/// `shown` is the environment the records describe, for the error: `prefix` may be its
+/// staging tree.
+pub(crate) fn records_to_change(prefix: &Path, shown: &Path) -> Result<Vec<PrefixRecord>> {
+    let mut out = Vec::new();
+    for (path, record) in named_records(prefix)? {
+        if let Some((field, value)) = unsafe_path(&record) {
+            let file = shown
+                .join("conda-meta")
+                .join(path.file_name().unwrap_or_default());
+            return Err(UserError::failure(format!(
+                "package record {} gives {field} {value}, which is not a plain path inside the environment; envmod does not let rattler remove or move files by it",
+                file.display()
+            ))
+            .with_hint(
+                "someone who can write the environment changed that record: put back the package's own record (or delete the environment and create it again); nothing was changed",
+            )
+            .into());
+        }
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// The first path of `record` that is not a plain relative path, with the field it is in;
+/// printed with its quotes and escapes, since it may hold anything.
+fn unsafe_path(record: &PrefixRecord) -> Option<(&'static str, String)> {
+    let package = &record.repodata_record.package_record;
+    let file_name = record.file_name();
+    if !plain(Path::new(&file_name)) || file_name.contains('/') {
+        return Some(("the name, version and build", format!("{file_name:?}")));
+    }
+    if let Some(p) = record.files.iter().find(|p| !plain(p)) {
+        return Some(("the file", format!("{p:?}")));
+    }
+    for entry in &record.paths_data.paths {
+        for p in std::iter::once(&entry.relative_path).chain(&entry.original_path) {
+            if !plain(p) {
+                return Some(("the path", format!("{p:?}")));
+            }
+        }
+    }
+    if let Some(p) = &package.python_site_packages_path
+        && !plain(Path::new(p))
+    {
+        return Some(("the site-packages path", format!("{p:?}")));
+    }
+    if !record.installed_system_menus.is_empty() {
+        let named = serde_json::to_string(&record.installed_system_menus).unwrap_or_default();
+        return Some(("menu entries", named));
+    }
+    None
+}
+
+/// Whether `p` is a plain relative path: names only, each neither empty nor `.` nor `..`.
+pub(crate) fn plain(p: &Path) -> bool {
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str());
+    !bytes.is_empty()
+        && !bytes.contains(&0)
+        && bytes
+            .split(|b| *b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
+}
+
+/// Every record of `prefix` with the file it was read from.
+fn named_records(prefix: &Path) -> Result<Vec<(PathBuf, PrefixRecord)>> {
     record_paths(&prefix.join("conda-meta"))?
-        .iter()
+        .into_iter()
         .map(|path| {
             // A group member may swap a record for a FIFO or a link after it was listed.
-            let text = crate::fs::read_text(path, crate::fs::DOCUMENT, crate::fs::Links::Refuse)
+            let text = crate::fs::read_text(&path, crate::fs::DOCUMENT, crate::fs::Links::Refuse)
                 .map_err(|e| {
                     UserError::failure(format!("damaged package record: {e}")).with_hint(format!(
                         "remove or repair that file, or `envmod delete` the environment and create it again; conda-meta of {} lists what is installed",
                         prefix.display()
                     ))
                 })?;
-            <PrefixRecord as std::str::FromStr>::from_str(&text).map_err(|e| {
+            let record = <PrefixRecord as std::str::FromStr>::from_str(&text).map_err(|e| {
                 UserError::failure(format!(
                     "damaged package record {}: {e}",
                     path.display()
@@ -31,8 +104,8 @@ pub(crate) fn installed_records(prefix: &Path) -> Result<Vec<PrefixRecord>> {
                     "remove or repair that file, or `envmod delete` the environment and create it again; conda-meta of {} lists what is installed",
                     prefix.display()
                 ))
-                .into()
-            })
+            })?;
+            Ok((path, record))
         })
         .collect()
 }
@@ -149,6 +222,73 @@ mod tests {
         );
         assert!(!user.message.contains('\n'), "{}", user.message);
         assert!(user.hint.as_deref().unwrap().contains("envmod delete"));
+    }
+
+    #[test]
+    fn only_plain_relative_paths_are_plain() {
+        for ok in [
+            "lib/a.py",
+            "bin/x",
+            "a",
+            "lib/python3.11/site-packages/alpha/__init__.py",
+        ] {
+            assert!(plain(Path::new(ok)), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            ".",
+            "a/..",
+        ] {
+            assert!(!plain(Path::new(bad)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_record_with_a_path_out_of_the_prefix_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join("conda-meta");
+        std::fs::create_dir_all(&meta).unwrap();
+        let record = |extra: &str| {
+            format!(
+                r#"{{"name": "alpha", "version": "1.0", "build": "0", "build_number": 0, "subdir": "noarch", "depends": [], "fn": "alpha-1.0-0.conda", "url": "file:///c/noarch/alpha-1.0-0.conda", "channel": "file:///c/", "files": ["lib/a.py"], "paths_data": {{"paths_version": 1, "paths": [{{"_path": "lib/a.py", "path_type": "hardlink"}}{extra}]}}}}"#
+            )
+        };
+        std::fs::write(meta.join("alpha-1.0-0.json"), record("")).unwrap();
+        assert_eq!(
+            records_to_change(dir.path(), Path::new("/envs/e"))
+                .unwrap()
+                .len(),
+            1
+        );
+        std::fs::write(
+            meta.join("alpha-1.0-0.json"),
+            record(
+                r#", {"_path": "lib/b.py", "original_path": "../../x", "path_type": "hardlink"}"#,
+            ),
+        )
+        .unwrap();
+        let err = records_to_change(dir.path(), Path::new("/envs/e")).unwrap_err();
+        let user = err.downcast_ref::<UserError>().unwrap();
+        assert!(
+            user.message
+                .contains("/envs/e/conda-meta/alpha-1.0-0.json gives the path \"../../x\""),
+            "{}",
+            user.message
+        );
+        assert!(
+            user.hint
+                .as_deref()
+                .unwrap()
+                .contains("nothing was changed")
+        );
+        // Reading alone does not judge: export and list still show what is there.
+        assert_eq!(installed_records(dir.path()).unwrap().len(), 1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord};
 use crate::{
     conda::{self, CondaSettings, activation::EnvVar},
     env::{
-        cleanup::{self, CleanupGuard},
+        cleanup::{self, Staging},
         lock::{self, EnvLock},
         prefix::{self, Accept, EnvTarget, Opened},
         record::{self, Replacing},
@@ -512,21 +512,23 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     }
     lock::clear_leftovers(&real, &target.name)?;
 
-    let staging = lock::staging_dir(&real, &target.name);
-    let (mut guard, root) = CleanupGuard::create_private(&staging).map_err(|e| {
-        UserError::failure(format!("cannot create {}: {e}", staging.display()))
-            .with_hint("check that you can write to that directory, or choose another with --prefix or envs_dir")
-    })?;
+    let staging_path = lock::staging_dir(&real, &target.name);
+    let staging = Staging::create(&staging_path).map_err(|e| staging_error(&staging_path, e))?;
+    let root = staging
+        .make_tree()
+        .map_err(|e| staging_error(&staging_path, e))?;
+    // Every step below names the tree through its descriptor: see `cleanup::Staging`.
+    let dir = root.held_path();
     let mode = manifest.python.mode;
     if mode == PythonMode::Site {
-        venv::write_layout(guard.path(), &target.prefix, &manifest.python.site)?;
+        venv::write_layout(&dir, &target.prefix, &manifest.python.site)?;
     }
     failpoint::hit("create:staged");
     // Nothing to compile in a first-day environment: no interpreter start for it.
     let installs = !records.is_empty() || !manifest.pip.is_empty();
     if !records.is_empty() {
         let request = conda::install::InstallRequest {
-            dir: guard.path(),
+            dir: &dir,
             target_prefix: &target.prefix,
             records,
             specs,
@@ -538,23 +540,17 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         ctx.printer
             .detail(format!("installed {}", changes.installed.join(", ")));
     } else {
-        std::fs::create_dir_all(guard.path().join("conda-meta"))?;
+        std::fs::create_dir_all(dir.join("conda-meta"))?;
     }
     if !variables.is_empty() {
-        conda::activation::write_state(guard.path(), &variables)?;
+        conda::activation::write_state(&dir, &variables)?;
     }
     if pip_wheels.is_empty() {
-        conda::pip::install(
-            guard.path(),
-            &target.prefix,
-            &manifest.pip,
-            &pip_cwd,
-            ctx.printer,
-        )?;
+        conda::pip::install(&dir, &target.prefix, &manifest.pip, &pip_cwd, ctx.printer)?;
     } else {
         let client = (!ctx.conda.offline).then(|| network.client()).transpose()?;
         conda::pip::install_wheels(
-            guard.path(),
+            &dir,
             &target.prefix,
             &pip_wheels,
             client.as_ref(),
@@ -565,17 +561,17 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
     if ctx.conda.compile_pyc && installs {
         // The site Python was chosen, and started, by this very command.
         let interpreter = compiler(&manifest, Ok);
-        conda::pyc::compile(guard.path(), &target.prefix, &interpreter, ctx.printer)?;
+        conda::pyc::compile(&dir, &target.prefix, &interpreter, ctx.printer)?;
     }
     failpoint::hit("create:installed");
-    manifest.write_into(guard.path())?;
+    manifest.write_into(&dir)?;
     if let Some(modes) = &sharing {
         modes.apply_below(&root)?;
     }
     // What a plain mkdir would have given it, the setgid bit of a group directory included.
     let mode = (0o777 & !crate::fs::umask()) | (root.meta().mode & 0o2000);
-    swap::open_up(&root, guard.path(), sharing.as_ref(), mode)?;
-    guard.rename(&real).with_context(|| {
+    swap::open_up(&root, sharing.as_ref(), mode)?;
+    let guard = staging.move_into(&real).with_context(|| {
         format!(
             "failed to move the new environment into {}",
             target.prefix.display()
@@ -602,6 +598,24 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         registry.add(&target.prefix)?;
     }
     Ok(manifest)
+}
+
+/// Why the staging directory at `path` could not be made. It is made under the lock, just
+/// after any leftover of envmod's own was removed, so one that is there was put there since.
+fn staging_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    match e.kind() {
+        std::io::ErrorKind::AlreadyExists => UserError::failure(format!(
+            "cannot create {}: someone who can write {} put something there while envmod was starting",
+            path.display(),
+            dir.display()
+        ))
+        .with_hint("find out who did (ls -l), then run the command again, which removes it; nothing was changed"),
+        _ => UserError::failure(format!("cannot create {}: {e}", path.display())).with_hint(
+            "check that you can write to that directory, or choose another with --prefix or envs_dir",
+        ),
+    }
+    .into()
 }
 
 // ------------------------------------------------------------------------------ change
@@ -863,12 +877,19 @@ pub(crate) async fn change(
     match plan {
         Some((records, conda_specs, network)) => {
             untrusted_before = conda::activation::untrusted_scripts(&opened.real)?;
-            let staging = lock::staging_dir(&opened.real, &target.name);
-            let g = CleanupGuard::new(&staging);
-            let staged = swap::clone_tree(&opened.real, g.path())?;
+            let staging_path = lock::staging_dir(&opened.real, &target.name);
+            let staging =
+                Staging::create(&staging_path).map_err(|e| staging_error(&staging_path, e))?;
+            let own_links = match old.python.mode {
+                PythonMode::Site => venv::own_links(&old.python.site),
+                PythonMode::Conda => Vec::new(),
+            };
+            let staged = swap::clone_tree(&opened.real, staging.dir(), &own_links)?;
+            // Every step below names the tree through its descriptor: see `cleanup::Staging`.
+            let dir = staged.root.held_path();
             failpoint::hit("change:cloned");
             let request = conda::install::InstallRequest {
-                dir: g.path(),
+                dir: &dir,
                 target_prefix: &next.prefix,
                 records,
                 specs: conda_specs,
@@ -878,24 +899,24 @@ pub(crate) async fn change(
             };
             packages = Some(conda::install::install(ctx.conda, request, ctx.printer).await?);
             if let Some((lines, cwd)) = &pip {
-                conda::pip::install(g.path(), &next.prefix, lines, cwd, ctx.printer)?;
+                conda::pip::install(&dir, &next.prefix, lines, cwd, ctx.printer)?;
             }
             if ctx.conda.compile_pyc {
                 let interpreter = compiler(&next, |exe| {
                     venv::may_run(ctx.environ, &opened.real, exe).map(|()| exe)
                 });
-                conda::pyc::compile(g.path(), &next.prefix, &interpreter, ctx.printer)?;
+                conda::pyc::compile(&dir, &next.prefix, &interpreter, ctx.printer)?;
             }
             failpoint::hit("change:installed");
-            next.write_into(g.path())?;
+            next.write_into(&dir)?;
             let sharing = next.shared.as_ref().map(|s| s.modes()).transpose()?;
             if let Some(modes) = &sharing {
                 modes.apply_below(&staged.root)?;
             }
-            swap::open_up(&staged.root, g.path(), sharing.as_ref(), staged.mode)?;
-            g.exchange_with(&opened.real)?;
-            // Dropping the guard removes the old tree, now at the staging path.
-            guard = Some(g);
+            swap::open_up(&staged.root, sharing.as_ref(), staged.mode)?;
+            staging.exchange_with(&opened.real)?;
+            // Dropping the staging directory removes the old tree, now in it.
+            guard = Some(staging);
         }
         None => {
             next.write_into(&opened.real)?;
@@ -942,7 +963,7 @@ pub(crate) async fn change(
     finish_outputs(&mut opened, replaced, target, scripts, channels_used, ctx)?;
     // The old tree, now at the staging path.
     if let Some(g) = guard {
-        let left = g.path().to_path_buf();
+        let left = g.path();
         if let Err(e) = g.discard() {
             let (problem, fix) = crate::env::blocked::explain(&e);
             ctx.printer.warn(format!(

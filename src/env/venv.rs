@@ -4,7 +4,7 @@
 
 use std::{
     os::unix::fs::{PermissionsExt, symlink},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result};
@@ -42,16 +42,9 @@ pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython
             .with_context(|| format!("failed to create {}", dir.display()))?;
     }
     symlink("lib", root.join("lib64")).context("failed to create lib64 link")?;
-
-    // Python finds pyvenv.cfg next to the link it was started from, so plain symlinks to the
-    // site interpreter are all a venv needs.
-    for link in [
-        "python".to_string(),
-        "python3".to_string(),
-        format!("python{short}"),
-    ] {
-        symlink(&python.executable, bin.join(&link))
-            .with_context(|| format!("failed to link bin/{link}"))?;
+    for (link, target) in own_links(python) {
+        symlink(&target, root.join(&link))
+            .with_context(|| format!("failed to link {}", link.display()))?;
     }
 
     // The staging directory is new and envmod's own: plain writes are safe there.
@@ -62,6 +55,21 @@ pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython
         }
         Ok(())
     })
+}
+
+/// The links of the layout that lead out of the environment (relative path, target): Python
+/// finds pyvenv.cfg next to the link it was started from, so plain symlinks to the site
+/// interpreter are all a venv needs.
+pub(crate) fn own_links(python: &SitePython) -> Vec<(PathBuf, PathBuf)> {
+    let short = python.short_version();
+    [
+        "python".to_string(),
+        "python3".to_string(),
+        format!("python{short}"),
+    ]
+    .into_iter()
+    .map(|name| (Path::new("bin").join(name), python.executable.clone()))
+    .collect()
 }
 
 /// Write the files of the layout that name the prefix: `pyvenv.cfg` and the pip wrappers.

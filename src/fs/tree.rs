@@ -354,12 +354,6 @@ impl Dir {
         )?))
     }
 
-    /// Whether `path` still names this directory.
-    pub(crate) fn is_at(&self, path: &Path) -> bool {
-        fstatat(AT_FDCWD, path, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| (st.st_dev, st.st_ino) == (self.meta.dev, self.meta.ino))
-    }
-
     /// Replace the file `name` in this directory with `contents`, so that readers see the old
     /// file or the new one. The new file is created under a random name with
     /// `O_CREAT|O_EXCL|O_NOFOLLOW`, given `mode` (or 0666 less the umask), and renamed onto
@@ -655,7 +649,8 @@ pub(crate) struct Cloned {
 
 /// Recreate `src` as `name` in `parent`: directories with their modes, symlinks as they
 /// are, regular files as hard links, or as copies under the directories named in `copied`
-/// and where a link is refused. The new root is made mode 0700, so nobody else can reach
+/// (which keep no symlinks: nothing envmod or rattler writes there is one) and where a link
+/// is refused. The new root is made mode 0700, so nobody else can reach
 /// into the clone while it is built; every entry is created new (`mkdirat`, `symlinkat`,
 /// `linkat`, `O_CREAT|O_EXCL|O_NOFOLLOW`), so nothing is ever written through a link.
 pub(crate) fn clone_tree(src: &Dir, parent: &Dir, name: &OsStr, copied: &[&str]) -> Result<Cloned> {
@@ -746,9 +741,12 @@ fn clone_dir(
                     .with_context(|| format!("failed to set the mode of {}", to.path.display()))?;
                 clone_dir(&sub, &src.meta, &to, copied, copy, blockers, depth + 1)?;
             }
+            // envmod and rattler keep only regular files in the copied directories: a link
+            // there is someone else's, and the new tree goes without it.
+            Kind::Symlink if copy_files => {}
             Kind::Symlink => copy_link(src, dst, &name)?,
             Kind::File if !copy => link_or_copy(src, dst, &name)?,
-            Kind::File => copy_file(src, dst, &name)?,
+            Kind::File => copy_file(src, dst, &name, !copy_files)?,
             // A FIFO or socket: linked where allowed, never opened.
             Kind::Other => {
                 let _ = linkat(
@@ -786,14 +784,16 @@ fn link_or_copy(src: &Dir, dst: &Dir, name: &OsStr) -> Result<()> {
         // Another filesystem, a full link count, or another user's file that the kernel's
         // protected_hardlinks keeps from being linked.
         Err(Errno::EXDEV | Errno::EPERM | Errno::EMLINK | Errno::EACCES) => {
-            copy_file(src, dst, name)
+            copy_file(src, dst, name, true)
         }
         Err(e) => Err(io::Error::from(e))
             .with_context(|| format!("failed to link {}", src.path.join(name).display())),
     }
 }
 
-fn copy_file(src: &Dir, dst: &Dir, name: &OsStr) -> Result<()> {
+/// Copy the regular file `name`; if it became a link since it was listed, the link is
+/// copied as one when `links`, and left out otherwise.
+fn copy_file(src: &Dir, dst: &Dir, name: &OsStr, links: bool) -> Result<()> {
     let from_path = src.path.join(name);
     let from = match openat(
         &src.0.fd,
@@ -807,7 +807,8 @@ fn copy_file(src: &Dir, dst: &Dir, name: &OsStr) -> Result<()> {
     ) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
-        Err(Errno::ELOOP) => return copy_link(src, dst, name),
+        Err(Errno::ELOOP) if links => return copy_link(src, dst, name),
+        Err(Errno::ELOOP) => return Ok(()),
         Err(e) => {
             return Err(io::Error::from(e))
                 .with_context(|| format!("failed to copy {}", from_path.display()));
@@ -994,6 +995,298 @@ fn empty(dir: &Dir, parent: &Meta, removal: &mut Removal, depth: usize) -> bool 
     emptied
 }
 
+// --------------------------------------------------------------------------------- held
+
+impl Dir {
+    /// A path that names this directory for as long as it is held open, whatever happens to
+    /// its name: `/proc/PID/fd/N` of this process, which only this user (and root) can
+    /// resolve. Steps
+    /// that take a path (rattler, and the interpreter the pyc compile and pip run) work in a
+    /// tree others could rename below a directory they can write; through this path they
+    /// stay in it. The pid is the one `/proc` knows, which in a container may differ from
+    /// `getpid()`.
+    pub(crate) fn held_path(&self) -> PathBuf {
+        static PID: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let pid = PID.get_or_init(|| {
+            std::fs::read_link("/proc/self")
+                .unwrap_or_else(|_| PathBuf::from(std::process::id().to_string()))
+        });
+        Path::new("/proc")
+            .join(pid)
+            .join("fd")
+            .join(self.0.fd.as_raw_fd().to_string())
+    }
+
+    /// The descriptor and the identity of the directory, for a signal handler that must
+    /// find it again (see [`current_place_of`]).
+    pub(crate) fn held(&self) -> Held {
+        Held {
+            fd: self.0.fd.as_raw_fd(),
+            dev: self.meta.dev,
+            ino: self.meta.ino,
+        }
+    }
+
+    /// Rename the entry `name` of this directory to `to_name` in `to`, with `renameat2`
+    /// `flags` (`RENAME_EXCHANGE`, `RENAME_NOREPLACE` or none). Both ends are named from
+    /// descriptors: an entry of a directory nobody else can write is the one envmod put
+    /// there.
+    pub(crate) fn rename_entry(
+        &self,
+        name: &OsStr,
+        to: &Dir,
+        to_name: &OsStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        let from = std::ffi::CString::new(name.as_bytes())?;
+        let into = std::ffi::CString::new(to_name.as_bytes())?;
+        // SAFETY: both descriptors are open for the duration of the call, and both names
+        // are NUL-terminated strings that outlive it.
+        let rc = unsafe {
+            libc::renameat2(
+                self.0.fd.as_raw_fd(),
+                from.as_ptr(),
+                to.0.fd.as_raw_fd(),
+                into.as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+/// A directory held open, as a signal handler may use it: its descriptor (valid while the
+/// [`Dir`] it came from lives) and its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    fd: i32,
+    dev: u64,
+    ino: u64,
+}
+
+/// Where the directory `held` is now: the path the kernel gives its descriptor, if that path
+/// still names it (not when it was removed, or when someone renamed another directory onto
+/// the name since).
+pub(crate) fn current_place_of(held: Held) -> Option<PathBuf> {
+    let now = std::fs::read_link(format!("/proc/self/fd/{}", held.fd)).ok()?;
+    if !now.is_absolute() {
+        return None;
+    }
+    let st = fstatat(AT_FDCWD, &now, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+    ((st.st_dev, st.st_ino) == (held.dev, held.ino)).then_some(now)
+}
+
+/// Remove the directory `dir` holds and everything in it, wherever its name is now: a member
+/// of the group that can write its parent may have renamed it. What is in it is removed
+/// through its descriptor; its own name goes only if that name still leads to it.
+pub(crate) fn remove_held(dir: &Dir) -> Result<(), RemoveError> {
+    let mut removal = Removal::default();
+    let meta = dir.meta;
+    if empty(dir, &meta, &mut removal, 0)
+        && let Some(now) = current_place_of(dir.held())
+    {
+        let result = Dir::parent_of(&now).and_then(|(parent, name)| {
+            let m = parent.meta_at(name)?;
+            if (m.dev, m.ino) != (meta.dev, meta.ino) {
+                return Ok(());
+            }
+            match unlinkat(&parent.0.fd, name, UnlinkatFlags::RemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        });
+        if let Err(e) = result {
+            removal.fail(e);
+        }
+    }
+    if removal.blockers.is_empty() && removal.error.is_none() {
+        return Ok(());
+    }
+    Err(RemoveError {
+        path: current_place_of(dir.held()).unwrap_or_else(|| dir.path.clone()),
+        error: removal
+            .error
+            .unwrap_or_else(|| io::Error::from(io::ErrorKind::PermissionDenied)),
+        blockers: removal.blockers,
+    })
+}
+
+// -------------------------------------------------------------------------------- links
+
+/// A symbolic link in a tree that leads out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Escape {
+    /// The link, relative to the root of the tree.
+    pub(crate) link: PathBuf,
+    pub(crate) target: PathBuf,
+}
+
+/// More links than this on the way, and the kernel gives up (`ELOOP`); so does envmod.
+const MAX_HOPS: u32 = 40;
+
+/// The symbolic links below `root` that lead out of it, so that whatever writes or removes
+/// files below `root` by path could be taken outside: an absolute target; a relative one
+/// whose `..` climbs above `root`, itself or through another link on the way; and one whose
+/// `..` follows a name that is not there (something may make it a link later). `allowed`
+/// are the links (relative path and target) that may lead out, which envmod made itself; as
+/// a step on the way to somewhere else they lead out too.
+pub(crate) fn escaping_links(root: &Dir, allowed: &[(PathBuf, PathBuf)]) -> Result<Vec<Escape>> {
+    let mut links = Vec::new();
+    links_below(root, Path::new(""), &mut links, 0)?;
+    let mut out = Vec::new();
+    for (link, target) in links {
+        if allowed.iter().any(|(l, t)| *l == link && *t == target) {
+            continue;
+        }
+        let mut at: Vec<OsString> = link
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        let mut hops = 0;
+        let inside = resolve(root, &mut at, &target, allowed, &mut hops)
+            .with_context(|| format!("failed to follow {}", root.path.join(&link).display()))?;
+        if !inside {
+            out.push(Escape { link, target });
+        }
+    }
+    Ok(out)
+}
+
+/// Every symbolic link below `dir` (which is `rel` below the root), with its target, but for
+/// those that plainly stay beside themselves. Files are not opened: the kind the directory
+/// gives is enough.
+fn links_below(
+    dir: &Dir,
+    rel: &Path,
+    links: &mut Vec<(PathBuf, PathBuf)>,
+    depth: usize,
+) -> Result<()> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(dir));
+    }
+    let entries = dir
+        .entries()
+        .with_context(|| format!("failed to read {}", dir.path.display()))?;
+    for (name, kind) in entries {
+        let kind = match dir.kind_of(&name, kind) {
+            Ok(k) => k,
+            Err(e) if errno(&e) == Some(Errno::ENOENT) => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("failed to read {}", dir.path.join(&name).display()));
+            }
+        };
+        match kind {
+            Kind::Dir => {
+                let sub = dir.open_dir(&name).with_context(|| {
+                    format!("failed to open {}", dir.path.join(&name).display())
+                })?;
+                links_below(&sub, &rel.join(&name), links, depth + 1)?;
+            }
+            Kind::Symlink => {
+                let target =
+                    PathBuf::from(readlinkat(&dir.0.fd, name.as_os_str()).with_context(|| {
+                        format!("failed to read {}", dir.path.join(&name).display())
+                    })?);
+                // Most links name a file beside them (`libfoo.so -> libfoo.so.1`): if that is
+                // no link itself, the link stays inside, and one look settles it.
+                let beside = target.components().count() == 1
+                    && matches!(
+                        target.components().next(),
+                        Some(std::path::Component::Normal(_))
+                    );
+                if beside
+                    && dir.meta_at(target.as_os_str()).map_or_else(
+                        |e| errno(&e) == Some(Errno::ENOENT),
+                        |m| m.kind != Kind::Symlink,
+                    )
+                {
+                    continue;
+                }
+                links.push((rel.join(&name), target));
+            }
+            Kind::File | Kind::Other => {}
+        }
+    }
+    Ok(())
+}
+
+/// Follow `target` from the directory `at` (names below `root`), as the kernel would, links
+/// on the way included; `at` becomes where it leads. Whether it stays inside `root`.
+fn resolve(
+    root: &Dir,
+    at: &mut Vec<OsString>,
+    target: &Path,
+    allowed: &[(PathBuf, PathBuf)],
+    hops: &mut u32,
+) -> io::Result<bool> {
+    let mut missing = false;
+    for c in target.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if missing || at.pop().is_none() {
+                    return Ok(false);
+                }
+            }
+            std::path::Component::Normal(name) => {
+                at.push(name.to_os_string());
+                if missing {
+                    continue;
+                }
+                match kind_beneath(root, at)? {
+                    None => missing = true,
+                    Some(Kind::Symlink) => {
+                        *hops += 1;
+                        let rel: PathBuf = at.iter().collect();
+                        if *hops > MAX_HOPS || allowed.iter().any(|(l, _)| *l == rel) {
+                            return Ok(false);
+                        }
+                        let next = Node::open_beneath(root, &rel)?;
+                        let next = PathBuf::from(readlinkat(&next.fd, "")?);
+                        at.pop();
+                        if !resolve(root, at, &next, allowed, hops)? {
+                            return Ok(false);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// What the entry `names` below `root` is, not following it; `None` when it is not there
+/// (or a name on the way is not a directory, where the kernel stops too).
+fn kind_beneath(root: &Dir, names: &[OsString]) -> io::Result<Option<Kind>> {
+    let Some((last, dirs)) = names.split_last() else {
+        return Ok(Some(Kind::Dir));
+    };
+    let mut dir: Option<Dir> = None;
+    for name in dirs {
+        match dir.as_ref().unwrap_or(root).open_dir(name) {
+            Ok(next) => dir = Some(next),
+            Err(e) if matches!(errno(&e), Some(Errno::ENOENT | Errno::ENOTDIR)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match dir.as_ref().unwrap_or(root).meta_at(last) {
+        Ok(m) => Ok(Some(m.kind)),
+        Err(e) if matches!(errno(&e), Some(Errno::ENOENT | Errno::ENOTDIR)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Unpredictable enough for a temporary name that someone else may try to guess.
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -1033,13 +1326,14 @@ mod tests {
         std::fs::set_permissions(src.join("lib"), std::fs::Permissions::from_mode(0o2775)).unwrap();
         symlink("lib", src.join("lib64")).unwrap();
         symlink("/nonexistent/target", src.join("lib/dangling")).unwrap();
+        symlink("/nonexistent/target", src.join("conda-meta/planted")).unwrap();
 
         let from = Dir::open(&src).unwrap();
         let parent = Dir::open(dir.path()).unwrap();
         let cloned = clone_tree(&from, &parent, OsStr::new("clone"), &["conda-meta"]).unwrap();
         let dst = dir.path().join("clone");
         assert!(cloned.blockers.is_empty());
-        assert!(cloned.root.is_at(&dst));
+        assert_eq!(current_place_of(cloned.root.held()), Some(dst.clone()));
         assert_eq!(mode(&dst), 0o700, "the clone's root starts private");
         assert_eq!(mode(&dst.join("lib")), 0o2775);
         let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
@@ -1067,6 +1361,10 @@ mod tests {
         assert_eq!(
             std::fs::read_link(dst.join("lib/dangling")).unwrap(),
             Path::new("/nonexistent/target")
+        );
+        assert!(
+            dst.join("conda-meta/planted").symlink_metadata().is_err(),
+            "a link in a copied directory is left out"
         );
     }
 

@@ -3,6 +3,7 @@
 //! course group, and a student outside it (`common::course`).
 
 mod cache;
+mod clone;
 mod code;
 #[path = "../common/mod.rs"]
 mod common;

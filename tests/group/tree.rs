@@ -355,7 +355,8 @@ fn what_an_interrupted_change_left_is_listed_and_explained_until_it_is_fixed() {
     assert!(!out.status.success());
     assert_eq!(leftover(&c, "cs101"), vec![".cs101.envmod-staging"]);
     let left = c.envs().join(".cs101.envmod-staging");
-    let blocker = ta_private_dir(&c, &left);
+    // The old tree is in it, where its owner can still reach a directory of theirs.
+    let blocker = ta_private_dir(&c, &left.join("tree"));
 
     let listed = ok(&c.envmod_as(Who::Instructor, "077", &["list"]));
     assert!(listed.contains(&left.display().to_string()), "{listed}");
