@@ -1,10 +1,24 @@
 //! What the cluster gives us: the site's Python, the module system in use, and the modules
 //! the user has loaded right now.
 
+// `envmod config` shows the rules and the table; the solve request builder is the caller of
+// the rest, and this expectation goes when it calls them.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the solve request builder calls these")
+)]
+pub(crate) mod distributions;
 pub mod modules;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the solve request builder calls these")
+)]
+pub(crate) mod provides;
 pub mod python;
 pub(crate) mod quota;
 pub(crate) mod run;
+
+use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +60,27 @@ impl ModuleSystem {
         match self {
             Self::Lmod => "lmod",
             Self::Tcl => "tcl",
+        }
+    }
+}
+
+/// Where a rule or a name-table entry came from: only the config files and the built-in
+/// tables hold them (a variable cannot spell an ordered map). Shown and serialized as the
+/// settings' own sources are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub(crate) enum RuleSource {
+    Default,
+    SiteFile(PathBuf),
+    UserFile(PathBuf),
+}
+
+impl fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleSource::Default => f.write_str("default"),
+            RuleSource::SiteFile(p) => write!(f, "site file {}", p.display()),
+            RuleSource::UserFile(p) => write!(f, "user file {}", p.display()),
         }
     }
 }
