@@ -271,13 +271,23 @@ fn expand(template: &str, v: Option<&ModuleVersion>) -> Result<String, Unfilled>
 }
 
 /// A version every placeholder can take, to check a template before any module is seen:
-/// what kind of stand-in a template gives does not depend on the digits.
+/// what kind of stand-in a template gives does not depend on the digits. They are digits no
+/// real template holds, so that an error can show the placeholders again.
+const SAMPLE: (&str, &str, &str) = ("9990.9991.9992", "9990", "9991");
+
 fn sample_version() -> ModuleVersion {
     ModuleVersion {
-        version: "1.2.3".into(),
-        major: "1".into(),
-        minor: Some("2".into()),
+        version: SAMPLE.0.into(),
+        major: SAMPLE.1.into(),
+        minor: Some(SAMPLE.2.into()),
     }
+}
+
+/// `why` with the sample's digits back as the placeholders they filled.
+fn unsample(why: &str) -> String {
+    why.replace(SAMPLE.0, "{version}")
+        .replace(SAMPLE.1, "{major}")
+        .replace(SAMPLE.2, "{minor}")
 }
 
 /// One rule: the modules `pattern` matches provide `provides`.
@@ -326,7 +336,7 @@ impl Rule {
             })?;
             StandIn::from_str(&filled).map_err(|why| RuleError::Template {
                 index,
-                why: format!("is not a stand-in: {why}"),
+                why: format!("is not a stand-in: {}", unsample(&why)),
             })?;
         }
         Ok(Self {
@@ -819,7 +829,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(&err, RuleError::Template { index: 1, why } if why.starts_with("is not a stand-in")),
+            matches!(&err, RuleError::Template { index: 1, why }
+                if why.starts_with("is not a stand-in") && why.contains(">=={version}")),
+            "{err:?}"
+        );
+        let err = Rule::new(
+            "cuda/*",
+            vec!["__cuda >={major}.{minor}".into()],
+            RuleSource::Default,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, RuleError::Template { why, .. } if why.contains(">={major}.{minor}")),
             "{err:?}"
         );
     }
