@@ -424,4 +424,60 @@ mod tests {
         );
         assert!(m.python.is_none());
     }
+
+    #[test]
+    fn a_layered_key_keeps_every_layer_with_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.yaml");
+        std::fs::write(
+            &site,
+            "envs_dir: /s\nmodule_provides:\n  \"openmpi/*\":\n    - openmpi {version}\n    - mpi 1.0 openmpi\n  \"xalt/*\": []\n",
+        )
+        .unwrap();
+        let user = dir.path().join("user.yaml");
+        std::fs::write(
+            &user,
+            "module_provides: {\"cuda/*\": \"__cuda {version}\"}\n",
+        )
+        .unwrap();
+        let site_layer = Options::load(&site).unwrap().unwrap();
+        let user_layer = Options::load(&user).unwrap().unwrap();
+        let m = Merged::merge([
+            (user_layer, Origin::UserFile(user.clone())),
+            (Options::default(), Origin::Environment),
+            (site_layer, Origin::SiteFile(site.clone())),
+        ]);
+        assert_eq!(m.module_provides.len(), 2);
+        assert_eq!(m.module_provides[0].source, Source::UserFile(user));
+        assert_eq!(m.module_provides[1].source, Source::SiteFile(site));
+        let entries = &m.module_provides[1].value.entries;
+        assert_eq!(
+            (entries[0].key.as_str(), entries[0].line),
+            ("openmpi/*", Some(3))
+        );
+        assert_eq!(
+            entries[0].values,
+            [
+                ("openmpi {version}".to_owned(), Some(4)),
+                ("mpi 1.0 openmpi".to_owned(), Some(5))
+            ]
+        );
+        assert_eq!((entries[1].line, entries[1].values.len()), (Some(6), 0));
+        let cuda = &m.module_provides[0].value.entries[0];
+        assert_eq!(cuda.values, [("__cuda {version}".to_owned(), Some(1))]);
+        assert!(m.site_package_names.is_empty());
+    }
+
+    #[test]
+    fn a_layered_key_is_refused_from_a_variable() {
+        let env = Environ::from_pairs(&[("ENVMOD_SITE_PACKAGE_NAMES", "torch=pytorch")], "/");
+        let err = Options::from_environ(&env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ENVMOD_SITE_PACKAGE_NAMES: site_package_names can only be set in the site or user config file, not in a variable"
+        );
+        let env = Environ::from_pairs(&[("ENVMOD_IGNORE_SITE_PACKAGES", "on")], "/");
+        let layers = Options::from_environ(&env).unwrap();
+        assert_eq!(layers[0].ignore_site_packages, Some(true));
+    }
 }

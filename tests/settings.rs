@@ -198,7 +198,7 @@ fn a_higher_layer_replaces_a_rule_per_pattern_in_json_too() {
     assert_eq!(
         patterns
             .iter()
-            .filter(|p| p.eq_ignore_ascii_case(&"imkl/*"))
+            .filter(|p| p.eq_ignore_ascii_case("imkl/*"))
             .count(),
         1
     );

@@ -112,7 +112,7 @@ pub(crate) enum StandIn {
     Virtual(GenericVirtualPackage),
     /// Anything with a wildcard, an operator, `|` or `,`: the solution must satisfy it.
     /// Its name is exact: rattler's solver cannot take any other kind.
-    Constraint(MatchSpec),
+    Constraint(Box<MatchSpec>),
 }
 
 impl StandIn {
@@ -223,7 +223,9 @@ impl FromStr for StandIn {
         )
         .map_err(|e| e.to_string())?;
         match &spec.name {
-            PackageNameMatcher::Exact(n) if n == &package => Ok(StandIn::Constraint(spec)),
+            PackageNameMatcher::Exact(n) if n == &package => {
+                Ok(StandIn::Constraint(Box::new(spec)))
+            }
             _ => Err(format!("{name:?} is not an exact package name")),
         }
     }
@@ -595,7 +597,10 @@ pub(crate) fn stand_ins(provisions: &[ModuleProvision], platform: Subdir) -> Res
                     out.records.push(FromModule { value, module });
                 }
                 StandIn::Virtual(value) => out.virtuals.push(FromModule { value, module }),
-                StandIn::Constraint(value) => out.constraints.push(FromModule { value, module }),
+                StandIn::Constraint(value) => out.constraints.push(FromModule {
+                    value: *value,
+                    module,
+                }),
             }
         }
     }
