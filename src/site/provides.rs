@@ -910,6 +910,18 @@ mod tests {
     }
 
     #[test]
+    fn a_version_too_large_to_parse_makes_the_rule_not_apply() {
+        let rules = [rule("x/*", &["x {version}"])];
+        let d = derive(&[module("x/123456789012345678901234567890")], &rules);
+        assert!(d.provisions.is_empty());
+        assert!(
+            d.notes[0].contains("which is not a stand-in") && d.notes[0].contains("does not apply"),
+            "{:?}",
+            d.notes
+        );
+    }
+
+    #[test]
     fn the_defaults_cover_the_usual_names() {
         let d = derive(
             &[
