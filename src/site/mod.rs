@@ -1,17 +1,18 @@
 //! What the cluster gives us: the site's Python, the module system in use, and the modules
 //! the user has loaded right now.
 
-// `envmod config` shows the rules and the table; the solve request builder is the caller of
-// the rest, and this expectation goes when it calls them.
+// The rules and the name table are the solve request builder's to call; until it calls all
+// of them, `expect` keeps the dead-code check quiet here, and it warns as soon as
+// nothing in these modules is unused, so it cannot outlive its reason.
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "the solve request builder calls these")
+    expect(dead_code, reason = "the solve request builder's API")
 )]
 pub(crate) mod distributions;
 pub mod modules;
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "the solve request builder calls these")
+    expect(dead_code, reason = "the solve request builder's API")
 )]
 pub(crate) mod provides;
 pub mod python;
