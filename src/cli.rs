@@ -427,6 +427,11 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) site_python: Option<PathBuf>,
 
+    /// Do not count the site Python's packages as installed: conda's builds are solved for
+    /// even where the site has the package [config: ignore_site_packages].
+    #[arg(long)]
+    pub(crate) ignore_site_packages: bool,
+
     /// One-line description shown by `module whatis`.
     #[arg(long, value_name = "TEXT")]
     pub(crate) description: Option<String>,
@@ -461,6 +466,11 @@ pub(crate) struct InstallArgs {
 
     #[command(flatten)]
     pub(crate) channel: ChannelArgs,
+
+    /// Do not count the site Python's packages as installed: conda's builds are solved for
+    /// even where the site has the package [config: ignore_site_packages].
+    #[arg(long)]
+    pub(crate) ignore_site_packages: bool,
 }
 
 #[derive(Debug, Args)]

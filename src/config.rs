@@ -20,26 +20,35 @@ use serde::{
     de::{self, IntoDeserializer, Visitor, value::MapDeserializer},
 };
 
-use crate::{environ::Environ, error::UserError, site::ModuleSystemChoice};
+use crate::{environ::Environ, error::UserError, site::ModuleSystemChoice, yaml::ListMap};
 
 /// What separates the items of a list in an `ENVMOD_*` variable. Not `:`, because channels
 /// are URLs.
 const LIST_SEPARATOR: char = ',';
 
 macro_rules! options {
-    ($($key:ident: $ty:ty,)*) => {
+    (
+        $($key:ident: $ty:ty,)*
+        ;
+        layered:
+        $($lkey:ident: $lty:ty,)*
+    ) => {
         /// One layer of settings, as written: paths are not expanded yet, nothing is validated.
         #[derive(Debug, Default, Deserialize)]
         pub(crate) struct Options {
             $(pub(crate) $key: Option<$ty>,)*
+            $(pub(crate) $lkey: Option<$lty>,)*
             #[serde(flatten)]
             pub(crate) unknown: BTreeMap<String, serde_yaml::Value>,
         }
 
-        /// For each key, the value from the highest layer that sets it, and that layer.
+        /// For each key, the value from the highest layer that sets it, and that layer; for
+        /// each layered key, the value of every layer that sets it, highest first, so that it
+        /// can be merged entry by entry.
         #[derive(Debug, Default)]
         pub(crate) struct Merged {
             $(pub(crate) $key: Option<Sourced<$ty>>,)*
+            $(pub(crate) $lkey: Vec<Sourced<$lty>>,)*
         }
 
         impl Merged {
@@ -55,8 +64,30 @@ macro_rules! options {
                             });
                         }
                     )*
+                    $(
+                        if let Some(value) = options.$lkey {
+                            merged.$lkey.push(Sourced {
+                                value,
+                                source: origin.source(stringify!($lkey)),
+                            });
+                        }
+                    )*
                 }
                 merged
+            }
+        }
+
+        /// The keys merged entry by entry: ordered maps only a file can spell.
+        const LAYERED: &[&str] = &[$(stringify!($lkey)),*];
+
+        impl Options {
+            /// Fill in the line of every entry of the layered keys from the parsed file.
+            fn locate(&mut self, doc: &crate::yaml::Node) {
+                $(
+                    if let Some(value) = self.$lkey.as_mut() {
+                        value.locate(doc.get(stringify!($lkey)));
+                    }
+                )*
             }
         }
     };
@@ -79,6 +110,11 @@ options! {
     compile_pyc: bool,
     shared_envs_dirs: Vec<String>,
     module_map: BTreeMap<String, Option<String>>,
+    ignore_site_packages: bool,
+    ;
+    layered:
+    module_provides: ListMap,
+    site_package_names: ListMap,
 }
 
 /// Which layer a value came from, as `envmod config` shows it.
@@ -157,13 +193,16 @@ impl Options {
         if text.trim().is_empty() {
             return Ok(Some(Self::default()));
         }
-        crate::yaml::check(&text).map_err(|e| {
+        let doc = crate::yaml::parse(&text).map_err(|e| {
             UserError::failure(format!("invalid config file {}: {e}", path.display()))
         })?;
-        let cfg: Self = serde_yaml::from_str(&text).map_err(|e| {
+        let mut cfg: Self = serde_yaml::from_str(&text).map_err(|e| {
             UserError::failure(format!("invalid config file {}: {e}", path.display()))
                 .with_hint("fix the YAML, or see site-config/envmod.yaml for every key")
         })?;
+        if let Some(doc) = &doc {
+            cfg.locate(doc);
+        }
         Ok(Some(cfg))
     }
 
@@ -178,6 +217,15 @@ impl Options {
             .map(|(rest, raw)| {
                 let key = rest.to_ascii_lowercase();
                 let var = env_var(&key);
+                if LAYERED.contains(&key.as_str()) {
+                    return Err(UserError::usage(format!(
+                        "{var}: {key} can only be set in the site or user config file, not in a variable"
+                    ))
+                    .with_hint(format!(
+                        "unset {var} and write {key} in ~/.config/envmod/config.yaml"
+                    ))
+                    .into());
+                }
                 let one = MapDeserializer::new(std::iter::once((key, EnvValue(raw.to_owned()))));
                 Options::deserialize(one).map_err(|e: de::value::Error| {
                     UserError::usage(format!("{var}={raw:?} {e}")).into()
@@ -375,5 +423,61 @@ mod tests {
             Source::SiteFile("/etc/c.yaml".into())
         );
         assert!(m.python.is_none());
+    }
+
+    #[test]
+    fn a_layered_key_keeps_every_layer_with_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.yaml");
+        std::fs::write(
+            &site,
+            "envs_dir: /s\nmodule_provides:\n  \"openmpi/*\":\n    - openmpi {version}\n    - mpi 1.0 openmpi\n  \"xalt/*\": []\n",
+        )
+        .unwrap();
+        let user = dir.path().join("user.yaml");
+        std::fs::write(
+            &user,
+            "module_provides: {\"cuda/*\": \"__cuda {version}\"}\n",
+        )
+        .unwrap();
+        let site_layer = Options::load(&site).unwrap().unwrap();
+        let user_layer = Options::load(&user).unwrap().unwrap();
+        let m = Merged::merge([
+            (user_layer, Origin::UserFile(user.clone())),
+            (Options::default(), Origin::Environment),
+            (site_layer, Origin::SiteFile(site.clone())),
+        ]);
+        assert_eq!(m.module_provides.len(), 2);
+        assert_eq!(m.module_provides[0].source, Source::UserFile(user));
+        assert_eq!(m.module_provides[1].source, Source::SiteFile(site));
+        let entries = &m.module_provides[1].value.entries;
+        assert_eq!(
+            (entries[0].key.as_str(), entries[0].line),
+            ("openmpi/*", Some(3))
+        );
+        assert_eq!(
+            entries[0].values,
+            [
+                ("openmpi {version}".to_owned(), Some(4)),
+                ("mpi 1.0 openmpi".to_owned(), Some(5))
+            ]
+        );
+        assert_eq!((entries[1].line, entries[1].values.len()), (Some(6), 0));
+        let cuda = &m.module_provides[0].value.entries[0];
+        assert_eq!(cuda.values, [("__cuda {version}".to_owned(), Some(1))]);
+        assert!(m.site_package_names.is_empty());
+    }
+
+    #[test]
+    fn a_layered_key_is_refused_from_a_variable() {
+        let env = Environ::from_pairs(&[("ENVMOD_SITE_PACKAGE_NAMES", "torch=pytorch")], "/");
+        let err = Options::from_environ(&env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ENVMOD_SITE_PACKAGE_NAMES: site_package_names can only be set in the site or user config file, not in a variable"
+        );
+        let env = Environ::from_pairs(&[("ENVMOD_IGNORE_SITE_PACKAGES", "on")], "/");
+        let layers = Options::from_environ(&env).unwrap();
+        assert_eq!(layers[0].ignore_site_packages, Some(true));
     }
 }

@@ -332,9 +332,13 @@ fn flag_layer(command: &Command) -> Options {
             module_system: a.module.module_system,
             module_root: path(&a.module.module_root),
             python: path(&a.site_python),
+            ignore_site_packages: a.ignore_site_packages.then_some(true),
             ..channel(&a.channel)
         },
-        Command::Install(a) => channel(&a.channel),
+        Command::Install(a) => Options {
+            ignore_site_packages: a.ignore_site_packages.then_some(true),
+            ..channel(&a.channel)
+        },
         Command::Export(a) => Options {
             offline: a.offline.then_some(true),
             ..Options::default()

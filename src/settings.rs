@@ -17,7 +17,8 @@ use crate::{
     environ::Environ,
     error::UserError,
     names::EnvName,
-    site::ModuleSystemChoice,
+    site::{ModuleSystemChoice, RuleSource, distributions::NameTable, provides::Rule},
+    yaml::ListMap,
 };
 
 const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";
@@ -45,6 +46,14 @@ pub(crate) struct GlobalSettings {
     pub(crate) compile_pyc: Sourced<bool>,
     /// Module names of other sites and what they are here (`null`: leave the module out).
     pub(crate) module_map: Sourced<std::collections::BTreeMap<String, Option<String>>>,
+    /// What loaded modules provide to the solve, in the order they are tried: the user
+    /// file's rules, the site file's, then the defaults, each replacing a lower rule of the
+    /// same pattern. The source is the highest layer that gave any rule.
+    pub(crate) module_provides: Sourced<Vec<Rule>>,
+    /// The conda names of the site Python's distributions, where they differ from PyPI's.
+    pub(crate) site_package_names: Sourced<NameTable>,
+    /// Do not count the site Python's packages as installed.
+    pub(crate) ignore_site_packages: Sourced<bool>,
     #[serde(skip)]
     pub(crate) files: ConfigFiles,
     /// Where prefixes given with `-p` are remembered.
@@ -74,6 +83,22 @@ fn default<T>(value: T) -> Sourced<T> {
         value,
         source: Source::Default,
     }
+}
+
+/// The layers of a layered key, highest first, as the rules and tables name them. Only
+/// files can set such a key (a variable is refused, and no flag sets one), and the outer
+/// source is the highest layer that set it.
+fn file_layers(set: &[Sourced<ListMap>]) -> (Source, Vec<(RuleSource, &ListMap)>) {
+    let layers = set
+        .iter()
+        .filter_map(|s| match &s.source {
+            Source::SiteFile(p) => Some((RuleSource::SiteFile(p.clone()), &s.value)),
+            Source::UserFile(p) => Some((RuleSource::UserFile(p.clone()), &s.value)),
+            Source::Default | Source::EnvVar(_) | Source::Flag(_) => None,
+        })
+        .collect();
+    let source = set.first().map_or(Source::Default, |s| s.source.clone());
+    (source, layers)
 }
 
 /// A wrong value is a usage error when it was given to this run, a failure when it sits in
@@ -316,6 +341,17 @@ impl GlobalSettings {
         let module_map = m.module_map.unwrap_or_else(|| default(Default::default()));
         let allow_stacking = m.allow_stacking.unwrap_or_else(|| default(false));
         let ld_library_path = m.ld_library_path.unwrap_or_else(|| default(false));
+        let (source, layers) = file_layers(&m.module_provides);
+        let module_provides = Sourced {
+            value: crate::site::provides::merge_rules(&layers)?,
+            source,
+        };
+        let (source, layers) = file_layers(&m.site_package_names);
+        let site_package_names = Sourced {
+            value: NameTable::merge(&layers)?,
+            source,
+        };
+        let ignore_site_packages = m.ignore_site_packages.unwrap_or_else(|| default(false));
 
         Ok(Self {
             envs_dir,
@@ -334,6 +370,9 @@ impl GlobalSettings {
             compile_pyc,
             shared_envs_dirs,
             module_map,
+            module_provides,
+            site_package_names,
+            ignore_site_packages,
             files,
             registry_file,
             interpreter_cache,

@@ -227,6 +227,113 @@ fn walk(text: &str, mut each: impl FnMut(Event, usize) -> Walk) -> Result<bool, 
     }
 }
 
+/// A mapping of names to one name or a list of them (`torch: pytorch`,
+/// `"openmpi/*": ["openmpi {version}", "mpi 1.0 openmpi"]`), in file order, which serde's
+/// maps would lose, and with the line of every key and value once [`ListMap::locate`] has
+/// seen the parsed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ListMap {
+    pub(crate) entries: Vec<ListEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListEntry {
+    pub(crate) key: String,
+    pub(crate) line: Option<usize>,
+    /// Each value and its line.
+    pub(crate) values: Vec<(String, Option<usize>)>,
+}
+
+impl ListMap {
+    /// Fill in the lines from `node`, the same mapping as [`parse`] read it. Entries are
+    /// matched by position and checked by key, so an alias or a merge key that moved
+    /// entries around leaves those entries without a line rather than with a wrong one.
+    pub(crate) fn locate(&mut self, node: Option<&Node>) {
+        let Some(node) = node else { return };
+        let nodes = node.entries();
+        for (i, entry) in self.entries.iter_mut().enumerate() {
+            let Some((key, value)) = nodes
+                .get(i)
+                .filter(|(k, _)| k.as_str() == Some(entry.key.as_str()))
+            else {
+                continue;
+            };
+            entry.line = Some(key.line());
+            match value {
+                Node::Seq { items, .. } if items.len() == entry.values.len() => {
+                    for ((v, line), item) in entry.values.iter_mut().zip(items) {
+                        if item.as_str() == Some(v.as_str()) {
+                            *line = Some(item.line());
+                        }
+                    }
+                }
+                Node::Scalar { line, .. } => {
+                    for (_, l) in &mut entry.values {
+                        *l = Some(*line);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = ListMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of names to a name or a list of names")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ListMap, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((key, OneOrMany(values))) = map.next_entry::<String, OneOrMany>()? {
+                    entries.push(ListEntry {
+                        key,
+                        line: None,
+                        values: values.into_iter().map(|v| (v, None)).collect(),
+                    });
+                }
+                Ok(ListMap { entries })
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// `name` or `[name, …]`.
+struct OneOrMany(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Values;
+        impl<'de> serde::de::Visitor<'de> for Values {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings (`[]` for none)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut values = Vec::new();
+                while let Some(v) = seq.next_element::<String>()? {
+                    values.push(v);
+                }
+                Ok(OneOrMany(values))
+            }
+        }
+        d.deserialize_any(Values)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +388,35 @@ mod tests {
             "]".repeat(MAX_DEPTH - 1)
         );
         check(&ok).unwrap();
+    }
+
+    #[test]
+    fn a_list_map_keeps_file_order_and_lines() {
+        let text = "a: 1\nm:\n  zeta/*: [z 1, y 2]\n  alpha/*: one\n  off/*: []\n  list/*:\n    - p 1\n    - q 2\n";
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            m: ListMap,
+        }
+        let mut m = serde_yaml::from_str::<Doc>(text).unwrap().m;
+        let doc = parse(text).unwrap().unwrap();
+        m.locate(doc.get("m"));
+        let got: Vec<_> = m
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.line, e.values.clone()))
+            .collect();
+        let v = |s: &str, l: usize| (s.to_owned(), Some(l));
+        assert_eq!(
+            got,
+            [
+                ("zeta/*", Some(3), vec![v("z 1", 3), v("y 2", 3)]),
+                ("alpha/*", Some(4), vec![v("one", 4)]),
+                ("off/*", Some(5), vec![]),
+                ("list/*", Some(6), vec![v("p 1", 7), v("q 2", 8)]),
+            ]
+        );
+        for bad in ["m: [a]\n", "m: {a: 1}\n", "m: {a: ~}\n", "m: {a: [[b]]}\n"] {
+            assert!(serde_yaml::from_str::<Doc>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,10 +1,25 @@
 //! What the cluster gives us: the site's Python, the module system in use, and the modules
 //! the user has loaded right now.
 
+// The rules and the name table are the solve request builder's to call; until it calls all
+// of them, `expect` keeps the dead-code check quiet here, and it warns as soon as
+// nothing in these modules is unused, so it cannot outlive its reason.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the solve request builder's API")
+)]
+pub(crate) mod distributions;
 pub mod modules;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the solve request builder's API")
+)]
+pub(crate) mod provides;
 pub mod python;
 pub(crate) mod quota;
 pub(crate) mod run;
+
+use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +61,27 @@ impl ModuleSystem {
         match self {
             Self::Lmod => "lmod",
             Self::Tcl => "tcl",
+        }
+    }
+}
+
+/// Where a rule or a name-table entry came from: only the config files and the built-in
+/// tables hold them (a variable cannot spell an ordered map). Shown and serialized as the
+/// settings' own sources are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub(crate) enum RuleSource {
+    Default,
+    SiteFile(PathBuf),
+    UserFile(PathBuf),
+}
+
+impl fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleSource::Default => f.write_str("default"),
+            RuleSource::SiteFile(p) => write!(f, "site file {}", p.display()),
+            RuleSource::UserFile(p) => write!(f, "user file {}", p.display()),
         }
     }
 }
