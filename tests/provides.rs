@@ -250,3 +250,35 @@ fn fixtures_numpy_site_and_conda() {
         )
     );
 }
+
+/// The site modules for MPI, CUDA and MKL load in both module systems, under the names
+/// EasyBuild and RHEL give them, and set what they stand for.
+#[test]
+fn fixtures_site_modules_load_in_both_systems() {
+    let t = TestEnv::new();
+    let show = "echo \"L=$LOADEDMODULES\"; echo \"M=${MPI_HOME:-}|${EBVERSIONOPENMPI:-}|${MPI_COMPILER:-}\"; echo \"C=${CUDA_HOME:-}|${MKLROOT:-}|${OMPI_ALLOW_RUN_AS_ROOT:-}\"";
+    for ms in Ms::BOTH {
+        let out = t.module_shell(
+            ms,
+            &format!(
+                "module load openmpi/4.1.4 OpenMPI/4.1.6-GCC-12.3.0 cuda/12.2 mkl/2024 || exit 8\n{show}\n\
+                 module purge\nmodule load openmpi/4.1.6 CUDA/12.2.0 || exit 9\n{show}\n\
+                 module purge\nmodule load mpi/openmpi-x86_64 || exit 10\n{show}"
+            ),
+        );
+        let text = ok(&out);
+        let expected = format!(
+            "L=openmpi/4.1.4:OpenMPI/4.1.6-GCC-12.3.0:cuda/12.2:mkl/2024\n\
+             M={}|4.1.6|\n\
+             C=/opt/site/cuda/12.2|/opt/site/intel/mkl/2024|1\n\
+             L=openmpi/4.1.6:CUDA/12.2.0\n\
+             M=/opt/site/openmpi/4.1.6||\n\
+             C=/opt/site/cuda/12.2.0||1\n\
+             L=mpi/openmpi-x86_64\n\
+             M=/usr/lib64/openmpi||openmpi-x86_64\n\
+             C=||1\n",
+            common::DEBIAN_OPENMPI
+        );
+        assert_eq!(text, expected, "{ms:?}\n{}", stderr(&out));
+    }
+}
