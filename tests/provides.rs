@@ -282,3 +282,49 @@ fn fixtures_site_modules_load_in_both_systems() {
         assert_eq!(text, expected, "{ms:?}\n{}", stderr(&out));
     }
 }
+
+/// conda-forge's MPI variants solve as there where no module is involved: the nompi build wins
+/// a plain request, an MPI build brings its conda MPI and mutex, and the mutex keeps two MPIs
+/// apart.
+#[test]
+fn fixtures_mpi_variants_and_mutex() {
+    let t = world_with(channel::mpi_packages());
+    let create = |name: &str, specs: &[&str]| {
+        t.envmod()
+            .args(["create", "-n", name, "--site-python", MODULE_PYTHON])
+            .args(specs)
+            .output()
+            .unwrap()
+    };
+
+    ok(&create("plain", &["partool"]));
+    let meta = conda_meta(&t, "plain");
+    assert!(
+        meta.contains(&"partool-1.0-nompi_h0_100".to_string()),
+        "{meta:?}"
+    );
+    assert!(!meta.iter().any(|m| m.starts_with("mpi")), "{meta:?}");
+
+    ok(&create("mpich", &["partool=*=mpi_mpich_*"]));
+    let meta = conda_meta(&t, "mpich");
+    for want in [
+        "partool-1.0-mpi_mpich_h0_0",
+        "mpich-4.2.1-h0_101",
+        "mpi-1.0-mpich",
+    ] {
+        assert!(meta.iter().any(|m| m == want), "no {want}: {meta:?}");
+    }
+    let p = prefix(&t, "mpich");
+    assert!(p.join("lib/libmpi.so.12").is_file());
+    assert!(p.join(channel::conda_mpi_marker("mpich")).is_file());
+    assert!(!p.join("lib/libmpi.so.40").exists());
+
+    let out = create("both", &["partool=*=mpi_openmpi_*", "mpich"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "two MPIs solved: {err}");
+    assert!(
+        err.contains("mpi ==1.0 openmpi") && err.contains("mpi ==1.0 mpich"),
+        "{err}"
+    );
+    assert!(!prefix(&t, "both").exists());
+}
