@@ -11,6 +11,12 @@
 //! ```
 //!
 //! Builds are reproducible: archives carry fixed mtimes and `index.json` a fixed timestamp.
+//!
+//! Beside the standard channel, conda-forge's shapes for what a site's modules and Python can
+//! provide: [`mpi_packages`] (the `mpi` mutex, conda's openmpi and mpich, a package with MPI
+//! variants), [`mpi4py_packages`] (the real mpi4py wheel from PyPI, repackaged by
+//! [`from_wheel`]), [`cuda_packages`] and [`numpy_packages`]; [`mpi_channel`] and
+//! [`provides_channel`] write them with the standard packages.
 
 use std::{
     fs,
@@ -633,6 +639,9 @@ pub fn mpi_mutex(implementation: &str) -> Pkg {
 /// it (it looks in the env's `lib/` first), whose constructor prints [`conda_mpi_loaded`]
 /// and exits 97; a `bin/mpirun` (and `bin/mpiexec`) that does the same; and the marker
 /// [`conda_mpi_marker`]. Nothing of it may be linked where a module provides the MPI.
+///
+/// The library is a real one because mpi4py passes over a file it cannot dlopen and goes on
+/// to the system's: junk bytes would leave a shadowing conda MPI unnoticed.
 fn conda_mpi(implementation: &str, version: &str, soname: &str) -> Pkg {
     let said = conda_mpi_loaded(implementation);
     let runner = format!("#!/bin/sh\necho \"envmod test: $0 {said}\" >&2\nexit 97\n");
@@ -672,7 +681,7 @@ fn fake_libmpi(soname: &str, message: &str) -> Vec<u8> {
     use std::{collections::BTreeMap, sync::Mutex};
     static BUILT: Mutex<BTreeMap<(String, String), Vec<u8>>> = Mutex::new(BTreeMap::new());
     let key = (soname.to_string(), message.to_string());
-    let mut built = BUILT.lock().unwrap();
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(bytes) = built.get(&key) {
         return bytes.clone();
     }
