@@ -5,6 +5,10 @@
 #   * Lmod 8.x                 (Debian's lmod .deb, unpacked into a private
 #                               tools dir because it conflicts with
 #                               environment-modules)
+# and the site software the modules of the tests stand for:
+#   * Debian's Open MPI 4.1.4  (openmpi-bin libopenmpi-dev; the test module openmpi/4.1.4)
+#   * Debian's numpy 1.24.2    (python3-numpy, under /usr/bin/python3.11, the site Python)
+#   * a C compiler             (gcc; the test channel builds its conda MPI libraries with it)
 # Writes <tools>/env.sh exporting ENVMOD_TEST_LMOD_INIT / ENVMOD_TEST_MODULES_INIT.
 # Idempotent; a second run installs nothing.
 #
@@ -38,9 +42,11 @@ apt_update() {
 
 # ---------------------------------------------------------------- apt packages
 # quota, and a VM to use it in (tests/vm/run.sh): this machine's kernel has no disk quotas.
+# mpirun needs an ssh (or rsh) client on PATH even to start ranks on this machine only.
 pkgs=(environment-modules tcl lua5.3 lua-posix lua-filesystem lua-json lua-term zsh fish
       python3 python3-venv python3-pip ca-certificates quota
-      qemu-system-x86 linux-image-amd64 busybox-static)
+      qemu-system-x86 linux-image-amd64 busybox-static
+      openmpi-bin libopenmpi-dev openssh-client python3-numpy gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
@@ -58,6 +64,10 @@ else
     fi
     rm -f "$log"
 fi
+
+command -v mpirun >/dev/null || die "mpirun missing: apt-get install -y openmpi-bin libopenmpi-dev"
+/usr/bin/python3.11 -c 'import numpy' 2>/dev/null \
+    || die "numpy missing under /usr/bin/python3.11: apt-get install -y python3-numpy"
 
 modules_init=/usr/share/modules/init/bash
 [ -r "$modules_init" ] || die "$modules_init not found (is environment-modules installed?)"
@@ -146,3 +156,5 @@ v_mod=$(ver "$modules_init"); [ -n "$v_mod" ] || die "Environment Modules does n
 v_lmod=$(ver "$lmod_init");   [ -n "$v_lmod" ] || die "Lmod does not run ($lmod_init)"
 step "Environment Modules $v_mod: $modules_init"
 step "Lmod $v_lmod: $lmod_init"
+step "$(ompi_info --version 2>/dev/null | head -n1): $(command -v mpirun)"
+step "numpy $(/usr/bin/python3.11 -c 'import numpy; print(numpy.__version__)') under /usr/bin/python3.11"

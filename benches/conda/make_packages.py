@@ -11,14 +11,20 @@
                                        an empty stand-in `python VERSION` package for each
                                        SUBDIR (e.g. osx-arm64), so a channel of noarch
                                        packages solves for other platforms
-    make_packages.py big DIR NAMES VERSIONS
+    make_packages.py big DIR NAMES VERSIONS [--mpi]
                                        a repodata-only linux-64 channel (no archives):
-                                       NAMES x VERSIONS x 2 builds records
-    make_packages.py from-wheel DIR PYVER WHEEL
+                                       NAMES x VERSIONS x 2 builds records; with --mpi, the
+                                       two builds of every 50th package (pkg0, pkg50, ..,
+                                       pkg4000, ..) are conda-forge's MPI variants
+                                       mpi_openmpi_h0_0 and mpi_mpich_h1_0, and the channel
+                                       adds openmpi and mpich (20 records each) and the
+                                       noarch `mpi` mutex (mpi 1.0 openmpi, mpi 1.0 mpich)
+    make_packages.py from-wheel DIR PYVER WHEEL [--build STR] [--depends SPEC]...
                                        a linux-64 conda package in DIR/linux-64 holding a
                                        real wheel's files (e.g. numpy's, from PyPI) under
                                        lib/pythonPYVER/site-packages, depending on
-                                       `python PYVER.*`
+                                       `python PYVER.*` and every SPEC; build STR (default
+                                       h0_wheel)
 
 Package i is called pkg<i:03>, version 1.0, and holds the module pkg<i:03> (__init__.py and
 core.py, plus part00.. with SIZE) and its dist-info. Every third package after the first depends on pkg<i//2>, in
@@ -181,7 +187,22 @@ def wheel(i, out_dir):
             zf.writestr(zi, d)
 
 
-def big(out, names, nver):
+# With `big --mpi`: conda-forge's MPI providers, as (versions, what an MPI build needs).
+MPI_PROVIDERS = {
+    "openmpi": (["4.1.0", "4.1.1", "4.1.2", "4.1.3", "4.1.4", "4.1.5", "4.1.6",
+                 "5.0.0", "5.0.1", "5.0.2"], "openmpi >=4.1.0,<5.0a0"),
+    "mpich": (["4.0.0", "4.0.1", "4.0.2", "4.0.3", "4.1.0", "4.1.1", "4.1.2",
+               "4.2.0", "4.2.1", "4.2.2"], "mpich >=4.0,<5.0a0"),
+}
+
+
+def record(name, version, build, build_number, depends, subdir="linux-64"):
+    return {"name": name, "version": version, "build": build, "build_number": build_number,
+            "depends": depends, "subdir": subdir, "md5": "0" * 32, "sha256": "0" * 64,
+            "size": 1000, "timestamp": TIMESTAMP_MS}
+
+
+def big(out, names, nver, mpi=False):
     """Fake linux-64 records only: the solver sees them, nothing can be downloaded."""
     random.seed(1)
     os.makedirs(f"{out}/linux-64", exist_ok=True)
@@ -194,22 +215,34 @@ def big(out, names, nver):
                 if i > 10:
                     for j in random.sample(range(i), 3):
                         depends.append(f"pkg{j} >=1.{random.randint(0, nver // 2)}")
-                fn = f"pkg{i}-1.{v}-h{b}_0.conda"
-                pk[fn] = {"name": f"pkg{i}", "version": f"1.{v}", "build": f"h{b}_0",
-                          "build_number": b, "depends": depends, "subdir": "linux-64",
-                          "md5": "0" * 32, "sha256": "0" * 64, "size": 1000,
-                          "timestamp": TIMESTAMP_MS}
+                build = f"h{b}_0"
+                if mpi and i % 50 == 0:
+                    impl = ("openmpi", "mpich")[b]
+                    build = f"mpi_{impl}_h{b}_0"
+                    depends += [MPI_PROVIDERS[impl][1], f"mpi 1.0 {impl}"]
+                fn = f"pkg{i}-1.{v}-{build}.conda"
+                pk[fn] = record(f"pkg{i}", f"1.{v}", build, b, depends)
+    noarch = {}
+    if mpi:
+        for impl, (versions, _) in MPI_PROVIDERS.items():
+            noarch[f"mpi-1.0-{impl}.conda"] = dict(
+                record("mpi", "1.0", impl, 0, [], "noarch"), noarch="generic")
+            for version in versions:
+                for b in range(2):
+                    build = f"h{b}_10{b}"
+                    pk[f"{impl}-{version}-{build}.conda"] = record(
+                        impl, version, build, 100 + b, ["__glibc >=2.17", f"mpi 1.0 {impl}"])
     with open(f"{out}/linux-64/repodata.json", "w") as f:
         json.dump({"info": {"subdir": "linux-64"}, "packages": {}, "packages.conda": pk,
                    "repodata_version": 1}, f)
     with open(f"{out}/noarch/repodata.json", "w") as f:
-        json.dump({"info": {"subdir": "noarch"}, "packages": {}, "packages.conda": {},
+        json.dump({"info": {"subdir": "noarch"}, "packages": {}, "packages.conda": noarch,
                    "repodata_version": 1}, f)
     size = os.path.getsize(f"{out}/linux-64/repodata.json")
-    print(f"{len(pk)} records, linux-64/repodata.json {size // 1024} KiB")
+    print(f"{len(pk) + len(noarch)} records, linux-64/repodata.json {size // 1024} KiB")
 
 
-def from_wheel(out_dir, pyver, whl):
+def from_wheel(out_dir, pyver, whl, build="h0_wheel", depends=()):
     """A real library's wheel as a linux-64 conda package: the same files, the conda layout."""
     base = os.path.basename(whl)
     n, version = base.split("-")[:2]
@@ -227,8 +260,8 @@ def from_wheel(out_dir, pyver, whl):
         for p, (d, _) in sorted(files.items())
     ]
     index = {
-        "name": n, "version": version, "build": "h0_wheel", "build_number": 0,
-        "depends": [f"python {pyver}.*"], "license": "unknown", "subdir": "linux-64",
+        "name": n, "version": version, "build": build, "build_number": 0,
+        "depends": [f"python {pyver}.*", *depends], "license": "unknown", "subdir": "linux-64",
         "timestamp": TIMESTAMP_MS,
     }
     info = {
@@ -237,7 +270,7 @@ def from_wheel(out_dir, pyver, whl):
         "info/about.json": {"summary": f"{n} {version}, from {base}"},
     }
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{n}-{version}-h0_wheel.tar.bz2")
+    path = os.path.join(out_dir, f"{n}-{version}-{build}.tar.bz2")
     with tarfile.open(path, "w:bz2", format=tarfile.PAX_FORMAT) as tar:
         for p, value in info.items():
             add(tar, p, json.dumps(value, indent=2, sort_keys=True).encode())
@@ -247,7 +280,30 @@ def from_wheel(out_dir, pyver, whl):
     print(f"{path}: {len(files)} files, {sum(1 for p in files if p.endswith('.py'))} .py")
 
 
+def options(argv):
+    """`argv` without its options, and the options: --mpi, --build STR, --depends SPEC..."""
+    rest, opts = [], {"mpi": False, "build": "h0_wheel", "depends": []}
+    args = iter(argv)
+    for a in args:
+        if a == "--mpi":
+            opts["mpi"] = True
+        elif a in ("--build", "--depends"):
+            value = next(args, None)
+            if value is None:
+                sys.exit(f"{a} needs a value\n{__doc__}")
+            if a == "--build":
+                opts["build"] = value
+            else:
+                opts["depends"].append(value)
+        elif a.startswith("--"):
+            sys.exit(f"unknown option {a}\n{__doc__}")
+        else:
+            rest.append(a)
+    return rest, opts
+
+
 def main(argv):
+    argv, opts = options(argv)
     if len(argv) < 3:
         sys.exit(__doc__)
     kind, out = argv[1], argv[2]
@@ -266,9 +322,9 @@ def main(argv):
         for subdir in argv[4:]:
             python_package(argv[3], subdir, f"{out}/{subdir}")
     elif kind == "big":
-        big(out, int(argv[3]), int(argv[4]))
+        big(out, int(argv[3]), int(argv[4]), opts["mpi"])
     elif kind == "from-wheel":
-        from_wheel(f"{out}/linux-64", argv[3], argv[4])
+        from_wheel(f"{out}/linux-64", argv[3], argv[4], opts["build"], opts["depends"])
     else:
         sys.exit(__doc__)
 

@@ -11,6 +11,12 @@
 //! ```
 //!
 //! Builds are reproducible: archives carry fixed mtimes and `index.json` a fixed timestamp.
+//!
+//! Beside the standard channel, conda-forge's shapes for what a site's modules and Python can
+//! provide: [`mpi_packages`] (the `mpi` mutex, conda's openmpi and mpich, a package with MPI
+//! variants), [`mpi4py_packages`] (the real mpi4py wheel from PyPI, repackaged by
+//! [`from_wheel`]), [`cuda_packages`] and [`numpy_packages`]; [`mpi_channel`] and
+//! [`provides_channel`] write them with the standard packages.
 
 use std::{
     fs,
@@ -94,8 +100,12 @@ pub struct Pkg {
     /// `"noarch"`, `"linux-64"` or `"osx-arm64"`.
     pub subdir: String,
     pub depends: Vec<String>,
+    /// `constrains` in index.json: specs that must hold if their package is installed.
+    pub constrains: Vec<String>,
     /// `noarch: python` in index.json plus an info/link.json with the entry points.
     pub noarch_python: bool,
+    /// `noarch: generic` in index.json, as conda-forge's metapackages (`mpi`, `cuda-version`).
+    pub noarch_generic: bool,
     pub files: Vec<File>,
     /// `"cmd = module.sub:func"`, only for noarch python packages.
     pub entry_points: Vec<String>,
@@ -116,7 +126,9 @@ impl Pkg {
             build_number: 0,
             subdir: subdir.to_string(),
             depends: Vec::new(),
+            constrains: Vec::new(),
             noarch_python: false,
+            noarch_generic: false,
             files: Vec::new(),
             entry_points: Vec::new(),
             format: Format::Conda,
@@ -162,6 +174,19 @@ impl Pkg {
 
     pub fn with_depends(mut self, depends: &[&str]) -> Self {
         self.depends.extend(depends.iter().map(|d| d.to_string()));
+        self
+    }
+
+    pub fn with_constrains(mut self, constrains: &[&str]) -> Self {
+        self.constrains
+            .extend(constrains.iter().map(|c| c.to_string()));
+        self
+    }
+
+    /// `noarch: generic`, in the noarch subdir.
+    pub fn noarch_generic(mut self) -> Self {
+        self.subdir = "noarch".to_string();
+        self.noarch_generic = true;
         self
     }
 
@@ -459,8 +484,19 @@ fn build_package(pkg: &Pkg, stage: &Path, out: &Path) {
         index["arch"] = json!("arm64");
         index["platform"] = json!("osx");
     }
+    if !pkg.constrains.is_empty() {
+        index["constrains"] = json!(pkg.constrains);
+    }
     if pkg.noarch_python {
         index["noarch"] = json!("python");
+    }
+    if pkg.noarch_generic {
+        assert!(
+            !pkg.noarch_python && pkg.subdir == "noarch",
+            "{}: noarch generic packages live in noarch/",
+            pkg.name
+        );
+        index["noarch"] = json!("generic");
     }
     let mut info: Vec<(&str, Value)> = vec![
         ("info/index.json", index),
@@ -573,4 +609,359 @@ fn spec_name(spec: &str) -> &str {
     spec.split([' ', '=', '<', '>', '!', '~'])
         .next()
         .unwrap_or("")
+}
+
+// ------------------------------------------------------------------------------------------
+// What conda-forge has for MPI, CUDA and numpy, in its shapes (build strings, mutexes,
+// `constrains`), for the tests of modules and the site Python standing in for packages.
+
+/// Marker file every conda MPI package of [`mpi_packages`] ships, by implementation: its
+/// presence in a prefix means that conda MPI was linked.
+pub fn conda_mpi_marker(implementation: &str) -> String {
+    format!("share/envmod-test/conda-{implementation}")
+}
+
+/// What the library (and `mpirun`) of a conda MPI package of [`mpi_packages`] prints to
+/// stderr when something loads (runs) it, just before it exits with status 97.
+pub fn conda_mpi_loaded(implementation: &str) -> String {
+    format!("of the conda {implementation} package was used, not the site's MPI")
+}
+
+/// `mpi 1.0 <implementation>`: conda-forge's MPI mutex (noarch generic, build string = the
+/// implementation). Every MPI provider depends on its own, so two MPIs cannot be installed
+/// together.
+pub fn mpi_mutex(implementation: &str) -> Pkg {
+    Pkg::new("mpi", "1.0", implementation, "noarch").noarch_generic()
+}
+
+/// A conda MPI (`openmpi 4.1.6 h0_101`, `mpich 4.2.1 h0_101`) depending on its mutex. It
+/// ships a real shared library `lib/<soname>` exporting `MPI_Get_version`, so mpi4py takes
+/// it (it looks in the env's `lib/` first), whose constructor prints [`conda_mpi_loaded`]
+/// and exits 97; a `bin/mpirun` (and `bin/mpiexec`) that does the same; and the marker
+/// [`conda_mpi_marker`]. Nothing of it may be linked where a module provides the MPI.
+///
+/// The library is a real one because mpi4py passes over a file it cannot dlopen and goes on
+/// to the system's: junk bytes would leave a shadowing conda MPI unnoticed.
+fn conda_mpi(implementation: &str, version: &str, soname: &str) -> Pkg {
+    let said = conda_mpi_loaded(implementation);
+    let runner = format!("#!/bin/sh\necho \"envmod test: $0 {said}\" >&2\nexit 97\n");
+    linux64(
+        implementation,
+        version,
+        "h0_101",
+        &["__glibc >=2.17", &format!("mpi 1.0 {implementation}")],
+    )
+    .with_build("h0_101", 101)
+    .with_file(
+        &format!("lib/{soname}"),
+        fake_libmpi(soname, &format!("lib/{soname} {said}")),
+    )
+    .with_executable("bin/mpirun", &runner)
+    .with_executable("bin/mpiexec", &runner)
+    .with_file(
+        &conda_mpi_marker(implementation),
+        format!("conda {implementation} {version} (envmod test package)\n"),
+    )
+}
+
+/// Conda's `openmpi 4.1.6 h0_101` (see [`conda_mpi`]): `lib/libmpi.so.40`.
+pub fn conda_openmpi() -> Pkg {
+    conda_mpi("openmpi", "4.1.6", "libmpi.so.40")
+}
+
+/// Conda's `mpich 4.2.1 h0_101` (see [`conda_mpi`]): `lib/libmpi.so.12`.
+pub fn conda_mpich() -> Pkg {
+    conda_mpi("mpich", "4.2.1", "libmpi.so.12")
+}
+
+/// A shared library with SONAME `soname` that exports `MPI_Get_version` and, when loaded,
+/// prints `envmod test: <message>` to stderr and exits 97. Built with the system's `cc`
+/// once per test process.
+fn fake_libmpi(soname: &str, message: &str) -> Vec<u8> {
+    use std::{collections::BTreeMap, sync::Mutex};
+    static BUILT: Mutex<BTreeMap<(String, String), Vec<u8>>> = Mutex::new(BTreeMap::new());
+    let key = (soname.to_string(), message.to_string());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bytes) = built.get(&key) {
+        return bytes.clone();
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = format!(
+        "#include <stdio.h>\n#include <unistd.h>\n\
+         __attribute__((constructor)) static void loaded(void) {{\n\
+         \x20   fputs({msg:?}, stderr);\n    _exit(97);\n}}\n\
+         int MPI_Get_version(int *version, int *subversion) {{ *version = 0; *subversion = 0; return 0; }}\n",
+        msg = format!("envmod test: {message}\n"),
+    );
+    fs::write(dir.path().join("fake.c"), source).unwrap();
+    let out = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O", "-s", "-o", soname])
+        .arg(format!("-Wl,-soname,{soname}"))
+        .arg("fake.c")
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run cc ({e}) to build the test channel's {soname}: apt-get install -y gcc libc6-dev (tests/provision.sh installs them)")
+        });
+    assert!(
+        out.status.success(),
+        "cc failed to build {soname}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = fs::read(dir.path().join(soname)).unwrap();
+    built.insert(key, bytes.clone());
+    bytes
+}
+
+/// `partool 1.0`, a package with MPI variants in conda-forge's style:
+///
+/// | build | build number | depends |
+/// |---|---|---|
+/// | `mpi_openmpi_h0_0` | 0 | `openmpi >=4.1.6,<5.0a0`, `mpi 1.0 openmpi` |
+/// | `mpi_mpich_h0_0` | 0 | `mpich >=4.2,<5.0a0`, `mpi 1.0 mpich` |
+/// | `nompi_h0_100` | 100 | (no MPI) |
+///
+/// As on conda-forge, the nompi build wins a plain `partool` by its build number; ask for
+/// `partool=*=mpi_*` (or `=*=mpi_openmpi_*`) to get an MPI build.
+pub fn partool_packages() -> Vec<Pkg> {
+    let glibc = "__glibc >=2.17";
+    vec![
+        linux64(
+            "partool",
+            "1.0",
+            "mpi_openmpi_h0_0",
+            &[glibc, "openmpi >=4.1.6,<5.0a0", "mpi 1.0 openmpi"],
+        )
+        .with_file("share/partool/variant", "openmpi\n"),
+        linux64(
+            "partool",
+            "1.0",
+            "mpi_mpich_h0_0",
+            &[glibc, "mpich >=4.2,<5.0a0", "mpi 1.0 mpich"],
+        )
+        .with_file("share/partool/variant", "mpich\n"),
+        linux64("partool", "1.0", "nompi_h0_100", &[glibc])
+            .with_build("nompi_h0_100", 100)
+            .with_file("share/partool/variant", "nompi\n"),
+    ]
+}
+
+/// The MPI side of conda-forge without mpi4py (see [`mpi4py_packages`]): the two `mpi`
+/// mutexes, [`conda_openmpi`], [`conda_mpich`] and [`partool_packages`].
+pub fn mpi_packages() -> Vec<Pkg> {
+    let mut pkgs = vec![
+        mpi_mutex("openmpi"),
+        mpi_mutex("mpich"),
+        conda_openmpi(),
+        conda_mpich(),
+    ];
+    pkgs.extend(partool_packages());
+    pkgs
+}
+
+/// A real wheel as a linux-64 conda package `name version build` (name and version from the
+/// wheel's file name), its files under `lib/python<pyver>/site-packages/` with the wheel's
+/// executable bits, depending on `depends`. This is how conda-forge's builds of compiled
+/// Python packages are laid out.
+pub fn from_wheel(whl: &Path, pyver: &str, build: &str, depends: &[&str]) -> Pkg {
+    use std::io::Read;
+    let stem = whl
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".whl"))
+        .unwrap_or_else(|| panic!("{} is not a wheel", whl.display()));
+    let mut parts = stem.split('-');
+    let (Some(name), Some(version)) = (parts.next(), parts.next()) else {
+        panic!("{}: not a wheel file name", whl.display())
+    };
+    let name = name.to_lowercase().replace('_', "-");
+    let file = fs::File::open(whl).unwrap_or_else(|e| panic!("open {}: {e}", whl.display()));
+    let mut zip =
+        zip::ZipArchive::new(file).unwrap_or_else(|e| panic!("read {}: {e}", whl.display()));
+    let mut pkg = linux64(&name, version, build, depends);
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).unwrap();
+        if entry.is_dir() {
+            continue;
+        }
+        let path = entry
+            .enclosed_name()
+            .unwrap_or_else(|| panic!("{}: unsafe member name", whl.display()));
+        let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        let mut contents = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut contents).unwrap();
+        let mut file = File::new(
+            &format!("lib/python{pyver}/site-packages/{}", path.display()),
+            contents,
+        );
+        file.executable = executable;
+        pkg = pkg.with(file);
+    }
+    pkg
+}
+
+/// The real mpi4py (the wheel of [`super::mpi4py_wheel`], from PyPI) as conda-forge builds it
+/// for Python 3.11, one build per MPI (the wheel serves both ABIs, picking `libmpi.so.40` or
+/// `.12` at run time):
+///
+/// | build | depends |
+/// |---|---|
+/// | `mpi_openmpi_py311h0_0` | `python 3.11.*`, `openmpi >=4.1,<5`, `mpi 1.0 openmpi` |
+/// | `mpi_mpich_py311h0_0` | `python 3.11.*`, `mpich >=4.2,<5`, `mpi 1.0 mpich` |
+///
+/// Debian's Open MPI 4.1.4 satisfies `openmpi >=4.1,<5` (a package needing 4.1.6 is
+/// [`partool_packages`]'s openmpi build). For site envs on [`super::MODULE_PYTHON`].
+pub fn mpi4py_packages() -> Vec<Pkg> {
+    let whl = super::mpi4py_wheel();
+    let glibc = "__glibc >=2.17";
+    let openmpi = from_wheel(
+        &whl,
+        "3.11",
+        "mpi_openmpi_py311h0_0",
+        &[
+            glibc,
+            "python 3.11.*",
+            "openmpi >=4.1,<5",
+            "mpi 1.0 openmpi",
+        ],
+    );
+    let mut mpich = openmpi.clone();
+    mpich.build = "mpi_mpich_py311h0_0".to_string();
+    mpich.depends = [
+        "__glibc >=2.17",
+        "python 3.11.*",
+        "mpich >=4.2,<5",
+        "mpi 1.0 mpich",
+    ]
+    .map(String::from)
+    .to_vec();
+    vec![openmpi, mpich]
+}
+
+/// Put the archives of [`mpi4py_packages`] into `dir/linux-64/`, unindexed. They are built
+/// once per test process: the wheel is 4 MB of extension modules, which takes a debug build
+/// of the archive writer about a second.
+pub fn add_mpi4py(dir: &Path) {
+    static BUILT: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let out = tempfile::tempdir().expect("tempdir");
+        let stage = staging_dir();
+        mpi4py_packages()
+            .iter()
+            .enumerate()
+            .map(|(i, pkg)| {
+                let archive = out.path().join(pkg.filename());
+                build_package(pkg, &stage.path().join(i.to_string()), &archive);
+                (
+                    format!("{}/{}", pkg.subdir, pkg.filename()),
+                    fs::read(&archive).unwrap(),
+                )
+            })
+            .collect()
+    });
+    for (rel, bytes) in built {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).expect("create channel subdir");
+        fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+}
+
+/// The standard channel plus [`mpi_packages`] and [`mpi4py_packages`], in `dir`.
+pub fn mpi_channel(dir: &Path) -> PathBuf {
+    let mut pkgs = standard_packages();
+    pkgs.extend(mpi_packages());
+    add_mpi4py(dir);
+    write_channel(dir, &pkgs);
+    dir.to_path_buf()
+}
+
+/// conda-forge's CUDA 12 shapes:
+///
+/// | package | depends | constrains |
+/// |---|---|---|
+/// | noarch `cuda-version 12.0 / 12.2 / 12.4 h0_3` (noarch generic) | | `cudatoolkit X.Y\|X.Y.*`, `__cuda >=12` |
+/// | `cuda-cudart 12.2.140 h0_0` | `cuda-version >=12.2,<12.3.0a0` | |
+/// | `cuda-cudart 12.4.127 h0_0` | `cuda-version >=12.4,<12.5.0a0` | |
+/// | `gputool 1.0 h0_0` | `__cuda`, `cuda-cudart >=12,<13`, `cuda-version >=12,<13` | |
+///
+/// With `__cuda 12.2` and nothing else, `gputool` gets cuda-version 12.4; without `__cuda`
+/// (a login node) it does not solve.
+pub fn cuda_packages() -> Vec<Pkg> {
+    let glibc = "__glibc >=2.17";
+    let mut pkgs: Vec<Pkg> = ["12.0", "12.2", "12.4"]
+        .iter()
+        .map(|v| {
+            Pkg::new("cuda-version", v, "h0_3", "noarch")
+                .noarch_generic()
+                .with_build("h0_3", 3)
+                .with_constrains(&[&format!("cudatoolkit {v}|{v}.*"), "__cuda >=12"])
+        })
+        .collect();
+    for (version, range) in [
+        ("12.2.140", "cuda-version >=12.2,<12.3.0a0"),
+        ("12.4.127", "cuda-version >=12.4,<12.5.0a0"),
+    ] {
+        pkgs.push(
+            linux64("cuda-cudart", version, "h0_0", &[glibc, range])
+                .with_file("lib/libcudart.so.12", format!("fake cudart {version}\n")),
+        );
+    }
+    pkgs.push(
+        linux64(
+            "gputool",
+            "1.0",
+            "h0_0",
+            &[
+                glibc,
+                "__cuda",
+                "cuda-cudart >=12,<13",
+                "cuda-version >=12,<13",
+            ],
+        )
+        .with_file("share/gputool/README", "needs a GPU\n"),
+    );
+    pkgs
+}
+
+/// The version of conda's numpy in [`numpy_packages`]; Debian's (python3-numpy, under
+/// [`super::MODULE_PYTHON`]) is 1.24.2.
+pub const CONDA_NUMPY_VERSION: &str = "2.2.6";
+
+/// A fake conda `numpy 2.2.6 py311h0_0` for Python 3.11 (its `numpy/__init__.py` sets
+/// `__version__ = "2.2.6"`), and two noarch users: `np-user 1.0` (`numpy >=1.20`, which
+/// Debian's numpy satisfies) and `np2-user 1.0` (`numpy >=2`, which it does not).
+pub fn numpy_packages() -> Vec<Pkg> {
+    let v = CONDA_NUMPY_VERSION;
+    let sp = "lib/python3.11/site-packages";
+    vec![
+        linux64(
+            "numpy",
+            v,
+            "py311h0_0",
+            &["__glibc >=2.17", "python >=3.11,<3.12.0a0"],
+        )
+        .with_file(
+            &format!("{sp}/numpy/__init__.py"),
+            format!("\"\"\"conda's numpy (envmod test package).\"\"\"\n__version__ = \"{v}\"\n"),
+        )
+        .with_file(
+            &format!("{sp}/numpy-{v}.dist-info/METADATA"),
+            format!("Metadata-Version: 2.1\nName: numpy\nVersion: {v}\n"),
+        )
+        .with_file(&format!("{sp}/numpy-{v}.dist-info/INSTALLER"), "conda\n"),
+        noarch_python("np-user", "1.0", &["numpy >=1.20"]),
+        noarch_python("np2-user", "1.0", &["numpy >=2"]),
+    ]
+}
+
+/// Everything above in one channel: the standard packages, MPI with the real mpi4py, CUDA and
+/// numpy, in `dir`.
+pub fn provides_channel(dir: &Path) -> PathBuf {
+    let mut pkgs = standard_packages();
+    pkgs.extend(mpi_packages());
+    pkgs.extend(cuda_packages());
+    pkgs.extend(numpy_packages());
+    add_mpi4py(dir);
+    write_channel(dir, &pkgs);
+    dir.to_path_buf()
 }

@@ -52,11 +52,16 @@ impl Ms {
     }
 }
 
-fn read_tools_env(var: &str) -> Option<PathBuf> {
-    let tools = std::env::var_os("ENVMOD_TEST_TOOLS")
+/// The tools dir tests/provision.sh and tests/peers.sh fill: `$ENVMOD_TEST_TOOLS`, or
+/// `<repo>/.test-tools`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("ENVMOD_TEST_TOOLS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join(".test-tools"));
-    let text = std::fs::read_to_string(tools.join("env.sh")).ok()?;
+        .unwrap_or_else(|| Path::new(REPO).join(".test-tools"))
+}
+
+fn read_tools_env(var: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(tools_dir().join("env.sh")).ok()?;
     text.lines().find_map(|l| {
         let rest = l
             .trim()
@@ -259,8 +264,30 @@ pub fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Fake site modules, as Tcl modulefiles so both module systems read them: two gcc versions,
-/// an MPI, and a python module that puts a real interpreter on PATH.
+/// Where Debian's Open MPI (openmpi-bin, libopenmpi-dev) lives; `mpirun` is /usr/bin's.
+pub const DEBIAN_OPENMPI: &str = "/usr/lib/x86_64-linux-gnu/openmpi";
+
+/// What `mpirun` needs to start ranks as root, and more ranks than this machine has cores;
+/// the `openmpi/4.1.4` module sets them.
+pub const OMPI_AS_ROOT: [(&str, &str); 3] = [
+    ("OMPI_ALLOW_RUN_AS_ROOT", "1"),
+    ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"),
+    ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
+];
+
+/// Fake site modules, as Tcl modulefiles so both module systems read them:
+///
+/// | module | stands for | sets |
+/// |---|---|---|
+/// | `gcc/12.2`, `gcc/13.1` | compilers | `FAKE_GCC_VERSION`, PATH |
+/// | `openmpi/4.1` | an MPI (no real one) | `FAKE_MPI_VERSION`, PATH |
+/// | `python/3.11` | the site Python | PATH to [`MODULE_PYTHON`] |
+/// | `openmpi/4.1.4` | Debian's real Open MPI ([`DEBIAN_OPENMPI`]) | `MPI_HOME`, `MPICC`, CPATH, [`OMPI_AS_ROOT`] |
+/// | `openmpi/4.1.6` | a site's Open MPI 4.1.6 (not installed here) | `MPI_HOME`, PATH, LD_LIBRARY_PATH |
+/// | `OpenMPI/4.1.6-GCC-12.3.0` | EasyBuild's name for it | `EBROOTOPENMPI`, `EBVERSIONOPENMPI`, PATH, LD_LIBRARY_PATH |
+/// | `mpi/openmpi-x86_64` | RHEL's name for its Open MPI: no version | `MPI_HOME`, `MPI_COMPILER`, `MPI_SUFFIX`, PATH |
+/// | `cuda/12.2`, `CUDA/12.2.0` | a CUDA toolkit, no driver | `CUDA_HOME` only |
+/// | `mkl/2024` | Intel MKL | `MKLROOT` only |
 pub fn write_site_modules(root: &Path) {
     let simple = |name: &str, version: &str, var: &str| {
         let dir = root.join(name);
@@ -297,6 +324,63 @@ pub fn write_site_modules(root: &Path) {
         ),
     )
     .unwrap();
+
+    let tcl = |module: &str, whatis: &str, body: &str| {
+        let file = root.join(module);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(
+            file,
+            format!("#%Module1.0\nmodule-whatis {{{whatis}}}\n{body}"),
+        )
+        .unwrap();
+    };
+    let as_root: String = OMPI_AS_ROOT
+        .iter()
+        .map(|(k, v)| format!("setenv {k} {v}\n"))
+        .collect();
+    tcl(
+        "openmpi/4.1.4",
+        "Debian's Open MPI 4.1.4 (apt: openmpi-bin libopenmpi-dev)",
+        &format!(
+            "setenv MPI_HOME {DEBIAN_OPENMPI}\nsetenv MPICC /usr/bin/mpicc\nprepend-path CPATH {DEBIAN_OPENMPI}/include\n{as_root}"
+        ),
+    );
+    let site_mpi = "/opt/site/openmpi/4.1.6";
+    tcl(
+        "openmpi/4.1.6",
+        "a site's Open MPI 4.1.6 (not installed on this machine)",
+        &format!(
+            "setenv MPI_HOME {site_mpi}\nprepend-path PATH {site_mpi}/bin\nprepend-path LD_LIBRARY_PATH {site_mpi}/lib\n{as_root}"
+        ),
+    );
+    let eb = "/opt/easybuild/software/OpenMPI/4.1.6-GCC-12.3.0";
+    tcl(
+        "OpenMPI/4.1.6-GCC-12.3.0",
+        "EasyBuild's Open MPI 4.1.6 built with GCC 12.3.0 (not installed on this machine)",
+        &format!(
+            "setenv EBROOTOPENMPI {eb}\nsetenv EBVERSIONOPENMPI 4.1.6\nprepend-path PATH {eb}/bin\nprepend-path LD_LIBRARY_PATH {eb}/lib\n{as_root}"
+        ),
+    );
+    let rhel = "/usr/lib64/openmpi";
+    tcl(
+        "mpi/openmpi-x86_64",
+        "RHEL's Open MPI package (not installed on this machine)",
+        &format!(
+            "setenv MPI_HOME {rhel}\nsetenv MPI_BIN {rhel}/bin\nsetenv MPI_COMPILER openmpi-x86_64\nsetenv MPI_SUFFIX _openmpi\nprepend-path PATH {rhel}/bin\n{as_root}"
+        ),
+    );
+    for (module, dir) in [("cuda/12.2", "12.2"), ("CUDA/12.2.0", "12.2.0")] {
+        tcl(
+            module,
+            "a CUDA toolkit (not installed; this machine has no GPU driver)",
+            &format!("setenv CUDA_HOME /opt/site/cuda/{dir}\n"),
+        );
+    }
+    tcl(
+        "mkl/2024",
+        "Intel MKL 2024 (not installed on this machine)",
+        "setenv MKLROOT /opt/site/intel/mkl/2024\n",
+    );
 }
 
 /// Build a pure-Python wheel `name-version-py3-none-any.whl` with one module that defines
@@ -452,6 +536,69 @@ pub fn wheelhouse() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The pins of tests/wheels.txt: `(name, version, sha256)` of each real wheel from PyPI that
+/// tests/peers.sh downloads into `<tools>/wheels`.
+pub fn pinned_wheels() -> Vec<(&'static str, &'static str, &'static str)> {
+    include_str!("../wheels.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (req, hash) = l
+                .split_once(" --hash=sha256:")
+                .unwrap_or_else(|| panic!("tests/wheels.txt: {l:?} has no --hash=sha256:"));
+            let (name, version) = req
+                .split_once("==")
+                .unwrap_or_else(|| panic!("tests/wheels.txt: {l:?} is not name==version"));
+            (name.trim(), version.trim(), hash.trim())
+        })
+        .collect()
+}
+
+/// The real wheel of `name` pinned in tests/wheels.txt, checked against its sha256. A test
+/// that needs it fails, saying how to download it, when it is missing or differs.
+pub fn pinned_wheel(name: &str) -> PathBuf {
+    let (_, version, sha256) = pinned_wheels()
+        .into_iter()
+        .find(|(n, _, _)| *n == name)
+        .unwrap_or_else(|| panic!("tests/wheels.txt pins no {name}"));
+    let dir = tools_dir().join("wheels");
+    let hint = format!(
+        "run tests/run, or: bash tests/peers.sh {} (it downloads the wheels of tests/wheels.txt from PyPI)",
+        tools_dir().display()
+    );
+    let prefix = format!("{}-{version}-", name.replace('-', "_"));
+    let found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: the pinned wheels are missing: {hint}",
+                dir.display()
+            )
+        })
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
+        })
+        .collect();
+    let whl = found
+        .iter()
+        .find(|p| channel::sha256_hex(std::fs::read(p).unwrap()) == sha256)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {prefix}*.whl with sha256 {sha256} in {} (found {found:?}): {hint}",
+                dir.display()
+            )
+        });
+    whl.clone()
+}
+
+/// The real mpi4py wheel from PyPI (tests/wheels.txt).
+pub fn mpi4py_wheel() -> PathBuf {
+    pinned_wheel("mpi4py")
 }
 
 /// Run `script` with the peers' Python; its stdout.
