@@ -2,9 +2,10 @@
 //! its exact version, so packages are chosen for it and no second Python is installed.
 //!
 //! A solve can also be for a platform envmod does not run on, to lock an environment for
-//! another cluster. Nothing can be detected there, so the virtual packages are fixed,
-//! conservative ones (the oldest systems such clusters still run), which the usual
-//! `CONDA_OVERRIDE_*` variables can change.
+//! another cluster; only the platform queried and the message of a failure differ.
+//!
+//! The solve reads nothing from the process: the virtual packages (`CONDA_OVERRIDE_*`
+//! included) and everything else it sees come in its request, decided by the caller.
 
 use std::{str::FromStr, time::Instant};
 
@@ -18,10 +19,6 @@ use rattler_repodata_gateway::{
     ChannelConfig, Gateway, GatewayError, SourceConfig, fetch::CacheAction,
 };
 use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
-use rattler_virtual_packages::{
-    Archspec, CudaArch, DetectVirtualPackageError, EnvOverride, LibC, Linux, Osx, Override,
-    VirtualPackageOverrides, VirtualPackages, Windows,
-};
 
 use crate::{
     conda::{CondaSettings, Network, PLATFORM, channels},
@@ -54,92 +51,6 @@ pub fn site_python_record(python: &SitePython) -> Result<RepoDataRecord> {
     })
 }
 
-/// The virtual packages to solve `platform` with: this machine's when envmod runs on it,
-/// otherwise the ones [`assumed_virtual_packages`] gives.
-pub fn virtual_packages(platform: Subdir) -> Result<Vec<GenericVirtualPackage>> {
-    let overrides = VirtualPackageOverrides::from_env();
-    let packages = if Subdir::current() == Some(platform) {
-        VirtualPackages::detect_for_platform(platform, &overrides, None)
-            .context("failed to detect virtual packages")?
-    } else {
-        assumed_virtual_packages(platform, &overrides).with_context(|| {
-            format!(
-                "cannot set the virtual packages for {platform} from the CONDA_OVERRIDE_* variables"
-            )
-        })?
-    };
-    Ok(packages.into_generic_virtual_packages().collect())
-}
-
-/// What a `platform` machine is assumed to provide: for Linux, a 5.10 kernel and glibc 2.28
-/// (RHEL 8); for macOS, the first release on its CPU (11.0 on arm64, 10.15 otherwise); the
-/// base CPU of each architecture, so no package tuned for a newer one is chosen. rattler's
-/// own cross-platform defaults keep this machine's `__linux`, `__glibc` and `__cuda`, which
-/// say nothing about another cluster, so only an explicit override enters here.
-fn assumed_virtual_packages(
-    platform: Subdir,
-    overrides: &VirtualPackageOverrides,
-) -> Result<VirtualPackages, DetectVirtualPackageError> {
-    let version = |v: &str| v.parse::<Version>().expect("valid version");
-    let mut assumed = VirtualPackages::default();
-    assumed.unix = platform.is_unix();
-    if platform.is_linux() {
-        assumed.linux = overridden(
-            overrides.linux.as_ref(),
-            Some(Linux {
-                version: version("5.10"),
-            }),
-        )?;
-        assumed.libc = overridden(
-            overrides.libc.as_ref(),
-            Some(LibC {
-                family: "glibc".into(),
-                version: version("2.28"),
-            }),
-        )?;
-    }
-    if platform.is_osx() {
-        let first = if platform == Subdir::OsxArm64 {
-            "11.0"
-        } else {
-            "10.15"
-        };
-        assumed.osx = overridden(
-            overrides.osx.as_ref(),
-            Some(Osx {
-                version: version(first),
-            }),
-        )?;
-    }
-    if platform.is_windows() {
-        assumed.win = overridden(overrides.win.as_ref(), Some(Windows { version: None }))?;
-    }
-    let cpu = match platform {
-        Subdir::Linux64 | Subdir::Osx64 | Subdir::Win64 => Some(Archspec::from_name("x86_64")),
-        Subdir::LinuxAarch64 => Some(Archspec::from_name("aarch64")),
-        Subdir::LinuxPpc64le => Some(Archspec::from_name("ppc64le")),
-        Subdir::OsxArm64 => Some(Archspec::from_name("arm64")),
-        other => Archspec::from_platform(other),
-    };
-    assumed.archspec = overridden(overrides.archspec.as_ref(), cpu)?;
-    assumed.cuda = overridden(overrides.cuda.as_ref(), None)?;
-    if assumed.cuda.is_some() {
-        assumed.cuda_arch = overridden::<CudaArch>(overrides.cuda_arch.as_ref(), None)?;
-    }
-    Ok(assumed)
-}
-
-/// `assumed` unless an override says otherwise; an empty override removes the package.
-fn overridden<T: EnvOverride>(
-    ov: Option<&Override>,
-    assumed: Option<T>,
-) -> Result<Option<T>, DetectVirtualPackageError> {
-    match ov {
-        Some(ov) => T::detect_with_fallback(ov, || Ok(assumed)),
-        None => Ok(assumed),
-    }
-}
-
 pub fn gateway(settings: &CondaSettings, network: &Network) -> Result<Gateway> {
     let mut builder = Gateway::builder()
         .with_client(network.client()?)
@@ -168,6 +79,8 @@ pub struct SolveRequest<'a> {
     pub site_python: Option<RepoDataRecord>,
     /// What is installed now; preferred so that adding a package changes little else.
     pub locked: Vec<RepoDataRecord>,
+    /// Final: nothing is detected here.
+    pub virtual_packages: Vec<GenericVirtualPackage>,
 }
 
 pub async fn solve(
@@ -211,7 +124,7 @@ pub async fn solve(
         started.elapsed()
     ));
 
-    let virtual_packages = virtual_packages(req.platform)?;
+    let virtual_packages = req.virtual_packages;
     printer.detail(format!(
         "virtual packages: {}",
         virtual_packages
@@ -310,74 +223,19 @@ fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
-    fn assumed(platform: Subdir, overrides: &VirtualPackageOverrides) -> Vec<String> {
-        assumed_virtual_packages(platform, overrides)
-            .unwrap()
-            .into_generic_virtual_packages()
-            .map(|p| p.to_string())
-            .collect()
-    }
-
-    fn plain(platform: Subdir) -> Vec<String> {
-        assumed(platform, &VirtualPackageOverrides::default())
-    }
-
+    /// Everything the solve sees comes through its request: the process environment is read
+    /// once, into `Environ`, and `CONDA_OVERRIDE_*` reaches the solve as virtual packages.
     #[test]
-    fn other_platforms_get_fixed_virtual_packages() {
-        let linux = |arch: &str| {
-            vec![
-                "__unix=0=0".to_string(),
-                "__linux=5.10=0".to_string(),
-                "__glibc=2.28=0".to_string(),
-                format!("__archspec=1={arch}"),
-            ]
-        };
-        assert_eq!(plain(Subdir::Linux64), linux("x86_64"));
-        assert_eq!(plain(Subdir::LinuxAarch64), linux("aarch64"));
-        assert_eq!(plain(Subdir::LinuxPpc64le), linux("ppc64le"));
-        assert_eq!(
-            plain(Subdir::OsxArm64),
-            vec!["__unix=0=0", "__osx=11.0=0", "__archspec=1=arm64"]
-        );
-        assert_eq!(
-            plain(Subdir::Osx64),
-            vec!["__unix=0=0", "__osx=10.15=0", "__archspec=1=x86_64"]
-        );
-        assert_eq!(
-            plain(Subdir::Win64),
-            vec!["__win=0=0", "__archspec=1=x86_64"]
-        );
-    }
-
-    #[test]
-    fn overrides_change_only_what_the_platform_has() {
-        let mut overrides = VirtualPackageOverrides::default();
-        overrides.osx = Some(Override::String("12.3".into()));
-        overrides.libc = Some(Override::String(String::new()));
-        overrides.linux = Some(Override::String("6.1".into()));
-        overrides.cuda = Some(Override::String("12.4".into()));
-        assert_eq!(
-            assumed(Subdir::OsxArm64, &overrides),
-            vec![
-                "__unix=0=0",
-                "__osx=12.3=0",
-                "__cuda=12.4=0",
-                "__archspec=1=arm64"
-            ]
-        );
-        assert_eq!(
-            assumed(Subdir::LinuxAarch64, &overrides),
-            vec![
-                "__unix=0=0",
-                "__linux=6.1=0",
-                "__cuda=12.4=0",
-                "__archspec=1=aarch64"
-            ]
-        );
-        assert_eq!(
-            assumed(Subdir::Win64, &overrides),
-            vec!["__win=0=0", "__cuda=12.4=0", "__archspec=1=x86_64"]
-        );
+    fn the_solve_reads_nothing_from_the_process() {
+        let source = include_str!("solve.rs");
+        // Spelled in pieces, so that this test does not find itself.
+        for needle in [
+            concat!("std", "::env"),
+            concat!("env", "::var"),
+            concat!("from", "_env"),
+        ] {
+            assert!(!source.contains(needle), "src/conda/solve.rs uses {needle}");
+        }
     }
 
     #[test]
@@ -396,13 +254,11 @@ mod tests {
             channel: None,
         };
         let task = SolverTask {
-            virtual_packages: assumed_virtual_packages(
+            virtual_packages: crate::site::virtual_packages::for_platform(
                 Subdir::OsxArm64,
-                &VirtualPackageOverrides::default(),
+                &Default::default(),
             )
-            .unwrap()
-            .into_generic_virtual_packages()
-            .collect(),
+            .unwrap(),
             specs: vec![MatchSpec::from_str("newmac", ParseMatchSpecOptions::strict()).unwrap()],
             ..SolverTask::from_iter([vec![&record]])
         };

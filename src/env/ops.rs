@@ -110,6 +110,10 @@ pub(crate) async fn solve_for(
             .map(conda::solve::site_python_record)
             .transpose()?,
         locked,
+        virtual_packages: crate::site::virtual_packages::for_platform(
+            platform,
+            &crate::site::virtual_packages::Overrides::from_environ(ctx.environ),
+        )?,
     };
     conda::solve::solve(ctx.conda, request, ctx.printer).await
 }

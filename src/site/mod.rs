@@ -18,6 +18,7 @@ pub(crate) mod provides;
 pub mod python;
 pub(crate) mod quota;
 pub(crate) mod run;
+pub(crate) mod virtual_packages;
 
 use std::{fmt, path::PathBuf};
 
