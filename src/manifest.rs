@@ -68,6 +68,26 @@ pub(crate) struct Manifest {
     /// package change has run them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) activation: Option<std::collections::BTreeMap<String, String>>,
+    /// What the site gave the solve besides the Python itself; every later solve applies it
+    /// again, as recorded, whatever the shell has loaded then. `None`: made before envmod
+    /// knew stand-ins, and solved as then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) provided: Option<Provisions>,
+}
+
+/// The modules' stand-ins and the site Python's packages, as a solve takes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Provisions {
+    /// One per recorded module that matched a rule, in load order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) modules: Vec<crate::site::provides::ModuleProvision>,
+    /// Where the site Python's distributions are read (site mode, unless ignored): a later
+    /// change reads them again without starting the interpreter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) site_packages: Vec<PathBuf>,
+    /// `--ignore-site-packages`: the site Python's distributions never count as installed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) ignore_site_packages: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -323,6 +323,7 @@ impl Built {
             owner: crate::fs::current_user(),
             by_prefix: target.by_prefix,
             outputs_pending: false,
+            provided: None,
             activation: None,
         };
         manifest.module = s

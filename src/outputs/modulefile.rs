@@ -395,6 +395,7 @@ pub(crate) mod tests {
             owner: None,
             by_prefix: false,
             outputs_pending: false,
+            provided: None,
             activation: None,
             pip: Vec::new(),
             skipped_modules: Vec::new(),
