@@ -91,6 +91,74 @@ pub(crate) fn for_platform(
     Ok(packages.into_generic_virtual_packages().collect())
 }
 
+/// What became of a module's virtual package (`__cuda 12.2` from `cuda/12.2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ModuleVirtual {
+    /// Nothing else gave the package: the module's stands (a login node with no driver).
+    Used {
+        package: GenericVirtualPackage,
+        module: String,
+    },
+    /// The machine or a `CONDA_OVERRIDE_*` variable decided, and the module's was dropped;
+    /// the text says why, for `-v`.
+    Passed(String),
+}
+
+/// Add the modules' virtual packages to `detected`. A driver this machine has, or an
+/// explicit `CONDA_OVERRIDE_*` (even set empty, which means "none"), wins over a module: a
+/// toolkit module only guesses what the compute nodes' drivers give.
+pub(crate) fn merge_module_virtuals(
+    detected: &mut Vec<GenericVirtualPackage>,
+    from_modules: &[(GenericVirtualPackage, String)],
+    overrides: &Overrides,
+) -> Vec<ModuleVirtual> {
+    let mut out = Vec::new();
+    for (package, module) in from_modules {
+        let name = package.name.as_normalized();
+        let variable = format!(
+            "CONDA_OVERRIDE_{}",
+            name.trim_start_matches("__").to_ascii_uppercase()
+        );
+        if let Some(value) = overrides.set.get(variable.as_str()) {
+            let given = if value.is_empty() {
+                format!("{variable} is set empty, so there is no {name}")
+            } else {
+                format!("{variable}={value} decides {name}")
+            };
+            out.push(ModuleVirtual::Passed(format!(
+                "{given}; module {module}'s {} is not used",
+                shown(package)
+            )));
+        } else if let Some(found) = detected.iter().find(|d| d.name == package.name) {
+            out.push(ModuleVirtual::Passed(format!(
+                "{} from this machine; module {module}'s {} is not used",
+                shown(found),
+                shown(package)
+            )));
+        } else {
+            detected.push(package.clone());
+            out.push(ModuleVirtual::Used {
+                package: package.clone(),
+                module: module.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Why a module's virtual package was used: this machine gave none.
+pub(crate) fn none_here(package: &GenericVirtualPackage) -> String {
+    match package.name.as_normalized() {
+        "__cuda" => "no CUDA driver here".to_owned(),
+        other => format!("none on this machine: {other}"),
+    }
+}
+
+/// `__cuda 12.2`.
+pub(crate) fn shown(package: &GenericVirtualPackage) -> String {
+    format!("{} {}", package.name.as_normalized(), package.version)
+}
+
 /// What a `platform` machine is assumed to provide: for Linux, a 5.10 kernel and glibc 2.28
 /// (RHEL 8); for macOS, the first release on its CPU (11.0 on arm64, 10.15 otherwise); the
 /// base CPU of each architecture, so no package tuned for a newer one is chosen. rattler's
@@ -306,5 +374,63 @@ mod tests {
             err.to_string(),
             "cannot set the virtual packages for osx-arm64 from the CONDA_OVERRIDE_* variables"
         );
+    }
+
+    #[test]
+    fn a_module_cuda_stands_only_where_nothing_else_decides() {
+        let cuda = |v: &str| GenericVirtualPackage {
+            name: "__cuda".parse().unwrap(),
+            version: v.parse().unwrap(),
+            build_string: "0".parse().unwrap(),
+        };
+        let from_module = [(cuda("12.2"), "cuda/12.2".to_owned())];
+        let overrides =
+            |pairs: &[(&str, &str)]| Overrides::from_environ(&Environ::from_pairs(pairs, "/"));
+
+        // A login node: no driver, no variable.
+        let mut detected = Vec::new();
+        let merged = merge_module_virtuals(&mut detected, &from_module, &overrides(&[]));
+        assert_eq!(detected, [cuda("12.2")]);
+        assert_eq!(
+            merged,
+            [ModuleVirtual::Used {
+                package: cuda("12.2"),
+                module: "cuda/12.2".into()
+            }]
+        );
+
+        // A driver: its version stands.
+        let mut detected = vec![cuda("12.4")];
+        let merged = merge_module_virtuals(&mut detected, &from_module, &overrides(&[]));
+        assert_eq!(detected, [cuda("12.4")]);
+        assert_eq!(
+            merged,
+            [ModuleVirtual::Passed(
+                "__cuda 12.4 from this machine; module cuda/12.2's __cuda 12.2 is not used".into()
+            )]
+        );
+
+        // An explicit variable, even empty, wins over both.
+        for (value, said) in [
+            ("12.4", "CONDA_OVERRIDE_CUDA=12.4 decides __cuda"),
+            (
+                "",
+                "CONDA_OVERRIDE_CUDA is set empty, so there is no __cuda",
+            ),
+        ] {
+            let mut detected = Vec::new();
+            let merged = merge_module_virtuals(
+                &mut detected,
+                &from_module,
+                &overrides(&[("CONDA_OVERRIDE_CUDA", value)]),
+            );
+            assert!(detected.is_empty(), "{value:?}");
+            assert_eq!(
+                merged,
+                [ModuleVirtual::Passed(format!(
+                    "{said}; module cuda/12.2's __cuda 12.2 is not used"
+                ))]
+            );
+        }
     }
 }
