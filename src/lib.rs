@@ -131,12 +131,17 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         true => Renderer::new(settings.templates_dir.value.as_deref())?,
         false => Renderer::new(None)?,
     };
+    let site = site::SiteSettings {
+        rules: settings.module_provides.value.clone(),
+        names: settings.site_package_names.value.clone(),
+    };
     let ctx = Ctx {
         printer,
         environ: &env,
         conda: &conda,
         renderer: &renderer,
         options,
+        site: &site,
     };
     match command {
         Command::Create(args) => {
@@ -194,6 +199,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 }),
                 registry,
                 interpreter_cache: settings.interpreter_cache.clone(),
+                ignore_site_packages: settings.ignore_site_packages.value,
             };
             commands::create::run(s, &ctx).await
         }
@@ -207,7 +213,10 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                     ..Added::default()
                 },
             };
-            let change = Change::Install(added);
+            let change = Change::Install(Added {
+                ignore_site_packages: settings.ignore_site_packages.value,
+                ..added
+            });
             commands::change::run(target, change, &args.channel.channels, &ctx).await
         }
         Command::Remove(args) => {
