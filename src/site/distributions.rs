@@ -325,7 +325,7 @@ pub(crate) fn read(dirs: &[PathBuf]) -> SiteRead {
             let key = normalize_pypi(&dist.name);
             if let Some(earlier) = first.get(&key) {
                 out.skipped.push(format!(
-                    "{}: {} {} is hidden by {}, earlier on the path",
+                    "{}: {} {} is hidden by {}, which comes first",
                     path.display(),
                     dist.name,
                     dist.version,
