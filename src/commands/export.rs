@@ -201,6 +201,12 @@ fn yml(snap: &Snapshot, pinned: bool) -> Export {
             modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
             skipped_modules: m.skipped_modules.clone(),
             description: m.description.clone(),
+            provided: m
+                .provided
+                .as_ref()
+                .map(|p| p.modules.clone())
+                .unwrap_or_default(),
+            ignore_site_packages: m.provided.as_ref().is_some_and(|p| p.ignore_site_packages),
         },
     }
 }
