@@ -21,6 +21,7 @@ use crate::{
     },
     error::UserError,
     manifest::PythonMode,
+    site,
 };
 
 pub(crate) struct ExportSettings {
@@ -294,9 +295,11 @@ async fn lock(
 ) -> Result<(Vec<PlatformLock>, conda::Network)> {
     let m = &snap.manifest;
     let channels = ops::channels(&m.channels, ctx)?;
+    // What the modules provided, as recorded: the lock marks it instead of holding it.
+    let provisions = m.provided.as_ref().map_or(&[][..], |p| &p.modules[..]);
     let mut out = Vec::new();
     for &platform in platforms {
-        let records = if platform == conda::PLATFORM {
+        let mut records: Vec<_> = if platform == conda::PLATFORM {
             snap.records
                 .iter()
                 .map(|r| r.repodata_record.clone())
@@ -324,10 +327,19 @@ async fn lock(
             let parsed = conda::specs::parse_specs(&specs)?;
             ops::solve_for(platform, &channels, parsed, None, Vec::new(), ctx).await?
         };
+        // No stand-in is a package to lock or to put in a bundle.
+        records.retain(|r| !site::provides::is_stand_in(&r.url));
+        let provided = if platform == conda::PLATFORM {
+            let stand_ins = site::provides::stand_ins(provisions, platform)?;
+            conda::lockfile::marks(&records, &stand_ins)
+        } else {
+            Vec::new()
+        };
         out.push(PlatformLock {
             platform,
             records,
             pip: pip.clone(),
+            provided,
         });
     }
     Ok((out, channels.network))
