@@ -117,7 +117,7 @@ pub(crate) fn marks(records: &[RepoDataRecord], stand_ins: &StandIns) -> Vec<Str
 }
 
 /// The package a dependency string names, if it names one exactly.
-pub(crate) fn dependency_name(dep: &str) -> Option<PackageName> {
+fn dependency_name(dep: &str) -> Option<PackageName> {
     MatchSpec::from_str(dep, ParseStrictness::Lenient)
         .ok()?
         .name

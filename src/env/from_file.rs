@@ -480,17 +480,16 @@ pub(crate) fn check_lock_stand_ins(
             let who = needs(name).first().map_or_else(String::new, |(r, dep, _)| {
                 format!("{} needs {dep}; ", r.package_record.name.as_normalized())
             });
-            if skip_missing {
-                fit.missing.push(name.clone());
-            }
-            let name = name.as_normalized();
+            let shown_name = name.as_normalized();
             if skip_missing {
                 fit.warnings.push(format!(
-                    "{}: {who}the lock was made where a module provided {there}, and no loaded module provides {name} here, so conda's {name} is installed instead",
+                    "{}: {who}the lock was made where a module provided {there}, and no loaded module provides {shown_name} here, so conda's {shown_name} is installed instead",
                     file.display()
                 ));
+                fit.missing.push(name.clone());
                 continue;
             }
+            let name = shown_name;
             return Err(UserError::failure(format!(
                 "{}: {who}the lock was made where a module provided {there}; no loaded module provides {name} here",
                 file.display()
