@@ -331,13 +331,6 @@ fn and_list(items: &[String], last: &str) -> String {
 /// module); only a name nothing here provides is refused, naming the file's line, the package
 /// and the module. With `skip_missing`, or for a module `module_map` sends to `null` (the
 /// user's own choice), conda's packages are solved for instead; the warnings say so.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "create -f calls it once the solve takes stand-ins"
-    )
-)]
 pub(crate) fn check_provisions(
     file: &[ModuleProvision],
     here: &[ModuleProvision],
@@ -453,13 +446,6 @@ pub(crate) struct LockFit {
 /// and every virtual package a locked package needs must be among `virtuals` (this
 /// machine's, with the modules' merged in). A lock is installed with no solve, so nothing
 /// else would notice.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "create -f calls it once the solve takes stand-ins"
-    )
-)]
 pub(crate) fn check_lock_stand_ins(
     records: &[RepoDataRecord],
     marked: &[(PackageName, Version, String)],
