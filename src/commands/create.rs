@@ -159,16 +159,18 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     };
     let derived = derive(&recorded, ctx);
     if let (Some(f), Some(e)) = (yml, from_file) {
-        for warning in from_file::check_provisions(
+        let fit = from_file::check_provisions(
             &e.provided,
             &derived.provisions,
             &recorded,
             &s.module_map,
             s.skip_missing_modules,
             f,
-        )? {
+        )?;
+        for warning in fit.warnings {
             printer.warn(warning);
         }
+        specs.extend(conda::specs::parse_specs(&fit.specs)?);
     }
     let ignore_site_packages =
         s.ignore_site_packages || from_file.is_some_and(|e| e.ignore_site_packages);
@@ -525,6 +527,33 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     )?;
     for warning in &fit.warnings {
         printer.warn(warning);
+    }
+    // What this site's modules stand in for, as a solve would say it.
+    for r in &here.stand_ins.records {
+        let p = &r.value.package_record;
+        if lock.stand_ins.iter().any(|(name, _, _)| name == &p.name) {
+            printer.info(format!(
+                "{} {} ← module {}",
+                p.name.as_normalized(),
+                p.version,
+                r.module
+            ));
+        }
+    }
+    for (v, module) in &here.from_modules {
+        let needed = lock.records.iter().any(|r| {
+            r.package_record
+                .depends
+                .iter()
+                .any(|d| d.split_whitespace().next() == Some(v.name.as_normalized()))
+        });
+        if needed {
+            printer.info(format!(
+                "{} ← module {module} ({})",
+                crate::site::virtual_packages::shown(v),
+                crate::site::virtual_packages::none_here(v)
+            ));
+        }
     }
     let has_python = lock
         .records
