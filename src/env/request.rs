@@ -7,6 +7,8 @@
 //! of the moment: a CUDA environment keeps its `__cuda` on a login node with no module
 //! loaded, and an MPI environment keeps its site MPI after a `module purge`.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use rattler_conda_types::{GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
 
@@ -19,7 +21,8 @@ use crate::{
     manifest::Provisions,
     printer::Printer,
     site::{
-        provides,
+        distributions,
+        provides::{self, ModuleProvision},
         python::SitePython,
         virtual_packages::{self, ModuleVirtual, Overrides},
     },
@@ -37,6 +40,9 @@ pub(crate) struct Inputs<'a> {
     pub(crate) provisions: Option<&'a Provisions>,
     /// What the prefix holds now (a change): favored, so that a change moves little else.
     pub(crate) installed: Vec<RepoDataRecord>,
+    /// More constraints, with what gave them: the variant a file's modules gave, where conda
+    /// builds stand in for them here.
+    pub(crate) constraints: Vec<Constraint>,
 }
 
 /// A solve's request, and what was applied to it that the solution alone does not show.
@@ -46,47 +52,72 @@ pub(crate) struct Request<'a> {
     virtuals: Vec<(GenericVirtualPackage, String)>,
 }
 
-/// The request for `inputs`. Notes on what was passed over go to `-v`.
-pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>> {
+/// What the modules give a solve on `platform`, with the machine's virtual packages.
+pub(crate) struct Site {
+    pub(crate) stand_ins: provides::StandIns,
+    /// The machine's (or the platform's assumed ones), `CONDA_OVERRIDE_*` applied, and the
+    /// modules' where neither decides.
+    pub(crate) virtual_packages: Vec<GenericVirtualPackage>,
+    /// The modules' virtual packages that were used, each with its module.
+    pub(crate) from_modules: Vec<(GenericVirtualPackage, String)>,
+}
+
+/// What `modules` provide on `platform`, and the virtual packages a solve there sees.
+pub(crate) fn site(modules: &[ModuleProvision], platform: Subdir, ctx: &Ctx<'_>) -> Result<Site> {
     let overrides = Overrides::from_environ(ctx.environ);
-    let mut virtual_packages = virtual_packages::for_platform(inputs.platform, &overrides)?;
-    let mut stand_ins = Vec::new();
-    let mut constraints = Vec::new();
-    let mut virtuals = Vec::new();
-    if let Some(provisions) = inputs.provisions {
-        let given = provides::stand_ins(&provisions.modules, inputs.platform)?;
-        stand_ins = given
-            .records
-            .into_iter()
-            .map(|r| Provided {
-                record: r.value,
-                origin: format!("module {}", r.module),
-            })
-            .collect();
-        constraints = given
-            .constraints
-            .into_iter()
-            .map(|c| Constraint {
-                spec: c.value,
-                origin: format!("module {}", c.module),
-            })
-            .collect();
-        let from_modules: Vec<(GenericVirtualPackage, String)> = given
-            .virtuals
-            .into_iter()
-            .map(|v| (v.value, v.module))
-            .collect();
-        for merged in virtual_packages::merge_module_virtuals(
-            &mut virtual_packages,
-            &from_modules,
-            &overrides,
-        ) {
-            match merged {
-                ModuleVirtual::Used { package, module } => virtuals.push((package, module)),
-                ModuleVirtual::Passed(note) => ctx.printer.detail(note),
-            }
+    let mut virtual_packages = virtual_packages::for_platform(platform, &overrides)?;
+    let stand_ins = provides::stand_ins(modules, platform)?;
+    let given: Vec<(GenericVirtualPackage, String)> = stand_ins
+        .virtuals
+        .iter()
+        .map(|v| (v.value.clone(), v.module.clone()))
+        .collect();
+    let mut from_modules = Vec::new();
+    for merged in virtual_packages::merge_module_virtuals(&mut virtual_packages, &given, &overrides)
+    {
+        match merged {
+            ModuleVirtual::Used { package, module } => from_modules.push((package, module)),
+            ModuleVirtual::Passed(note) => ctx.printer.detail(note),
         }
     }
+    Ok(Site {
+        stand_ins,
+        virtual_packages,
+        from_modules,
+    })
+}
+
+/// The request for `inputs`. Notes on what was passed over go to `-v`.
+pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>> {
+    let modules = inputs.provisions.map_or(&[][..], |p| &p.modules[..]);
+    let Site {
+        stand_ins: given,
+        virtual_packages,
+        from_modules: virtuals,
+    } = site(modules, inputs.platform, ctx)?;
+    let stand_ins = given
+        .records
+        .into_iter()
+        .map(|r| Provided {
+            record: r.value,
+            origin: format!("module {}", r.module),
+        })
+        .collect();
+    let constraints = given
+        .constraints
+        .into_iter()
+        .map(|c| Constraint {
+            spec: c.value,
+            origin: format!("module {}", c.module),
+        })
+        .chain(inputs.constraints)
+        .collect();
+    let site_packages = match (inputs.site_python, inputs.provisions) {
+        (Some(_), Some(p)) if !p.ignore_site_packages && !p.site_packages.is_empty() => {
+            site_packages(&p.site_packages, inputs.platform, ctx)
+        }
+        _ => Vec::new(),
+    };
     let site_python = inputs
         .site_python
         .map(conda::solve::site_python_record)
@@ -99,13 +130,35 @@ pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>
             specs: inputs.specs,
             site_python,
             stand_ins,
-            site_packages: Vec::new(),
+            site_packages,
             installed: inputs.installed,
             constraints,
             virtual_packages,
         },
         virtuals,
     })
+}
+
+/// The site Python's distributions in `dirs`, read now (the site may have upgraded one since
+/// the environment was made), as the records they count as.
+fn site_packages(dirs: &[PathBuf], platform: Subdir, ctx: &Ctx<'_>) -> Vec<Provided> {
+    let read = distributions::read(dirs);
+    for note in &read.skipped {
+        ctx.printer.detail(note);
+    }
+    ctx.printer.detail(format!(
+        "read {} site packages from {} directories in {:.2?}",
+        read.dists.len(),
+        dirs.len(),
+        read.elapsed
+    ));
+    distributions::site_records(&read.dists, &ctx.site.names, platform)
+        .into_iter()
+        .map(|s| Provided {
+            origin: format!("the site Python's {} {}", s.dist.name, s.dist.version),
+            record: s.record,
+        })
+        .collect()
 }
 
 /// What a solve chose, with what the site gave it.
@@ -124,16 +177,27 @@ impl Solved {
     /// `__cuda 12.2 ← module cuda/12.2 (no CUDA driver here)`, `cuda-version 12.2.* ← module
     /// cuda/12.2`. A stand-in nothing needed is only named under `-v`.
     pub(crate) fn report(&self, printer: &Printer) {
+        let mut from_site = Vec::new();
         for p in &self.solution.provided {
             let r = &p.record.package_record;
+            let shown = format!("{} {}", r.name.as_normalized(), r.version);
             if provides::is_module_stand_in(&p.record.url) {
-                printer.info(format!(
-                    "{} {} ← {}",
-                    r.name.as_normalized(),
-                    r.version,
-                    p.origin
-                ));
+                printer.info(format!("{shown} ← {}", p.origin));
+            } else {
+                from_site.push(shown);
             }
+        }
+        if !from_site.is_empty() {
+            printer.info(format!("from the site Python: {}", from_site.join(", ")));
+        }
+        for shadow in &self.solution.shadowed {
+            let conda = &shadow.conda.package_record;
+            printer.info(format!(
+                "{} {} in the env shadows {}",
+                conda.name.as_normalized(),
+                conda.version,
+                shadow.site.origin
+            ));
         }
         let depends_on = |name: &str| {
             self.solution.records.iter().any(|r| {
