@@ -56,6 +56,8 @@ pub(crate) struct CreateSettings {
     pub(crate) shared: Option<crate::manifest::Sharing>,
     pub(crate) registry: Registry,
     pub(crate) interpreter_cache: PathBuf,
+    /// The site Python's packages do not count as installed (`--ignore-site-packages`).
+    pub(crate) ignore_site_packages: bool,
 }
 
 pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
@@ -195,7 +197,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
     }
 
-    let provisions = provisions(&recorded, ctx);
+    let provisions = provisions(&recorded, s.ignore_site_packages, ctx);
 
     // Solve before touching the disk: an unsatisfiable request must cost nothing.
     let mut channels = ops::Channels::default();
@@ -298,14 +300,15 @@ fn with_kernel(manifest: &mut Manifest, s: &CreateSettings, ctx: &Ctx<'_>) -> Re
 
 /// What the recorded modules provide by this site's rules; `-v` says which rules were
 /// passed over, and why.
-fn provisions(recorded: &[LoadedModule], ctx: &Ctx<'_>) -> Provisions {
+fn provisions(recorded: &[LoadedModule], ignore_site_packages: bool, ctx: &Ctx<'_>) -> Provisions {
     let derived = provides::derive(recorded, &ctx.site.rules);
     for note in derived.notes {
         ctx.printer.detail(note);
     }
     Provisions {
         modules: derived.provisions,
-        ..Provisions::default()
+        site_packages: Vec::new(),
+        ignore_site_packages,
     }
 }
 
@@ -458,7 +461,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         "Installing the {} locked packages (no solve)",
         names.len()
     ));
-    let provided = provisions(&recorded, ctx);
+    let provided = provisions(&recorded, s.ignore_site_packages, ctx);
     let built = Built {
         mode,
         interpreter,

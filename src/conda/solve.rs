@@ -117,12 +117,9 @@ pub struct Solution {
     /// The stand-ins and site packages the solution uses.
     pub provided: Vec<Provided>,
     /// Site packages a channel's record of the same name was chosen over.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "reported once the site's packages enter the solve"
-        )
+    #[expect(
+        dead_code,
+        reason = "reported once the site's packages enter the solve"
     )]
     pub shadowed: Vec<Shadow>,
 }
@@ -130,12 +127,9 @@ pub struct Solution {
 /// A channel's package chosen where the site Python has one of the same name: at run time
 /// the environment's copy comes first on `sys.path`, so it hides the site's.
 #[derive(Debug)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "reported once the site's packages enter the solve"
-    )
+#[expect(
+    dead_code,
+    reason = "reported once the site's packages enter the solve"
 )]
 pub struct Shadow {
     pub conda: RepoDataRecord,
@@ -188,14 +182,11 @@ impl Given {
         let given: Vec<&Provided> = self.stand_ins.iter().chain(&self.site_packages).collect();
         let (provided, records): (Vec<RepoDataRecord>, Vec<RepoDataRecord>) =
             records.into_iter().partition(|r| is_stand_in(&r.url));
-        let provided = provided
-            .iter()
-            .filter_map(|r| {
-                given
-                    .iter()
-                    .find(|p| p.record.url == r.url)
-                    .map(|p| (*p).clone())
-            })
+        // In the order given: a module's stand-ins together, as its rule lists them.
+        let provided = given
+            .into_iter()
+            .filter(|p| provided.iter().any(|r| r.url == p.record.url))
+            .cloned()
             .collect();
         let shadowed = self
             .site_packages
@@ -727,14 +718,9 @@ mod tests {
             .collect();
         assert_eq!(
             provided,
-            ["mpi module openmpi/4.1.6", "openmpi module openmpi/4.1.6"]
-                .map(String::from)
-                .to_vec()
-                .into_iter()
-                .filter(|p| provided.contains(p))
-                .collect::<Vec<_>>()
+            ["openmpi module openmpi/4.1.6", "mpi module openmpi/4.1.6"],
+            "in the order the module's rule gives them"
         );
-        assert_eq!(provided.len(), 2, "{provided:?}");
     }
 
     #[test]

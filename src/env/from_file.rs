@@ -323,5 +323,6 @@ pub(crate) fn additions(path: &Path, specs: Vec<String>) -> Result<Added> {
         pip: file.pip.clone(),
         pip_cwd: file.dir().to_path_buf(),
         channels: file.channels.clone(),
+        ..Added::default()
     })
 }

@@ -28,10 +28,7 @@ pub(crate) struct SiteSettings {
     /// `module_provides`, highest layer first, the defaults last.
     pub(crate) rules: Vec<provides::Rule>,
     /// `site_package_names` over the built-in table.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read once the site's packages enter the solve")
-    )]
+    #[expect(dead_code, reason = "read once the site's packages enter the solve")]
     pub(crate) names: distributions::NameTable,
 }
 
