@@ -201,7 +201,7 @@ check_big() { # ARM ERRFILE
         grep "← module" "$err" | grep -vq "nothing needed it" \
             || die "with: no stand-in is in the solution (do the specs depend on MPI?): $(cat "$err")"
     else
-        if grep -qE "^debug: (pinned|favored|constraints):|← module" "$err"; then
+        if grep -qE "^debug: (pinned|site packages favored|favored|constraints)|← module|read [0-9]+ site packages" "$err"; then
             die "without: the solve still has stand-ins: $(cat "$err")"
         fi
     fi
@@ -305,7 +305,7 @@ numpy_version=$("$PY" -I -c 'import numpy; print(numpy.__version__)' 2>/dev/null
 python3 "$HELPERS/report.py" table "$OUT" "$RUNS" "$SITE_BATCH" "$big_info" "$site_reads"
 echo
 echo "what the \"with\" arm gave the solve (envmod -v):"
-grep -E "^debug: (virtual packages|pinned|favored|constraints):|← module|site packages" "$OUT/with-v.txt" | sed 's/^/  /'
+grep -E "^debug: (virtual packages|pinned|site packages favored|favored|constraints)|← module|site packages" "$OUT/with-v.txt" | sed 's/^/  /'
 echo "specs: $BIG_SPECS; modules loaded in \"with\": $MODULES"
 echo
 echo "machine: $(nproc) cores ($cpu), $mem, load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg), scratch filesystem $fs_type"

@@ -109,13 +109,18 @@ def spread_pct(s):
     return (s["p75"] - s["p25"]) / m * 100, (s["max"] - s["min"]) / m * 100
 
 
-def hyperfine_times(out, prefix):
-    """{command name: {round: [seconds...]}} from OUT/rounds/PREFIX-I.json."""
+def hyperfine_times(out, prefix, cpu=False):
+    """{command name: {round: [ms...]}} from OUT/rounds/PREFIX-I.json: the wall time of each
+    run, or with `cpu` the round's mean user + system time (hyperfine keeps no per-run CPU)."""
     times = {}
     for path in glob.glob(os.path.join(out, "rounds", f"{prefix}-*.json")):
         i = int(re.search(r"-(\d+)\.json$", path).group(1))
         for r in json.load(open(path))["results"]:
-            times.setdefault(r["command"], {})[i] = [t * 1000 for t in r["times"]]
+            if cpu:
+                value = [(r["user"] + r["system"]) * 1000]
+            else:
+                value = [t * 1000 for t in r["times"]]
+            times.setdefault(r["command"], {})[i] = value
     return times
 
 
@@ -141,6 +146,14 @@ def table(out, nrounds, batch, big_info, site_reads):
     stat_row("", "with", w_with)
     wall_r, wall_p = ratio_row("", w_with, w_without, paired(hf["with"], hf["without"]))
     ratios = {"wall (hyperfine)": (wall_r, wall_p)}
+    # CPU time leaves out the waits for a core that other load causes, which wall time counts.
+    cpu = hyperfine_times(out, "big", cpu=True)
+    c_with = [t for ts in cpu["with"].values() for t in ts]
+    c_without = [t for ts in cpu["without"].values() for t in ts]
+    stat_row("  CPU user+sys, hyperfine", "without", c_without)
+    stat_row("", "with", c_with)
+    ratios["CPU user+sys (hyperfine)"] = ratio_row("", c_with, c_without,
+                                                   paired(cpu["with"], cpu["without"]))
     for key, what in (("load_ms", "  load repodata (-v)"), ("solve_ms", "  solve, `solved in` (-v)")):
         a, b = field("big-with", key), field("big-without", key)
         stat_row(what, "without", list(b.values()))
@@ -165,6 +178,14 @@ def table(out, nrounds, batch, big_info, site_reads):
         d = stats(diffs)
         row("", "difference", f"{d['median']:+.1f} ms", f"{d['p25']:+.1f}–{d['p75']:+.1f}",
             f"{d['min']:+.1f}–{d['max']:+.1f}", d["n"], "per round, of the batch medians")
+        cpu = hyperfine_times(out, f"site-{case}", cpu=True)
+        stat_row("  CPU user+sys, hyperfine", "--ignore-site-packages",
+                 [t for ts in cpu["ignores"].values() for t in ts])
+        stat_row("", "reads site packages", [t for ts in cpu["reads"].values() for t in ts])
+        diffs = [cpu["reads"][i][0] - cpu["ignores"][i][0] for i in cpu["reads"] if i in cpu["ignores"]]
+        d = stats(diffs)
+        row("", "difference", f"{d['median']:+.1f} ms", f"{d['p25']:+.1f}–{d['p75']:+.1f}",
+            f"{d['min']:+.1f}–{d['max']:+.1f}", d["n"], "per round, of the batch means")
         read = field(f"site-{case}-reads", "site_read_ms")
         if read:
             n = field(f"site-{case}-reads", "site_packages")
@@ -203,6 +224,8 @@ def table(out, nrounds, batch, big_info, site_reads):
         print("3: this envmod printed no `read N site packages` line, so it does not read the site "
               "Python's distributions yet: both arms of 3 time the same work (a baseline). "
               "Rerun with an envmod that reads them.")
+    print("CPU rows: hyperfine's user + system time; in 2 one run per arm per round, in 3 the "
+          "mean of the round's batch (n counts rounds).")
     print(f"2 runs each arm once per round under hyperfine and once with -v (GNU time); "
           f"3 runs {batch} per arm per round under hyperfine and once with -v. {nrounds} rounds; "
           "the arms alternate which goes first. Per-round ratios pair the runs of one round.")
