@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     environ::Environ,
     error::UserError,
-    manifest::{KernelInfo, Manifest, Sharing},
+    manifest::{KernelInfo, Manifest, Provisions, Sharing},
     outputs::modulefile,
     printer::Printer,
     render::escape::{sh_quote, shown},
@@ -65,6 +65,12 @@ struct Record {
     /// to look for ipykernel) even where it cannot tell who else could have put it there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     python: Option<PathBuf>,
+    /// What the modules and the site Python provided, which every solve of this user's
+    /// rests on: a stand-in there leaves a package out, a site-packages directory makes its
+    /// distributions count as installed. Absent in a record of an envmod that wrote none
+    /// into the manifest either, so absent means nothing was provided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provided: Option<Provisions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +92,8 @@ pub(crate) struct Replacing {
     pub(crate) kernel: bool,
     /// `delete --force`, which loads no module: the recorded modules are not acted on.
     pub(crate) modules: bool,
+    /// `delete --force`, which solves nothing: what the modules provided is not acted on.
+    pub(crate) provided: bool,
 }
 
 impl Replacing {
@@ -96,6 +104,7 @@ impl Replacing {
         module_root: false,
         kernel: false,
         modules: false,
+        provided: false,
     };
     pub(crate) const EVERYTHING: Self = Self {
         prefix: true,
@@ -104,6 +113,7 @@ impl Replacing {
         module_root: true,
         kernel: true,
         modules: true,
+        provided: true,
     };
 }
 
@@ -255,6 +265,12 @@ fn difference(
             ));
         }
     }
+    if !replacing.provided
+        && let Some(found) =
+            provided_difference(record.provided.as_ref(), manifest.provided.as_ref())
+    {
+        return Some(found);
+    }
     match (&theirs, &record.module) {
         (Some(t), Some(r)) => {
             if !replacing.module_system && t.system != r.system {
@@ -323,6 +339,72 @@ fn difference(
     ))
 }
 
+/// Where the manifest's `provided` is not what this user's envmod recorded, unless it only
+/// counts fewer of the site Python's packages (a member's `install --ignore-site-packages`:
+/// the solve then installs conda's, as any member may). What else a member could put there
+/// is what this user's solves would take as given: a module's stand-in pins a name, so a
+/// package asked for is left out, and a directory of the member's fakes the site's packages.
+fn provided_difference(
+    yours: Option<&Provisions>,
+    theirs: Option<&Provisions>,
+) -> Option<(&'static str, String, String, String)> {
+    let none = Provisions::default();
+    let (yours, theirs) = (yours.unwrap_or(&none), theirs.unwrap_or(&none));
+    let put_back = |what: String| {
+        format!(
+            "Put `provided` back as it was ({what}); to build on what the modules and the site Python provide now, create the environment again"
+        )
+    };
+    if theirs.modules != yours.modules {
+        let say = |p: &Provisions| match p.modules.as_slice() {
+            [] => "no module stand-ins".to_string(),
+            modules => at_most(
+                modules
+                    .iter()
+                    .map(|m| format!("module {} provides {}", m.module, m.provides.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        };
+        return Some((
+            "provided.modules",
+            say(theirs),
+            say(yours),
+            put_back(say(yours)),
+        ));
+    }
+    if theirs.site_packages.is_empty() || theirs.site_packages == yours.site_packages {
+        return None;
+    }
+    let say = |p: &Provisions| match p.site_packages.as_slice() {
+        [] => "no site packages".to_string(),
+        dirs => at_most(format!(
+            "the site packages in {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    };
+    Some((
+        "provided.site_packages",
+        say(theirs),
+        say(yours),
+        put_back(say(yours)),
+    ))
+}
+
+/// `text` with its control characters escaped, cut to a line's worth: a member's list can be
+/// as long as the manifest.
+fn at_most(text: String) -> String {
+    const MAX: usize = 300;
+    let shown = shown(&text).into_owned();
+    match shown.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &shown[..cut]),
+        None => shown,
+    }
+}
+
 /// Whose channels a saved record keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Channels {
@@ -381,6 +463,10 @@ pub(crate) fn save(
         ),
         channels: Some(channels),
         python,
+        provided: manifest
+            .provided
+            .clone()
+            .filter(|p| p != &Provisions::default()),
     };
     let path = record_path(env, real);
     let result = (|| -> Result<()> {
