@@ -595,4 +595,74 @@ mod tests {
         forget(&env, &real);
         assert!(agrees(&env, &real, &moved));
     }
+    #[test]
+    fn what_was_provided_is_the_users_and_an_old_record_means_nothing_was() {
+        use crate::site::provides::ModuleProvision;
+        let (_dir, env) = world();
+        let real = PathBuf::from("/home/alice/.envmod/envs/myenv");
+        let printer = Printer::new(crate::printer::Verbosity::Quiet);
+        let mut m = manifest(false, ModuleSystem::Lmod);
+        let site = Provisions {
+            site_packages: vec!["/usr/lib/python3/dist-packages".into()],
+            ..Provisions::default()
+        };
+        m.provided = Some(site.clone());
+        save(&env, &real, &m, Channels::Used, &printer);
+
+        let stand_in = |provides: &str| Provisions {
+            modules: vec![ModuleProvision {
+                module: "tools/1.0".into(),
+                rule: "tools/*".into(),
+                provides: vec![provides.into()],
+            }],
+            ..site.clone()
+        };
+        let mut forged = m.clone();
+        forged.provided = Some(stand_in("numpy 99"));
+        let err = trusted(&env, &real, &forged, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`provided.modules`"), "{err}");
+        assert!(err.to_string().contains("numpy 99"), "{err}");
+        assert!(!agrees(&env, &real, &forged));
+        assert!(trusted(&env, &real, &forged, Replacing::EVERYTHING, "-n myenv").is_ok());
+
+        let mut elsewhere = m.clone();
+        elsewhere.provided = Some(Provisions {
+            site_packages: vec!["/home/ta/fake".into()],
+            ..Provisions::default()
+        });
+        let err = trusted(&env, &real, &elsewhere, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(
+            err.to_string().contains("`provided.site_packages`"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/home/ta/fake"), "{err}");
+
+        // A member's --ignore-site-packages counts fewer of them: accepted.
+        let mut ignored = m.clone();
+        ignored.provided = Some(Provisions {
+            ignore_site_packages: true,
+            ..Provisions::default()
+        });
+        assert!(agrees(&env, &real, &ignored));
+
+        // A long list is cut to a line's worth, its control characters escaped.
+        let mut long = m.clone();
+        long.provided = Some(stand_in(&format!("\u{1b}[2J{}", "x".repeat(100_000))));
+        let err = trusted(&env, &real, &long, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().len() < 1000, "{}", err.to_string().len());
+        assert!(!err.to_string().contains('\u{1b}'), "{err}");
+
+        // A record an older envmod wrote has no `provided`: the manifest it wrote had none.
+        let path = record_path(&env, &real);
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("provided");
+        std::fs::write(&path, old.to_string()).unwrap();
+        let mut before = m.clone();
+        before.provided = None;
+        assert!(agrees(&env, &real, &before));
+        assert!(agrees(&env, &real, &ignored));
+        assert!(!agrees(&env, &real, &m));
+        assert!(!agrees(&env, &real, &forged));
+    }
 }

@@ -189,3 +189,24 @@ fn a_pattern_constraint_in_a_manifest_without_a_record_is_an_error_not_a_panic()
         assert!(!installed(&prefix, "beta"), "{provides}");
     }
 }
+
+/// What a member may change stays theirs: a TA's `install --ignore-site-packages` counts
+/// fewer of the site's packages as installed (conda's are installed instead, as the TA could
+/// ask for anyway), and the instructor's next install goes ahead on it.
+#[test]
+fn a_ta_who_ignores_the_site_packages_changes_nothing_the_instructor_chose() {
+    let c = Course::new();
+    let prefix = c.create_shared("cs101", &["libfoo"]);
+    let p = prefix.display().to_string();
+    ok(&c.envmod_as(
+        Who::Ta,
+        "002",
+        &["install", "-p", &p, "--ignore-site-packages", "gamma"],
+    ));
+    assert_eq!(
+        read_manifest(&prefix)["provided"]["ignore_site_packages"],
+        json!(true)
+    );
+    ok(&instructor_installs_beta(&c, &prefix));
+    assert!(installed(&prefix, "alpha") && installed(&prefix, "beta"));
+}
