@@ -16,8 +16,13 @@
 //! group can write, or a path, would run as this user). The channels are recorded too: a
 //! group member may install from another, but this user's next package change that would
 //! install from channels other than the ones this user last used names them first
-//! (`channels`). A user with no record of an environment (one that someone else created, or
-//! an older envmod did) takes the manifest as it is, once, and records it.
+//! (`channels`). What the modules and the site Python provided (`provided`) is recorded as
+//! well: a stand-in a member adds would make this user's next solve leave out a package it
+//! was asked for, and a site-packages directory of theirs would make their files count as
+//! installed. A member's `install --ignore-site-packages`, which only counts fewer of the
+//! site's packages, is left alone. A user with no record of an environment (one that
+//! someone else created, or an older envmod did) takes the manifest as it is, once, and
+//! records it.
 
 use std::{
     io::Read,
