@@ -16,8 +16,13 @@
 //! group can write, or a path, would run as this user). The channels are recorded too: a
 //! group member may install from another, but this user's next package change that would
 //! install from channels other than the ones this user last used names them first
-//! (`channels`). A user with no record of an environment (one that someone else created, or
-//! an older envmod did) takes the manifest as it is, once, and records it.
+//! (`channels`). What the modules and the site Python provided (`provided`) is recorded as
+//! well: a stand-in a member adds would make this user's next solve leave out a package it
+//! was asked for, and a site-packages directory of theirs would make their files count as
+//! installed. A member's `install --ignore-site-packages`, which only counts fewer of the
+//! site's packages, is left alone. A user with no record of an environment (one that
+//! someone else created, or an older envmod did) takes the manifest as it is, once, and
+//! records it.
 
 use std::{
     io::Read,
@@ -34,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     environ::Environ,
     error::UserError,
-    manifest::{KernelInfo, Manifest, Sharing},
+    manifest::{KernelInfo, Manifest, Provisions, Sharing},
     outputs::modulefile,
     printer::Printer,
     render::escape::{sh_quote, shown},
@@ -65,6 +70,12 @@ struct Record {
     /// to look for ipykernel) even where it cannot tell who else could have put it there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     python: Option<PathBuf>,
+    /// What the modules and the site Python provided, which every solve of this user's
+    /// rests on: a stand-in there leaves a package out, a site-packages directory makes its
+    /// distributions count as installed. Absent in a record of an envmod that wrote none
+    /// into the manifest either, so absent means nothing was provided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provided: Option<Provisions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +97,8 @@ pub(crate) struct Replacing {
     pub(crate) kernel: bool,
     /// `delete --force`, which loads no module: the recorded modules are not acted on.
     pub(crate) modules: bool,
+    /// `delete --force`, which solves nothing: what the modules provided is not acted on.
+    pub(crate) provided: bool,
 }
 
 impl Replacing {
@@ -96,6 +109,7 @@ impl Replacing {
         module_root: false,
         kernel: false,
         modules: false,
+        provided: false,
     };
     pub(crate) const EVERYTHING: Self = Self {
         prefix: true,
@@ -104,6 +118,7 @@ impl Replacing {
         module_root: true,
         kernel: true,
         modules: true,
+        provided: true,
     };
 }
 
@@ -255,6 +270,12 @@ fn difference(
             ));
         }
     }
+    if !replacing.provided
+        && let Some(found) =
+            provided_difference(record.provided.as_ref(), manifest.provided.as_ref())
+    {
+        return Some(found);
+    }
     match (&theirs, &record.module) {
         (Some(t), Some(r)) => {
             if !replacing.module_system && t.system != r.system {
@@ -323,6 +344,72 @@ fn difference(
     ))
 }
 
+/// Where the manifest's `provided` is not what this user's envmod recorded, unless it only
+/// counts fewer of the site Python's packages (a member's `install --ignore-site-packages`:
+/// the solve then installs conda's, as any member may). What else a member could put there
+/// is what this user's solves would take as given: a module's stand-in pins a name, so a
+/// package asked for is left out, and a directory of the member's fakes the site's packages.
+fn provided_difference(
+    yours: Option<&Provisions>,
+    theirs: Option<&Provisions>,
+) -> Option<(&'static str, String, String, String)> {
+    let none = Provisions::default();
+    let (yours, theirs) = (yours.unwrap_or(&none), theirs.unwrap_or(&none));
+    let put_back = |what: String| {
+        format!(
+            "Put `provided` back as it was ({what}); to build on what the modules and the site Python provide now, create the environment again"
+        )
+    };
+    if theirs.modules != yours.modules {
+        let say = |p: &Provisions| match p.modules.as_slice() {
+            [] => "no module stand-ins".to_string(),
+            modules => at_most(
+                modules
+                    .iter()
+                    .map(|m| format!("module {} provides {}", m.module, m.provides.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        };
+        return Some((
+            "provided.modules",
+            say(theirs),
+            say(yours),
+            put_back(say(yours)),
+        ));
+    }
+    if theirs.site_packages.is_empty() || theirs.site_packages == yours.site_packages {
+        return None;
+    }
+    let say = |p: &Provisions| match p.site_packages.as_slice() {
+        [] => "no site packages".to_string(),
+        dirs => at_most(format!(
+            "the site packages in {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    };
+    Some((
+        "provided.site_packages",
+        say(theirs),
+        say(yours),
+        put_back(say(yours)),
+    ))
+}
+
+/// `text` with its control characters escaped, cut to a line's worth: a member's list can be
+/// as long as the manifest.
+fn at_most(text: String) -> String {
+    const MAX: usize = 300;
+    let shown = shown(&text).into_owned();
+    match shown.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &shown[..cut]),
+        None => shown,
+    }
+}
+
 /// Whose channels a saved record keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Channels {
@@ -381,6 +468,10 @@ pub(crate) fn save(
         ),
         channels: Some(channels),
         python,
+        provided: manifest
+            .provided
+            .clone()
+            .filter(|p| p != &Provisions::default()),
     };
     let path = record_path(env, real);
     let result = (|| -> Result<()> {
@@ -508,5 +599,75 @@ mod tests {
 
         forget(&env, &real);
         assert!(agrees(&env, &real, &moved));
+    }
+    #[test]
+    fn what_was_provided_is_the_users_and_an_old_record_means_nothing_was() {
+        use crate::site::provides::ModuleProvision;
+        let (_dir, env) = world();
+        let real = PathBuf::from("/home/alice/.envmod/envs/myenv");
+        let printer = Printer::new(crate::printer::Verbosity::Quiet);
+        let mut m = manifest(false, ModuleSystem::Lmod);
+        let site = Provisions {
+            site_packages: vec!["/usr/lib/python3/dist-packages".into()],
+            ..Provisions::default()
+        };
+        m.provided = Some(site.clone());
+        save(&env, &real, &m, Channels::Used, &printer);
+
+        let stand_in = |provides: &str| Provisions {
+            modules: vec![ModuleProvision {
+                module: "tools/1.0".into(),
+                rule: "tools/*".into(),
+                provides: vec![provides.into()],
+            }],
+            ..site.clone()
+        };
+        let mut forged = m.clone();
+        forged.provided = Some(stand_in("numpy 99"));
+        let err = trusted(&env, &real, &forged, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().contains("`provided.modules`"), "{err}");
+        assert!(err.to_string().contains("numpy 99"), "{err}");
+        assert!(!agrees(&env, &real, &forged));
+        assert!(trusted(&env, &real, &forged, Replacing::EVERYTHING, "-n myenv").is_ok());
+
+        let mut elsewhere = m.clone();
+        elsewhere.provided = Some(Provisions {
+            site_packages: vec!["/home/ta/fake".into()],
+            ..Provisions::default()
+        });
+        let err = trusted(&env, &real, &elsewhere, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(
+            err.to_string().contains("`provided.site_packages`"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/home/ta/fake"), "{err}");
+
+        // A member's --ignore-site-packages counts fewer of them: accepted.
+        let mut ignored = m.clone();
+        ignored.provided = Some(Provisions {
+            ignore_site_packages: true,
+            ..Provisions::default()
+        });
+        assert!(agrees(&env, &real, &ignored));
+
+        // A long list is cut to a line's worth, its control characters escaped.
+        let mut long = m.clone();
+        long.provided = Some(stand_in(&format!("\u{1b}[2J{}", "x".repeat(100_000))));
+        let err = trusted(&env, &real, &long, Replacing::NOTHING, "-n myenv").unwrap_err();
+        assert!(err.to_string().len() < 1000, "{}", err.to_string().len());
+        assert!(!err.to_string().contains('\u{1b}'), "{err}");
+
+        // A record an older envmod wrote has no `provided`: the manifest it wrote had none.
+        let path = record_path(&env, &real);
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("provided");
+        std::fs::write(&path, old.to_string()).unwrap();
+        let mut before = m.clone();
+        before.provided = None;
+        assert!(agrees(&env, &real, &before));
+        assert!(agrees(&env, &real, &ignored));
+        assert!(!agrees(&env, &real, &m));
+        assert!(!agrees(&env, &real, &forged));
     }
 }

@@ -9,6 +9,7 @@ mod code;
 mod common;
 mod links;
 mod meta;
+mod provides;
 mod record;
 mod scripts;
 mod tree;

@@ -8,4 +8,5 @@ mod files;
 mod inputs;
 mod kernels;
 mod pip;
+mod provides;
 mod variables;
