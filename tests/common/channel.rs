@@ -965,3 +965,53 @@ pub fn provides_channel(dir: &Path) -> PathBuf {
     write_channel(dir, &pkgs);
     dir.to_path_buf()
 }
+
+/// conda-forge's BLAS variants, which `blas=*=mkl` selects and a constraint from an MKL
+/// module (`libblas * *mkl`) can select too:
+///
+/// | package | depends |
+/// |---|---|
+/// | `libopenblas 0.3.27 pthreads_h0_0` | |
+/// | `mkl 2024.2.2 h0_0` | |
+/// | `libblas 3.9.0 21_linux64_openblas` (build number 21) | `libopenblas >=0.3.27,<1.0a0` |
+/// | `libblas 3.9.0 20_linux64_mkl` (build number 20) | `mkl >=2024.2,<2025.0a0` |
+/// | `blas 2.121 openblas`, `blas 2.120 mkl` | the matching `libblas` |
+/// | `blasuser 1.0 h0_0` | `libblas >=3.9.0,<4.0a0` |
+///
+/// A plain `blasuser` gets OpenBLAS (the higher build number); only a request or a
+/// constraint brings MKL.
+pub fn blas_packages() -> Vec<Pkg> {
+    let glibc = "__glibc >=2.17";
+    vec![
+        linux64("libopenblas", "0.3.27", "pthreads_h0_0", &[glibc])
+            .with_file("lib/libopenblas.so.0", "fake OpenBLAS\n"),
+        linux64("mkl", "2024.2.2", "h0_0", &[glibc]).with_file("lib/libmkl_rt.so.2", "fake MKL\n"),
+        linux64(
+            "libblas",
+            "3.9.0",
+            "21_linux64_openblas",
+            &[glibc, "libopenblas >=0.3.27,<1.0a0"],
+        )
+        .with_build("21_linux64_openblas", 21)
+        .with_constrains(&["blas * openblas"]),
+        linux64(
+            "libblas",
+            "3.9.0",
+            "20_linux64_mkl",
+            &[glibc, "mkl >=2024.2,<2025.0a0"],
+        )
+        .with_build("20_linux64_mkl", 20)
+        .with_constrains(&["blas * mkl"]),
+        Pkg::new("blas", "2.121", "openblas", "linux-64")
+            .with_depends(&["libblas 3.9.0 21_linux64_openblas"]),
+        Pkg::new("blas", "2.120", "mkl", "linux-64")
+            .with_depends(&["libblas 3.9.0 20_linux64_mkl"]),
+        linux64(
+            "blasuser",
+            "1.0",
+            "h0_0",
+            &[glibc, "libblas >=3.9.0,<4.0a0"],
+        )
+        .with_file("share/blasuser/README", "needs a BLAS\n"),
+    ]
+}

@@ -286,6 +286,7 @@ pub const OMPI_AS_ROOT: [(&str, &str); 3] = [
 /// | `openmpi/4.1.6` | a site's Open MPI 4.1.6 (not installed here) | `MPI_HOME`, PATH, LD_LIBRARY_PATH |
 /// | `OpenMPI/4.1.6-GCC-12.3.0` | EasyBuild's name for it | `EBROOTOPENMPI`, `EBVERSIONOPENMPI`, PATH, LD_LIBRARY_PATH |
 /// | `mpi/openmpi-x86_64` | RHEL's name for its Open MPI: no version | `MPI_HOME`, `MPI_COMPILER`, `MPI_SUFFIX`, PATH |
+/// | `mpich/4.2.1` | a site's MPICH (not installed here) | `MPI_HOME`, PATH, LD_LIBRARY_PATH |
 /// | `cuda/12.2`, `CUDA/12.2.0` | a CUDA toolkit, no driver | `CUDA_HOME` only |
 /// | `mkl/2024` | Intel MKL | `MKLROOT` only |
 pub fn write_site_modules(root: &Path) {
@@ -367,6 +368,14 @@ pub fn write_site_modules(root: &Path) {
         "RHEL's Open MPI package (not installed on this machine)",
         &format!(
             "setenv MPI_HOME {rhel}\nsetenv MPI_BIN {rhel}/bin\nsetenv MPI_COMPILER openmpi-x86_64\nsetenv MPI_SUFFIX _openmpi\nprepend-path PATH {rhel}/bin\n{as_root}"
+        ),
+    );
+    let site_mpich = "/opt/site/mpich/4.2.1";
+    tcl(
+        "mpich/4.2.1",
+        "a site's MPICH 4.2.1 (not installed on this machine)",
+        &format!(
+            "setenv MPI_HOME {site_mpich}\nprepend-path PATH {site_mpich}/bin\nprepend-path LD_LIBRARY_PATH {site_mpich}/lib\n"
         ),
     );
     for (module, dir) in [("cuda/12.2", "12.2"), ("CUDA/12.2.0", "12.2.0")] {
