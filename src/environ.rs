@@ -56,6 +56,12 @@ impl Environ {
             .filter(|v| !v.is_empty())
     }
 
+    /// A variable's value when it is set, even to the empty string: for a few variables
+    /// empty means something (`CONDA_OVERRIDE_CUDA=` is "no CUDA").
+    pub(crate) fn get_set(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+
     /// The set variables whose names start with `prefix`, without the prefix.
     pub(crate) fn with_prefix<'a>(
         &'a self,
@@ -89,5 +95,22 @@ impl Environ {
 impl Default for Environ {
     fn default() -> Self {
         Self::from_pairs(&[], "/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_value_is_unset_to_get_but_set_to_get_set() {
+        let env = Environ::from_pairs(&[("EMPTY", ""), ("FULL", "1")], "/");
+        assert_eq!(env.get("EMPTY"), None);
+        assert_eq!(env.get_set("EMPTY"), Some(""));
+        assert_eq!(
+            (env.get("FULL"), env.get_set("FULL")),
+            (Some("1"), Some("1"))
+        );
+        assert_eq!(env.get_set("UNSET"), None);
     }
 }

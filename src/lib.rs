@@ -131,12 +131,17 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         true => Renderer::new(settings.templates_dir.value.as_deref())?,
         false => Renderer::new(None)?,
     };
+    let site = site::SiteSettings {
+        rules: settings.module_provides.value.clone(),
+        names: settings.site_package_names.value.clone(),
+    };
     let ctx = Ctx {
         printer,
         environ: &env,
         conda: &conda,
         renderer: &renderer,
         options,
+        site: &site,
     };
     match command {
         Command::Create(args) => {

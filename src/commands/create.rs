@@ -18,16 +18,17 @@ use crate::{
         ops::{self, Ctx, NewEnv},
         prefix::{self, EnvTarget},
         registry::Registry,
+        request,
     },
     environ::Environ,
     error::UserError,
-    manifest::{MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
+    manifest::{MANIFEST_VERSION, Manifest, Provisions, PythonInfo, PythonMode},
     outputs::{kernel, modulefile},
     render::escape::sh_quote,
     site::{
         ModuleSystem,
         modules::{self, LoadedModule, Skipped},
-        python,
+        provides, python,
     },
 };
 
@@ -194,6 +195,8 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
     }
 
+    let provisions = provisions(&recorded, ctx);
+
     // Solve before touching the disk: an unsatisfiable request must cost nothing.
     let mut channels = ops::Channels::default();
     let mut records: Vec<RepoDataRecord> = Vec::new();
@@ -205,11 +208,15 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             None => ctx.conda.channels.clone(),
         };
         channels = ops::channels(&raw_channels, ctx)?;
-        records = ops::solve(
-            &channels,
-            specs.clone(),
-            site_python.as_ref(),
-            Vec::new(),
+        let solved = request::solve(
+            request::Inputs {
+                platform: conda::PLATFORM,
+                channels: &channels,
+                specs: specs.clone(),
+                site_python: site_python.as_ref(),
+                provisions: Some(&provisions),
+                installed: Vec::new(),
+            },
             ctx,
         )
         .await
@@ -217,6 +224,8 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             Some(f) => from_file::name_the_line(e, f),
             None => e,
         })?;
+        solved.report(printer);
+        records = solved.into_records();
     }
     let (mode, interpreter) = match site_python {
         Some(p) => (PythonMode::Site, p),
@@ -234,6 +243,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         channels: channels.list.iter().map(conda::channels::display).collect(),
         pip: yml.map(|f| f.pip.clone()).unwrap_or_default(),
         skipped_modules: missing,
+        provided: provisions,
     };
     let mut manifest = built.manifest(&s);
     with_kernel(&mut manifest, &s, ctx)?;
@@ -286,6 +296,19 @@ fn with_kernel(manifest: &mut Manifest, s: &CreateSettings, ctx: &Ctx<'_>) -> Re
     Ok(())
 }
 
+/// What the recorded modules provide by this site's rules; `-v` says which rules were
+/// passed over, and why.
+fn provisions(recorded: &[LoadedModule], ctx: &Ctx<'_>) -> Provisions {
+    let derived = provides::derive(recorded, &ctx.site.rules);
+    for note in derived.notes {
+        ctx.printer.detail(note);
+    }
+    Provisions {
+        modules: derived.provisions,
+        ..Provisions::default()
+    }
+}
+
 /// What a create decided, for its manifest.
 struct Built {
     mode: PythonMode,
@@ -295,6 +318,7 @@ struct Built {
     channels: Vec<String>,
     pip: Vec<String>,
     skipped_modules: Vec<String>,
+    provided: Provisions,
 }
 
 impl Built {
@@ -323,7 +347,7 @@ impl Built {
             owner: crate::fs::current_user(),
             by_prefix: target.by_prefix,
             outputs_pending: false,
-            provided: None,
+            provided: Some(self.provided),
             activation: None,
         };
         manifest.module = s
@@ -434,6 +458,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         "Installing the {} locked packages (no solve)",
         names.len()
     ));
+    let provided = provisions(&recorded, ctx);
     let built = Built {
         mode,
         interpreter,
@@ -442,6 +467,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         channels: lock.channels.clone(),
         pip,
         skipped_modules: Vec::new(),
+        provided,
     };
     let mut manifest = built.manifest(&s);
     with_kernel(&mut manifest, &s, ctx)?;

@@ -18,6 +18,7 @@ use crate::{
         cleanup::PendingFile,
         ops::{self, Ctx, Snapshot},
         prefix::EnvTarget,
+        request,
     },
     error::UserError,
     manifest::PythonMode,
@@ -316,7 +317,19 @@ async fn lock(
             ctx.printer
                 .info(format!("Solving {} for {platform}", specs.join(" ")));
             let parsed = conda::specs::parse_specs(&specs)?;
-            ops::solve_for(platform, &channels, parsed, None, Vec::new(), ctx).await?
+            let solved = request::solve(
+                request::Inputs {
+                    platform,
+                    channels: &channels,
+                    specs: parsed,
+                    site_python: None,
+                    provisions: m.provided.as_ref(),
+                    installed: Vec::new(),
+                },
+                ctx,
+            )
+            .await?;
+            solved.into_records()
         };
         out.push(PlatformLock {
             platform,

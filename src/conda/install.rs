@@ -19,6 +19,7 @@ use crate::{
     conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix},
     error::UserError,
     printer::Printer,
+    site::provides::is_stand_in,
 };
 
 pub struct InstallRequest<'a> {
@@ -81,6 +82,10 @@ pub async fn install(
     req: InstallRequest<'_>,
     printer: &Printer,
 ) -> Result<Changes> {
+    let mut req = req;
+    // A module's stand-in or a site package is the cluster's, never a conda package to link;
+    // filtered rather than ignored, so that a conda build it now replaces is removed.
+    req.records.retain(|r| !is_stand_in(&r.url));
     let entries: Vec<String> = req.records.iter().map(entry_name).collect();
     let package_cache = settings.package_cache(&entries)?;
     let written = &settings.pkgs_dirs[0];

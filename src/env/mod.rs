@@ -11,5 +11,6 @@ pub(crate) mod ops;
 pub(crate) mod prefix;
 pub(crate) mod record;
 pub(crate) mod registry;
+pub(crate) mod request;
 pub(crate) mod swap;
 pub(crate) mod venv;

@@ -18,7 +18,7 @@ use crate::{
         prefix::{self, Accept, EnvTarget, Opened},
         record::{self, Replacing},
         registry::Registry,
-        swap, venv,
+        request, swap, venv,
     },
     environ::Environ,
     error::UserError,
@@ -43,6 +43,9 @@ pub(crate) struct Ctx<'a> {
     /// Compiled before anything else: a broken site template must cost nothing.
     pub(crate) renderer: &'a Renderer,
     pub(crate) options: ModulefileOptions,
+    /// What the cluster gives the solve: the `module_provides` rules and the site package
+    /// names.
+    pub(crate) site: &'a crate::site::SiteSettings,
 }
 
 impl Ctx<'_> {
@@ -79,39 +82,6 @@ pub(crate) fn channels(raw: &[String], ctx: &Ctx<'_>) -> Result<Channels> {
         list,
         network: conda::Network::new(credentials),
     })
-}
-
-/// Solve `specs` on `channels`, on top of the site Python when there is one.
-pub(crate) async fn solve(
-    channels: &Channels,
-    specs: Vec<MatchSpec>,
-    site_python: Option<&SitePython>,
-    locked: Vec<RepoDataRecord>,
-    ctx: &Ctx<'_>,
-) -> Result<Vec<RepoDataRecord>> {
-    solve_for(conda::PLATFORM, channels, specs, site_python, locked, ctx).await
-}
-
-/// [`solve`] for `platform`, which may be another machine's (a lock for a laptop).
-pub(crate) async fn solve_for(
-    platform: rattler_conda_types::Subdir,
-    channels: &Channels,
-    specs: Vec<MatchSpec>,
-    site_python: Option<&SitePython>,
-    locked: Vec<RepoDataRecord>,
-    ctx: &Ctx<'_>,
-) -> Result<Vec<RepoDataRecord>> {
-    let request = conda::solve::SolveRequest {
-        platform,
-        channels: &channels.list,
-        network: &channels.network,
-        specs,
-        site_python: site_python
-            .map(conda::solve::site_python_record)
-            .transpose()?,
-        locked,
-    };
-    conda::solve::solve(ctx.conda, request, ctx.printer).await
 }
 
 /// The conda Python a solve chose, as the manifest records it.
@@ -781,11 +751,23 @@ pub(crate) async fn change(
         }
         let channels = channels(&raw_channels, ctx)?;
         let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
-        let locked = installed
-            .iter()
-            .map(|r| r.repodata_record.clone())
-            .collect();
-        let solved = solve(&channels, conda_specs.clone(), site, locked, ctx).await?;
+        let solved = request::solve(
+            request::Inputs {
+                platform: conda::PLATFORM,
+                channels: &channels,
+                specs: conda_specs.clone(),
+                site_python: site,
+                provisions: old.provided.as_ref(),
+                installed: installed
+                    .iter()
+                    .map(|r| r.repodata_record.clone())
+                    .collect(),
+            },
+            ctx,
+        )
+        .await?;
+        solved.report(ctx.printer);
+        let solved = solved.into_records();
         if let Some(names) = removing {
             for raw in names {
                 let name = conda::specs::spec_package_name(raw)?;

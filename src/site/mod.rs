@@ -10,20 +10,30 @@
 )]
 pub(crate) mod distributions;
 pub mod modules;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the solve request builder's API")
-)]
 pub(crate) mod provides;
 pub mod python;
 pub(crate) mod quota;
 pub(crate) mod run;
+pub(crate) mod virtual_packages;
 
 use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::environ::Environ;
+
+/// What the site's configuration says the cluster gives a solve.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteSettings {
+    /// `module_provides`, highest layer first, the defaults last.
+    pub(crate) rules: Vec<provides::Rule>,
+    /// `site_package_names` over the built-in table.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read once the site's packages enter the solve")
+    )]
+    pub(crate) names: distributions::NameTable,
+}
 
 /// The module system asked for, by flag (`--module-system`) or by config (`module_system`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

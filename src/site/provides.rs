@@ -629,6 +629,11 @@ pub(crate) fn is_stand_in(url: &url::Url) -> bool {
     url.scheme() == STAND_IN_SCHEME
 }
 
+/// Whether `url` is a module's stand-in, not the site Python's packages.
+pub(crate) fn is_module_stand_in(url: &url::Url) -> bool {
+    is_stand_in(url) && url.path().starts_with("module/")
+}
+
 /// Every byte but unreserved URL characters as `%XX`.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -1,0 +1,186 @@
+//! The one place a solve request is made. Everything a solve sees besides the channels'
+//! repodata is decided here, from the settings, the `Environ` and the manifest: the site
+//! Python, what the recorded modules provide, the site Python's own packages, what the
+//! prefix holds now, and the virtual packages. `conda::solve` then only solves.
+//!
+//! What the modules provide comes from the manifest's [`Provisions`], never from the shell
+//! of the moment: a CUDA environment keeps its `__cuda` on a login node with no module
+//! loaded, and an MPI environment keeps its site MPI after a `module purge`.
+
+use anyhow::Result;
+use rattler_conda_types::{GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
+
+use crate::{
+    conda::{
+        self,
+        solve::{Constraint, Provided, Solution, SolveRequest},
+    },
+    env::ops::{Channels, Ctx},
+    manifest::Provisions,
+    printer::Printer,
+    site::{
+        provides,
+        python::SitePython,
+        virtual_packages::{self, ModuleVirtual, Overrides},
+    },
+};
+
+pub(crate) struct Inputs<'a> {
+    pub(crate) platform: Subdir,
+    pub(crate) channels: &'a Channels,
+    pub(crate) specs: Vec<MatchSpec>,
+    /// Site mode on this platform: the interpreter. `None` in conda mode and for another
+    /// platform.
+    pub(crate) site_python: Option<&'a SitePython>,
+    /// What the site gave: `None` for an environment made before envmod knew stand-ins,
+    /// which is solved as it was then.
+    pub(crate) provisions: Option<&'a Provisions>,
+    /// What the prefix holds now (a change): favored, so that a change moves little else.
+    pub(crate) installed: Vec<RepoDataRecord>,
+}
+
+/// A solve's request, and what was applied to it that the solution alone does not show.
+pub(crate) struct Request<'a> {
+    pub(crate) solve: SolveRequest<'a>,
+    /// The modules' virtual packages that entered the solve.
+    virtuals: Vec<(GenericVirtualPackage, String)>,
+}
+
+/// The request for `inputs`. Notes on what was passed over go to `-v`.
+pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>> {
+    let overrides = Overrides::from_environ(ctx.environ);
+    let mut virtual_packages = virtual_packages::for_platform(inputs.platform, &overrides)?;
+    let mut stand_ins = Vec::new();
+    let mut constraints = Vec::new();
+    let mut virtuals = Vec::new();
+    if let Some(provisions) = inputs.provisions {
+        let given = provides::stand_ins(&provisions.modules, inputs.platform)?;
+        stand_ins = given
+            .records
+            .into_iter()
+            .map(|r| Provided {
+                record: r.value,
+                origin: format!("module {}", r.module),
+            })
+            .collect();
+        constraints = given
+            .constraints
+            .into_iter()
+            .map(|c| Constraint {
+                spec: c.value,
+                origin: format!("module {}", c.module),
+            })
+            .collect();
+        let from_modules: Vec<(GenericVirtualPackage, String)> = given
+            .virtuals
+            .into_iter()
+            .map(|v| (v.value, v.module))
+            .collect();
+        for merged in virtual_packages::merge_module_virtuals(
+            &mut virtual_packages,
+            &from_modules,
+            &overrides,
+        ) {
+            match merged {
+                ModuleVirtual::Used { package, module } => virtuals.push((package, module)),
+                ModuleVirtual::Passed(note) => ctx.printer.detail(note),
+            }
+        }
+    }
+    let site_python = inputs
+        .site_python
+        .map(conda::solve::site_python_record)
+        .transpose()?;
+    Ok(Request {
+        solve: SolveRequest {
+            platform: inputs.platform,
+            channels: &inputs.channels.list,
+            network: &inputs.channels.network,
+            specs: inputs.specs,
+            site_python,
+            stand_ins,
+            site_packages: Vec::new(),
+            installed: inputs.installed,
+            constraints,
+            virtual_packages,
+        },
+        virtuals,
+    })
+}
+
+/// What a solve chose, with what the site gave it.
+pub(crate) struct Solved {
+    pub(crate) solution: Solution,
+    virtuals: Vec<(GenericVirtualPackage, String)>,
+    constraints: Vec<Constraint>,
+}
+
+impl Solved {
+    pub(crate) fn into_records(self) -> Vec<RepoDataRecord> {
+        self.solution.records
+    }
+
+    /// One line per stand-in the solution rests on: `openmpi 4.1.6 ← module openmpi/4.1.6`,
+    /// `__cuda 12.2 ← module cuda/12.2 (no CUDA driver here)`, `cuda-version 12.2.* ← module
+    /// cuda/12.2`. A stand-in nothing needed is only named under `-v`.
+    pub(crate) fn report(&self, printer: &Printer) {
+        for p in &self.solution.provided {
+            let r = &p.record.package_record;
+            if provides::is_module_stand_in(&p.record.url) {
+                printer.info(format!(
+                    "{} {} ← {}",
+                    r.name.as_normalized(),
+                    r.version,
+                    p.origin
+                ));
+            }
+        }
+        let depends_on = |name: &str| {
+            self.solution.records.iter().any(|r| {
+                r.package_record
+                    .depends
+                    .iter()
+                    .any(|d| d.split_whitespace().next() == Some(name))
+            })
+        };
+        for (package, module) in &self.virtuals {
+            let line = format!(
+                "{} ← module {module} ({})",
+                virtual_packages::shown(package),
+                virtual_packages::none_here(package)
+            );
+            if depends_on(package.name.as_normalized()) {
+                printer.info(line);
+            } else {
+                printer.detail(format!("{line}: nothing needed it"));
+            }
+        }
+        for c in &self.constraints {
+            let line = format!("{} ← {}", c.spec, c.origin);
+            let name = c.spec.name.as_exact().map(|n| n.as_normalized().to_owned());
+            let used = name.is_some_and(|n| {
+                self.solution
+                    .records
+                    .iter()
+                    .any(|r| r.package_record.name.as_normalized() == n)
+            });
+            if used {
+                printer.info(line);
+            } else {
+                printer.detail(format!("{line}: nothing needed it"));
+            }
+        }
+    }
+}
+
+/// Build the request for `inputs` and solve it.
+pub(crate) async fn solve(inputs: Inputs<'_>, ctx: &Ctx<'_>) -> Result<Solved> {
+    let request = build(inputs, ctx)?;
+    let constraints = request.solve.constraints.clone();
+    let solution = conda::solve::solve(ctx.conda, request.solve, ctx.printer).await?;
+    Ok(Solved {
+        solution,
+        virtuals: request.virtuals,
+        constraints,
+    })
+}
