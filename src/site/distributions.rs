@@ -3,14 +3,35 @@
 //! needs no second numpy. PyPI and conda mostly share names; where they do not (`torch` is
 //! conda's `pytorch`, and conda's `graphviz` is the C tool, not the Python binding) the table
 //! here says so, and the config can extend it.
+//!
+//! The distributions are read here, by `importlib.metadata`'s rules, rather than by asking
+//! the interpreter: starting it and importing `importlib.metadata` costs some 50 ms at every
+//! create, reading the headers takes a few, and `install` and `remove` never start the
+//! interpreter at all.
 
-use std::{collections::BTreeMap, str::FromStr};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    ffi::OsStr,
+    fs::File,
+    io::Read,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
-use rattler_conda_types::PackageName;
+use rattler_conda_types::{PackageName, RepoDataRecord, Subdir, Version};
 use serde::{Serialize, Serializer, ser::SerializeSeq};
 
-use crate::{error::UserError, site::RuleSource, yaml::ListMap};
+use crate::{
+    error::UserError,
+    fs::Links,
+    site::{
+        RuleSource,
+        provides::{STAND_IN_SCHEME, stand_in_record},
+    },
+    yaml::ListMap,
+};
 
 /// PyPI names whose conda package has another name, from grayskull's map of the two
 /// (`grayskull/strategy/config.yaml`), plus `tzdata` and `build`, whose conda packages of
@@ -215,10 +236,792 @@ impl NameTable {
     }
 }
 
+/// The build string of a record a site distribution stands for.
+pub(crate) const SITE_BUILD: &str = "envmod_site";
+
+/// The most of a `METADATA` or `PKG-INFO` file that is read. `Name` and `Version` are among
+/// the first headers; what follows them (the long description, in the body or, in old
+/// files, a `Description` header) can be large and is never needed.
+const METADATA_HEAD: u64 = 64 << 10;
+
+/// One distribution of the site Python.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SiteDist {
+    /// As its metadata writes it (`PyYAML`).
+    pub(crate) name: String,
+    /// As its metadata writes it (`2.1.0+cu121`): what a report shows.
+    pub(crate) version: String,
+    /// The version the solver compares (see [`conda_version`]).
+    pub(crate) conda_version: Version,
+    /// The `.dist-info` or `.egg-info` it was read from.
+    pub(crate) path: PathBuf,
+}
+
+/// What [`read`] found.
+#[derive(Debug, Default)]
+pub(crate) struct SiteRead {
+    /// In path order, one per PEP 503 name.
+    pub(crate) dists: Vec<SiteDist>,
+    /// One line for each entry passed over and why, for `-v`.
+    pub(crate) skipped: Vec<String>,
+    pub(crate) elapsed: Duration,
+}
+
+/// The distributions in `dirs`, by `importlib.metadata`'s rules: each `*.dist-info` and
+/// `*.egg-info` directory's `METADATA` (else `PKG-INFO`), and each `*.egg-info` file; the
+/// `Name` and `Version` headers; the first directory in path order wins for a name. Nothing
+/// here fails: an entry that cannot be read or makes no sense is passed over with a note,
+/// because a site Python's odd corner must not stop a create.
+///
+/// The directories come from the probe or a manifest; a relative one is never read (it would
+/// be relative to wherever envmod runs). Inside them, no link someone else made is followed,
+/// and files are opened without following a link below the directory, so a planted link
+/// cannot make envmod read a FIFO, a device or a file elsewhere.
+pub(crate) fn read(dirs: &[PathBuf]) -> SiteRead {
+    let started = Instant::now();
+    let mut out = SiteRead::default();
+    // PEP 503 name → where the one that counts was found.
+    let mut first: HashMap<String, PathBuf> = HashMap::new();
+    for dir in dirs {
+        if !dir.is_absolute() {
+            out.skipped.push(format!(
+                "{} is not an absolute directory; not read",
+                dir.display()
+            ));
+            continue;
+        }
+        let listing = match std::fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                out.skipped
+                    .push(format!("cannot list {}: {e}", dir.display()));
+                continue;
+            }
+        };
+        let mut entries: Vec<(std::ffi::OsString, std::fs::FileType)> = listing
+            .filter_map(|e| e.ok())
+            .filter(|e| is_metadata_entry(&e.file_name()))
+            .filter_map(|e| Some((e.file_name(), e.file_type().ok()?)))
+            .collect();
+        // The listing's order is the filesystem's; sorted, two copies in one directory
+        // (Debian's `cryptography-38.0.4.dist-info` and `cryptography.egg-info`) always
+        // resolve the same way.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, file_type) in entries {
+            let path = dir.join(&name);
+            let dist = match read_entry(dir, &name, file_type) {
+                Ok(dist) => dist,
+                Err(why) => {
+                    out.skipped.push(why);
+                    continue;
+                }
+            };
+            let key = normalize_pypi(&dist.name);
+            if let Some(earlier) = first.get(&key) {
+                out.skipped.push(format!(
+                    "{}: {} {} is hidden by {}, which comes first",
+                    path.display(),
+                    dist.name,
+                    dist.version,
+                    earlier.display()
+                ));
+                continue;
+            }
+            first.insert(key, path);
+            out.dists.push(dist);
+        }
+    }
+    out.elapsed = started.elapsed();
+    out
+}
+
+/// `importlib.metadata` takes a name ending so, in any case, as a distribution's metadata.
+fn is_metadata_entry(name: &OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    [&b".dist-info"[..], b".egg-info"].iter().any(|suffix| {
+        name.len() > suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    })
+}
+
+/// The distribution whose metadata is the entry `name` of `dir`, or why there is none.
+fn read_entry(dir: &Path, name: &OsStr, file_type: std::fs::FileType) -> Result<SiteDist, String> {
+    let path = dir.join(name);
+    let (file, file_path) = open_metadata(dir, name, file_type)?;
+    let mut head = Vec::new();
+    file.take(METADATA_HEAD)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read {}: {e}", file_path.display()))?;
+    let cut = head.len() as u64 == METADATA_HEAD;
+    let [dist_name, version] = headers(&head, cut);
+    let text = |value: Vec<u8>, header: &str| {
+        String::from_utf8(value)
+            .map_err(|_| format!("{}: its {header} header is not UTF-8", file_path.display()))
+    };
+    let Some(dist_name) = dist_name else {
+        return Err(format!("{} has no Name header", file_path.display()));
+    };
+    let dist_name = text(dist_name, "Name")?;
+    if !is_pypi_name(&dist_name) {
+        return Err(format!(
+            "{}: {dist_name:?} is not a PyPI name",
+            file_path.display()
+        ));
+    }
+    let Some(version) = version else {
+        let within = if cut { " in its first 64 KiB" } else { "" };
+        return Err(format!(
+            "{} names {dist_name} but has no Version header{within}",
+            file_path.display()
+        ));
+    };
+    let version = text(version, "Version")?;
+    let conda_version = conda_version(&version)
+        .map_err(|why| format!("{}: {dist_name} {version:?}: {why}", file_path.display()))?;
+    Ok(SiteDist {
+        name: dist_name,
+        version,
+        conda_version,
+        path,
+    })
+}
+
+/// The open metadata file of the entry `name` of `dir`, and its path. A link is followed
+/// only when this user or root made it (a site installation that links its distributions
+/// in); below the entry, no link is followed at all.
+fn open_metadata(
+    dir: &Path,
+    name: &OsStr,
+    file_type: std::fs::FileType,
+) -> Result<(File, PathBuf), String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(name);
+    let inside = |root: &Path, rel: &Path| -> Result<(File, PathBuf), String> {
+        for file in ["METADATA", "PKG-INFO"] {
+            let rel = rel.join(file);
+            match crate::fs::open_regular_beneath(root, &rel) {
+                Ok(f) => return Ok((f, root.join(rel))),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(format!("{} has no METADATA or PKG-INFO", path.display()))
+    };
+    if file_type.is_symlink() {
+        let meta = path
+            .symlink_metadata()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            let who = crate::fs::user_name(meta.uid()).unwrap_or_default();
+            return Err(format!(
+                "{} is a link that {who} made; not followed",
+                path.display()
+            ));
+        }
+        let target = std::fs::canonicalize(&path)
+            .map_err(|e| format!("{} is a link that leads nowhere: {e}", path.display()))?;
+        if target.is_dir() {
+            return inside(&target, Path::new(""));
+        }
+        return crate::fs::open_regular(&target, Links::Refuse)
+            .map(|f| (f, target))
+            .map_err(|e| e.to_string());
+    }
+    if file_type.is_dir() {
+        return inside(dir, Path::new(name));
+    }
+    crate::fs::open_regular_beneath(dir, Path::new(name))
+        .map(|f| (f, path.clone()))
+        .map_err(|e| e.to_string())
+}
+
+/// The values of the first `Name` and `Version` headers in `head`, as the `email` package
+/// that `importlib.metadata` uses reads them: names in any case, continuation lines joined,
+/// the headers ending at the first empty line or the first line that is not a header. When
+/// `cut`, `head` is only the start of the file, and its last, partial line is not read.
+fn headers(head: &[u8], cut: bool) -> [Option<Vec<u8>>; 2] {
+    let mut lines: Vec<&[u8]> = head.split(|&b| b == b'\n').collect();
+    if cut {
+        lines.pop();
+    }
+    let mut found: [Option<Vec<u8>>; 2] = [None, None];
+    let mut current = None;
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(&first) = line.first() else { break };
+        if first == b' ' || first == b'\t' {
+            if let Some(value) = current.and_then(|i: usize| found[i].as_mut()) {
+                value.push(b' ');
+                value.extend_from_slice(line.trim_ascii());
+            }
+            continue;
+        }
+        current = None;
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            break;
+        };
+        let key = &line[..colon];
+        if !key.iter().all(|b| (0x21..=0x7e).contains(b)) {
+            break;
+        }
+        let i = if key.eq_ignore_ascii_case(b"name") {
+            0
+        } else if key.eq_ignore_ascii_case(b"version") {
+            1
+        } else {
+            continue;
+        };
+        if found[i].is_none() {
+            found[i] = Some(line[colon + 1..].trim_ascii().to_vec());
+            current = Some(i);
+        }
+    }
+    found
+}
+
+/// The conda version a PEP 440 version counts as: its normalized public part (`1.0-1` is
+/// `1.0.post1`, `2.1.0+cu121` is `2.1.0`), which is how conda-forge names the versions of
+/// Python packages.
+///
+/// A local label (`+cu121`, a build's own mark) is dropped rather than skipped: no conda
+/// package version carries one, so no conda dependency names one, and PEP 440 itself
+/// ignores a candidate's local label when the specifier has none. Kept, conda would order
+/// `2.1.0+cu121` after `2.1.0` and `==2.1.0` would not take it. The report still shows the
+/// version as written.
+fn conda_version(written: &str) -> Result<Version, String> {
+    let pep =
+        pep440_rs::Version::from_str(written).map_err(|_| "not a PEP 440 version".to_string())?;
+    let public = pep.without_local().to_string();
+    Version::from_str(&public).map_err(|e| format!("{public} is not a conda version: {e}"))
+}
+
+/// `envmod:site-python/<name>/<version>`, each %-escaped to one segment.
+fn site_url(name: &PackageName, version: &Version) -> url::Url {
+    let text = format!(
+        "{STAND_IN_SCHEME}:site-python/{}/{}",
+        escape(name.as_normalized()),
+        escape(&version.to_string())
+    );
+    url::Url::parse(&text).expect("an escaped stand-in URL parses")
+}
+
+/// Every byte but unreserved URL characters as `%XX`, as in module stand-ins' URLs.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A site distribution as a record the solver sees, under one of its conda names.
+#[derive(Debug, Clone)]
+pub(crate) struct FromSite {
+    pub(crate) record: RepoDataRecord,
+    pub(crate) dist: SiteDist,
+}
+
+/// The records the site's distributions stand for: one per conda name each counts as (see
+/// [`NameTable::conda_names`]; none for `[]`), the first distribution in path order winning
+/// a name two of them give (the solver keeps only one favored record of a name).
+pub(crate) fn site_records(
+    dists: &[SiteDist],
+    names: &NameTable,
+    platform: Subdir,
+) -> Vec<FromSite> {
+    let mut taken = HashSet::new();
+    let mut out = Vec::new();
+    for dist in dists {
+        for name in names.conda_names(&dist.name) {
+            if !taken.insert(name.as_normalized().to_owned()) {
+                continue;
+            }
+            let url = site_url(&name, &dist.conda_version);
+            // Only a build string or a file name that does not parse fails, and both are
+            // made of a PackageName, a Version and SITE_BUILD.
+            if let Ok(record) =
+                stand_in_record(&name, &dist.conda_version, SITE_BUILD, url, platform)
+            {
+                out.push(FromSite {
+                    record,
+                    dist: dist.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// [`python_packages_only`]'s answer.
+#[derive(Debug, Default)]
+pub(crate) struct Guarded {
+    pub(crate) kept: Vec<FromSite>,
+    /// One line per record dropped, for `-v`.
+    pub(crate) notes: Vec<String>,
+}
+
+/// The site records that can stand for the conda package of their name: those whose name
+/// no record of `repodata` has, or at least one record of which is a Python package
+/// (depends on `python`, or is `noarch: python`). A PyPI `zstd` binding is not conda's
+/// `zstd`, the C library, and must not satisfy a dependency on it. One pass over `repodata`.
+pub(crate) fn python_packages_only<'a>(
+    site: Vec<FromSite>,
+    repodata: impl IntoIterator<Item = &'a RepoDataRecord>,
+) -> Guarded {
+    // Name → whether repodata has it, and whether as a Python package.
+    let mut by_name: HashMap<&str, (bool, bool)> = site
+        .iter()
+        .map(|s| (s.record.package_record.name.as_normalized(), (false, false)))
+        .collect();
+    for r in repodata {
+        let p = &r.package_record;
+        if let Some((named, python)) = by_name.get_mut(p.name.as_normalized()) {
+            *named = true;
+            *python =
+                *python || p.noarch.is_python() || p.depends.iter().any(|d| depends_on_python(d));
+        }
+    }
+    let not_python: HashSet<String> = by_name
+        .into_iter()
+        .filter(|(_, (named, python))| *named && !*python)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let mut out = Guarded::default();
+    for s in site {
+        let name = s.record.package_record.name.as_normalized();
+        if !not_python.contains(name) {
+            out.kept.push(s);
+        } else {
+            out.notes.push(format!(
+                "the site Python's {} {} does not count as conda's {name}, which is not a Python package",
+                s.dist.name, s.dist.version
+            ));
+        }
+    }
+    out
+}
+
+/// Whether a repodata dependency (`python >=3.9`, `python_abi 3.11.* *_cp311`) is on
+/// `python` itself.
+fn depends_on_python(spec: &str) -> bool {
+    spec.split(|c: char| c.is_whitespace() || "<>=!~[;".contains(c))
+        .next()
+        .is_some_and(|name| name == "python")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::yaml::ListEntry;
+    use std::os::unix::fs::symlink;
+
+    /// `name version` of each distribution read, and the notes.
+    fn found(dirs: &[&Path]) -> (Vec<String>, Vec<String>) {
+        let dirs: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+        let read = read(&dirs);
+        let dists = read
+            .dists
+            .iter()
+            .map(|d| format!("{} {}", d.name, d.version))
+            .collect();
+        (dists, read.skipped)
+    }
+
+    fn write(path: &Path, contents: impl AsRef<[u8]>) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+
+    fn metadata(name: &str, version: &str) -> String {
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: s\n\nBody\n")
+    }
+
+    fn has_note(notes: &[String], path: &Path, needle: &str) -> bool {
+        let path = path.display().to_string();
+        notes
+            .iter()
+            .any(|n| n.contains(&path) && n.contains(needle))
+    }
+
+    #[test]
+    fn the_site_pythons_distributions_are_those_importlib_metadata_finds() {
+        let python = "/usr/bin/python3.11";
+        let probed = crate::site::python::Probe::start(Path::new(python), None)
+            .and_then(|p| p.wait_probed())
+            .expect("Debian's python3.11 is installed by tests/provision.sh");
+        let read = read(&probed.library_dirs);
+        let mut ours: Vec<(String, String)> = read
+            .dists
+            .iter()
+            .map(|d| (normalize_pypi(&d.name), d.version.clone()))
+            .collect();
+        ours.sort();
+        const ORACLE: &str = r#"import importlib.metadata as m, re
+seen = {}
+for d in m.distributions():
+    seen.setdefault(re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(), d.version)
+for k, v in sorted(seen.items()):
+    print(k, v)
+"#;
+        let out = std::process::Command::new(python)
+            .args(["-I", "-c", ORACLE])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let theirs: Vec<(String, String)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (n, v) = l.split_once(' ').unwrap();
+                (n.to_owned(), v.to_owned())
+            })
+            .collect();
+        assert_eq!(ours, theirs, "notes: {:?}", read.skipped);
+        assert!(
+            ours.contains(&("numpy".into(), "1.24.2".into())),
+            "Debian's python3-numpy is missing: apt-get install python3-numpy (tests/provision.sh)"
+        );
+    }
+
+    #[test]
+    fn dist_info_egg_info_and_the_first_on_the_path() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (a.path(), b.path());
+        write(
+            &a.join("foo-1.0.dist-info/METADATA"),
+            metadata("foo", "1.0"),
+        );
+        // An egg-info file (distutils), an egg-info directory (setuptools), any case.
+        write(&a.join("bar-2.0.egg-info"), metadata("bar", "2.0"));
+        write(&a.join("baz-3.0.egg-info/PKG-INFO"), metadata("baz", "3.0"));
+        write(
+            &a.join("Up_Case-1.0.DIST-INFO/METADATA"),
+            metadata("Up_Case", "1.0"),
+        );
+        // Headers in any case, CRLF, folded lines, the first of two, none after the body.
+        write(
+            &a.join("odd-1.dist-info/METADATA"),
+            "name: odd\r\nSummary: a\r\n  b\r\nVERSION: 1.5\r\nVersion: 9\r\n\r\nVersion: 8\r\n",
+        );
+        write(&a.join("notes.txt"), "Name: x\nVersion: 1\n");
+        // Hidden by a's `foo` (PEP 503: `Foo` is `foo`), and one only b has.
+        write(
+            &b.join("Foo-9.0.dist-info/METADATA"),
+            metadata("Foo", "9.0"),
+        );
+        write(
+            &b.join("qux-1.0.dist-info/METADATA"),
+            metadata("qux", "1.0"),
+        );
+        let missing = a.join("does-not-exist");
+        let (dists, notes) = found(&[a, &missing, b]);
+        assert_eq!(
+            dists,
+            [
+                "Up_Case 1.0",
+                "bar 2.0",
+                "baz 3.0",
+                "foo 1.0",
+                "odd 1.5",
+                "qux 1.0"
+            ],
+            "{notes:?}"
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            has_note(&notes, &b.join("Foo-9.0.dist-info"), "hidden by"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn odd_metadata_is_passed_over_with_a_note() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        let mut bad_name = b"Name: caf\xe9\nVersion: 1.0\n".to_vec();
+        write(&d.join("cafe-1.0.dist-info/METADATA"), &bad_name);
+        // Bad bytes outside Name and Version do no harm.
+        bad_name = b"Name: ok\nSummary: caf\xe9\nVersion: 1.0\n\n\xff\n".to_vec();
+        write(&d.join("ok-1.0.dist-info/METADATA"), &bad_name);
+        write(
+            &d.join("nover-1.dist-info/METADATA"),
+            "Name: nover\n\nVersion: 1\n",
+        );
+        write(&d.join("noname-1.dist-info/METADATA"), "Version: 1\n");
+        write(
+            &d.join("unknown-0.dist-info/METADATA"),
+            metadata("unknown", "UNKNOWN"),
+        );
+        write(
+            &d.join("sp-0.dist-info/METADATA"),
+            metadata("sp", "1.0 beta"),
+        );
+        write(
+            &d.join("bad name-0.dist-info/METADATA"),
+            metadata("bad name", "1"),
+        );
+        std::fs::create_dir_all(d.join("empty-1.dist-info")).unwrap();
+        // Beyond 64 KiB: a long body is never read; headers that long are not either.
+        let body = "x".repeat(200 << 10);
+        write(
+            &d.join("big-1.0.dist-info/METADATA"),
+            metadata("big", "1.0") + &body,
+        );
+        let long = format!("Name: long\nDescription: {body}\nVersion: 1.0\n");
+        write(&d.join("long-1.0.dist-info/METADATA"), long);
+        let fifo = d.join("fifo-1.dist-info/METADATA");
+        std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let (dists, notes) = found(&[d]);
+        assert_eq!(dists, ["big 1.0", "ok 1.0"], "{notes:?}");
+        for (entry, needle) in [
+            (
+                "cafe-1.0.dist-info/METADATA",
+                "its Name header is not UTF-8",
+            ),
+            (
+                "nover-1.dist-info/METADATA",
+                "names nover but has no Version header",
+            ),
+            ("noname-1.dist-info/METADATA", "has no Name header"),
+            (
+                "unknown-0.dist-info/METADATA",
+                "unknown \"UNKNOWN\": not a PEP 440 version",
+            ),
+            ("sp-0.dist-info/METADATA", "not a PEP 440 version"),
+            ("bad name-0.dist-info/METADATA", "is not a PyPI name"),
+            ("empty-1.dist-info", "has no METADATA or PKG-INFO"),
+            (
+                "long-1.0.dist-info/METADATA",
+                "no Version header in its first 64 KiB",
+            ),
+            ("fifo-1.dist-info/METADATA", "is a FIFO, not a regular file"),
+        ] {
+            assert!(
+                has_note(&notes, &d.join(entry), needle),
+                "{entry}: {notes:?}"
+            );
+        }
+        assert_eq!(notes.len(), 9, "{notes:?}");
+    }
+
+    #[test]
+    fn versions_count_as_conda_versions() {
+        let v = |w: &str| conda_version(w).map(|v| v.to_string());
+        assert_eq!(v("1.24.2").unwrap(), "1.24.2");
+        assert_eq!(v("2.1.0+cu121").unwrap(), "2.1.0");
+        assert_eq!(v("1.0-1").unwrap(), "1.0.post1");
+        assert_eq!(v("2.0.0RC1").unwrap(), "2.0.0rc1");
+        assert_eq!(v("1!2.0").unwrap(), "1!2.0");
+        assert!(v("UNKNOWN").is_err());
+        assert!(v("").is_err());
+        let d = tempfile::tempdir().unwrap();
+        write(
+            &d.path().join("torch-2.1.0+cu121.dist-info/METADATA"),
+            metadata("torch", "2.1.0+cu121"),
+        );
+        let read = read(&[d.path().to_path_buf()]);
+        assert_eq!(read.dists[0].version, "2.1.0+cu121");
+        assert_eq!(read.dists[0].conda_version.to_string(), "2.1.0");
+        let spec = rattler_conda_types::VersionSpec::from_str(
+            "==2.1.0",
+            rattler_conda_types::ParseStrictness::Strict,
+        )
+        .unwrap();
+        assert!(spec.matches(&read.dists[0].conda_version));
+    }
+
+    #[test]
+    fn no_link_someone_else_made_is_followed_nor_a_relative_directory_read() {
+        let (site, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (site, elsewhere) = (site.path(), elsewhere.path());
+        write(&elsewhere.join("mine/METADATA"), metadata("mine", "1.0"));
+        write(
+            &elsewhere.join("theirs/METADATA"),
+            metadata("theirs", "1.0"),
+        );
+        write(&elsewhere.join("file"), metadata("linkedfile", "1.0"));
+        // A site installation that links its distributions in: this user's (or root's)
+        // links are followed, to a directory or a file.
+        symlink(elsewhere.join("mine"), site.join("mine-1.0.dist-info")).unwrap();
+        symlink(elsewhere.join("file"), site.join("linkedfile-1.0.egg-info")).unwrap();
+        let planted = site.join("theirs-1.0.dist-info");
+        symlink(elsewhere.join("theirs"), &planted).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        std::os::unix::fs::lchown(&planted, Some(nobody.uid.as_raw()), None)
+            .expect("making a link that another user owns needs root: run the unit tests as root");
+        // Below an entry, no link is followed at all.
+        std::fs::create_dir(site.join("inner-1.0.dist-info")).unwrap();
+        symlink(
+            elsewhere.join("theirs/METADATA"),
+            site.join("inner-1.0.dist-info/METADATA"),
+        )
+        .unwrap();
+        let (dists, notes) = found(&[site]);
+        assert_eq!(dists, ["linkedfile 1.0", "mine 1.0"], "{notes:?}");
+        assert!(
+            has_note(&notes, &planted, "is a link that nobody made; not followed"),
+            "{notes:?}"
+        );
+        assert!(
+            has_note(
+                &notes,
+                &site.join("inner-1.0.dist-info/METADATA"),
+                "is a symbolic link"
+            ),
+            "{notes:?}"
+        );
+
+        // The same directory, named relative to where envmod runs, is never read.
+        let cwd = std::env::current_dir().unwrap();
+        let relative: PathBuf = cwd
+            .components()
+            .skip(1)
+            .map(|_| Path::new(".."))
+            .collect::<PathBuf>()
+            .join(site.strip_prefix("/").unwrap());
+        assert!(relative.is_relative() && relative.join("mine-1.0.dist-info").exists());
+        let read = read(std::slice::from_ref(&relative));
+        assert!(read.dists.is_empty(), "{:?}", read.dists);
+        assert_eq!(
+            read.skipped,
+            [format!(
+                "{} is not an absolute directory; not read",
+                relative.display()
+            )]
+        );
+    }
+
+    fn dist(name: &str, version: &str) -> SiteDist {
+        SiteDist {
+            name: name.into(),
+            version: version.into(),
+            conda_version: conda_version(version).unwrap(),
+            path: PathBuf::from(format!("/site/{name}-{version}.dist-info")),
+        }
+    }
+
+    #[test]
+    fn site_distributions_become_stand_ins_under_their_conda_names() {
+        let none = map(&[("setuptools", &[])]);
+        let table = NameTable::merge(&[(RuleSource::SiteFile("/s".into()), &none)]).unwrap();
+        let dists = [
+            dist("torch", "2.1.0+cu121"),
+            dist("numpy", "1.24.2"),
+            dist("setuptools", "66.1.1"),
+            dist("matplotlib", "3.6.3"),
+            dist("ruamel.yaml", "0.17.21"),
+            dist("epoch", "1!2.0"),
+            // A second distribution for a name already given: the first keeps it.
+            dist("matplotlib-base", "9.9"),
+        ];
+        let records = site_records(&dists, &table, Subdir::Linux64);
+        let shown: Vec<String> = records
+            .iter()
+            .map(|r| {
+                let p = &r.record.package_record;
+                format!(
+                    "{}={}={} {}",
+                    p.name.as_normalized(),
+                    p.version,
+                    p.build,
+                    r.dist.name
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "pytorch=2.1.0=envmod_site torch",
+                "numpy=1.24.2=envmod_site numpy",
+                "matplotlib-base=3.6.3=envmod_site matplotlib",
+                "matplotlib=3.6.3=envmod_site matplotlib",
+                "ruamel.yaml=0.17.21=envmod_site ruamel.yaml",
+                "ruamel-yaml=0.17.21=envmod_site ruamel.yaml",
+                "epoch=1!2.0=envmod_site epoch",
+            ]
+        );
+        for r in &records {
+            assert!(
+                crate::site::provides::is_stand_in(&r.record.url),
+                "{}",
+                r.record.url
+            );
+            assert_eq!(r.record.package_record.subdir, "linux-64");
+            assert!(r.record.package_record.depends.is_empty());
+        }
+        assert_eq!(
+            records[0].record.url.as_str(),
+            "envmod:site-python/pytorch/2.1.0"
+        );
+        assert_eq!(records[0].dist.version, "2.1.0+cu121");
+        assert_eq!(
+            records[6].record.url.as_str(),
+            "envmod:site-python/epoch/1%212.0"
+        );
+    }
+
+    fn repodata(name: &str, depends: &[&str], noarch_python: bool) -> RepoDataRecord {
+        let url = url::Url::parse(&format!("file:///ch/linux-64/{name}-1-0.conda")).unwrap();
+        let mut r = stand_in_record(
+            &PackageName::from_str(name).unwrap(),
+            &Version::from_str("1").unwrap(),
+            "0",
+            url,
+            Subdir::Linux64,
+        )
+        .unwrap();
+        r.package_record.depends = depends.iter().map(|d| (*d).to_owned()).collect();
+        if noarch_python {
+            r.package_record.noarch = rattler_conda_types::NoArchType::python();
+        }
+        r
+    }
+
+    #[test]
+    fn a_site_distribution_never_stands_for_a_c_library_of_its_name() {
+        let dists = ["zstd", "numpy", "six", "lz4", "fancy", "python-zz"].map(|n| dist(n, "1.0"));
+        let site = site_records(&dists, &NameTable::built_in(), Subdir::Linux64);
+        let channel = [
+            repodata("zstd", &["libzlib >=1.2.13", "__glibc >=2.17"], false),
+            repodata(
+                "numpy",
+                &["libblas >=3.9", "python >=3.11,<3.12.0a0"],
+                false,
+            ),
+            repodata("numpy", &["python_abi 3.11.* *_cp311"], false),
+            repodata("six", &[], true),
+            // conda-forge has both a C `lz4` and, in another build, a binding of the name.
+            repodata("lz4", &["lz4-c"], false),
+            repodata("lz4", &["python>=3.9"], false),
+            repodata("python-zz", &["python_abi"], false),
+            repodata("unrelated", &["python"], false),
+        ];
+        let guarded = python_packages_only(site, &channel);
+        let kept: Vec<&str> = guarded
+            .kept
+            .iter()
+            .map(|s| s.record.package_record.name.as_normalized())
+            .collect();
+        assert_eq!(kept, ["numpy", "six", "lz4", "fancy"]);
+        assert_eq!(
+            guarded.notes,
+            [
+                "the site Python's zstd 1.0 does not count as conda's zstd, which is not a Python package",
+                "the site Python's python-zz 1.0 does not count as conda's python-zz, which is not a Python package",
+            ]
+        );
+    }
 
     fn names(t: &NameTable, pypi: &str) -> Vec<String> {
         t.conda_names(pypi)

@@ -41,6 +41,9 @@ fn library_dirs(
 ) -> Vec<PathBuf> {
     let mut dirs = sys_path;
     let lib = |rest: String| base_prefix.join(rest);
+    // In `site`'s order, which decides which of two copies of a distribution counts:
+    // Debian's is local/lib/pythonX.Y/dist-packages, lib/python3/dist-packages, then
+    // lib/pythonX.Y/dist-packages.
     for name in [
         format!("python{major}.{minor}"),
         format!("python{major}.{minor}t"),
@@ -49,15 +52,29 @@ fn library_dirs(
             dirs.push(lib(format!("{libdir}/{name}/site-packages")));
         }
         dirs.push(lib(format!("local/lib/{name}/dist-packages")));
-        dirs.push(lib(format!("lib/{name}/dist-packages")));
     }
     dirs.push(lib(format!("lib/python{major}/dist-packages")));
+    for name in [
+        format!("python{major}.{minor}"),
+        format!("python{major}.{minor}t"),
+    ] {
+        dirs.push(lib(format!("lib/{name}/dist-packages")));
+    }
     if implementation == "pypy" {
         dirs.push(lib(format!("lib/pypy{major}.{minor}/site-packages")));
         dirs.push(lib("site-packages".to_string()));
     }
-    dirs.dedup();
-    dirs
+    absolute_dirs(dirs)
+}
+
+/// `dirs` without the empty and relative entries, and each once, the first kept. An older
+/// interpreter's `sys.path` starts with `''`, the working directory: scanning that, or any
+/// relative entry, would let whoever wrote the directory envmod runs in fake packages.
+fn absolute_dirs(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    dirs.into_iter()
+        .filter(|d| d.is_absolute() && seen.insert(d.clone()))
+        .collect()
 }
 
 /// Whether `pip` is importable from these directories (`library_dirs`). Checked on every create, even
@@ -65,7 +82,7 @@ fn library_dirs(
 fn has_pip(sys_path: &[PathBuf]) -> bool {
     sys_path
         .iter()
-        .filter(|p| !p.as_os_str().is_empty())
+        .filter(|p| p.is_absolute())
         .any(|p| p.join("pip/__init__.py").is_file())
 }
 
@@ -114,6 +131,15 @@ pub(crate) fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf>
     })
 }
 
+/// What a probe learnt: the interpreter, and the directories its distributions live in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Probed {
+    pub(crate) python: SitePython,
+    /// Absolute directories only, each once, in the interpreter's search order (`sys.path`
+    /// at start-up, then the site-packages directories `site` would add).
+    pub(crate) library_dirs: Vec<PathBuf>,
+}
+
 /// The facts of an interpreter, being learnt: either already known from the cache, or an
 /// interpreter started and not yet waited for, so the caller can do other work while it runs.
 ///
@@ -127,7 +153,7 @@ pub(crate) struct Probe {
 }
 
 enum ProbeState {
-    Known(SitePython),
+    Known(Probed),
     Running {
         started: run::Started,
         /// Where to remember the answer, for a binary that can be cached.
@@ -148,13 +174,18 @@ impl Probe {
                     .and_then(|b| serde_json::from_slice::<CachedProbe>(&b).ok())
             && hit.interpreter == interpreter
         {
+            // An entry an older envmod wrote may still hold `''`.
+            let library_dirs = absolute_dirs(hit.sys_path);
             let python = SitePython {
-                pip: has_pip(&hit.sys_path),
+                pip: has_pip(&library_dirs),
                 ..hit.python
             };
             return Ok(Self {
                 interpreter: interpreter.to_path_buf(),
-                state: ProbeState::Known(python),
+                state: ProbeState::Known(Probed {
+                    python,
+                    library_dirs,
+                }),
             });
         }
         // -I keeps PYTHONPATH, PYTHONHOME and the user site out of the answer, so we learn
@@ -172,8 +203,14 @@ impl Probe {
 
     /// The interpreter's facts, waiting for it if it is still running.
     pub(crate) fn wait(self) -> Result<SitePython> {
+        self.wait_probed().map(|p| p.python)
+    }
+
+    /// The interpreter's facts and its library directories, waiting for it if it is still
+    /// running.
+    pub(crate) fn wait_probed(self) -> Result<Probed> {
         let (started, cache_file) = match self.state {
-            ProbeState::Known(python) => return Ok(python),
+            ProbeState::Known(probed) => return Ok(probed),
             ProbeState::Running {
                 started,
                 cache_file,
@@ -182,11 +219,14 @@ impl Probe {
         let out = started
             .wait()
             .map_err(|e| no_answer(&self.interpreter, e))?;
-        let (python, sys_path) = parse_probe(&self.interpreter, &out)?;
+        let (python, library_dirs) = parse_probe(&self.interpreter, &out)?;
         if let Some(file) = cache_file {
-            remember(&self.interpreter, &file, &python, sys_path);
+            remember(&self.interpreter, &file, &python, &library_dirs);
         }
-        Ok(python)
+        Ok(Probed {
+            python,
+            library_dirs,
+        })
     }
 }
 
@@ -207,11 +247,11 @@ pub(crate) fn no_answer(interpreter: &Path, e: run::RunError) -> anyhow::Error {
 }
 
 /// Write a probe's answer to the cache. A cache that cannot be written only costs speed.
-fn remember(interpreter: &Path, file: &Path, python: &SitePython, sys_path: Vec<PathBuf>) {
+fn remember(interpreter: &Path, file: &Path, python: &SitePython, library_dirs: &[PathBuf]) {
     let entry = CachedProbe {
         interpreter: interpreter.to_path_buf(),
         python: python.clone(),
-        sys_path,
+        sys_path: library_dirs.to_vec(),
     };
     if let Some(dir) = file.parent()
         && std::fs::create_dir_all(dir).is_ok()
@@ -431,6 +471,82 @@ mod tests {
         assert!(!has_pip(&dirs("lib", "cpython", (4, 0))));
         with_pip("lib/pypy3.10/site-packages");
         assert!(has_pip(&dirs("lib", "pypy", (3, 10))));
+    }
+
+    #[test]
+    fn library_dirs_reach_the_caller_and_the_cache_gives_the_same() {
+        let cache = tempfile::tempdir().unwrap();
+        let interpreter = Path::new(REAL);
+        let first = Probe::start(interpreter, Some(cache.path())).unwrap();
+        assert!(matches!(first.state, ProbeState::Running { .. }));
+        let probed = first.wait_probed().unwrap();
+        let dirs = &probed.library_dirs;
+        for want in ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages"] {
+            assert!(
+                dirs.contains(&PathBuf::from(want)),
+                "{want} not in {dirs:?}"
+            );
+        }
+        assert!(dirs.iter().all(|d| d.is_absolute()), "{dirs:?}");
+        let pos = |d: &str| dirs.iter().position(|x| x == Path::new(d)).unwrap();
+        assert!(
+            pos("/usr/local/lib/python3.11/dist-packages") < pos("/usr/lib/python3/dist-packages")
+                && pos("/usr/lib/python3/dist-packages") < pos("/usr/lib/python3.11/dist-packages"),
+            "not in site's order: {dirs:?}"
+        );
+        let second = Probe::start(interpreter, Some(cache.path())).unwrap();
+        assert!(
+            matches!(second.state, ProbeState::Known(_)),
+            "the answer was not cached"
+        );
+        assert_eq!(second.wait_probed().unwrap(), probed);
+    }
+
+    #[test]
+    fn relative_and_empty_entries_are_never_library_dirs() {
+        let base = Path::new("/opt/py");
+        let sys_path = [
+            "",
+            "rel/dir",
+            ".",
+            "/opt/py/lib/python3.11",
+            "/opt/py/lib/python3.11",
+        ];
+        let dirs = library_dirs(
+            base,
+            "lib",
+            "cpython",
+            (3, 11),
+            sys_path.iter().map(PathBuf::from).collect(),
+        );
+        assert_eq!(dirs[0], Path::new("/opt/py/lib/python3.11"));
+        assert!(dirs.iter().all(|d| d.is_absolute()), "{dirs:?}");
+        let unique: std::collections::HashSet<_> = dirs.iter().collect();
+        assert_eq!(unique.len(), dirs.len(), "{dirs:?}");
+
+        // A cache entry (an older envmod's, or planted) holding them gives none either.
+        let cache = tempfile::tempdir().unwrap();
+        let site = tempfile::tempdir().unwrap();
+        let key = cache_key(Path::new(REAL)).unwrap();
+        let planted = CachedProbe {
+            interpreter: PathBuf::from(REAL),
+            python: inspect(Path::new(REAL)).unwrap(),
+            sys_path: ["", "rel"]
+                .iter()
+                .map(PathBuf::from)
+                .chain([site.path().to_path_buf()])
+                .collect(),
+        };
+        std::fs::write(
+            cache.path().join(format!("{key:016x}.json")),
+            serde_json::to_vec(&planted).unwrap(),
+        )
+        .unwrap();
+        let hit = Probe::start(Path::new(REAL), Some(cache.path()))
+            .unwrap()
+            .wait_probed()
+            .unwrap();
+        assert_eq!(hit.library_dirs, [site.path()]);
     }
 
     #[test]
