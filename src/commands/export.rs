@@ -22,6 +22,7 @@ use crate::{
     },
     error::UserError,
     manifest::PythonMode,
+    site,
 };
 
 pub(crate) struct ExportSettings {
@@ -202,6 +203,12 @@ fn yml(snap: &Snapshot, pinned: bool) -> Export {
             modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
             skipped_modules: m.skipped_modules.clone(),
             description: m.description.clone(),
+            provided: m
+                .provided
+                .as_ref()
+                .map(|p| p.modules.clone())
+                .unwrap_or_default(),
+            ignore_site_packages: m.provided.as_ref().is_some_and(|p| p.ignore_site_packages),
         },
     }
 }
@@ -289,9 +296,11 @@ async fn lock(
 ) -> Result<(Vec<PlatformLock>, conda::Network)> {
     let m = &snap.manifest;
     let channels = ops::channels(&m.channels, ctx)?;
+    // What the modules provided, as recorded: the lock marks it instead of holding it.
+    let provisions = m.provided.as_ref().map_or(&[][..], |p| &p.modules[..]);
     let mut out = Vec::new();
     for &platform in platforms {
-        let records = if platform == conda::PLATFORM {
+        let mut records: Vec<_> = if platform == conda::PLATFORM {
             snap.records
                 .iter()
                 .map(|r| r.repodata_record.clone())
@@ -331,10 +340,19 @@ async fn lock(
             .await?;
             solved.into_records()
         };
+        // No stand-in is a package to lock or to put in a bundle.
+        records.retain(|r| !site::provides::is_stand_in(&r.url));
+        let provided = if platform == conda::PLATFORM {
+            let stand_ins = site::provides::stand_ins(provisions, platform)?;
+            conda::lockfile::marks(&records, &stand_ins)
+        } else {
+            Vec::new()
+        };
         out.push(PlatformLock {
             platform,
             records,
             pip: pip.clone(),
+            provided,
         });
     }
     Ok((out, channels.network))

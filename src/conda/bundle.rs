@@ -578,6 +578,7 @@ mod tests {
                 platform: Subdir::Linux64,
                 records: records.to_vec(),
                 pip: Vec::new(),
+                provided: Vec::new(),
             }],
         )
         .unwrap();
@@ -670,6 +671,7 @@ mod tests {
                 platform: Subdir::Linux64,
                 records: records.clone(),
                 pip: Vec::new(),
+                provided: Vec::new(),
             }],
         )
         .unwrap();

@@ -10,7 +10,11 @@ use anyhow::Result;
 use rattler_conda_types::EnvironmentYaml;
 use serde::{Deserialize, Serialize};
 
-use crate::{error::UserError, manifest::PythonMode, site::ModuleSystem};
+use crate::{
+    error::UserError,
+    manifest::PythonMode,
+    site::{ModuleSystem, provides::ModuleProvision},
+};
 
 /// The top-level key of envmod's own section.
 pub(crate) const SECTION: &str = "envmod";
@@ -31,6 +35,14 @@ pub(crate) struct EnvmodSection {
     pub(crate) skipped_modules: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) description: Option<String>,
+    /// What the modules gave the solve. `create -f` derives it again from this site's
+    /// modules, and this list says which packages must come from one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) provided: Vec<ModuleProvision>,
+    /// Built with `--ignore-site-packages`: the site Python's distributions did not count as
+    /// installed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) ignore_site_packages: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +139,17 @@ pub(crate) struct EnvFile {
     /// A `prefix:` line, which envmod ignores: the environment goes where `-n`/`-p` say.
     pub(crate) prefix: Option<PathBuf>,
     pub(crate) envmod: Option<EnvmodSection>,
+    /// Where each entry of the envmod section's `provided` is, in its order.
+    pub(crate) provided_lines: Vec<ProvisionLines>,
+}
+
+/// The lines of one `provided` entry, for errors that name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ProvisionLines {
+    /// Its `module:`.
+    pub(crate) module: usize,
+    /// Each of its `provides` strings.
+    pub(crate) provides: Vec<usize>,
 }
 
 /// A value of the file with the line it is on.
@@ -139,6 +162,12 @@ pub(crate) struct Located {
 impl EnvFile {
     pub(crate) fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// The line of the `j`th `provides` string of the `i`th `provided` entry (its module's
+    /// line when `j` is `None`).
+    pub(crate) fn provision_line(&self, i: usize, j: Option<usize>) -> usize {
+        line_of_provision(&self.provided_lines, i, j)
     }
 
     /// An error about the value on `line`.
@@ -192,8 +221,14 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         ),
         None => None,
     };
+    let section_node = section.map(|(_, v)| v);
+    let provided_lines = envmod
+        .as_ref()
+        .map(|e| provision_lines(e, section_node))
+        .unwrap_or_default();
     if let Some(section_value) = &envmod {
-        check_modules(path, section_value, section.map(|(_, v)| v))?;
+        check_modules(path, section_value, section_node)?;
+        check_provided(path, section_value, &provided_lines)?;
     }
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut file = EnvFile {
@@ -205,6 +240,7 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         variables: Vec::new(),
         prefix: parsed.prefix.clone(),
         envmod,
+        provided_lines,
     };
 
     let raw_channels: Vec<String> = doc
@@ -317,6 +353,79 @@ fn check_modules(
                     path.display()
                 ))
                 .with_hint(crate::site::modules::NAME_HINT)
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where each `provided` entry and its strings are; an entry written in a form the walk does
+/// not see (an alias) falls back to the `provided:` line, or the first.
+fn provision_lines(
+    section: &EnvmodSection,
+    node: Option<&crate::yaml::Node>,
+) -> Vec<ProvisionLines> {
+    let key_line = node
+        .and_then(|n| n.entry("provided"))
+        .map_or(1, |(k, _)| k.line());
+    let items = node
+        .and_then(|n| n.get("provided"))
+        .map_or(&[][..], |l| l.items());
+    section
+        .provided
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let item = items.get(i);
+            let module = item
+                .and_then(|n| n.get("module"))
+                .map_or(item.map_or(key_line, crate::yaml::Node::line), |n| n.line());
+            let strings = item.and_then(|n| n.get("provides"));
+            let provides = (0..p.provides.len())
+                .map(|j| {
+                    strings
+                        .and_then(|l| l.items().get(j))
+                        .map_or(module, crate::yaml::Node::line)
+                })
+                .collect();
+            ProvisionLines { module, provides }
+        })
+        .collect()
+}
+
+fn line_of_provision(lines: &[ProvisionLines], i: usize, j: Option<usize>) -> usize {
+    lines.get(i).map_or(1, |l| {
+        j.and_then(|j| l.provides.get(j).copied())
+            .unwrap_or(l.module)
+    })
+}
+
+/// Each `provided` entry names a module the way `modules` does, and each of its strings is a
+/// stand-in, checked as a rule's are: `create -f` rests on them, and the file is someone
+/// else's.
+fn check_provided(path: &Path, section: &EnvmodSection, lines: &[ProvisionLines]) -> Result<()> {
+    let line = |i, j| line_of_provision(lines, i, j);
+    for (i, p) in section.provided.iter().enumerate() {
+        if let Err(why) = crate::site::modules::check_name(&p.module) {
+            return Err(UserError::usage(format!(
+                "{}, line {}: module `{}` is not a module name: {why}",
+                path.display(),
+                line(i, None),
+                p.module
+            ))
+            .with_hint(crate::site::modules::NAME_HINT)
+            .into());
+        }
+        for (j, text) in p.provides.iter().enumerate() {
+            if let Err(why) = text.parse::<crate::site::provides::StandIn>() {
+                return Err(UserError::usage(format!(
+                    "{}, line {}: module {} provides {text:?}, which is not a stand-in: {why}",
+                    path.display(),
+                    line(i, Some(j)),
+                    p.module
+                ))
+                .with_hint("write each as `name version [build]` (`openmpi 4.1.6`, `mpi 1.0 openmpi`, `__cuda 12.2`) or a range (`cuda-version 12.2.*`), as `envmod export` does")
                 .into());
             }
         }
@@ -479,9 +588,15 @@ variables:
                     version: "3.11.2".into(),
                 },
                 module_system: Some(ModuleSystem::Lmod),
-                modules: vec!["gcc/12.2".into()],
+                modules: vec!["gcc/12.2".into(), "openmpi/4.1.6".into()],
                 skipped_modules: vec![],
                 description: None,
+                provided: vec![ModuleProvision {
+                    module: "openmpi/4.1.6".into(),
+                    rule: "openmpi/*".into(),
+                    provides: vec!["openmpi 4.1.6".into(), "mpi 1.0 openmpi".into()],
+                }],
+                ignore_site_packages: true,
             },
         };
         let text = render(&export).unwrap();
@@ -495,5 +610,118 @@ variables:
         assert_eq!(back.pip, ["foo==1.0"]);
         assert_eq!(back.variables, export.variables);
         assert_eq!(back.envmod, Some(export.envmod));
+        // Every provision and each of its strings on its own line, as the file shows them.
+        let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        assert_eq!(
+            back.provided_lines,
+            [ProvisionLines {
+                module: line("module: openmpi/4.1.6"),
+                provides: vec![line("- openmpi 4.1.6"), line("- mpi 1.0 openmpi")],
+            }]
+        );
+        assert_eq!(back.provision_line(0, Some(1)), line("- mpi 1.0 openmpi"));
+    }
+
+    /// What an older envmod wrote, and what an older envmod reads of a newer file.
+    #[test]
+    fn the_new_fields_are_optional_both_ways() {
+        let old = "\
+name: x
+dependencies: [alpha]
+envmod:
+  envmod_version: 0.1.0
+  platform: linux-64
+  python: {mode: site, version: 3.11.2}
+  modules: [gcc/12.2]
+";
+        let f = read_str(old).unwrap();
+        let e = f.envmod.unwrap();
+        assert!(e.provided.is_empty() && !e.ignore_site_packages);
+        assert!(f.provided_lines.is_empty());
+        let text = render(&Export {
+            name: "x".into(),
+            channels: vec![],
+            specs: vec![],
+            pip: vec![],
+            variables: vec![],
+            envmod: e,
+        })
+        .unwrap();
+        assert!(
+            !text.contains("provided") && !text.contains("ignore_site_packages"),
+            "{text}"
+        );
+
+        // The section as an envmod without these fields reads it: no field is refused.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Older {
+            envmod_version: String,
+            platform: String,
+            modules: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        struct File {
+            envmod: Older,
+        }
+        let newer = format!(
+            "{old}  provided:\n  - module: gcc/12.2\n    rule: gcc/*\n    provides: [gcc 12.2]\n  ignore_site_packages: true\n"
+        );
+        let older: File = serde_yaml::from_str(&newer).unwrap();
+        assert_eq!(older.envmod.modules, ["gcc/12.2"]);
+        let f = read_str(&newer).unwrap();
+        assert!(f.envmod.unwrap().ignore_site_packages);
+    }
+
+    #[test]
+    fn a_bad_provision_names_its_line() {
+        let file = |module: &str, provides: &str| {
+            format!(
+                "\
+name: x
+envmod:
+  envmod_version: 0.1.0
+  platform: linux-64
+  python: {{mode: site, version: 3.11.2}}
+  modules: [openmpi/4.1.6]
+  provided:
+  - module: openmpi/4.1.6
+    rule: openmpi/*
+    provides: [openmpi 4.1.6]
+  - module: {module}
+    rule: x/*
+    provides:
+    - mpi 1.0 openmpi
+    - {provides}
+"
+            )
+        };
+        assert!(read_str(&file("x/1", "cuda-version 12.2.*")).is_ok());
+        for (module, provides, line, want) in [
+            (
+                "/opt/modules/x/1",
+                "x 1",
+                11,
+                "module `/opt/modules/x/1` is not a module name: it is an absolute path",
+            ),
+            (
+                "x/1",
+                "python 3.12",
+                15,
+                "module x/1 provides \"python 3.12\", which is not a stand-in: python cannot come from a module",
+            ),
+            ("x/1", "'open* 4.1'", 15, "is not a package name"),
+            ("x/1", "'__cuda >=12'", 15, "takes one exact version"),
+        ] {
+            let err = read_str(&file(module, provides)).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "/home/alice/project/environment.yml, line {line}: "
+                )) && message.contains(want),
+                "{module} {provides}: {message}"
+            );
+            assert!(crate::error::hint_of(&err).is_some());
+        }
     }
 }

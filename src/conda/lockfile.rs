@@ -6,11 +6,19 @@
 //! so every conda package in a lock must carry its sha256: writing and reading both refuse a
 //! record without one. A pip package is read the same way: a wheel at a URL or a path
 //! (relative to the lock), with its sha256; anything else is refused, naming its line.
+//!
+//! What a module stood in for (an `openmpi` or `__cuda` the environment was built on) is no
+//! package anyone can download, so a lock never holds one: it marks it in the platform's
+//! `virtual-packages`, as `name=version=build`, and `create -f` at another site finds a
+//! module there that provides it. Tools that know only virtual packages read the marks as
+//! strings and pass over them.
 
-use std::path::Path;
+use std::{path::Path, str::FromStr};
 
 use anyhow::{Context, Result};
-use rattler_conda_types::{RepoDataRecord, Subdir};
+use rattler_conda_types::{
+    GenericVirtualPackage, MatchSpec, PackageName, ParseStrictness, RepoDataRecord, Subdir, Version,
+};
 use rattler_digest::Sha256Hash;
 use rattler_lock::{
     CondaPackageData, DEFAULT_ENVIRONMENT_NAME, LockFile, LockedPackage, PackageHashes,
@@ -21,6 +29,7 @@ use rattler_lock::{
 use crate::{
     conda::pip::{LockedWheel, WheelSource},
     error::UserError,
+    site::provides::{self, StandIn, StandIns},
 };
 
 /// A pip-installed distribution as a lock records it.
@@ -40,6 +49,9 @@ pub(crate) struct PlatformLock {
     pub(crate) platform: Subdir,
     pub(crate) records: Vec<RepoDataRecord>,
     pub(crate) pip: Vec<LockedPip>,
+    /// The marks of what modules provided ([`marks`]): `openmpi=4.1.6=envmod_module`,
+    /// `mpi=1.0=openmpi`, `__cuda=12.2=0`.
+    pub(crate) provided: Vec<String>,
 }
 
 /// What a lock holds for one platform of its environment.
@@ -50,6 +62,53 @@ pub(crate) struct ReadLock {
     pub(crate) platforms: Vec<Subdir>,
     pub(crate) records: Vec<RepoDataRecord>,
     pub(crate) pip: Vec<LockedWheel>,
+    /// The packages a module provided where the lock was made, which a module must provide
+    /// here too: name, version and build.
+    pub(crate) stand_ins: Vec<(PackageName, Version, String)>,
+    /// The virtual packages the lock names (`__cuda=12.2=0`), as the machine or a module
+    /// gave them where it was made.
+    pub(crate) virtuals: Vec<GenericVirtualPackage>,
+}
+
+/// The mark of a stand-in record, as a virtual package displays: `openmpi=4.1.6=envmod_module`.
+pub(crate) fn mark(name: &PackageName, version: &Version, build: &str) -> String {
+    format!("{}={version}={build}", name.as_normalized())
+}
+
+/// The marks a lock of `records` carries: each stand-in record some record depends on by
+/// name and none of `records` is (a record of that name is what the lock installs), then
+/// every virtual package a module provided, which a package may need at run time even
+/// where no record names it. Constraints are not marked: what they chose is in `records`.
+pub(crate) fn marks(records: &[RepoDataRecord], stand_ins: &StandIns) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let held: BTreeSet<&str> = records
+        .iter()
+        .filter(|r| !provides::is_stand_in(&r.url))
+        .map(|r| r.package_record.name.as_normalized())
+        .collect();
+    let needed: BTreeSet<PackageName> = records
+        .iter()
+        .flat_map(|r| &r.package_record.depends)
+        .filter_map(|dep| dependency_name(dep))
+        .collect();
+    let mut out: Vec<String> = stand_ins
+        .records
+        .iter()
+        .map(|s| &s.value.package_record)
+        .filter(|p| needed.contains(&p.name) && !held.contains(p.name.as_normalized()))
+        .map(|p| mark(&p.name, &p.version, p.build.as_str()))
+        .collect();
+    out.extend(stand_ins.virtuals.iter().map(|v| v.value.to_string()));
+    out
+}
+
+/// The package a dependency string names, if it names one exactly.
+pub(crate) fn dependency_name(dep: &str) -> Option<PackageName> {
+    MatchSpec::from_str(dep, ParseStrictness::Lenient)
+        .ok()?
+        .name
+        .as_exact()
+        .cloned()
 }
 
 /// The lock text: one environment named `default` (which pixi and py-rattler find as the
@@ -60,7 +119,7 @@ pub(crate) fn render(channels: &[String], platforms: &[PlatformLock]) -> Result<
         .map(|p| PlatformData {
             name: PlatformName::from(&p.platform),
             subdir: p.platform,
-            virtual_packages: Vec::new(),
+            virtual_packages: p.provided.clone(),
         })
         .collect();
     let mut builder = LockFile::builder()
@@ -73,7 +132,12 @@ pub(crate) fn render(channels: &[String], platforms: &[PlatformLock]) -> Result<
     for platform in platforms {
         let name = platform.platform.as_str();
         builder.add_environment_platform(DEFAULT_ENVIRONMENT_NAME, name)?;
-        for record in &platform.records {
+        // A stand-in is marked, never held: no tool could fetch it.
+        for record in platform
+            .records
+            .iter()
+            .filter(|r| !provides::is_stand_in(&r.url))
+        {
             if record.package_record.sha256.is_none() {
                 return Err(UserError::failure(format!(
                     "cannot lock {}: its channel gives no sha256 for it",
@@ -192,6 +256,15 @@ fn parse(
             UserError::failure(e.to_string()).with_hint("check the path and that you can read it")
         })?;
     crate::yaml::check(&text).map_err(|e| invalid(shown, &e.to_string()))?;
+    // Before rattler reads it, which would refuse such an entry for a field it lacks.
+    if let Some(line) = line_of(&text, "conda", |v| {
+        url::Url::parse(v).is_ok_and(|u| provides::is_stand_in(&u))
+    }) {
+        return Err(stand_in_package(
+            &format!("lock file {shown}, line {line}"),
+            None,
+        ));
+    }
     let lock = LockFile::from_str_with_base_directory(&text, path.parent())
         .map_err(|e| invalid(shown, &parse_message(&e)))?;
 
@@ -237,12 +310,19 @@ fn parse(
         .into());
     };
 
+    let (stand_ins, virtuals) = read_marks(locked.virtual_packages(), &text, shown)?;
     let mut records = Vec::new();
     let mut pip = Vec::new();
     let mut local = Vec::new();
     for package in environment.packages(locked).into_iter().flatten() {
         match package {
             LockedPackage::Conda(CondaPackageData::Binary(data)) => {
+                if data.location.as_url().is_some_and(provides::is_stand_in) {
+                    return Err(stand_in_package(
+                        &format!("lock file {shown}"),
+                        Some(&data.package_record.name),
+                    ));
+                }
                 if data.package_record.sha256.is_none() {
                     return Err(UserError::usage(format!(
                         "lock file {shown} gives no sha256 for {}",
@@ -294,8 +374,89 @@ fn parse(
         platforms,
         records,
         pip,
+        stand_ins,
+        virtuals,
     };
     Ok((read, local))
+}
+
+/// The refusal of a conda package whose location is a stand-in's.
+fn stand_in_package(at: &str, name: Option<&PackageName>) -> anyhow::Error {
+    let what = name.map_or_else(
+        || "a conda package".to_owned(),
+        |n| format!("the package {}", n.as_source()),
+    );
+    UserError::usage(format!(
+        "{at}: {what} is at an {}: URL, which names a module, not a package anyone can download",
+        provides::STAND_IN_SCHEME
+    ))
+    .with_hint("a lock marks what a module provided under `platforms: virtual-packages`; export the lock again with envmod")
+    .into()
+}
+
+/// The marks of one platform: `__` entries are virtual packages, read as rattler reads them
+/// (a missing version or build is `0`); any other is a stand-in, `name=version=build`,
+/// checked as a module's rule is, since `create -f` looks for a module that provides it.
+#[allow(clippy::type_complexity)]
+fn read_marks(
+    entries: &[String],
+    text: &str,
+    shown: &dyn std::fmt::Display,
+) -> Result<(
+    Vec<(PackageName, Version, String)>,
+    Vec<GenericVirtualPackage>,
+)> {
+    let mut stand_ins = Vec::new();
+    let mut virtuals = Vec::new();
+    for entry in entries {
+        let refuse = |why: String| -> anyhow::Error {
+            let at = match mark_line(text, entry) {
+                Some(line) => format!("lock file {shown}, line {line}"),
+                None => format!("lock file {shown}"),
+            };
+            UserError::usage(format!("{at}: the virtual package {entry:?} {why}"))
+                .with_hint("each entry of `virtual-packages` is `name=version=build` (`__cuda=12.2=0`, `openmpi=4.1.6=envmod_module`); fix it, or export the lock again")
+                .into()
+        };
+        if entry.starts_with("__") {
+            let quoted = serde_json::Value::String(entry.clone());
+            let virtual_package: GenericVirtualPackage =
+                serde_json::from_value(quoted).map_err(|e| refuse(format!("is not valid: {e}")))?;
+            virtuals.push(virtual_package);
+            continue;
+        }
+        let parts: Vec<&str> = entry.split('=').collect();
+        let [name, version, build] = parts[..] else {
+            return Err(refuse("is not `name=version=build`".into()));
+        };
+        match StandIn::from_str(&format!("{name} {version} {build}")) {
+            Ok(StandIn::Record {
+                name,
+                version,
+                build,
+            }) => stand_ins.push((name, version, build)),
+            Ok(_) => return Err(refuse("is not one exact package".into())),
+            Err(why) => return Err(refuse(format!("is not a package a module provides: {why}"))),
+        }
+    }
+    Ok((stand_ins, virtuals))
+}
+
+/// The line of the `virtual-packages` item `entry`, quoted or not.
+fn mark_line(text: &str, entry: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let value = line.trim();
+            let Some(value) = value.strip_prefix("- ") else {
+                return false;
+            };
+            let value = value.trim();
+            value == entry
+                || (value.len() >= 2
+                    && (value.starts_with('\'') || value.starts_with('"'))
+                    && value[1..value.len() - 1] == *entry)
+        })
+        .map(|i| i + 1)
 }
 
 /// A lock's pip package as the wheel to install, or the refusal that names its line. The
@@ -533,6 +694,7 @@ mod tests {
                 platform: Subdir::Linux64,
                 records: vec![numpy.clone(), tzdata.clone()],
                 pip: pips.clone(),
+                provided: Vec::new(),
             }],
         )
         .unwrap();
@@ -595,6 +757,7 @@ mod tests {
                 platform: Subdir::Linux64,
                 records: Vec::new(),
                 pip: vec![pip("tool", "1.0", Some("tool-1.0-py3-none-any.whl"), true)],
+                provided: Vec::new(),
             }],
         )
         .unwrap();
@@ -653,6 +816,7 @@ mod tests {
                         record("tzdata", "2024a", "noarch", channel),
                     ],
                     pip: Vec::new(),
+                    provided: Vec::new(),
                 },
                 PlatformLock {
                     platform: Subdir::OsxArm64,
@@ -661,6 +825,7 @@ mod tests {
                         record("tzdata", "2024a", "noarch", channel),
                     ],
                     pip: Vec::new(),
+                    provided: Vec::new(),
                 },
             ],
         )
@@ -691,6 +856,7 @@ mod tests {
                 platform: Subdir::OsxArm64,
                 records: vec![record("libzlib", "1.3", "osx-arm64", channel)],
                 pip: Vec::new(),
+                provided: Vec::new(),
             }],
         )
         .unwrap();
@@ -728,6 +894,7 @@ mod tests {
                 platform: Subdir::Linux64,
                 records: vec![record("zlib", "1.3", "linux-64", channel)],
                 pip: Vec::new(),
+                provided: Vec::new(),
             }],
         )
         .unwrap();
@@ -748,6 +915,7 @@ mod tests {
                 platform: Subdir::Linux64,
                 records: vec![unhashed],
                 pip: Vec::new(),
+                provided: Vec::new(),
             }],
         )
         .unwrap_err();
@@ -760,6 +928,215 @@ mod tests {
         let path = write(dir.path(), "version: 6\nenvironments: {}\npackages: []\n");
         let err = read(&path, Subdir::Linux64).unwrap_err();
         assert!(message(&err).ends_with("is not valid: it has no environment"));
+    }
+
+    fn provisions(entries: &[(&str, &[&str])]) -> StandIns {
+        let provisions: Vec<_> = entries
+            .iter()
+            .map(|(module, provides)| provides::ModuleProvision {
+                module: (*module).into(),
+                rule: "x/*".into(),
+                provides: provides.iter().map(|p| (*p).to_owned()).collect(),
+            })
+            .collect();
+        provides::stand_ins(&provisions, Subdir::Linux64).unwrap()
+    }
+
+    fn depending(name: &str, depends: &[&str]) -> RepoDataRecord {
+        let mut r = record(name, "1.0", "linux-64", "https://conda.example.org/forge");
+        r.package_record.depends = depends.iter().map(|d| (*d).to_owned()).collect();
+        r
+    }
+
+    #[test]
+    fn a_stand_in_is_marked_when_a_package_needs_it_and_a_module_virtual_always() {
+        let stand_ins = provisions(&[
+            ("openmpi/4.1.6", &["openmpi 4.1.6", "mpi 1.0 openmpi"]),
+            ("cuda/12.2", &["__cuda 12.2", "cuda-version 12.2.*"]),
+            // Nothing needs it: an unused module is no part of the lock.
+            ("hwloc/2.9", &["hwloc 2.9"]),
+            // The lock holds a zlib of its own, which is what it installs.
+            ("zlib/1.3", &["zlib 1.3"]),
+        ]);
+        let records = [
+            depending(
+                "partool",
+                &[
+                    "__glibc >=2.17",
+                    "openmpi >=4.1.6,<5.0a0",
+                    "mpi 1.0 openmpi",
+                ],
+            ),
+            depending("cupy", &["__cuda >=12", "cuda-version >=12.2,<13", "zlib"]),
+            depending("zlib", &[]),
+        ];
+        assert_eq!(
+            marks(&records, &stand_ins),
+            [
+                "openmpi=4.1.6=envmod_module",
+                "mpi=1.0=openmpi",
+                "__cuda=12.2=0"
+            ]
+        );
+        assert!(marks(&records, &StandIns::default()).is_empty());
+    }
+
+    #[test]
+    fn marks_are_written_read_back_and_no_stand_in_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let stand_ins = provisions(&[
+            ("openmpi/4.1.6", &["openmpi 4.1.6", "mpi 1.0 openmpi"]),
+            ("cuda/12.2", &["__cuda 12.2"]),
+        ]);
+        let partool = depending("partool", &["openmpi >=4.1.6,<5.0a0", "mpi 1.0 openmpi"]);
+        // A stand-in among the records (as a solve returns them) is left out of the lock.
+        let mut records = vec![partool.clone()];
+        records.extend(stand_ins.records.iter().map(|s| s.value.clone()));
+        let text = render(
+            &["https://conda.example.org/forge".to_string()],
+            &[PlatformLock {
+                platform: Subdir::Linux64,
+                provided: marks(&records, &stand_ins),
+                records,
+                pip: Vec::new(),
+            }],
+        )
+        .unwrap();
+        assert!(!text.contains("envmod:"), "{text}");
+        assert!(
+            text.contains(
+                "virtual-packages:\n  - openmpi=4.1.6=envmod_module\n  - mpi=1.0=openmpi\n  - __cuda=12.2=0\n"
+            ),
+            "{text}"
+        );
+        let read = read(&write(dir.path(), &text), Subdir::Linux64).unwrap();
+        let names: Vec<_> = read
+            .records
+            .iter()
+            .map(|r| r.package_record.name.as_normalized())
+            .collect();
+        assert_eq!(names, ["partool"]);
+        let got: Vec<_> = read
+            .stand_ins
+            .iter()
+            .map(|(n, v, b)| format!("{} {v} {b}", n.as_normalized()))
+            .collect();
+        assert_eq!(got, ["openmpi 4.1.6 envmod_module", "mpi 1.0 openmpi"]);
+        let virtuals: Vec<_> = read.virtuals.iter().map(|v| v.to_string()).collect();
+        assert_eq!(virtuals, ["__cuda=12.2=0"]);
+    }
+
+    /// pixi and py-rattler write only virtual packages there, if anything.
+    #[test]
+    fn a_lock_with_only_virtual_packages_has_no_stand_ins() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = render(
+            &["https://conda.example.org/forge".to_string()],
+            &[PlatformLock {
+                platform: Subdir::Linux64,
+                records: vec![record(
+                    "zlib",
+                    "1.3",
+                    "linux-64",
+                    "https://conda.example.org/forge",
+                )],
+                pip: Vec::new(),
+                provided: vec![
+                    "__glibc=2.28=0".into(),
+                    "__cuda=12.4".into(),
+                    "__unix".into(),
+                ],
+            }],
+        )
+        .unwrap();
+        let read = read(&write(dir.path(), &text), Subdir::Linux64).unwrap();
+        assert!(read.stand_ins.is_empty());
+        let virtuals: Vec<_> = read.virtuals.iter().map(|v| v.to_string()).collect();
+        assert_eq!(virtuals, ["__glibc=2.28=0", "__cuda=12.4=0", "__unix=0=0"]);
+    }
+
+    #[test]
+    fn a_mark_that_is_not_an_exact_package_is_refused_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = render(
+            &["https://conda.example.org/forge".to_string()],
+            &[PlatformLock {
+                platform: Subdir::Linux64,
+                records: vec![record(
+                    "zlib",
+                    "1.3",
+                    "linux-64",
+                    "https://conda.example.org/forge",
+                )],
+                pip: Vec::new(),
+                provided: vec!["MARK".into()],
+            }],
+        )
+        .unwrap();
+        let line = text.lines().position(|l| l.contains("MARK")).unwrap() + 1;
+        for (bad, why) in [
+            ("openmpi=4.1.6", "is not `name=version=build`"),
+            ("openmpi", "is not `name=version=build`"),
+            ("openmpi=4.1.6=a=b", "is not `name=version=build`"),
+            ("openmpi=4.*=x", "is not one exact package"),
+            ("python=3.12.1=h0", "python cannot come from a module"),
+            ("open*=4.1=x", "not a package name"),
+            ("__cuda=not a version=0", "is not valid"),
+        ] {
+            let path = write(dir.path(), &text.replace("MARK", &format!("'{bad}'")));
+            let err = read(&path, Subdir::Linux64).unwrap_err();
+            let message = message(&err);
+            assert!(
+                message.starts_with(&format!(
+                    "lock file {}, line {line}: the virtual package {bad:?} ",
+                    path.display()
+                )) && message.contains(why),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_package_at_a_stand_in_url_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let channel = "https://conda.example.org/forge";
+        let text = render(
+            &[channel.to_string()],
+            &[PlatformLock {
+                platform: Subdir::Linux64,
+                records: vec![record("openmpi", "4.1.6", "linux-64", channel)],
+                pip: Vec::new(),
+                provided: Vec::new(),
+            }],
+        )
+        .unwrap();
+        let url = format!("{channel}/linux-64/openmpi-4.1.6-h1234_0.conda");
+        let planted = "envmod:module/openmpi%2F4.1.6/openmpi-4.1.6-h1234_0.conda";
+        assert!(text.contains(&url), "{text}");
+        let edited = text.replace(&url, planted);
+        // The package's own entry, not its environment's.
+        let line = edited
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(planted))
+            .last()
+            .unwrap()
+            .0
+            + 1;
+        let path = write(dir.path(), &edited);
+        let err = read(&path, Subdir::Linux64).unwrap_err();
+        assert_eq!(
+            message(&err),
+            format!(
+                "lock file {}, line {line}: a conda package is at an envmod: URL, which names a module, not a package anyone can download",
+                path.display()
+            )
+        );
+        assert!(
+            crate::error::hint_of(&err)
+                .unwrap()
+                .contains("virtual-packages")
+        );
     }
 
     #[test]
