@@ -199,6 +199,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 }),
                 registry,
                 interpreter_cache: settings.interpreter_cache.clone(),
+                ignore_site_packages: settings.ignore_site_packages.value,
             };
             commands::create::run(s, &ctx).await
         }
@@ -212,7 +213,10 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                     ..Added::default()
                 },
             };
-            let change = Change::Install(added);
+            let change = Change::Install(Added {
+                ignore_site_packages: settings.ignore_site_packages.value,
+                ..added
+            });
             commands::change::run(target, change, &args.channel.channels, &ctx).await
         }
         Command::Remove(args) => {

@@ -615,6 +615,95 @@ import os; os._exit(0)
     assert_eq!(names, ["alpha", "libfoo", "python"]);
 }
 
+/// The env of `partool`'s openmpi build as create makes it with `openmpi/4.1.6` and
+/// `cuda/12.2` loaded: the manifest records what the modules provided, and no conda MPI is
+/// in the prefix (the modules stand in for it).
+fn built_on_modules(t: &TestEnv) -> PathBuf {
+    let dir = t.path().join("channel");
+    let mut pkgs = channel::standard_packages();
+    pkgs.extend(channel::mpi_packages());
+    channel::write_channel(&dir, &pkgs);
+    t.set_site_config(&format!("channels: [{}]\n", dir.display()));
+    ok(&t.run(&["create", "-n", "mk", "partool=*=mpi_openmpi_*"]));
+    let prefix = t.envs_dir().join("mk");
+    let manifest = prefix.join(".envmod/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["provided"] = serde_json::json!({"modules": [
+        {"module": "openmpi/4.1.6", "rule": "openmpi/*", "provides": ["openmpi 4.1.6", "mpi 1.0 openmpi"]},
+        {"module": "cuda/12.2", "rule": "cuda/*", "provides": ["__cuda 12.2", "cuda-version 12.2.*"]},
+    ]});
+    std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    for entry in std::fs::read_dir(prefix.join("conda-meta")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("openmpi-") || name.starts_with("mpi-") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    prefix
+}
+
+#[test]
+fn py_rattler_and_conda_lock_read_what_modules_provided() {
+    let t = TestEnv::new();
+    let prefix = built_on_modules(&t);
+    let lock = t.path().join("mk.lock");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "mk",
+        "--format",
+        "lock",
+        "-o",
+        lock.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        !text.contains("envmod:"),
+        "no stand-in is a package: {text}"
+    );
+    let read = r#"
+import sys
+from rattler import LockFile
+lock = LockFile.from_path(sys.argv[1])
+for platform in lock.platforms():
+    print(platform.name, " ".join(platform.virtual_packages))
+records = lock.default_environment().conda_repodata_records()["linux-64"]
+for r in sorted(records, key=lambda r: r.name.normalized):
+    print(r.name.normalized, r.url, r.sha256.hex())
+"#;
+    let seen = common::peer(read, &[lock.to_str().unwrap()]);
+    let seen: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        seen[0],
+        "linux-64 openmpi=4.1.6=envmod_module mpi=1.0=openmpi __cuda=12.2=0"
+    );
+    // Its packages are the prefix's, and nothing else.
+    assert_eq!(seen[1..], conda_meta(&prefix, &["name", "url", "sha256"]));
+
+    // conda-lock reads the environment.yml that lists them, and asks for no such package.
+    let file = t.path().join("mk.yml");
+    ok(&t.run(&["export", "-n", "mk", "-o", file.to_str().unwrap()]));
+    let yml = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        yml.contains("  provided:\n  - module: openmpi/4.1.6\n"),
+        "{yml}"
+    );
+    let mapping = t.path().join("empty-mapping.json");
+    std::fs::write(&mapping, "{}").unwrap();
+    let parse = r#"
+import pathlib, sys
+from conda_lock.src_parser.environment_yaml import parse_environment_file
+spec = parse_environment_file(pathlib.Path(sys.argv[1]), ["linux-64"], mapping_url=sys.argv[2])
+for d in spec.dependencies["linux-64"]:
+    print(d.manager, d.name)
+"#;
+    let deps = common::peer(parse, &[file.to_str().unwrap(), mapping.to_str().unwrap()]);
+    let deps: Vec<&str> = deps.lines().collect();
+    assert_eq!(deps, ["conda partool"], "{yml}");
+}
+
 #[test]
 fn conda_lock_parses_the_environment_yml() {
     let (t, wheels) = world();

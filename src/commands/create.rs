@@ -56,6 +56,8 @@ pub(crate) struct CreateSettings {
     pub(crate) shared: Option<crate::manifest::Sharing>,
     pub(crate) registry: Registry,
     pub(crate) interpreter_cache: PathBuf,
+    /// The site Python's packages do not count as installed (`--ignore-site-packages`).
+    pub(crate) ignore_site_packages: bool,
 }
 
 pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
@@ -155,9 +157,12 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             (recorded, skipped, Vec::new())
         }
     };
+    let mut library_dirs = Vec::new();
     let site_python = match probe {
         Some((interpreter, probe)) => {
-            let found = probe.wait()?;
+            let probed = probe.wait()?;
+            library_dirs = probed.library_dirs;
+            let found = probed.python;
             printer.detail(format!(
                 "site Python {} ({}) found via {}",
                 found.version,
@@ -195,7 +200,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
     }
 
-    let provisions = provisions(&recorded, ctx);
+    let provisions = provisions(&recorded, library_dirs, s.ignore_site_packages, ctx);
 
     // Solve before touching the disk: an unsatisfiable request must cost nothing.
     let mut channels = ops::Channels::default();
@@ -298,14 +303,26 @@ fn with_kernel(manifest: &mut Manifest, s: &CreateSettings, ctx: &Ctx<'_>) -> Re
 
 /// What the recorded modules provide by this site's rules; `-v` says which rules were
 /// passed over, and why.
-fn provisions(recorded: &[LoadedModule], ctx: &Ctx<'_>) -> Provisions {
+/// The site Python's library directories are kept (site mode, not ignored), for every later
+/// solve to read its packages from.
+fn provisions(
+    recorded: &[LoadedModule],
+    library_dirs: Vec<PathBuf>,
+    ignore_site_packages: bool,
+    ctx: &Ctx<'_>,
+) -> Provisions {
     let derived = provides::derive(recorded, &ctx.site.rules);
     for note in derived.notes {
         ctx.printer.detail(note);
     }
     Provisions {
         modules: derived.provisions,
-        ..Provisions::default()
+        site_packages: if ignore_site_packages {
+            Vec::new()
+        } else {
+            library_dirs
+        },
+        ignore_site_packages,
     }
 }
 
@@ -420,6 +437,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         .iter()
         .any(|r| r.package_record.name.as_normalized() == "python");
     let mut records = lock.records;
+    let mut library_dirs = Vec::new();
     let (mode, interpreter) = if has_python {
         (
             PythonMode::Conda,
@@ -427,7 +445,9 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         )
     } else {
         let located = python::locate(s.python.as_deref(), env)?;
-        let found = python::Probe::start(&located, Some(&s.interpreter_cache))?.wait()?;
+        let probed = python::Probe::start(&located, Some(&s.interpreter_cache))?.wait()?;
+        library_dirs = probed.library_dirs;
+        let found = probed.python;
         from_file::check_lock_python(&records, &found, lock_path)?;
         if !lock.pip.is_empty() && !found.pip {
             return Err(UserError::failure(format!(
@@ -458,7 +478,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         "Installing the {} locked packages (no solve)",
         names.len()
     ));
-    let provided = provisions(&recorded, ctx);
+    let provided = provisions(&recorded, library_dirs, s.ignore_site_packages, ctx);
     let built = Built {
         mode,
         interpreter,

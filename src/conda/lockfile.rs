@@ -64,9 +64,23 @@ pub(crate) struct ReadLock {
     pub(crate) pip: Vec<LockedWheel>,
     /// The packages a module provided where the lock was made, which a module must provide
     /// here too: name, version and build.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "create -f reads it once the solve takes stand-ins"
+        )
+    )]
     pub(crate) stand_ins: Vec<(PackageName, Version, String)>,
     /// The virtual packages the lock names (`__cuda=12.2=0`), as the machine or a module
     /// gave them where it was made.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "create -f reads it once the solve takes stand-ins"
+        )
+    )]
     pub(crate) virtuals: Vec<GenericVirtualPackage>,
 }
 
@@ -103,7 +117,7 @@ pub(crate) fn marks(records: &[RepoDataRecord], stand_ins: &StandIns) -> Vec<Str
 }
 
 /// The package a dependency string names, if it names one exactly.
-pub(crate) fn dependency_name(dep: &str) -> Option<PackageName> {
+fn dependency_name(dep: &str) -> Option<PackageName> {
     MatchSpec::from_str(dep, ParseStrictness::Lenient)
         .ok()?
         .name

@@ -117,26 +117,12 @@ pub struct Solution {
     /// The stand-ins and site packages the solution uses.
     pub provided: Vec<Provided>,
     /// Site packages a channel's record of the same name was chosen over.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "reported once the site's packages enter the solve"
-        )
-    )]
     pub shadowed: Vec<Shadow>,
 }
 
 /// A channel's package chosen where the site Python has one of the same name: at run time
 /// the environment's copy comes first on `sys.path`, so it hides the site's.
 #[derive(Debug)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "reported once the site's packages enter the solve"
-    )
-)]
 pub struct Shadow {
     pub conda: RepoDataRecord,
     pub site: Provided,
@@ -188,14 +174,11 @@ impl Given {
         let given: Vec<&Provided> = self.stand_ins.iter().chain(&self.site_packages).collect();
         let (provided, records): (Vec<RepoDataRecord>, Vec<RepoDataRecord>) =
             records.into_iter().partition(|r| is_stand_in(&r.url));
-        let provided = provided
-            .iter()
-            .filter_map(|r| {
-                given
-                    .iter()
-                    .find(|p| p.record.url == r.url)
-                    .map(|p| (*p).clone())
-            })
+        // In the order given: a module's stand-ins together, as its rule lists them.
+        let provided = given
+            .into_iter()
+            .filter(|p| provided.iter().any(|r| r.url == p.record.url))
+            .cloned()
             .collect();
         let shadowed = self
             .site_packages
@@ -250,7 +233,16 @@ fn given_lines(req: &SolveRequest<'_>) -> Vec<String> {
     };
     [
         describe("pinned", req.stand_ins.iter().map(record).collect()),
-        describe("favored", req.site_packages.iter().map(record).collect()),
+        describe(
+            &format!("site packages favored ({})", req.site_packages.len()),
+            req.site_packages
+                .iter()
+                .map(|p| {
+                    let r = &p.record.package_record;
+                    format!("{} {}", r.name.as_normalized(), r.version)
+                })
+                .collect(),
+        ),
         describe(
             "constraints",
             req.constraints
@@ -266,7 +258,7 @@ fn given_lines(req: &SolveRequest<'_>) -> Vec<String> {
 
 pub async fn solve(
     settings: &CondaSettings,
-    req: SolveRequest<'_>,
+    mut req: SolveRequest<'_>,
     printer: &Printer,
 ) -> Result<Solution> {
     check_constraints(&req.constraints)?;
@@ -314,6 +306,15 @@ pub async fn solve(
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    let guarded = crate::site::distributions::python_packages_only(
+        std::mem::take(&mut req.site_packages),
+        |p: &Provided| &p.record,
+        repodata.repodata.iter().flat_map(|r| r.iter()),
+    );
+    for note in guarded.notes {
+        printer.detail(note);
+    }
+    req.site_packages = guarded.kept;
     for line in given_lines(&req) {
         printer.detail(line);
     }
@@ -727,14 +728,9 @@ mod tests {
             .collect();
         assert_eq!(
             provided,
-            ["mpi module openmpi/4.1.6", "openmpi module openmpi/4.1.6"]
-                .map(String::from)
-                .to_vec()
-                .into_iter()
-                .filter(|p| provided.contains(p))
-                .collect::<Vec<_>>()
+            ["openmpi module openmpi/4.1.6", "mpi module openmpi/4.1.6"],
+            "in the order the module's rule gives them"
         );
-        assert_eq!(provided.len(), 2, "{provided:?}");
     }
 
     #[test]

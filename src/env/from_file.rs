@@ -2,13 +2,24 @@
 //! bundle, and the checks that run against this site before anything is built: the file's
 //! modules (mapped with `module_map`, looked up through the module system), its Python,
 //! and its channels. Errors name the file and, where there is one, the line.
+//!
+//! What a module provided where the file was made (an `openmpi`, the `mpi` mutex, `__cuda`)
+//! must be provided by a module here too: the packages beside it were built for it, and a
+//! conda build put in its place would not use the site's network or drivers. So a file
+//! or lock that rests on one is refused where none does, naming the package and the module,
+//! unless the user asks for conda's builds.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    str::FromStr,
 };
 
 use anyhow::Result;
+use rattler_conda_types::{
+    GenericVirtualPackage, MatchSpec, Matches, PackageName, ParseStrictness, RepoDataRecord,
+    Version,
+};
 
 use crate::{
     conda::{self, envfile::EnvFile},
@@ -18,6 +29,7 @@ use crate::{
     printer::Printer,
     site::{
         modules::{self, LoadedModule},
+        provides::{MODULE_BUILD, ModuleProvision, StandIn, StandIns},
         python::SitePython,
     },
 };
@@ -244,8 +256,6 @@ pub(crate) fn check_lock_python(
     found: &SitePython,
     file: &Path,
 ) -> Result<()> {
-    use rattler_conda_types::{MatchSpec, ParseStrictness, Version};
-    use std::str::FromStr;
     let Ok(version) = Version::from_str(&found.version) else {
         return Ok(());
     };
@@ -275,6 +285,313 @@ pub(crate) fn check_lock_python(
         }
     }
     Ok(())
+}
+
+/// `name version [build]` as a user reads it: no build where a module gave none.
+fn shown(name: &PackageName, version: &Version, build: &str) -> String {
+    if build == MODULE_BUILD || (build == "0" && name.as_normalized().starts_with("__")) {
+        format!("{} {version}", name.as_normalized())
+    } else {
+        format!("{} {version} {build}", name.as_normalized())
+    }
+}
+
+/// A record or virtual package a provision string stands for, as its name and how it reads;
+/// a constraint is `None`: what it chose is a package the solve picks again.
+fn exact_stand_in(text: &str) -> Option<(PackageName, String)> {
+    match StandIn::from_str(text).ok()? {
+        StandIn::Record {
+            name,
+            version,
+            build,
+        } => {
+            let text = shown(&name, &version, &build);
+            Some((name, text))
+        }
+        StandIn::Virtual(v) => {
+            let text = shown(&v.name, &v.version, v.build_string.as_str());
+            Some((v.name, text))
+        }
+        StandIn::Constraint(_) => None,
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String], last: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., tail] => format!("{} {last} {tail}", init.join(", ")),
+    }
+}
+
+/// Whether this site's modules provide every package and virtual package a module provided
+/// where `f` was made. `here` is what this site's rules derive from `recorded`, the modules
+/// `file_modules` kept. A version that differs is the solve's to judge (its hint names the
+/// module); only a name nothing here provides is refused, naming the file's line, the package
+/// and the module. With `skip_missing`, or for a module `module_map` sends to `null` (the
+/// user's own choice), conda's packages are solved for instead; the warnings say so.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "create -f calls it once the solve takes stand-ins"
+    )
+)]
+pub(crate) fn check_provisions(
+    file: &[ModuleProvision],
+    here: &[ModuleProvision],
+    recorded: &[LoadedModule],
+    map: &BTreeMap<String, Option<String>>,
+    skip_missing: bool,
+    f: &EnvFile,
+) -> Result<Vec<String>> {
+    let provided_here: std::collections::BTreeSet<PackageName> = here
+        .iter()
+        .flat_map(|p| &p.provides)
+        .filter_map(|text| exact_stand_in(text).map(|(name, _)| name))
+        .collect();
+    let mut warnings = Vec::new();
+    for (i, p) in file.iter().enumerate() {
+        // (index of the string, name, how it reads) of each that nothing here provides.
+        let missing: Vec<(usize, PackageName, String)> = p
+            .provides
+            .iter()
+            .enumerate()
+            .filter_map(|(j, text)| {
+                let (name, text) = exact_stand_in(text)?;
+                (!provided_here.contains(&name)).then_some((j, name, text))
+            })
+            .collect();
+        let Some((first, _, _)) = missing.first() else {
+            continue;
+        };
+        let at = format!(
+            "{}, line {}",
+            f.path.display(),
+            f.provision_line(i, Some(*first))
+        );
+        let names: Vec<String> = missing
+            .iter()
+            .map(|(_, n, _)| n.as_normalized().to_owned())
+            .collect();
+        let used = and_list(
+            &missing
+                .iter()
+                .map(|(_, _, t)| t.clone())
+                .collect::<Vec<_>>(),
+            "and",
+        );
+        let module = &p.module;
+        let target = match map.get(module) {
+            Some(None) => {
+                warnings.push(format!(
+                    "{at}: module_map leaves out {module}, so {} come from conda's packages",
+                    and_list(&names, "and")
+                ));
+                continue;
+            }
+            Some(Some(to)) => Some(to),
+            None => None,
+        };
+        let here_name = target.unwrap_or(module);
+        let what = match here.iter().find(|h| &h.module == here_name) {
+            Some(h) => format!("provides {}", h.provides.join(", ")),
+            None if recorded.iter().any(|r| &r.full_name == here_name) => {
+                "provides nothing here".to_owned()
+            }
+            None => "is not here".to_owned(),
+        };
+        let why = match target {
+            Some(to) => format!("{module} is mapped to {to}, which {what}"),
+            None => format!("module {module} {what}"),
+        };
+        if skip_missing {
+            warnings.push(format!(
+                "{at}: the environment used {used} from module {module}; no module here provides {} ({why}), so conda's packages are solved for instead",
+                and_list(&names, "or")
+            ));
+            continue;
+        }
+        let real: Vec<String> = names
+            .iter()
+            .filter(|n| !n.starts_with("__"))
+            .cloned()
+            .collect();
+        let instead = if real.is_empty() {
+            format!("to build without {}", and_list(&names, "and"))
+        } else {
+            format!("to install conda's {}", and_list(&real, "and"))
+        };
+        return Err(UserError::failure(format!(
+            "{at}: the environment used {used} from module {module}; no module here provides {} ({why})",
+            and_list(&names, "or")
+        ))
+        .with_hint(format!(
+            "map it to a module that provides {} (module_map), add a module_provides rule, or pass --skip-missing-modules {instead}",
+            and_list(&names, "and")
+        ))
+        .into());
+    }
+    Ok(warnings)
+}
+
+/// What a lock needs of this site's modules that they do not give, when the user asked for
+/// conda's builds instead (`--skip-missing-modules`).
+#[derive(Debug, Default)]
+pub(crate) struct LockFit {
+    /// The marked stand-ins no module here provides: a fill-in solve, with every locked
+    /// record pinned, adds conda's builds of them.
+    pub(crate) missing: Vec<PackageName>,
+    /// One for each of them, for `warn`.
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Whether this site gives what a lock rests on, before anything is installed: every
+/// stand-in it marks must be provided by a loaded module here (`here`, derived from this
+/// site's rules) at a version and build every locked package's dependency on it accepts,
+/// and every virtual package a locked package needs must be among `virtuals` (this
+/// machine's, with the modules' merged in). A lock is installed with no solve, so nothing
+/// else would notice.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "create -f calls it once the solve takes stand-ins"
+    )
+)]
+pub(crate) fn check_lock_stand_ins(
+    records: &[RepoDataRecord],
+    marked: &[(PackageName, Version, String)],
+    here: &StandIns,
+    virtuals: &[GenericVirtualPackage],
+    skip_missing: bool,
+    file: &Path,
+) -> Result<LockFit> {
+    let needs = |name: &PackageName| dependencies_on(records, name);
+    let mut fit = LockFit::default();
+    for (name, version, build) in marked {
+        let there = shown(name, version, build);
+        let Some(stand_in) = here
+            .records
+            .iter()
+            .find(|s| &s.value.package_record.name == name)
+        else {
+            let who = needs(name).first().map_or_else(String::new, |(r, dep, _)| {
+                format!("{} needs {dep}; ", r.package_record.name.as_normalized())
+            });
+            let shown_name = name.as_normalized();
+            if skip_missing {
+                fit.warnings.push(format!(
+                    "{}: {who}the lock was made where a module provided {there}, and no loaded module provides {shown_name} here, so conda's {shown_name} is installed instead",
+                    file.display()
+                ));
+                fit.missing.push(name.clone());
+                continue;
+            }
+            let name = shown_name;
+            return Err(UserError::failure(format!(
+                "{}: {who}the lock was made where a module provided {there}; no loaded module provides {name} here",
+                file.display()
+            ))
+            .with_hint(format!(
+                "load the module that provides {name} here (module_provides rules say which do), or pass --skip-missing-modules to install conda's {name}"
+            ))
+            .into());
+        };
+        let p = &stand_in.value.package_record;
+        for (r, dep, spec) in needs(name) {
+            if !spec.matches(p) {
+                return Err(UserError::failure(format!(
+                    "{}: {} needs {dep}; module {} provides {} here",
+                    file.display(),
+                    r.package_record.name.as_normalized(),
+                    stand_in.module,
+                    shown(&p.name, &p.version, p.build.as_str())
+                ))
+                .with_hint(format!(
+                    "load a module that provides {dep} instead of {}, or export the lock again from an environment built on it",
+                    stand_in.module
+                ))
+                .into());
+            }
+        }
+    }
+    for r in records {
+        for dep in &r.package_record.depends {
+            let Ok(spec) = MatchSpec::from_str(dep, ParseStrictness::Lenient) else {
+                continue;
+            };
+            let Some(name) = spec
+                .name
+                .as_exact()
+                .filter(|n| n.as_normalized().starts_with("__"))
+            else {
+                continue;
+            };
+            let found = virtuals.iter().find(|v| &v.name == name);
+            if found.is_some_and(|v| spec.matches(v)) {
+                continue;
+            }
+            let short = name.as_normalized();
+            let needer = r.package_record.name.as_normalized();
+            let override_var = override_variable(short);
+            let message = match found {
+                None if short == "__cuda" => format!(
+                    "{needer} needs {dep}; no driver here and no loaded module provides __cuda"
+                ),
+                None => format!("{needer} needs {dep}, which this machine does not have"),
+                Some(v) => {
+                    let what = shown(&v.name, &v.version, v.build_string.as_str());
+                    match here.virtuals.iter().find(|m| &m.value == v) {
+                        Some(m) => format!(
+                            "{needer} needs {dep}; module {} provides {what} here",
+                            m.module
+                        ),
+                        None => format!("{needer} needs {dep}; this machine has {what}"),
+                    }
+                }
+            };
+            let hint = match (short, override_var) {
+                ("__cuda", Some(var)) => format!(
+                    "load the cuda module the package was built for, or set {var} to the CUDA version of the machines it will run on"
+                ),
+                (_, Some(var)) => format!(
+                    "set {var} if the machines it will run on have it, or lock the environment for this machine"
+                ),
+                (_, None) => "lock the environment for this machine".to_owned(),
+            };
+            return Err(UserError::failure(format!("{}: {message}", file.display()))
+                .with_hint(hint)
+                .into());
+        }
+    }
+    Ok(fit)
+}
+
+/// Every dependency of `records` on `name`: the record, the string and the spec.
+fn dependencies_on<'a>(
+    records: &'a [RepoDataRecord],
+    name: &PackageName,
+) -> Vec<(&'a RepoDataRecord, &'a str, MatchSpec)> {
+    records
+        .iter()
+        .flat_map(|r| r.package_record.depends.iter().map(move |dep| (r, dep)))
+        .filter_map(|(r, dep)| {
+            let spec = MatchSpec::from_str(dep, ParseStrictness::Lenient).ok()?;
+            (spec.name.as_exact() == Some(name)).then_some((r, dep.as_str(), spec))
+        })
+        .collect()
+}
+
+/// The variable that sets a virtual package by hand, where conda has one.
+fn override_variable(virtual_name: &str) -> Option<String> {
+    let short = virtual_name.strip_prefix("__")?;
+    matches!(
+        short,
+        "cuda" | "glibc" | "linux" | "osx" | "win" | "archspec"
+    )
+    .then(|| format!("CONDA_OVERRIDE_{}", short.to_ascii_uppercase()))
 }
 
 /// Unpack `bundle` for `platform` into a new `.envmod-bundle-XXXXXX` directory in `parent`,
@@ -323,5 +640,364 @@ pub(crate) fn additions(path: &Path, specs: Vec<String>) -> Result<Added> {
         pip: file.pip.clone(),
         pip_cwd: file.dir().to_path_buf(),
         channels: file.channels.clone(),
+        ..Added::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rattler_conda_types::{PackageRecord, Subdir, package::DistArchiveIdentifier};
+
+    use super::*;
+    use crate::site::provides;
+
+    const FILE: &str = "\
+name: m
+dependencies: [partool]
+envmod:
+  envmod_version: 0.1.0
+  platform: linux-64
+  python: {mode: site, version: 3.11.2}
+  modules: [openmpi/4.1.6, cuda/12.2]
+  provided:
+  - module: openmpi/4.1.6
+    rule: openmpi/*
+    provides:
+    - openmpi 4.1.6
+    - mpi 1.0 openmpi
+  - module: cuda/12.2
+    rule: cuda/*
+    provides:
+    - __cuda 12.2
+    - cuda-version 12.2.*
+";
+    const PATH: &str = "/home/alice/env.yml";
+
+    fn file() -> EnvFile {
+        conda::envfile::read(Path::new(PATH), FILE).unwrap()
+    }
+
+    fn loaded(names: &[&str]) -> Vec<LoadedModule> {
+        names
+            .iter()
+            .map(|n| LoadedModule {
+                full_name: (*n).into(),
+                file: None,
+            })
+            .collect()
+    }
+
+    /// The provisions this site's default rules derive from `here`, with the file's own.
+    fn check(here: &[&str], map: &[(&str, Option<&str>)], skip: bool) -> Result<Vec<String>> {
+        let f = file();
+        let recorded = loaded(here);
+        let derived = provides::derive(&recorded, &provides::default_rules()).provisions;
+        let map: BTreeMap<String, Option<String>> = map
+            .iter()
+            .map(|(k, v)| ((*k).into(), v.map(str::to_owned)))
+            .collect();
+        let provided = &f.envmod.as_ref().unwrap().provided;
+        check_provisions(provided, &derived, &recorded, &map, skip, &f)
+    }
+
+    fn line(needle: &str) -> usize {
+        FILE.lines().position(|l| l.ends_with(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn the_same_names_here_pass_whatever_their_versions() {
+        let got = check(&["openmpi/4.1.6", "cuda/12.2"], &[], false);
+        assert!(got.unwrap().is_empty());
+        // 4.1.5 and 12.4 here: the solve judges the versions, and its hint names the module.
+        let got = check(
+            &["OpenMPI/4.1.5-GCC-12.3.0", "cuda/12.4"],
+            &[
+                ("openmpi/4.1.6", Some("OpenMPI/4.1.5-GCC-12.3.0")),
+                ("cuda/12.2", Some("cuda/12.4")),
+            ],
+            false,
+        );
+        assert!(got.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_name_no_module_here_provides_is_refused_naming_the_line_package_and_module() {
+        // Mapped to a module no rule here gives anything.
+        let got = check(
+            &["site/openmpi-5.0.2", "cuda/12.2"],
+            &[("openmpi/4.1.6", Some("site/openmpi-5.0.2"))],
+            false,
+        );
+        let err = got.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{PATH}, line {}: the environment used openmpi 4.1.6 and mpi 1.0 openmpi from module openmpi/4.1.6; no module here provides openmpi or mpi (openmpi/4.1.6 is mapped to site/openmpi-5.0.2, which provides nothing here)",
+                line("- openmpi 4.1.6")
+            )
+        );
+        assert_eq!(
+            crate::error::hint_of(&err).unwrap(),
+            "map it to a module that provides openmpi and mpi (module_map), add a module_provides rule, or pass --skip-missing-modules to install conda's openmpi and mpi"
+        );
+        // Mapped to another MPI: its mutex has the same name, its library does not.
+        let got = check(
+            &["mpich/4.2.1", "cuda/12.2"],
+            &[("openmpi/4.1.6", Some("mpich/4.2.1"))],
+            false,
+        );
+        assert_eq!(
+            got.unwrap_err().to_string(),
+            format!(
+                "{PATH}, line {}: the environment used openmpi 4.1.6 from module openmpi/4.1.6; no module here provides openmpi (openmpi/4.1.6 is mapped to mpich/4.2.1, which provides mpich 4.2.1, mpi 1.0 mpich)",
+                line("- openmpi 4.1.6")
+            )
+        );
+        // A virtual package: nothing of conda's replaces it.
+        let got = check(&["openmpi/4.1.6", "cuda/12.2"], &[], false);
+        assert!(got.is_ok());
+        let got = check(
+            &["openmpi/4.1.6", "nvhpc/24.1"],
+            &[("cuda/12.2", Some("nvhpc/24.1"))],
+            false,
+        );
+        let err = got.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{PATH}, line {}: the environment used __cuda 12.2 from module cuda/12.2; no module here provides __cuda (cuda/12.2 is mapped to nvhpc/24.1, which provides nothing here)",
+                line("- __cuda 12.2")
+            )
+        );
+        assert!(
+            crate::error::hint_of(&err)
+                .unwrap()
+                .ends_with("--skip-missing-modules to build without __cuda"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn skipped_or_mapped_to_null_the_packages_come_from_conda_with_a_warning() {
+        // --skip-missing-modules: the module was not found, so file_modules left it out.
+        let got = check(&["cuda/12.2"], &[], true);
+        assert_eq!(
+            got.unwrap(),
+            [format!(
+                "{PATH}, line {}: the environment used openmpi 4.1.6 and mpi 1.0 openmpi from module openmpi/4.1.6; no module here provides openmpi or mpi (module openmpi/4.1.6 is not here), so conda's packages are solved for instead",
+                line("- openmpi 4.1.6")
+            )]
+        );
+        let got = check(&["cuda/12.2"], &[], false);
+        assert!(
+            got.unwrap_err()
+                .to_string()
+                .ends_with("(module openmpi/4.1.6 is not here)")
+        );
+        // `null` in module_map is the user's own choice: no refusal, even without the flag.
+        let got = check(&["cuda/12.2"], &[("openmpi/4.1.6", None)], false);
+        assert_eq!(
+            got.unwrap(),
+            [format!(
+                "{PATH}, line {}: module_map leaves out openmpi/4.1.6, so openmpi and mpi come from conda's packages",
+                line("- openmpi 4.1.6")
+            )]
+        );
+    }
+
+    fn record(name: &str, version: &str, build: &str, depends: &[&str]) -> RepoDataRecord {
+        let mut p = PackageRecord::new(
+            PackageName::new_unchecked(name),
+            Version::from_str(version).unwrap(),
+            build.parse().unwrap(),
+        );
+        p.subdir = "linux-64".into();
+        p.depends = depends.iter().map(|d| (*d).to_owned()).collect();
+        let file_name = format!("{name}-{version}-{build}.conda");
+        RepoDataRecord {
+            url: url::Url::parse(&format!("https://conda.example.org/linux-64/{file_name}"))
+                .unwrap(),
+            identifier: DistArchiveIdentifier::from_str(&file_name).unwrap(),
+            package_record: p,
+            channel: Some("https://conda.example.org/".into()),
+        }
+    }
+
+    fn here(modules: &[&str]) -> StandIns {
+        let derived = provides::derive(&loaded(modules), &provides::default_rules()).provisions;
+        provides::stand_ins(&derived, Subdir::Linux64).unwrap()
+    }
+
+    fn virtual_package(text: &str) -> GenericVirtualPackage {
+        let (name, version) = text.split_once(' ').unwrap();
+        GenericVirtualPackage {
+            name: PackageName::new_unchecked(name),
+            version: Version::from_str(version).unwrap(),
+            build_string: "0".parse().unwrap(),
+        }
+    }
+
+    fn mark(text: &str) -> (PackageName, Version, String) {
+        let parts: Vec<&str> = text.split(' ').collect();
+        (
+            PackageName::new_unchecked(parts[0]),
+            Version::from_str(parts[1]).unwrap(),
+            parts[2].to_owned(),
+        )
+    }
+
+    fn partool_lock() -> (Vec<RepoDataRecord>, Vec<(PackageName, Version, String)>) {
+        (
+            vec![record(
+                "partool",
+                "1.0",
+                "mpi_openmpi_h0_0",
+                &[
+                    "__glibc >=2.17",
+                    "openmpi >=4.1.6,<5.0a0",
+                    "mpi 1.0 openmpi",
+                ],
+            )],
+            vec![mark("openmpi 4.1.6 envmod_module"), mark("mpi 1.0 openmpi")],
+        )
+    }
+
+    fn machine() -> Vec<GenericVirtualPackage> {
+        vec![
+            virtual_package("__unix 0"),
+            virtual_package("__linux 6.1"),
+            virtual_package("__glibc 2.36"),
+        ]
+    }
+
+    #[test]
+    fn a_locked_stand_in_must_be_provided_here_at_a_version_its_users_accept() {
+        let (records, marked) = partool_lock();
+        let file = Path::new("/home/alice/m.lock");
+        let fit = check_lock_stand_ins(
+            &records,
+            &marked,
+            &here(&["OpenMPI/4.1.6-GCC-12.3.0"]),
+            &machine(),
+            false,
+            file,
+        )
+        .unwrap();
+        assert!(fit.missing.is_empty() && fit.warnings.is_empty());
+
+        let err = check_lock_stand_ins(
+            &records,
+            &marked,
+            &here(&["openmpi/4.1"]),
+            &machine(),
+            true,
+            file,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/home/alice/m.lock: partool needs openmpi >=4.1.6,<5.0a0; module openmpi/4.1 provides openmpi 4.1 here"
+        );
+        // The mutex of another MPI has the same name and the wrong build.
+        let err = check_lock_stand_ins(
+            &records,
+            &[mark("mpi 1.0 openmpi")],
+            &here(&["mpich/4.2.1"]),
+            &machine(),
+            false,
+            file,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/home/alice/m.lock: partool needs mpi 1.0 openmpi; module mpich/4.2.1 provides mpi 1.0 mpich here"
+        );
+    }
+
+    #[test]
+    fn a_locked_stand_in_no_module_here_provides_is_refused_or_left_to_conda() {
+        let (records, marked) = partool_lock();
+        let file = Path::new("/home/alice/m.lock");
+        let err = check_lock_stand_ins(&records, &marked, &here(&[]), &machine(), false, file)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/home/alice/m.lock: partool needs openmpi >=4.1.6,<5.0a0; the lock was made where a module provided openmpi 4.1.6; no loaded module provides openmpi here"
+        );
+        assert!(
+            crate::error::hint_of(&err)
+                .unwrap()
+                .contains("--skip-missing-modules to install conda's openmpi")
+        );
+        let fit =
+            check_lock_stand_ins(&records, &marked, &here(&[]), &machine(), true, file).unwrap();
+        let missing: Vec<_> = fit.missing.iter().map(|n| n.as_normalized()).collect();
+        assert_eq!(missing, ["openmpi", "mpi"]);
+        assert_eq!(fit.warnings.len(), 2);
+        assert!(
+            fit.warnings[1].ends_with(
+                "partool needs mpi 1.0 openmpi; the lock was made where a module provided mpi 1.0 openmpi, and no loaded module provides mpi here, so conda's mpi is installed instead"
+            ),
+            "{:?}",
+            fit.warnings
+        );
+    }
+
+    #[test]
+    fn a_virtual_package_a_locked_record_needs_must_be_here() {
+        let records = vec![record(
+            "cupy",
+            "13.0",
+            "py311h0_0",
+            &["__cuda >=12", "__glibc >=2.28"],
+        )];
+        let file = Path::new("/home/alice/m.lock");
+        let run = |virtuals: &[GenericVirtualPackage], modules: &[&str]| {
+            check_lock_stand_ins(&records, &[], &here(modules), virtuals, false, file)
+        };
+        let with = |extra: &str| {
+            let mut v = machine();
+            v.push(virtual_package(extra));
+            v
+        };
+        assert!(run(&with("__cuda 12.4"), &[]).is_ok());
+        let err = run(&machine(), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/home/alice/m.lock: cupy needs __cuda >=12; no driver here and no loaded module provides __cuda"
+        );
+        assert!(
+            crate::error::hint_of(&err)
+                .unwrap()
+                .contains("load the cuda module")
+                && crate::error::hint_of(&err)
+                    .unwrap()
+                    .contains("CONDA_OVERRIDE_CUDA")
+        );
+        // What the module gave: the solve's virtual packages hold it.
+        let err = run(&with("__cuda 11.8"), &["cuda/11.8"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/home/alice/m.lock: cupy needs __cuda >=12; module cuda/11.8 provides __cuda 11.8 here"
+        );
+        let err = run(&with("__cuda 11.8"), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/home/alice/m.lock: cupy needs __cuda >=12; this machine has __cuda 11.8"
+        );
+        let old = vec![
+            virtual_package("__glibc 2.17"),
+            virtual_package("__cuda 12.2"),
+        ];
+        let err = run(&old, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/home/alice/m.lock: cupy needs __glibc >=2.28; this machine has __glibc 2.17"
+        );
+        assert!(
+            crate::error::hint_of(&err)
+                .unwrap()
+                .contains("CONDA_OVERRIDE_GLIBC")
+        );
+    }
 }

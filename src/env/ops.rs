@@ -619,6 +619,9 @@ pub(crate) struct Added {
     pub(crate) pip_cwd: PathBuf,
     /// Channels a file brings, searched after the environment's own.
     pub(crate) channels: Vec<String>,
+    /// `--ignore-site-packages`: from now on the site Python's packages do not count as
+    /// installed in this environment.
+    pub(crate) ignore_site_packages: bool,
 }
 
 /// Where `envmod module` writes the modulefile.
@@ -751,13 +754,20 @@ pub(crate) async fn change(
         }
         let channels = channels(&raw_channels, ctx)?;
         let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
+        if let Change::Install(added) = &change
+            && added.ignore_site_packages
+        {
+            let provided = next.provided.get_or_insert_with(Default::default);
+            provided.ignore_site_packages = true;
+            provided.site_packages.clear();
+        }
         let solved = request::solve(
             request::Inputs {
                 platform: conda::PLATFORM,
                 channels: &channels,
                 specs: conda_specs.clone(),
                 site_python: site,
-                provisions: old.provided.as_ref(),
+                provisions: next.provided.as_ref(),
                 installed: installed
                     .iter()
                     .map(|r| r.repodata_record.clone())

@@ -7,6 +7,8 @@
 //! of the moment: a CUDA environment keeps its `__cuda` on a login node with no module
 //! loaded, and an MPI environment keeps its site MPI after a `module purge`.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use rattler_conda_types::{GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
 
@@ -19,7 +21,7 @@ use crate::{
     manifest::Provisions,
     printer::Printer,
     site::{
-        provides,
+        distributions, provides,
         python::SitePython,
         virtual_packages::{self, ModuleVirtual, Overrides},
     },
@@ -87,6 +89,12 @@ pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>
             }
         }
     }
+    let site_packages = match (inputs.site_python, inputs.provisions) {
+        (Some(_), Some(p)) if !p.ignore_site_packages && !p.site_packages.is_empty() => {
+            site_packages(&p.site_packages, inputs.platform, ctx)
+        }
+        _ => Vec::new(),
+    };
     let site_python = inputs
         .site_python
         .map(conda::solve::site_python_record)
@@ -99,13 +107,35 @@ pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>
             specs: inputs.specs,
             site_python,
             stand_ins,
-            site_packages: Vec::new(),
+            site_packages,
             installed: inputs.installed,
             constraints,
             virtual_packages,
         },
         virtuals,
     })
+}
+
+/// The site Python's distributions in `dirs`, read now (the site may have upgraded one since
+/// the environment was made), as the records they count as.
+fn site_packages(dirs: &[PathBuf], platform: Subdir, ctx: &Ctx<'_>) -> Vec<Provided> {
+    let read = distributions::read(dirs);
+    for note in &read.skipped {
+        ctx.printer.detail(note);
+    }
+    ctx.printer.detail(format!(
+        "read {} site packages from {} directories in {:.2?}",
+        read.dists.len(),
+        dirs.len(),
+        read.elapsed
+    ));
+    distributions::site_records(&read.dists, &ctx.site.names, platform)
+        .into_iter()
+        .map(|s| Provided {
+            origin: format!("the site Python's {} {}", s.dist.name, s.dist.version),
+            record: s.record,
+        })
+        .collect()
 }
 
 /// What a solve chose, with what the site gave it.
@@ -124,16 +154,27 @@ impl Solved {
     /// `__cuda 12.2 ← module cuda/12.2 (no CUDA driver here)`, `cuda-version 12.2.* ← module
     /// cuda/12.2`. A stand-in nothing needed is only named under `-v`.
     pub(crate) fn report(&self, printer: &Printer) {
+        let mut from_site = Vec::new();
         for p in &self.solution.provided {
             let r = &p.record.package_record;
+            let shown = format!("{} {}", r.name.as_normalized(), r.version);
             if provides::is_module_stand_in(&p.record.url) {
-                printer.info(format!(
-                    "{} {} ← {}",
-                    r.name.as_normalized(),
-                    r.version,
-                    p.origin
-                ));
+                printer.info(format!("{shown} ← {}", p.origin));
+            } else {
+                from_site.push(shown);
             }
+        }
+        if !from_site.is_empty() {
+            printer.info(format!("from the site Python: {}", from_site.join(", ")));
+        }
+        for shadow in &self.solution.shadowed {
+            let conda = &shadow.conda.package_record;
+            printer.info(format!(
+                "{} {} in the env shadows {}",
+                conda.name.as_normalized(),
+                conda.version,
+                shadow.site.origin
+            ));
         }
         let depends_on = |name: &str| {
             self.solution.records.iter().any(|r| {

@@ -28,7 +28,7 @@ use crate::{
     fs::Links,
     site::{
         RuleSource,
-        provides::{STAND_IN_SCHEME, stand_in_record},
+        provides::{STAND_IN_SCHEME, escape, stand_in_record},
     },
     yaml::ListMap,
 };
@@ -119,6 +119,7 @@ impl Serialize for NameTable {
 
 impl NameTable {
     /// The built-in table alone.
+    #[cfg(test)]
     pub(crate) fn built_in() -> Self {
         Self::merge(&[]).expect("the built-in table is valid")
     }
@@ -231,6 +232,7 @@ impl NameTable {
     }
 
     /// The entries, by normalized PyPI name.
+    #[cfg(test)]
     pub(crate) fn entries(&self) -> impl Iterator<Item = &NameEntry> {
         self.by_pypi.values()
     }
@@ -511,19 +513,6 @@ fn site_url(name: &PackageName, version: &Version) -> url::Url {
     url::Url::parse(&text).expect("an escaped stand-in URL parses")
 }
 
-/// Every byte but unreserved URL characters as `%XX`, as in module stand-ins' URLs.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A site distribution as a record the solver sees, under one of its conda names.
 #[derive(Debug, Clone)]
 pub(crate) struct FromSite {
@@ -563,9 +552,9 @@ pub(crate) fn site_records(
 }
 
 /// [`python_packages_only`]'s answer.
-#[derive(Debug, Default)]
-pub(crate) struct Guarded {
-    pub(crate) kept: Vec<FromSite>,
+#[derive(Debug)]
+pub(crate) struct Guarded<T> {
+    pub(crate) kept: Vec<T>,
     /// One line per record dropped, for `-v`.
     pub(crate) notes: Vec<String>,
 }
@@ -574,14 +563,18 @@ pub(crate) struct Guarded {
 /// no record of `repodata` has, or at least one record of which is a Python package
 /// (depends on `python`, or is `noarch: python`). A PyPI `zstd` binding is not conda's
 /// `zstd`, the C library, and must not satisfy a dependency on it. One pass over `repodata`.
-pub(crate) fn python_packages_only<'a>(
-    site: Vec<FromSite>,
+pub(crate) fn python_packages_only<'a, T>(
+    site: Vec<T>,
+    record: impl Fn(&T) -> &RepoDataRecord,
     repodata: impl IntoIterator<Item = &'a RepoDataRecord>,
-) -> Guarded {
+) -> Guarded<T> {
     // Name → whether repodata has it, and whether as a Python package.
-    let mut by_name: HashMap<&str, (bool, bool)> = site
+    let mut by_name: HashMap<String, (bool, bool)> = site
         .iter()
-        .map(|s| (s.record.package_record.name.as_normalized(), (false, false)))
+        .map(|s| {
+            let name = record(s).package_record.name.as_normalized().to_owned();
+            (name, (false, false))
+        })
         .collect();
     for r in repodata {
         let p = &r.package_record;
@@ -591,21 +584,23 @@ pub(crate) fn python_packages_only<'a>(
                 *python || p.noarch.is_python() || p.depends.iter().any(|d| depends_on_python(d));
         }
     }
-    let not_python: HashSet<String> = by_name
-        .into_iter()
-        .filter(|(_, (named, python))| *named && !*python)
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    let mut out = Guarded::default();
+    let mut out = Guarded {
+        kept: Vec::new(),
+        notes: Vec::new(),
+    };
     for s in site {
-        let name = s.record.package_record.name.as_normalized();
-        if !not_python.contains(name) {
-            out.kept.push(s);
-        } else {
+        let p = &record(&s).package_record;
+        let name = p.name.as_normalized();
+        if by_name
+            .get(name)
+            .is_some_and(|(named, python)| *named && !*python)
+        {
             out.notes.push(format!(
-                "the site Python's {} {} does not count as conda's {name}, which is not a Python package",
-                s.dist.name, s.dist.version
+                "the site Python's {name} {} does not count as conda's {name}, which is not a Python package",
+                p.version
             ));
+        } else {
+            out.kept.push(s);
         }
     }
     out
@@ -657,7 +652,7 @@ mod tests {
     fn the_site_pythons_distributions_are_those_importlib_metadata_finds() {
         let python = "/usr/bin/python3.11";
         let probed = crate::site::python::Probe::start(Path::new(python), None)
-            .and_then(|p| p.wait_probed())
+            .and_then(|p| p.wait())
             .expect("Debian's python3.11 is installed by tests/provision.sh");
         let read = read(&probed.library_dirs);
         let mut ours: Vec<(String, String)> = read
@@ -1007,7 +1002,7 @@ for k, v in sorted(seen.items()):
             repodata("python-zz", &["python_abi"], false),
             repodata("unrelated", &["python"], false),
         ];
-        let guarded = python_packages_only(site, &channel);
+        let guarded = python_packages_only(site, |s: &FromSite| &s.record, &channel);
         let kept: Vec<&str> = guarded
             .kept
             .iter()

@@ -1,13 +1,7 @@
-//! What the cluster gives us: the site's Python, the module system in use, and the modules
-//! the user has loaded right now.
+//! What the cluster gives us: the site's Python and its packages, the module system in use,
+//! the modules the user has loaded right now and what they provide, and the machine's
+//! virtual packages.
 
-// The rules and the name table are the solve request builder's to call; until it calls all
-// of them, `expect` keeps the dead-code check quiet here, and it warns as soon as
-// nothing in these modules is unused, so it cannot outlive its reason.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the solve request builder's API")
-)]
 pub(crate) mod distributions;
 pub mod modules;
 pub(crate) mod provides;
@@ -28,10 +22,6 @@ pub(crate) struct SiteSettings {
     /// `module_provides`, highest layer first, the defaults last.
     pub(crate) rules: Vec<provides::Rule>,
     /// `site_package_names` over the built-in table.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read once the site's packages enter the solve")
-    )]
     pub(crate) names: distributions::NameTable,
 }
 

@@ -635,7 +635,7 @@ pub(crate) fn is_module_stand_in(url: &url::Url) -> bool {
 }
 
 /// Every byte but unreserved URL characters as `%XX`.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

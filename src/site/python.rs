@@ -201,14 +201,9 @@ impl Probe {
         })
     }
 
-    /// The interpreter's facts, waiting for it if it is still running.
-    pub(crate) fn wait(self) -> Result<SitePython> {
-        self.wait_probed().map(|p| p.python)
-    }
-
     /// The interpreter's facts and its library directories, waiting for it if it is still
     /// running.
-    pub(crate) fn wait_probed(self) -> Result<Probed> {
+    pub(crate) fn wait(self) -> Result<Probed> {
         let (started, cache_file) = match self.state {
             ProbeState::Known(probed) => return Ok(probed),
             ProbeState::Running {
@@ -375,7 +370,7 @@ mod tests {
 
     /// Run the interpreter once, without the cache, and read its facts.
     fn inspect(interpreter: &Path) -> Result<SitePython> {
-        Probe::start(interpreter, None)?.wait()
+        Probe::start(interpreter, None)?.wait().map(|p| p.python)
     }
 
     #[test]
@@ -413,7 +408,8 @@ mod tests {
         let hit = Probe::start(interpreter, Some(cache.path()))
             .unwrap()
             .wait()
-            .unwrap();
+            .unwrap()
+            .python;
         assert_eq!(hit.version, "3.11.99", "the cache was not used");
         assert!(
             !hit.pip,
@@ -426,6 +422,7 @@ mod tests {
                 .unwrap()
                 .wait()
                 .unwrap()
+                .python
                 .pip
         );
     }
@@ -479,7 +476,7 @@ mod tests {
         let interpreter = Path::new(REAL);
         let first = Probe::start(interpreter, Some(cache.path())).unwrap();
         assert!(matches!(first.state, ProbeState::Running { .. }));
-        let probed = first.wait_probed().unwrap();
+        let probed = first.wait().unwrap();
         let dirs = &probed.library_dirs;
         for want in ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages"] {
             assert!(
@@ -499,7 +496,7 @@ mod tests {
             matches!(second.state, ProbeState::Known(_)),
             "the answer was not cached"
         );
-        assert_eq!(second.wait_probed().unwrap(), probed);
+        assert_eq!(second.wait().unwrap(), probed);
     }
 
     #[test]
@@ -544,7 +541,7 @@ mod tests {
         .unwrap();
         let hit = Probe::start(Path::new(REAL), Some(cache.path()))
             .unwrap()
-            .wait_probed()
+            .wait()
             .unwrap();
         assert_eq!(hit.library_dirs, [site.path()]);
     }
