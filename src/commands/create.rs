@@ -157,6 +157,23 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             (recorded, skipped, Vec::new())
         }
     };
+    let derived = derive(&recorded, ctx);
+    if let (Some(f), Some(e)) = (yml, from_file) {
+        let fit = from_file::check_provisions(
+            &e.provided,
+            &derived.provisions,
+            &recorded,
+            &s.module_map,
+            s.skip_missing_modules,
+            f,
+        )?;
+        for warning in fit.warnings {
+            printer.warn(warning);
+        }
+        specs.extend(conda::specs::parse_specs(&fit.specs)?);
+    }
+    let ignore_site_packages =
+        s.ignore_site_packages || from_file.is_some_and(|e| e.ignore_site_packages);
     let mut library_dirs = Vec::new();
     let site_python = match probe {
         Some((interpreter, probe)) => {
@@ -200,7 +217,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
     }
 
-    let provisions = provisions(&recorded, library_dirs, s.ignore_site_packages, ctx);
+    let provisions = provisions(derived, library_dirs, ignore_site_packages);
 
     // Solve before touching the disk: an unsatisfiable request must cost nothing.
     let mut channels = ops::Channels::default();
@@ -301,20 +318,75 @@ fn with_kernel(manifest: &mut Manifest, s: &CreateSettings, ctx: &Ctx<'_>) -> Re
     Ok(())
 }
 
+/// `--skip-missing-modules` with a lock whose modules provided `missing` and no module here
+/// does: the locked packages stay exactly as locked, and a solve on the lock's channels adds
+/// conda's builds of what the modules gave.
+async fn fill_in(
+    records: Vec<RepoDataRecord>,
+    missing: &[rattler_conda_types::PackageName],
+    channels: &[String],
+    site_python: Option<&python::SitePython>,
+    provided: &Provisions,
+    bundle: bool,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<RepoDataRecord>> {
+    let names: Vec<&str> = missing.iter().map(|n| n.as_normalized()).collect();
+    if bundle {
+        return Err(UserError::failure(format!(
+            "the bundle's packages rest on {} from a module, and it holds no conda build of them",
+            names.join(", ")
+        ))
+        .with_hint("load a module that provides them, or build from the environment.yml with --skip-missing-modules where the channels can be reached")
+        .into());
+    }
+    ctx.printer.info(format!(
+        "Solving for conda's {}, which no module here provides",
+        names.join(", ")
+    ));
+    let mut specs: Vec<String> = records
+        .iter()
+        .filter(|r| !(site_python.is_some() && r.package_record.name.as_normalized() == "python"))
+        .map(|r| {
+            let p = &r.package_record;
+            format!("{} =={} {}", p.name.as_normalized(), p.version, p.build)
+        })
+        .collect();
+    specs.extend(names.iter().map(|n| (*n).to_owned()));
+    let channels = ops::channels(channels, ctx)?;
+    let solved = request::solve(
+        request::Inputs {
+            platform: conda::PLATFORM,
+            channels: &channels,
+            specs: conda::specs::parse_specs(&specs)?,
+            site_python,
+            provisions: Some(provided),
+            installed: Vec::new(),
+        },
+        ctx,
+    )
+    .await?;
+    solved.report(ctx.printer);
+    Ok(solved.into_records())
+}
+
 /// What the recorded modules provide by this site's rules; `-v` says which rules were
 /// passed over, and why.
-/// The site Python's library directories are kept (site mode, not ignored), for every later
-/// solve to read its packages from.
-fn provisions(
-    recorded: &[LoadedModule],
-    library_dirs: Vec<PathBuf>,
-    ignore_site_packages: bool,
-    ctx: &Ctx<'_>,
-) -> Provisions {
+fn derive(recorded: &[LoadedModule], ctx: &Ctx<'_>) -> provides::Derived {
     let derived = provides::derive(recorded, &ctx.site.rules);
-    for note in derived.notes {
+    for note in &derived.notes {
         ctx.printer.detail(note);
     }
+    derived
+}
+
+/// The provisions a new environment records: what its modules provide, and the site Python's
+/// library directories (site mode, not ignored) for every later solve to read its packages
+/// from.
+fn provisions(
+    derived: provides::Derived,
+    library_dirs: Vec<PathBuf>,
+    ignore_site_packages: bool,
+) -> Provisions {
     Provisions {
         modules: derived.provisions,
         site_packages: if ignore_site_packages {
@@ -432,6 +504,57 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     };
     let platforms: Vec<&str> = lock.platforms.iter().map(|p| p.as_str()).collect();
     printer.detail(format!("the lock is for {}", platforms.join(", ")));
+    if !lock.virtuals.is_empty() {
+        let made: Vec<String> = lock
+            .virtuals
+            .iter()
+            .map(|v| format!("{} {}", v.name.as_normalized(), v.version))
+            .collect();
+        printer.detail(format!("the lock was made with {}", made.join(", ")));
+    }
+    // What this site's modules give, checked against what the lock rests on before anything
+    // is installed.
+    let (recorded, _) = modules::capture(env, &s.ignore_modules);
+    let derived = derive(&recorded, ctx);
+    let here = request::site(&derived.provisions, conda::PLATFORM, ctx)?;
+    let fit = from_file::check_lock_stand_ins(
+        &lock.records,
+        &lock.stand_ins,
+        &here.stand_ins,
+        &here.virtual_packages,
+        s.skip_missing_modules,
+        lock_path,
+    )?;
+    for warning in &fit.warnings {
+        printer.warn(warning);
+    }
+    // What this site's modules stand in for, as a solve would say it.
+    for r in &here.stand_ins.records {
+        let p = &r.value.package_record;
+        if lock.stand_ins.iter().any(|(name, _, _)| name == &p.name) {
+            printer.info(format!(
+                "{} {} ← module {}",
+                p.name.as_normalized(),
+                p.version,
+                r.module
+            ));
+        }
+    }
+    for (v, module) in &here.from_modules {
+        let needed = lock.records.iter().any(|r| {
+            r.package_record
+                .depends
+                .iter()
+                .any(|d| d.split_whitespace().next() == Some(v.name.as_normalized()))
+        });
+        if needed {
+            printer.info(format!(
+                "{} ← module {module} ({})",
+                crate::site::virtual_packages::shown(v),
+                crate::site::virtual_packages::none_here(v)
+            ));
+        }
+    }
     let has_python = lock
         .records
         .iter()
@@ -463,7 +586,19 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         records.push(conda::solve::site_python_record(&found)?);
         (PythonMode::Site, found)
     };
-    let (recorded, _) = modules::capture(env, &s.ignore_modules);
+    let provided = provisions(derived, library_dirs, s.ignore_site_packages);
+    if !fit.missing.is_empty() {
+        records = fill_in(
+            records,
+            &fit.missing,
+            &lock.channels,
+            (mode == PythonMode::Site).then_some(&interpreter),
+            &provided,
+            unpacked.is_some(),
+            ctx,
+        )
+        .await?;
+    }
     let names: Vec<String> = records
         .iter()
         .filter(|r| mode == PythonMode::Conda || r.package_record.name.as_normalized() != "python")
@@ -478,7 +613,6 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         "Installing the {} locked packages (no solve)",
         names.len()
     ));
-    let provided = provisions(&recorded, library_dirs, s.ignore_site_packages, ctx);
     let built = Built {
         mode,
         interpreter,

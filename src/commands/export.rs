@@ -342,12 +342,8 @@ async fn lock(
         };
         // No stand-in is a package to lock or to put in a bundle.
         records.retain(|r| !site::provides::is_stand_in(&r.url));
-        let provided = if platform == conda::PLATFORM {
-            let stand_ins = site::provides::stand_ins(provisions, platform)?;
-            conda::lockfile::marks(&records, &stand_ins)
-        } else {
-            Vec::new()
-        };
+        let stand_ins = site::provides::stand_ins(provisions, platform)?;
+        let provided = conda::lockfile::marks(&records, &stand_ins);
         out.push(PlatformLock {
             platform,
             records,

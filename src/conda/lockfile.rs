@@ -64,23 +64,9 @@ pub(crate) struct ReadLock {
     pub(crate) pip: Vec<LockedWheel>,
     /// The packages a module provided where the lock was made, which a module must provide
     /// here too: name, version and build.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "create -f reads it once the solve takes stand-ins"
-        )
-    )]
     pub(crate) stand_ins: Vec<(PackageName, Version, String)>,
     /// The virtual packages the lock names (`__cuda=12.2=0`), as the machine or a module
     /// gave them where it was made.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "create -f reads it once the solve takes stand-ins"
-        )
-    )]
     pub(crate) virtuals: Vec<GenericVirtualPackage>,
 }
 

@@ -331,13 +331,6 @@ fn and_list(items: &[String], last: &str) -> String {
 /// module); only a name nothing here provides is refused, naming the file's line, the package
 /// and the module. With `skip_missing`, or for a module `module_map` sends to `null` (the
 /// user's own choice), conda's packages are solved for instead; the warnings say so.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "create -f calls it once the solve takes stand-ins"
-    )
-)]
 pub(crate) fn check_provisions(
     file: &[ModuleProvision],
     here: &[ModuleProvision],
@@ -345,13 +338,14 @@ pub(crate) fn check_provisions(
     map: &BTreeMap<String, Option<String>>,
     skip_missing: bool,
     f: &EnvFile,
-) -> Result<Vec<String>> {
+) -> Result<ProvisionFit> {
     let provided_here: std::collections::BTreeSet<PackageName> = here
         .iter()
         .flat_map(|p| &p.provides)
         .filter_map(|text| exact_stand_in(text).map(|(name, _)| name))
         .collect();
     let mut warnings = Vec::new();
+    let mut specs = Vec::new();
     for (i, p) in file.iter().enumerate() {
         // (index of the string, name, how it reads) of each that nothing here provides.
         let missing: Vec<(usize, PackageName, String)> = p
@@ -389,6 +383,11 @@ pub(crate) fn check_provisions(
                     "{at}: module_map leaves out {module}, so {} come from conda's packages",
                     and_list(&names, "and")
                 ));
+                specs.extend(
+                    missing
+                        .iter()
+                        .filter_map(|(j, _, _)| conda_spec(&p.provides[*j])),
+                );
                 continue;
             }
             Some(Some(to)) => Some(to),
@@ -411,6 +410,11 @@ pub(crate) fn check_provisions(
                 "{at}: the environment used {used} from module {module}; no module here provides {} ({why}), so conda's packages are solved for instead",
                 and_list(&names, "or")
             ));
+            specs.extend(
+                missing
+                    .iter()
+                    .filter_map(|(j, _, _)| conda_spec(&p.provides[*j])),
+            );
             continue;
         }
         let real: Vec<String> = names
@@ -433,7 +437,29 @@ pub(crate) fn check_provisions(
         ))
         .into());
     }
-    Ok(warnings)
+    Ok(ProvisionFit { warnings, specs })
+}
+
+/// What [`check_provisions`] let through.
+#[derive(Debug, Default)]
+pub(crate) struct ProvisionFit {
+    /// One for each module whose packages come from conda instead, for `warn`.
+    pub(crate) warnings: Vec<String>,
+    /// Specs for conda's builds of them, so the solve keeps the variant the modules gave
+    /// (`openmpi`, `mpi * openmpi`) rather than any MPI.
+    pub(crate) specs: Vec<String>,
+}
+
+/// The spec that asks conda for what a module's stand-in gave: its name, and its build where
+/// the build is the point (the `mpi 1.0 openmpi` mutex). Nothing for a virtual package.
+fn conda_spec(text: &str) -> Option<String> {
+    match StandIn::from_str(text).ok()? {
+        StandIn::Record { name, build, .. } if build == MODULE_BUILD => {
+            Some(name.as_normalized().to_owned())
+        }
+        StandIn::Record { name, build, .. } => Some(format!("{} * {build}", name.as_normalized())),
+        StandIn::Virtual(_) | StandIn::Constraint(_) => None,
+    }
 }
 
 /// What a lock needs of this site's modules that they do not give, when the user asked for
@@ -453,13 +479,6 @@ pub(crate) struct LockFit {
 /// and every virtual package a locked package needs must be among `virtuals` (this
 /// machine's, with the modules' merged in). A lock is installed with no solve, so nothing
 /// else would notice.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "create -f calls it once the solve takes stand-ins"
-    )
-)]
 pub(crate) fn check_lock_stand_ins(
     records: &[RepoDataRecord],
     marked: &[(PackageName, Version, String)],
@@ -697,7 +716,7 @@ envmod:
             .map(|(k, v)| ((*k).into(), v.map(str::to_owned)))
             .collect();
         let provided = &f.envmod.as_ref().unwrap().provided;
-        check_provisions(provided, &derived, &recorded, &map, skip, &f)
+        check_provisions(provided, &derived, &recorded, &map, skip, &f).map(|fit| fit.warnings)
     }
 
     fn line(needle: &str) -> usize {

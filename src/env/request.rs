@@ -21,7 +21,8 @@ use crate::{
     manifest::Provisions,
     printer::Printer,
     site::{
-        distributions, provides,
+        distributions,
+        provides::{self, ModuleProvision},
         python::SitePython,
         virtual_packages::{self, ModuleVirtual, Overrides},
     },
@@ -48,47 +49,65 @@ pub(crate) struct Request<'a> {
     virtuals: Vec<(GenericVirtualPackage, String)>,
 }
 
-/// The request for `inputs`. Notes on what was passed over go to `-v`.
-pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>> {
+/// What the modules give a solve on `platform`, with the machine's virtual packages.
+pub(crate) struct Site {
+    pub(crate) stand_ins: provides::StandIns,
+    /// The machine's (or the platform's assumed ones), `CONDA_OVERRIDE_*` applied, and the
+    /// modules' where neither decides.
+    pub(crate) virtual_packages: Vec<GenericVirtualPackage>,
+    /// The modules' virtual packages that were used, each with its module.
+    pub(crate) from_modules: Vec<(GenericVirtualPackage, String)>,
+}
+
+/// What `modules` provide on `platform`, and the virtual packages a solve there sees.
+pub(crate) fn site(modules: &[ModuleProvision], platform: Subdir, ctx: &Ctx<'_>) -> Result<Site> {
     let overrides = Overrides::from_environ(ctx.environ);
-    let mut virtual_packages = virtual_packages::for_platform(inputs.platform, &overrides)?;
-    let mut stand_ins = Vec::new();
-    let mut constraints = Vec::new();
-    let mut virtuals = Vec::new();
-    if let Some(provisions) = inputs.provisions {
-        let given = provides::stand_ins(&provisions.modules, inputs.platform)?;
-        stand_ins = given
-            .records
-            .into_iter()
-            .map(|r| Provided {
-                record: r.value,
-                origin: format!("module {}", r.module),
-            })
-            .collect();
-        constraints = given
-            .constraints
-            .into_iter()
-            .map(|c| Constraint {
-                spec: c.value,
-                origin: format!("module {}", c.module),
-            })
-            .collect();
-        let from_modules: Vec<(GenericVirtualPackage, String)> = given
-            .virtuals
-            .into_iter()
-            .map(|v| (v.value, v.module))
-            .collect();
-        for merged in virtual_packages::merge_module_virtuals(
-            &mut virtual_packages,
-            &from_modules,
-            &overrides,
-        ) {
-            match merged {
-                ModuleVirtual::Used { package, module } => virtuals.push((package, module)),
-                ModuleVirtual::Passed(note) => ctx.printer.detail(note),
-            }
+    let mut virtual_packages = virtual_packages::for_platform(platform, &overrides)?;
+    let stand_ins = provides::stand_ins(modules, platform)?;
+    let given: Vec<(GenericVirtualPackage, String)> = stand_ins
+        .virtuals
+        .iter()
+        .map(|v| (v.value.clone(), v.module.clone()))
+        .collect();
+    let mut from_modules = Vec::new();
+    for merged in virtual_packages::merge_module_virtuals(&mut virtual_packages, &given, &overrides)
+    {
+        match merged {
+            ModuleVirtual::Used { package, module } => from_modules.push((package, module)),
+            ModuleVirtual::Passed(note) => ctx.printer.detail(note),
         }
     }
+    Ok(Site {
+        stand_ins,
+        virtual_packages,
+        from_modules,
+    })
+}
+
+/// The request for `inputs`. Notes on what was passed over go to `-v`.
+pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>> {
+    let modules = inputs.provisions.map_or(&[][..], |p| &p.modules[..]);
+    let Site {
+        stand_ins: given,
+        virtual_packages,
+        from_modules: virtuals,
+    } = site(modules, inputs.platform, ctx)?;
+    let stand_ins = given
+        .records
+        .into_iter()
+        .map(|r| Provided {
+            record: r.value,
+            origin: format!("module {}", r.module),
+        })
+        .collect();
+    let constraints = given
+        .constraints
+        .into_iter()
+        .map(|c| Constraint {
+            spec: c.value,
+            origin: format!("module {}", c.module),
+        })
+        .collect();
     let site_packages = match (inputs.site_python, inputs.provisions) {
         (Some(_), Some(p)) if !p.ignore_site_packages && !p.site_packages.is_empty() => {
             site_packages(&p.site_packages, inputs.platform, ctx)

@@ -53,6 +53,11 @@ const DEFAULTS: &[(&str, &[&str])] = &[
     // Cray MPICH 8 derives from MPICH 3.4 and keeps its ABI (libmpi.so.12); its own version
     // numbers say nothing about MPICH's.
     ("cray-mpich/*", &["mpich 3.4", "mpi 1.0 mpich"]),
+    // RHEL's and Fedora's `mpi/openmpi-x86_64` name no version, so these never apply as they
+    // stand: they make `-v` say why, and a site's own rule for the exact name (with the
+    // version its packages have) replaces them.
+    ("mpi/openmpi*", &["openmpi {version}", "mpi 1.0 openmpi"]),
+    ("mpi/mpich*", &["mpich {version}", "mpi 1.0 mpich"]),
     ("mvapich2/*", &["mvapich {version}", "mpi 1.0 mvapich"]),
     ("mvapich/*", &["mvapich {version}", "mpi 1.0 mvapich"]),
     ("intel-mpi/*", &["impi_rt {version}", "mpi 1.0 impi"]),
@@ -951,7 +956,12 @@ mod tests {
                 "mvapich 2.3.7, mpi 1.0 mvapich",
             ]
         );
-        assert!(d.notes.is_empty(), "{:?}", d.notes);
+        assert_eq!(
+            d.notes,
+            [
+                "module mpi/openmpi-x86_64 has no version in its name, so rule mpi/openmpi* (default) does not apply"
+            ]
+        );
         let rhel = derive(&[module("openmpi/default")], &default_rules());
         assert!(rhel.provisions.is_empty());
         assert_eq!(
