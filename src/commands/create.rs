@@ -158,6 +158,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
     };
     let derived = derive(&recorded, ctx);
+    let mut variant = Vec::new();
     if let (Some(f), Some(e)) = (yml, from_file) {
         let fit = from_file::check_provisions(
             &e.provided,
@@ -170,7 +171,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         for warning in fit.warnings {
             printer.warn(warning);
         }
-        specs.extend(conda::specs::parse_specs(&fit.specs)?);
+        variant = fit.constraints;
     }
     let ignore_site_packages =
         s.ignore_site_packages || from_file.is_some_and(|e| e.ignore_site_packages);
@@ -238,6 +239,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
                 site_python: site_python.as_ref(),
                 provisions: Some(&provisions),
                 installed: Vec::new(),
+                constraints: variant,
             },
             ctx,
         )
@@ -361,6 +363,7 @@ async fn fill_in(
             site_python,
             provisions: Some(provided),
             installed: Vec::new(),
+            constraints: Vec::new(),
         },
         ctx,
     )

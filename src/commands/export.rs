@@ -334,6 +334,7 @@ async fn lock(
                     site_python: None,
                     provisions: m.provided.as_ref(),
                     installed: Vec::new(),
+                    constraints: Vec::new(),
                 },
                 ctx,
             )

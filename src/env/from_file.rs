@@ -17,12 +17,12 @@ use std::{
 
 use anyhow::Result;
 use rattler_conda_types::{
-    GenericVirtualPackage, MatchSpec, Matches, PackageName, ParseStrictness, RepoDataRecord,
-    Version,
+    GenericVirtualPackage, MatchSpec, Matches, PackageName, ParseMatchSpecOptions, ParseStrictness,
+    RepoDataRecord, Version,
 };
 
 use crate::{
-    conda::{self, envfile::EnvFile},
+    conda::{self, envfile::EnvFile, solve::Constraint},
     env::ops::Added,
     environ::Environ,
     error::UserError,
@@ -345,7 +345,7 @@ pub(crate) fn check_provisions(
         .filter_map(|text| exact_stand_in(text).map(|(name, _)| name))
         .collect();
     let mut warnings = Vec::new();
-    let mut specs = Vec::new();
+    let mut constraints = Vec::new();
     for (i, p) in file.iter().enumerate() {
         // (index of the string, name, how it reads) of each that nothing here provides.
         let missing: Vec<(usize, PackageName, String)> = p
@@ -383,10 +383,10 @@ pub(crate) fn check_provisions(
                     "{at}: module_map leaves out {module}, so {} come from conda's packages",
                     and_list(&names, "and")
                 ));
-                specs.extend(
+                constraints.extend(
                     missing
                         .iter()
-                        .filter_map(|(j, _, _)| conda_spec(&p.provides[*j])),
+                        .filter_map(|(j, _, _)| variant(&p.provides[*j], module)),
                 );
                 continue;
             }
@@ -410,10 +410,10 @@ pub(crate) fn check_provisions(
                 "{at}: the environment used {used} from module {module}; no module here provides {} ({why}), so conda's packages are solved for instead",
                 and_list(&names, "or")
             ));
-            specs.extend(
+            constraints.extend(
                 missing
                     .iter()
-                    .filter_map(|(j, _, _)| conda_spec(&p.provides[*j])),
+                    .filter_map(|(j, _, _)| variant(&p.provides[*j], module)),
             );
             continue;
         }
@@ -437,7 +437,10 @@ pub(crate) fn check_provisions(
         ))
         .into());
     }
-    Ok(ProvisionFit { warnings, specs })
+    Ok(ProvisionFit {
+        warnings,
+        constraints,
+    })
 }
 
 /// What [`check_provisions`] let through.
@@ -445,21 +448,30 @@ pub(crate) fn check_provisions(
 pub(crate) struct ProvisionFit {
     /// One for each module whose packages come from conda instead, for `warn`.
     pub(crate) warnings: Vec<String>,
-    /// Specs for conda's builds of them, so the solve keeps the variant the modules gave
-    /// (`openmpi`, `mpi * openmpi`) rather than any MPI.
-    pub(crate) specs: Vec<String>,
+    /// The variant the file's modules gave (`mpi * openmpi`), for the solve to keep where
+    /// conda's builds stand in for them; they ask for nothing.
+    pub(crate) constraints: Vec<Constraint>,
 }
 
-/// The spec that asks conda for what a module's stand-in gave: its name, and its build where
-/// the build is the point (the `mpi 1.0 openmpi` mutex). Nothing for a virtual package.
-fn conda_spec(text: &str) -> Option<String> {
-    match StandIn::from_str(text).ok()? {
-        StandIn::Record { name, build, .. } if build == MODULE_BUILD => {
-            Some(name.as_normalized().to_owned())
-        }
-        StandIn::Record { name, build, .. } => Some(format!("{} * {build}", name.as_normalized())),
-        StandIn::Virtual(_) | StandIn::Constraint(_) => None,
+/// The constraint that keeps what a module's stand-in gave, where its build is the point
+/// (the `mpi 1.0 openmpi` mutex). Nothing for a stand-in of `envmod_module` build, whose
+/// version the site's own module set, or for a virtual package.
+fn variant(text: &str, module: &str) -> Option<Constraint> {
+    let StandIn::Record { name, build, .. } = StandIn::from_str(text).ok()? else {
+        return None;
+    };
+    if build == MODULE_BUILD {
+        return None;
     }
+    let spec = MatchSpec::from_str(
+        &format!("{} * {build}", name.as_normalized()),
+        ParseMatchSpecOptions::lenient(),
+    )
+    .ok()?;
+    Some(Constraint {
+        spec,
+        origin: format!("module {module} of the file"),
+    })
 }
 
 /// What a lock needs of this site's modules that they do not give, when the user asked for

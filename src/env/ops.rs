@@ -772,6 +772,7 @@ pub(crate) async fn change(
                     .iter()
                     .map(|r| r.repodata_record.clone())
                     .collect(),
+                constraints: Vec::new(),
             },
             ctx,
         )

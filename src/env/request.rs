@@ -40,6 +40,9 @@ pub(crate) struct Inputs<'a> {
     pub(crate) provisions: Option<&'a Provisions>,
     /// What the prefix holds now (a change): favored, so that a change moves little else.
     pub(crate) installed: Vec<RepoDataRecord>,
+    /// More constraints, with what gave them: the variant a file's modules gave, where conda
+    /// builds stand in for them here.
+    pub(crate) constraints: Vec<Constraint>,
 }
 
 /// A solve's request, and what was applied to it that the solution alone does not show.
@@ -107,6 +110,7 @@ pub(crate) fn build<'a>(inputs: Inputs<'a>, ctx: &Ctx<'_>) -> Result<Request<'a>
             spec: c.value,
             origin: format!("module {}", c.module),
         })
+        .chain(inputs.constraints)
         .collect();
     let site_packages = match (inputs.site_python, inputs.provisions) {
         (Some(_), Some(p)) if !p.ignore_site_packages && !p.site_packages.is_empty() => {
