@@ -4,7 +4,8 @@
 //!
 //! The `fixtures_*` tests check the parts themselves (the test channel, the test modules, the
 //! provisioned MPI and numpy) where no module enters the solve, so a failure there points at
-//! the machine or the fixtures rather than at envmod.
+//! the machine or the fixtures rather than at envmod. The other tests load the modules and
+//! build envs as a user would, all on one channel built once per test process.
 
 mod common;
 
@@ -456,7 +457,7 @@ fn ranks(t: &TestEnv, ms: Ms, name: &str) -> (Vec<String>, String) {
     (lines, format!("{}\n{}", stdout(&out), stderr(&out)))
 }
 
-/// Test 1. With Debian's Open MPI loaded as a module, `create mpi4py` installs no conda MPI,
+/// With Debian's Open MPI loaded as a module, `create mpi4py` installs no conda MPI,
 /// says which module stands in, and the env's mpi4py runs on the site's Open MPI on both ranks
 /// in a new shell that loads the env's module.
 #[test]
@@ -496,7 +497,7 @@ fn the_site_open_mpi_module_stands_in_and_mpi4py_runs_on_it() {
     }
 }
 
-/// Test 2. conda-forge's MPI variants with an Open MPI module under its plain and its
+/// conda-forge's MPI variants with an Open MPI module under its plain and its
 /// EasyBuild name: the openmpi build is chosen, and no MPI package is linked; the manifest
 /// records what the module provided.
 #[test]
@@ -534,7 +535,7 @@ fn an_open_mpi_module_picks_the_openmpi_build_and_links_no_mpi() {
     }
 }
 
-/// Test 2. Nothing changes without a module that matches a rule: conda's MPI is installed,
+/// Nothing changes without a module that matches a rule: conda's MPI is installed,
 /// one of them, with its mutex.
 #[test]
 fn without_an_mpi_module_conda_mpi_is_installed() {
@@ -566,7 +567,7 @@ fn without_an_mpi_module_conda_mpi_is_installed() {
     );
 }
 
-/// Test 2. The `mpi` mutex holds with the stand-ins: an mpich build with an Open MPI module
+/// The `mpi` mutex holds with the stand-ins: an mpich build with an Open MPI module
 /// loaded is refused, and the hint names the module.
 #[test]
 fn an_mpich_build_under_an_open_mpi_module_is_refused_naming_the_module() {
@@ -586,7 +587,7 @@ fn an_mpich_build_under_an_open_mpi_module_is_refused_naming_the_module() {
     nothing_created(&t, "mm");
 }
 
-/// Test 2. Variants keep working with the stand-ins in place: `blas=*=mkl` beside an Open MPI
+/// Variants keep working with the stand-ins in place: `blas=*=mkl` beside an Open MPI
 /// module, and an MKL module whose rule gives the constraint `libblas * *mkl`.
 #[test]
 fn blas_variants_work_beside_stand_ins_and_from_an_mkl_rule() {
@@ -643,9 +644,9 @@ fn blas_variants_work_beside_stand_ins_and_from_an_mkl_rule() {
     );
 }
 
-/// Test 3. On this machine, which has no CUDA driver (a login node), a CUDA module gives
-/// `__cuda` and pins `cuda-version` to its own; a later install in a shell without the module
-/// keeps both.
+/// On this machine, which has no CUDA driver (a login node), a CUDA module gives
+/// `__cuda` and pins `cuda-version` to its own; a later install and remove in a shell without
+/// the module keep both.
 #[test]
 fn a_cuda_module_gives_cuda_on_a_login_node_and_the_env_keeps_it() {
     let driver = ["/dev/nvidiactl", "/proc/driver/nvidia"];
@@ -695,9 +696,15 @@ fn a_cuda_module_gives_cuda_on_a_login_node_and_the_env_keeps_it() {
         assert!(meta.iter().any(|m| m == want), "no {want}: {meta:?}");
     }
     assert!(meta.iter().any(|m| m.starts_with("alpha-2.0-")), "{meta:?}");
+    ok(&t.run(&["remove", "-n", "c", "alpha"]));
+    let meta = conda_meta(&t, "c");
+    assert!(records_of(&meta, "alpha").is_empty(), "{meta:?}");
+    for want in ["cuda-version-12.2-h0_3", "cuda-cudart-12.2.140-h0_0"] {
+        assert!(meta.iter().any(|m| m == want), "no {want}: {meta:?}");
+    }
 }
 
-/// Test 3. `CONDA_OVERRIDE_CUDA` wins over the module's `__cuda`, even set empty (no `__cuda`);
+/// `CONDA_OVERRIDE_CUDA` wins over the module's `__cuda`, even set empty (no `__cuda`);
 /// the module's `cuda-version` still pins the toolkit.
 #[test]
 fn conda_override_cuda_wins_over_the_module() {
@@ -751,7 +758,7 @@ fn env_numpy(t: &TestEnv, name: &str) -> String {
     ok(&out).trim().to_string()
 }
 
-/// Test 4. Debian's numpy under the site Python counts as installed: a package needing
+/// Debian's numpy under the site Python counts as installed: a package needing
 /// `numpy >=1.20` gets no conda numpy and imports the site's.
 #[test]
 fn the_site_pythons_numpy_satisfies_a_conda_package() {
@@ -786,7 +793,7 @@ fn the_site_pythons_numpy_satisfies_a_conda_package() {
     );
 }
 
-/// Test 4. Where a constraint rules the site's numpy out, conda's is installed, and the
+/// Where a constraint rules the site's numpy out, conda's is installed, and the
 /// summary says it shadows the site's; `--ignore-site-packages` installs conda's anyway and
 /// is remembered.
 #[test]
@@ -842,7 +849,7 @@ fn conda_numpy_over_the_sites_is_said_and_the_opt_out_remembered() {
     );
 }
 
-/// A second site for test 5: its own world on the same channel, whose MODULEPATH holds only
+/// A second site for the export tests: its own world on the same channel, whose MODULEPATH holds only
 /// Debian's `openmpi/4.1.4` and `gcc/12.2` (a module that provides nothing), with `config`.
 fn second_site(config: &str) -> (TestEnv, PathBuf) {
     let b = world(config);
@@ -866,7 +873,7 @@ fn at_second_site(b: &TestEnv, mods: &Path, script: &str) -> std::process::Outpu
     )
 }
 
-/// Test 5. An env whose Open MPI came from a module, exported as environment.yml and as a
+/// An env whose Open MPI came from a module, exported as environment.yml and as a
 /// lock: both say what the module provided, the lock holds no stand-in as a package, and
 /// py-rattler still reads it; at a second site whose `module_map` maps the module to its own
 /// Open MPI, `create -f` derives the stand-in again from that module.
@@ -979,7 +986,7 @@ for r in sorted(env.conda_repodata_records()["linux-64"], key=lambda r: r.name.n
     check(&b, "l", &out);
 }
 
-/// Test 5. At a second site with no module for the Open MPI the file used, `create -f`
+/// At a second site with no module for the Open MPI the file used, `create -f`
 /// refuses, naming the package and the module; with `--skip-missing-modules` conda's
 /// openmpi is installed instead.
 #[test]
@@ -1062,7 +1069,7 @@ fn create_f_without_a_providing_module_refuses_or_skips_to_conda_mpi() {
     assert_eq!(libmpi(&b, "y"), ["libmpi.so.40"]);
 }
 
-/// Test 6. A template that is no stand-in is a config error naming the file and the line.
+/// A template that is no stand-in is a config error naming the file and the line.
 #[test]
 fn a_bad_template_is_a_config_error_naming_the_file_and_line() {
     let t = world("module_provides:\n  \"openmpi/*\": [\"openmpi >=={version}\"]\n");
@@ -1083,7 +1090,7 @@ fn a_bad_template_is_a_config_error_naming_the_file_and_line() {
     nothing_created(&t, "x");
 }
 
-/// Test 6. RHEL's `mpi/openmpi-x86_64` has no version in its name: no default rule applies,
+/// RHEL's `mpi/openmpi-x86_64` has no version in its name: the default rule does not apply,
 /// `-v` says so, and conda's MPI is installed as without a module.
 #[test]
 fn a_module_with_no_version_provides_nothing_and_verbose_says_so() {
@@ -1105,7 +1112,7 @@ fn a_module_with_no_version_provides_nothing_and_verbose_says_so() {
     assert_eq!(libmpi(&t, "r"), ["libmpi.so.40"]);
 }
 
-/// Test 6. A solve that fails because of a stand-in names the module and the fix.
+/// A solve that fails because of a stand-in names the module and the fix.
 #[test]
 fn a_stand_in_that_blocks_the_solve_is_named_in_the_hint() {
     let t = world("");
@@ -1128,7 +1135,7 @@ fn a_stand_in_that_blocks_the_solve_is_named_in_the_hint() {
     nothing_created(&t, "h");
 }
 
-/// Test 6. Two MPI modules both give the `mpi` mutex: an error before any solve.
+/// Two MPI modules both give the `mpi` mutex: an error before any solve.
 #[test]
 fn two_mpi_modules_are_refused() {
     let t = world("");
