@@ -387,16 +387,20 @@ impl StandInConflict {
         let (name, version, build) = &self.provided;
         let module = self.origin.strip_prefix("module ").unwrap_or(&self.origin);
         let family = module.rsplit_once('/').map_or(module, |(f, _)| f);
-        let (provides, load) = if self.build_only {
-            (format!("{name} {version} {build}"), String::new())
-        } else {
-            let load = lower_bound(&self.spec)
-                .map(|v| format!("load {family}/{v}, or "))
-                .unwrap_or_default();
-            (version.clone(), load)
-        };
+        if self.build_only {
+            // Another variant: no version of the module would do, a build made for it might.
+            // A mutex's build names the implementation (`mpi 1.0 mpich`).
+            let wanted = self.spec.split_whitespace().nth(2).unwrap_or(name);
+            return format!(
+                "{} needs {}; {} provides {name} {version} {build}: ask for the {build} build of {}, or unload {module} to use conda's {wanted}",
+                self.dependent, self.spec, self.origin, self.dependent
+            );
+        }
+        let load = lower_bound(&self.spec)
+            .map(|v| format!("load {family}/{v}, or "))
+            .unwrap_or_default();
         format!(
-            "{} needs {}; {} provides {provides}: {load}unload {module} to use conda's {name}",
+            "{} needs {}; {} provides {version}: {load}unload {module} to use conda's {name}",
             self.dependent, self.spec, self.origin
         )
     }
