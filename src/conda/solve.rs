@@ -808,7 +808,7 @@ mod tests {
         assert_eq!(
             hints,
             [
-                "partool needs mpi 1.0 mpich; module openmpi/4.1.6 provides mpi 1.0 openmpi: unload openmpi/4.1.6 to use conda's mpi"
+                "partool needs mpi 1.0 mpich; module openmpi/4.1.6 provides mpi 1.0 openmpi: ask for the openmpi build of partool, or unload openmpi/4.1.6 to use conda's mpich"
             ],
             "{explanation}"
         );
