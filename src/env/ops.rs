@@ -1116,7 +1116,16 @@ pub(crate) struct Snapshot {
 }
 
 pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
-    let opened = prefix::open_to_read(target)?;
+    let mut opened = prefix::open_to_read(target)?;
+    // What an export writes (modules, channels, what the modules provided) is what this user
+    // chose: a group member's edit of the manifest would otherwise travel to another site.
+    opened.manifest = record::trusted(
+        ctx.environ,
+        &opened.real,
+        &opened.manifest,
+        Replacing::NOTHING,
+        &target.cli(),
+    )?;
     let records = conda::prefix::installed_records(&opened.real)?;
     let pip = conda::pip::installed(&opened.real, &conda::pip::conda_files(&records))?;
     let (facts, _) = activation_facts(&opened.manifest, &opened.real, Scripts::Recorded, ctx)?;

@@ -103,6 +103,37 @@ fn a_stand_in_the_ta_adds_is_not_acted_on() {
     assert!(installed(&prefix, "alpha") && installed(&prefix, "beta"));
 }
 
+/// What the instructor exports is what the instructor chose: before, a stand-in the TA
+/// added made the instructor's lock for another platform leave its package out, and the
+/// environment.yml carry the TA's `provided` to the next site. Now the export is refused,
+/// naming `provided`.
+#[test]
+fn an_export_does_not_carry_a_stand_in_the_ta_adds() {
+    let c = Course::new();
+    let prefix = c.create_shared("cs101", &["libfoo"]);
+    ta_edits_manifest(&c, &prefix, |m| {
+        m["provided"] = json!({
+            "modules": [{"module": "tools/1.0", "rule": "tools/*", "provides": ["alpha 9.9"]}]
+        });
+    });
+    let out = c.envmod_as(
+        Who::Instructor,
+        "077",
+        &["export", "-p", &prefix.display().to_string()],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`provided.modules`")
+            && err.contains("envmod does not act on what you did not choose"),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("alpha 9.9"),
+        "the TA's stand-in was exported"
+    );
+}
+
 /// A `site_packages` directory of the TA's holding a fake `alpha 99` distribution: before,
 /// the instructor's `install beta` took it as the site Python's alpha and installed no
 /// alpha. Now it is refused, and the directory is not read at all: a FIFO planted there as
