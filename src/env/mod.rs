@@ -4,6 +4,7 @@
 
 pub(crate) mod blocked;
 pub(crate) mod cleanup;
+pub(crate) mod ctx;
 pub(crate) mod from_file;
 pub(crate) mod health;
 pub(crate) mod lock;

@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord};
+use rattler_conda_types::{MatchSpec, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{self, CondaSettings, activation::EnvVar},
+    conda::{self, activation::EnvVar},
     env::{
         cleanup::{self, Staging},
         lock::{self, EnvLock},
@@ -20,7 +20,6 @@ use crate::{
         registry::Registry,
         request, swap, venv,
     },
-    environ::Environ,
     error::UserError,
     failpoint,
     manifest::{KernelInfo, Manifest, ModuleInfo, PythonMode},
@@ -28,25 +27,13 @@ use crate::{
         Output, PrefixFacts,
         activate::{Activate, HookShell},
         kernel::Kernel,
-        modulefile::{self, Modulefile, ModulefileOptions},
+        modulefile::{self, Modulefile},
     },
-    printer::Printer,
-    render::Renderer,
     site::{ModuleSystem, python::SitePython},
 };
 
-/// What every step needs from the command that runs the pipeline.
-pub(crate) struct Ctx<'a> {
-    pub(crate) printer: &'a Printer,
-    pub(crate) environ: &'a Environ,
-    pub(crate) conda: &'a CondaSettings,
-    /// Compiled before anything else: a broken site template must cost nothing.
-    pub(crate) renderer: &'a Renderer,
-    pub(crate) options: ModulefileOptions,
-    /// What the cluster gives the solve: the `module_provides` rules and the site package
-    /// names.
-    pub(crate) site: &'a crate::site::SiteSettings,
-}
+// Every command takes these from here, with the pipeline they drive.
+pub(crate) use crate::env::ctx::{Channels, Ctx, channels};
 
 impl Ctx<'_> {
     fn outputs(&self) -> Vec<Box<dyn Output + '_>> {
@@ -65,24 +52,6 @@ impl Ctx<'_> {
 }
 
 // ------------------------------------------------------------------------------- plan
-
-/// Resolved channels, free of secrets, and the client that authenticates to them; the
-/// install that follows the solve downloads with the same client.
-#[derive(Default)]
-pub(crate) struct Channels {
-    pub(crate) list: Vec<Channel>,
-    pub(crate) network: conda::Network,
-}
-
-/// Resolve channel arguments against the alias and the working directory.
-pub(crate) fn channels(raw: &[String], ctx: &Ctx<'_>) -> Result<Channels> {
-    let (list, credentials) =
-        conda::channels::resolve_all(raw, &ctx.conda.channel_alias, ctx.environ.cwd())?;
-    Ok(Channels {
-        list,
-        network: conda::Network::new(credentials),
-    })
-}
 
 /// The conda Python a solve chose, as the manifest records it.
 pub(crate) fn conda_interpreter(records: &[RepoDataRecord], prefix: &Path) -> Result<SitePython> {

@@ -17,7 +17,7 @@ use crate::{
         self,
         solve::{Constraint, Provided, Solution, SolveRequest},
     },
-    env::ops::{Channels, Ctx},
+    env::ctx::{Channels, Ctx},
     manifest::Provisions,
     printer::Printer,
     site::{
