@@ -626,3 +626,58 @@ fn parallel_creates_of_one_name_make_exactly_one_env() {
     assert_eq!(entries, ["same"]);
     assert!(t.envs_dir().join("same/.envmod/manifest.json").is_file());
 }
+
+/// A conda-env-mod module puts an old conda environment's `bin` first on PATH (and sets
+/// CONDA_PREFIX): its python3 is that environment's, not the site's. `create` refuses to
+/// build on it, naming the module and both fixes, on both module systems; `--site-python`
+/// builds on it when that is what the user wants.
+#[test]
+fn an_old_conda_envs_python_is_not_taken_for_the_sites() {
+    let t = TestEnv::new();
+    let old = t.path().join("old-env");
+    std::fs::create_dir_all(old.join("bin")).unwrap();
+    std::fs::create_dir_all(old.join("conda-meta")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/python3.11", old.join("bin/python3")).unwrap();
+    let mods = t.path().join("old-mods/conda-env");
+    std::fs::create_dir_all(&mods).unwrap();
+    std::fs::write(
+        mods.join("old-py3.11.7"),
+        format!(
+            "#%Module\nprepend-path PATH {bin}\nsetenv CONDA_PREFIX {old}\n",
+            bin = old.join("bin").display(),
+            old = old.display()
+        ),
+    )
+    .unwrap();
+    let use_mods = format!(
+        "module use {}",
+        sh(&t.path().join("old-mods").display().to_string())
+    );
+    for ms in Ms::BOTH {
+        let out = t.module_shell(
+            ms,
+            &format!("{use_mods}\nmodule load conda-env/old-py3.11.7\nenvmod create -n new"),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{ms:?}: {err}");
+        assert!(
+            err.contains("module conda-env/old-py3.11.7")
+                && err.contains("module unload conda-env/old-py3.11.7")
+                && err.contains("--site-python PATH"),
+            "{ms:?}: {err}"
+        );
+        assert!(
+            !t.envs_dir().join("new").exists(),
+            "{ms:?}: an environment was made"
+        );
+    }
+    // Named, it is the user's choice.
+    let out = t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "{use_mods}\nmodule load conda-env/old-py3.11.7\nenvmod create -n named --site-python {}",
+            sh(&old.join("bin/python3").display().to_string())
+        ),
+    );
+    ok(&out);
+}
