@@ -681,3 +681,53 @@ fn an_old_conda_envs_python_is_not_taken_for_the_sites() {
     );
     ok(&out);
 }
+
+/// doctor names the loaded module that sets PYTHONPATH, and blames a start-up file only
+/// when the variable is set there, on both module systems.
+#[test]
+fn doctor_names_who_set_pythonpath() {
+    let t = TestEnv::new();
+    let mods = t.path().join("py-mods/py-mpi4py");
+    std::fs::create_dir_all(&mods).unwrap();
+    std::fs::write(
+        mods.join("3.1"),
+        "#%Module\nprepend-path PYTHONPATH /opt/py-mpi4py/3.1/lib/python3.11/site-packages\n",
+    )
+    .unwrap();
+    let use_mods = format!(
+        "module use {}",
+        sh(&t.path().join("py-mods").display().to_string())
+    );
+    let finding = |out: &std::process::Output| -> serde_json::Value {
+        let all: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "pythonpath")
+            .cloned()
+            .unwrap_or_else(|| panic!("no pythonpath finding: {all:#}"))
+    };
+    for ms in Ms::BOTH {
+        let out = t.module_shell(
+            ms,
+            &format!("{use_mods}\nmodule load py-mpi4py/3.1\nenvmod doctor --json"),
+        );
+        let f = finding(&out);
+        let (problem, fix) = (f["problem"].as_str().unwrap(), f["fix"].as_str().unwrap());
+        assert!(problem.contains("by module py-mpi4py/3.1"), "{ms:?}: {f}");
+        assert!(fix.contains("module unload py-mpi4py/3.1"), "{ms:?}: {f}");
+        assert!(!fix.contains("bashrc"), "{ms:?}: ~/.bashrc blamed: {f}");
+    }
+    std::fs::write(t.home.join(".bashrc"), "export PYTHONPATH=/old/lib\n").unwrap();
+    let out = t.module_shell_with(
+        Ms::Lmod,
+        "envmod doctor --json",
+        &[("PYTHONPATH", "/old/lib")],
+    );
+    let f = finding(&out);
+    assert!(
+        f["fix"].as_str().unwrap().contains("~/.bashrc")
+            && !f["problem"].as_str().unwrap().contains("by module"),
+        "{f}"
+    );
+}

@@ -320,6 +320,28 @@ fn name_and_prefixes(full_name: &str) -> impl Iterator<Item = &str> {
     )
 }
 
+/// The loaded modules whose modulefiles name `needle` (a variable, a directory), in load
+/// order: who set something in this shell. Each file is read within bounds.
+pub(crate) fn loaded_mentioning(env: &Environ, needle: &str) -> Vec<String> {
+    let Some(loaded) = env.get("LOADEDMODULES") else {
+        return Vec::new();
+    };
+    let files = env.get("_LMFILES_").unwrap_or_default();
+    loaded
+        .split(':')
+        .zip(files.split(':'))
+        .filter(|(_, f)| !f.is_empty())
+        .filter(|(_, f)| {
+            crate::fs::read_head(Path::new(f), MODULEFILE_SCAN, crate::fs::Links::Follow)
+                .is_ok_and(|head| String::from_utf8_lossy(&head).contains(needle))
+        })
+        .map(|(m, _)| m.to_owned())
+        .collect()
+}
+
+/// How much of a modulefile is read to see what it sets.
+const MODULEFILE_SCAN: u64 = 64 * 1024;
+
 /// Whether a modulefile was written by envmod, judged by its first lines.
 pub(crate) fn is_envmod_modulefile(path: &Path) -> bool {
     head_contains(path, GENERATED_MARKER)

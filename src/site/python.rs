@@ -114,7 +114,9 @@ pub(crate) fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf>
         // An old conda environment's module (conda-env-mod's) puts its `bin` first on PATH:
         // its Python is that environment's, not the site's, and building on it would tie the
         // new environment to the old one.
-        let module = module_setting_path_to(&prefix, env);
+        let module = super::modules::loaded_mentioning(env, &prefix.to_string_lossy())
+            .into_iter()
+            .next();
         let unload = match &module {
             Some(m) => format!("`module unload {m}`, "),
             None => String::new(),
@@ -141,23 +143,6 @@ fn conda_prefix_of(python: &Path) -> Option<PathBuf> {
     let is_dir = |p: PathBuf| p.symlink_metadata().is_ok_and(|m| m.is_dir());
     (is_dir(prefix.join("conda-meta")) && !prefix.join("pyvenv.cfg").exists())
         .then(|| prefix.to_path_buf())
-}
-
-/// The loaded module whose modulefile names `prefix` (the one that put it on PATH), read
-/// within bounds.
-fn module_setting_path_to(prefix: &Path, env: &Environ) -> Option<String> {
-    let loaded = env.get("LOADEDMODULES")?;
-    let files = env.get("_LMFILES_").unwrap_or_default();
-    let needle = prefix.to_string_lossy();
-    loaded
-        .split(':')
-        .zip(files.split(':'))
-        .filter(|(_, f)| !f.is_empty())
-        .find(|(_, f)| {
-            crate::fs::read_head(Path::new(f), 64 * 1024, crate::fs::Links::Follow)
-                .is_ok_and(|head| String::from_utf8_lossy(&head).contains(needle.as_ref()))
-        })
-        .map(|(m, _)| m.to_owned())
 }
 
 fn find(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
