@@ -626,3 +626,108 @@ fn parallel_creates_of_one_name_make_exactly_one_env() {
     assert_eq!(entries, ["same"]);
     assert!(t.envs_dir().join("same/.envmod/manifest.json").is_file());
 }
+
+/// A conda-env-mod module puts an old conda environment's `bin` first on PATH (and sets
+/// CONDA_PREFIX): its python3 is that environment's, not the site's. `create` refuses to
+/// build on it, naming the module and both fixes, on both module systems; `--site-python`
+/// builds on it when that is what the user wants.
+#[test]
+fn an_old_conda_envs_python_is_not_taken_for_the_sites() {
+    let t = TestEnv::new();
+    let old = t.path().join("old-env");
+    std::fs::create_dir_all(old.join("bin")).unwrap();
+    std::fs::create_dir_all(old.join("conda-meta")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/python3.11", old.join("bin/python3")).unwrap();
+    let mods = t.path().join("old-mods/conda-env");
+    std::fs::create_dir_all(&mods).unwrap();
+    std::fs::write(
+        mods.join("old-py3.11.7"),
+        format!(
+            "#%Module\nprepend-path PATH {bin}\nsetenv CONDA_PREFIX {old}\n",
+            bin = old.join("bin").display(),
+            old = old.display()
+        ),
+    )
+    .unwrap();
+    let use_mods = format!(
+        "module use {}",
+        sh(&t.path().join("old-mods").display().to_string())
+    );
+    for ms in Ms::BOTH {
+        let out = t.module_shell(
+            ms,
+            &format!("{use_mods}\nmodule load conda-env/old-py3.11.7\nenvmod create -n new"),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{ms:?}: {err}");
+        assert!(
+            err.contains("module conda-env/old-py3.11.7")
+                && err.contains("module unload conda-env/old-py3.11.7")
+                && err.contains("--site-python PATH"),
+            "{ms:?}: {err}"
+        );
+        assert!(
+            !t.envs_dir().join("new").exists(),
+            "{ms:?}: an environment was made"
+        );
+    }
+    // Named, it is the user's choice.
+    let out = t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "{use_mods}\nmodule load conda-env/old-py3.11.7\nenvmod create -n named --site-python {}",
+            sh(&old.join("bin/python3").display().to_string())
+        ),
+    );
+    ok(&out);
+}
+
+/// doctor names the loaded module that sets PYTHONPATH, and blames a start-up file only
+/// when the variable is set there, on both module systems.
+#[test]
+fn doctor_names_who_set_pythonpath() {
+    let t = TestEnv::new();
+    let mods = t.path().join("py-mods/py-mpi4py");
+    std::fs::create_dir_all(&mods).unwrap();
+    std::fs::write(
+        mods.join("3.1"),
+        "#%Module\nprepend-path PYTHONPATH /opt/py-mpi4py/3.1/lib/python3.11/site-packages\n",
+    )
+    .unwrap();
+    let use_mods = format!(
+        "module use {}",
+        sh(&t.path().join("py-mods").display().to_string())
+    );
+    let finding = |out: &std::process::Output| -> serde_json::Value {
+        let all: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "pythonpath")
+            .cloned()
+            .unwrap_or_else(|| panic!("no pythonpath finding: {all:#}"))
+    };
+    for ms in Ms::BOTH {
+        let out = t.module_shell(
+            ms,
+            &format!("{use_mods}\nmodule load py-mpi4py/3.1\nenvmod doctor --json"),
+        );
+        let f = finding(&out);
+        let (problem, fix) = (f["problem"].as_str().unwrap(), f["fix"].as_str().unwrap());
+        assert!(problem.contains("by module py-mpi4py/3.1"), "{ms:?}: {f}");
+        assert!(fix.contains("module unload py-mpi4py/3.1"), "{ms:?}: {f}");
+        assert!(!fix.contains("bashrc"), "{ms:?}: ~/.bashrc blamed: {f}");
+    }
+    std::fs::write(t.home.join(".bashrc"), "export PYTHONPATH=/old/lib\n").unwrap();
+    let out = t.module_shell_with(
+        Ms::Lmod,
+        "envmod doctor --json",
+        &[("PYTHONPATH", "/old/lib")],
+    );
+    let f = finding(&out);
+    assert!(
+        f["fix"].as_str().unwrap().contains("~/.bashrc")
+            && !f["problem"].as_str().unwrap().contains("by module"),
+        "{f}"
+    );
+}

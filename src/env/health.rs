@@ -73,10 +73,43 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
         }
     }
     if let Some(pp) = env.get("PYTHONPATH") {
+        // Who set it: a loaded module (a site's py-mpi4py does, on purpose), or a start-up
+        // file; only one that does is named.
+        let modules = crate::site::modules::loaded_mentioning(env, "PYTHONPATH");
+        let rc_files: Vec<String> = home
+            .iter()
+            .flat_map(|h| [".bashrc", ".bash_profile", ".zshrc"].map(|rc| h.join(rc)))
+            .filter(|path| {
+                crate::fs::read_head(path, SCAN, crate::fs::Links::Follow)
+                    .is_ok_and(|t| String::from_utf8_lossy(&t).contains("PYTHONPATH"))
+            })
+            .map(|path| show(&path))
+            .collect();
+        let by = match modules.as_slice() {
+            [] => String::new(),
+            [one] => format!(" by module {one}"),
+            many => format!(" by modules {}", many.join(", ")),
+        };
+        let mut fixes = Vec::new();
+        if !modules.is_empty() {
+            fixes.push(format!(
+                "`module unload {}` where its packages should not come first",
+                modules.join(" ")
+            ));
+        }
+        if !rc_files.is_empty() {
+            fixes.push(format!(
+                "remove the line that sets it from {}",
+                rc_files.join(" and ")
+            ));
+        }
+        if fixes.is_empty() {
+            fixes.push("unset PYTHONPATH".to_owned());
+        }
         found.push(Finding {
             check: "pythonpath",
-            problem: format!("PYTHONPATH is set ({pp}), so every Python, in every environment, imports from there first"),
-            fix: "unset PYTHONPATH, and remove the line that sets it from ~/.bashrc".into(),
+            problem: format!("PYTHONPATH is set{by} ({pp}), so every Python, in every environment, imports from there first"),
+            fix: fixes.join("; "),
         });
     }
     for (var, what) in [

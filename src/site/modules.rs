@@ -284,7 +284,7 @@ pub(crate) fn capture(env: &Environ, ignore: &[String]) -> (Vec<LoadedModule>, V
             skipped.push(Skipped::Sticky(full_name.to_string()));
         } else if patterns
             .iter()
-            .any(|p| p.matches(full_name) || p.matches(short))
+            .any(|p| name_and_prefixes(full_name).any(|n| p.matches(n)))
         {
             skipped.push(Skipped::Ignored(full_name.to_string()));
         } else if module
@@ -307,6 +307,40 @@ pub(crate) fn capture(env: &Environ, ignore: &[String]) -> (Vec<LoadedModule>, V
     }
     (kept, skipped)
 }
+
+/// `intel/oneapi/2023.1`, then `intel/oneapi`, then `intel`: an `ignore_modules` entry
+/// matches the whole name or any leading part of it, so `intel` covers every version of a
+/// module whose name has more than one `/`.
+fn name_and_prefixes(full_name: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(full_name).chain(
+        full_name
+            .match_indices('/')
+            .map(|(i, _)| &full_name[..i])
+            .filter(|p| !p.is_empty()),
+    )
+}
+
+/// The loaded modules whose modulefiles name `needle` (a variable, a directory), in load
+/// order: who set something in this shell. Each file is read within bounds.
+pub(crate) fn loaded_mentioning(env: &Environ, needle: &str) -> Vec<String> {
+    let Some(loaded) = env.get("LOADEDMODULES") else {
+        return Vec::new();
+    };
+    let files = env.get("_LMFILES_").unwrap_or_default();
+    loaded
+        .split(':')
+        .zip(files.split(':'))
+        .filter(|(_, f)| !f.is_empty())
+        .filter(|(_, f)| {
+            crate::fs::read_head(Path::new(f), MODULEFILE_SCAN, crate::fs::Links::Follow)
+                .is_ok_and(|head| String::from_utf8_lossy(&head).contains(needle))
+        })
+        .map(|(m, _)| m.to_owned())
+        .collect()
+}
+
+/// How much of a modulefile is read to see what it sets.
+const MODULEFILE_SCAN: u64 = 64 * 1024;
 
 /// Whether a modulefile was written by envmod, judged by its first lines.
 pub(crate) fn is_envmod_modulefile(path: &Path) -> bool {
@@ -426,6 +460,30 @@ mod tests {
                 Skipped::Ignored("StdEnv".into()),
                 Skipped::Ignored("xalt/2.10".into()),
                 Skipped::Sticky("site/base".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_ignored_name_matches_every_module_it_begins() {
+        let env = environ(&[(
+            "LOADEDMODULES",
+            "intel/oneapi/2023.1:intelmpi/2021:xalt/2.10:cray/pe/xalt/3:gcc/12.2",
+        )]);
+        let (kept, skipped) = capture(&env, &["intel".into(), "xalt/*".into(), "cray/pe".into()]);
+        assert_eq!(
+            kept.iter()
+                .map(|m| m.full_name.as_str())
+                .collect::<Vec<_>>(),
+            ["intelmpi/2021", "gcc/12.2"],
+            "a prefix is a whole part of the name, never the start of a word"
+        );
+        assert_eq!(
+            skipped,
+            [
+                Skipped::Ignored("intel/oneapi/2023.1".into()),
+                Skipped::Ignored("xalt/2.10".into()),
+                Skipped::Ignored("cray/pe/xalt/3".into()),
             ]
         );
     }

@@ -107,6 +107,45 @@ impl SitePython {
 /// Find the interpreter to build on: the configured one (a path or a command name), or
 /// `python3` on PATH.
 pub(crate) fn locate(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
+    let found = find(configured, env)?;
+    if configured.is_none()
+        && let Some(prefix) = conda_prefix_of(&found)
+    {
+        // An old conda environment's module (conda-env-mod's) puts its `bin` first on PATH:
+        // its Python is that environment's, not the site's, and building on it would tie the
+        // new environment to the old one.
+        let module = super::modules::loaded_mentioning(env, &prefix.to_string_lossy())
+            .into_iter()
+            .next();
+        let unload = match &module {
+            Some(m) => format!("`module unload {m}`, "),
+            None => String::new(),
+        };
+        return Err(UserError::usage(format!(
+            "the python3 first on PATH, {}, is inside the conda environment {}{}, not the site's Python",
+            found.display(),
+            prefix.display(),
+            module.map(|m| format!(" (module {m})")).unwrap_or_default()
+        ))
+        .with_hint(format!(
+            "{unload}or pass --site-python PATH to build on it anyway"
+        ))
+        .into());
+    }
+    Ok(found)
+}
+
+/// The prefix of a conda environment `python` is the interpreter of: `conda-meta/` beside its
+/// `bin/`. A venv-style prefix (envmod's own, with `pyvenv.cfg`) runs a site interpreter and
+/// does not count.
+fn conda_prefix_of(python: &Path) -> Option<PathBuf> {
+    let prefix = python.parent()?.parent()?;
+    let is_dir = |p: PathBuf| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+    (is_dir(prefix.join("conda-meta")) && !prefix.join("pyvenv.cfg").exists())
+        .then(|| prefix.to_path_buf())
+}
+
+fn find(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
     let wanted = configured.unwrap_or("python3");
     // A path is the user's own choice, relative to where envmod runs; a name is looked up on
     // the absolute entries of PATH only.
