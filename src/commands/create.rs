@@ -532,32 +532,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         printer.warn(warning);
     }
     // What this site's modules stand in for, as a solve would say it.
-    for r in &here.stand_ins.records {
-        let p = &r.value.package_record;
-        if lock.stand_ins.iter().any(|(name, _, _)| name == &p.name) {
-            printer.info(format!(
-                "{} {} ← module {}",
-                p.name.as_normalized(),
-                p.version,
-                r.module
-            ));
-        }
-    }
-    for (v, module) in &here.from_modules {
-        let needed = lock.records.iter().any(|r| {
-            r.package_record
-                .depends
-                .iter()
-                .any(|d| d.split_whitespace().next() == Some(v.name.as_normalized()))
-        });
-        if needed {
-            printer.info(format!(
-                "{} ← module {module} ({})",
-                crate::site::virtual_packages::shown(v),
-                crate::site::virtual_packages::none_here(v)
-            ));
-        }
-    }
+    here.report_for(&lock.stand_ins, &lock.records, printer);
     let has_python = lock
         .records
         .iter()

@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use rattler_conda_types::{GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
+use rattler_conda_types::{
+    GenericVirtualPackage, MatchSpec, PackageName, RepoDataRecord, Subdir, Version,
+};
 
 use crate::{
     conda::{
@@ -199,21 +201,9 @@ impl Solved {
                 shadow.site.origin
             ));
         }
-        let depends_on = |name: &str| {
-            self.solution.records.iter().any(|r| {
-                r.package_record
-                    .depends
-                    .iter()
-                    .any(|d| d.split_whitespace().next() == Some(name))
-            })
-        };
         for (package, module) in &self.virtuals {
-            let line = format!(
-                "{} ← module {module} ({})",
-                virtual_packages::shown(package),
-                virtual_packages::none_here(package)
-            );
-            if depends_on(package.name.as_normalized()) {
+            let line = virtual_line(package, module);
+            if depends_on(&self.solution.records, package.name.as_normalized()) {
                 printer.info(line);
             } else {
                 printer.detail(format!("{line}: nothing needed it"));
@@ -235,6 +225,53 @@ impl Solved {
             }
         }
     }
+}
+
+impl Site {
+    /// For a lock, which has no solve to report: one line per stand-in the lock marks and
+    /// per module virtual package a locked package needs, as [`Solved::report`] words them.
+    pub(crate) fn report_for(
+        &self,
+        marked: &[(PackageName, Version, String)],
+        records: &[RepoDataRecord],
+        printer: &Printer,
+    ) {
+        for r in &self.stand_ins.records {
+            let p = &r.value.package_record;
+            if marked.iter().any(|(name, _, _)| name == &p.name) {
+                printer.info(format!(
+                    "{} {} ← module {}",
+                    p.name.as_normalized(),
+                    p.version,
+                    r.module
+                ));
+            }
+        }
+        for (package, module) in &self.from_modules {
+            if depends_on(records, package.name.as_normalized()) {
+                printer.info(virtual_line(package, module));
+            }
+        }
+    }
+}
+
+/// `__cuda 12.2 ← module cuda/12.2 (no CUDA driver here)`.
+fn virtual_line(package: &GenericVirtualPackage, module: &str) -> String {
+    format!(
+        "{} ← module {module} ({})",
+        virtual_packages::shown(package),
+        virtual_packages::none_here(package)
+    )
+}
+
+/// Whether any of `records` depends on the package `name`.
+fn depends_on(records: &[RepoDataRecord], name: &str) -> bool {
+    records.iter().any(|r| {
+        r.package_record
+            .depends
+            .iter()
+            .any(|d| d.split_whitespace().next() == Some(name))
+    })
 }
 
 /// Build the request for `inputs` and solve it.
