@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod course;
+pub mod hierarchy;
 
 use std::{
     path::{Path, PathBuf},
@@ -208,6 +209,44 @@ impl TestEnv {
     }
 
     pub fn module_shell_with(&self, ms: Ms, script: &str, extra_env: &[(&str, &str)]) -> Output {
+        self.shell_on(ms, &self.site_modules, script, extra_env)
+    }
+
+    /// Run a bash script in a clean shell as a login on a hierarchical site would have it:
+    /// `ms` initialised, MODULEPATH only the site tree's `Core`, and the sticky `StdEnv/2024`
+    /// loaded (see [`hierarchy`]).
+    pub fn tree_shell(&self, ms: Ms, site: hierarchy::Site, script: &str) -> Output {
+        self.tree_shell_with(ms, site, script, &[])
+    }
+
+    pub fn tree_shell_with(
+        &self,
+        ms: Ms,
+        site: hierarchy::Site,
+        script: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Output {
+        let core = self.tree(ms, site);
+        self.shell_on(
+            ms,
+            &core,
+            &format!("module load StdEnv/2024 || exit 97\n{script}"),
+            extra_env,
+        )
+    }
+
+    /// The `Core` directory of site `site`'s tree for `ms`, written on first use.
+    pub fn tree(&self, ms: Ms, site: hierarchy::Site) -> PathBuf {
+        hierarchy::write_tree(&self.path().join("trees"), ms, site)
+    }
+
+    fn shell_on(
+        &self,
+        ms: Ms,
+        modulepath: &Path,
+        script: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Output {
         let init = ms.init_script();
         let envmod_bin = assert_cmd::cargo::cargo_bin("envmod");
         let bin_dir = self.path().join("envmod-bin");
@@ -219,7 +258,7 @@ impl TestEnv {
         let full = format!(
             "source {init}\nexport MODULEPATH={mp}\nexport PATH={bin}:$PATH\nset -o pipefail\n{script}\n",
             init = sh(&init.display().to_string()),
-            mp = sh(&self.site_modules.display().to_string()),
+            mp = sh(&modulepath.display().to_string()),
             bin = sh(&bin_dir.display().to_string()),
         );
         let mut cmd = Command::new("env");
