@@ -41,6 +41,19 @@ impl Environ {
         }
     }
 
+    /// Another process's variables (a scratch shell's), with this working directory.
+    pub(crate) fn from_vars(vars: BTreeMap<String, String>, cwd: &Path) -> Self {
+        Self {
+            vars,
+            cwd: cwd.to_path_buf(),
+        }
+    }
+
+    /// Every variable, for a child that must see exactly this environment.
+    pub(crate) fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The same environment with one variable set.
     #[cfg(test)]
     pub(crate) fn with(mut self, key: &str, value: &str) -> Self {

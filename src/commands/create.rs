@@ -18,7 +18,7 @@ use crate::{
         ops::{self, Ctx, NewEnv},
         prefix::{self, EnvTarget},
         registry::Registry,
-        request,
+        request, stack,
     },
     environ::Environ,
     error::UserError,
@@ -27,7 +27,7 @@ use crate::{
     render::escape::sh_quote,
     site::{
         ModuleSystem,
-        modules::{self, LoadedModule, Skipped},
+        modules::{LoadedModule, Skipped},
         provides, python,
     },
 };
@@ -106,11 +106,28 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             .filter(|e| e.python.mode == PythonMode::Conda && !s.site_python_flag)
             .map(|e| e.python.version.clone())
     });
-    // The site Python is started first and asked for its facts while envmod does the work
+    // A file's modules are loaded first, in a scratch shell as `module load ENV` will: the
+    // stack they give holds the site Python this environment is built on.
+    let file_stack = match from_file {
+        Some(e) => Some(stack::mapped(
+            &e.modules,
+            &s.module_map,
+            s.skip_missing_modules,
+            &yml.map_or_else(String::new, |f| format!("{} ", f.path.display())),
+            env,
+            printer,
+        )?),
+        None => None,
+    };
+    let python_env = file_stack
+        .as_ref()
+        .and_then(|m| m.environ.as_ref())
+        .unwrap_or(env);
+    // The site Python is started next and asked for its facts while envmod does the work
     // that does not depend on them.
     let probe = match &conda_python {
         None => {
-            let interpreter = python::locate(s.python.as_deref(), env)?;
+            let interpreter = python::locate(s.python.as_deref(), python_env)?;
             let probe = python::Probe::start(&interpreter, Some(&s.interpreter_cache))?;
             Some((interpreter, probe))
         }
@@ -140,20 +157,10 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         };
         specs.extend(conda::specs::parse_specs(&[spec])?);
     }
-    let (recorded, skipped, missing) = match from_file {
-        Some(e) => {
-            let (kept, missing) = from_file::file_modules(
-                e,
-                &s.module_map,
-                s.skip_missing_modules,
-                yml,
-                env,
-                printer,
-            )?;
-            (kept, Vec::new(), missing)
-        }
+    let (recorded, skipped, missing) = match file_stack {
+        Some(m) => (m.modules, Vec::new(), m.missing),
         None => {
-            let (recorded, skipped) = modules::capture(env, &s.ignore_modules);
+            let (recorded, skipped) = stack::from_shell(env, &s.ignore_modules, printer)?;
             (recorded, skipped, Vec::new())
         }
     };
@@ -517,7 +524,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     }
     // What this site's modules give, checked against what the lock rests on before anything
     // is installed.
-    let (recorded, _) = modules::capture(env, &s.ignore_modules);
+    let (recorded, _) = stack::from_shell(env, &s.ignore_modules, printer)?;
     let derived = derive(&recorded, ctx);
     let here = request::site(&derived.provisions, conda::PLATFORM, ctx)?;
     let fit = from_file::check_lock_stand_ins(

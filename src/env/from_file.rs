@@ -24,11 +24,9 @@ use rattler_conda_types::{
 use crate::{
     conda::{self, envfile::EnvFile, solve::Constraint},
     env::ops::Added,
-    environ::Environ,
     error::UserError,
-    printer::Printer,
     site::{
-        modules::{self, LoadedModule},
+        modules::LoadedModule,
         provides::{MODULE_BUILD, ModuleProvision, StandIn, StandIns},
         python::SitePython,
     },
@@ -166,85 +164,6 @@ pub(crate) fn check_site_python(
     ))
     .with_hint(format!(
         "use --python {wanted} for a conda Python {wanted}, or --site-python PATH for a site Python {wanted}"
-    ))
-    .into())
-}
-
-/// The modules the file recorded, mapped to this site's names and looked up through the
-/// module system. Returns the modules to record and the ones left out.
-pub(crate) fn file_modules(
-    section: &conda::envfile::EnvmodSection,
-    map: &BTreeMap<String, Option<String>>,
-    skip_missing: bool,
-    f: Option<&EnvFile>,
-    env: &Environ,
-    printer: &Printer,
-) -> Result<(Vec<LoadedModule>, Vec<String>)> {
-    let mapped = modules::apply_map(&section.modules, map)?;
-    let as_loaded = |names: &[String]| {
-        names
-            .iter()
-            .map(|n| LoadedModule {
-                full_name: n.clone(),
-                file: None,
-            })
-            .collect::<Vec<_>>()
-    };
-    if mapped.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut missing = Vec::new();
-    for name in &mapped {
-        match modules::is_available(env, name)? {
-            None => {
-                printer.warn(format!(
-                    "no module system here: the environment is built without loading {}; they stay recorded for where a module system exists",
-                    mapped.join(" ")
-                ));
-                return Ok((as_loaded(&mapped), Vec::new()));
-            }
-            Some(true) => {}
-            Some(false) => missing.push(name.clone()),
-        }
-    }
-    if missing.is_empty() {
-        return Ok((as_loaded(&mapped), Vec::new()));
-    }
-    // The original names, as module_map lines are keyed by them.
-    let original = |m: &String| {
-        section
-            .modules
-            .iter()
-            .find(|o| {
-                modules::apply_map(std::slice::from_ref(*o), map)
-                    .is_ok_and(|to| to.first() == Some(m))
-            })
-            .cloned()
-            .unwrap_or_else(|| m.clone())
-    };
-    if skip_missing {
-        printer.warn(format!(
-            "building without modules this site does not have: {}",
-            missing.join(" ")
-        ));
-        let kept: Vec<String> = mapped
-            .into_iter()
-            .filter(|m| !missing.contains(m))
-            .collect();
-        return Ok((as_loaded(&kept), missing.iter().map(original).collect()));
-    }
-    let file = f.map_or_else(String::new, |f| format!("{} ", f.path.display()));
-    let lines: Vec<String> = missing
-        .iter()
-        .map(|m| format!("{}: <module here>", original(m)))
-        .collect();
-    Err(UserError::failure(format!(
-        "modules that {file}was built on do not exist here: {}; nothing was created",
-        missing.join(" ")
-    ))
-    .with_hint(format!(
-        "map them to this site's modules in module_map (config) or a --module-map FILE, one line each:\n  {}\n(`null` leaves a module out), or pass --skip-missing-modules",
-        lines.join("\n  ")
     ))
     .into())
 }

@@ -202,7 +202,8 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
     let envs: Vec<Manifest> = s.registry.all(&s.envs_dir).into_iter().flatten().collect();
     // Environments share a few site Pythons and modules: ask about each one once.
     let mut versions: BTreeMap<(PathBuf, String), Result<Option<String>, String>> = BTreeMap::new();
-    let mut available: BTreeMap<String, bool> = BTreeMap::new();
+    let mut stacks: BTreeMap<Vec<String>, Result<Option<modules::Replay>, String>> =
+        BTreeMap::new();
     for m in &envs {
         let target = m.cli_target();
         if m.python.mode == PythonMode::Site {
@@ -229,23 +230,44 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
                 Ok(Some(_)) => {}
             }
         }
-        if module_system {
-            let missing: Vec<&str> = m
-                .modules
-                .iter()
-                .map(|l| l.full_name.as_str())
-                .filter(|name| {
-                    !*available.entry(name.to_string()).or_insert_with(|| {
-                        !matches!(modules::is_available(env, name), Ok(Some(false)))
-                    })
-                })
-                .collect();
-            if !missing.is_empty() {
-                found.push(Finding {
+        if module_system && !m.modules.is_empty() {
+            // Loaded from scratch, as `module load ENV` in a new shell does; environments
+            // share a few stacks, and each is loaded once.
+            let asked: Vec<String> = m.modules.iter().map(|l| l.full_name.clone()).collect();
+            let replay = stacks
+                .entry(asked.clone())
+                .or_insert_with(|| modules::replay(env, &asked).map_err(|e| format!("{e:#}")));
+            match replay {
+                Err(e) => found.push(Finding {
                     check: "modules",
-                    problem: format!("{}: recorded modules no longer on MODULEPATH: {}", m.name, missing.join(" ")),
-                    fix: format!("rebuild it with a module_map: `envmod export {target} -o env.yml`, then `envmod create -f env.yml --module-map MAP` (a `{}: <module here>` line each)", missing[0]),
-                });
+                    problem: format!("{}: its modules could not be loaded to check them: {e}", m.name),
+                    fix: "check that `module avail` answers in this shell".into(),
+                }),
+                Ok(None) => {}
+                Ok(Some(r)) if !r.failed.is_empty() => {
+                    let failed: Vec<String> =
+                        r.failed.iter().map(|(name, why)| format!("{name} ({why})")).collect();
+                    found.push(Finding {
+                        check: "modules",
+                        problem: format!(
+                            "{}: its modules do not load in a new shell: {}",
+                            m.name,
+                            failed.join(", ")
+                        ),
+                        fix: format!("if the site renamed or removed them, rebuild it with a module_map: `envmod export {target} -o env.yml`, then `envmod create -f env.yml --module-map MAP` (a `{}: <module here>` line each)", r.failed[0].0),
+                    });
+                }
+                Ok(Some(r)) if !r.in_order(&asked) => found.push(Finding {
+                    check: "modules",
+                    problem: format!(
+                        "{}: its modules load in a new shell only in another order, {}, so `module load {}` fails",
+                        m.name,
+                        r.order.join(" "),
+                        m.module_name()
+                    ),
+                    fix: format!("create it again, which records the order that loads: `envmod export {target} -o env.yml`, `envmod delete {target} --yes`, `envmod create -f env.yml`"),
+                }),
+                Ok(Some(_)) => {}
             }
         }
         if let Some(h) = &home {

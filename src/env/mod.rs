@@ -13,5 +13,6 @@ pub(crate) mod prefix;
 pub(crate) mod record;
 pub(crate) mod registry;
 pub(crate) mod request;
+pub(crate) mod stack;
 pub(crate) mod swap;
 pub(crate) mod venv;

@@ -1,7 +1,7 @@
 //! The modules loaded in the user's shell, recorded at creation so the modulefile can load
 //! the same stack and refuse a different one.
 
-use std::{path::Path, process::Command, sync::LazyLock};
+use std::{collections::BTreeMap, path::Path, process::Command, sync::LazyLock};
 
 use regex::Regex;
 
@@ -37,30 +37,154 @@ impl LoadedModule {
     }
 }
 
-/// Whether `name` can be loaded here, asked of the module system of this shell (Lmod's
-/// `is-avail` reads its spider cache; Environment Modules searches MODULEPATH). `None` when
-/// there is no module system at all.
-pub(crate) fn is_available(env: &Environ, name: &str) -> anyhow::Result<Option<bool>> {
+/// What loading a stack from scratch gave: the one way envmod asks whether a stack loads.
+#[derive(Debug, Clone)]
+pub(crate) struct Replay {
+    /// The asked modules that loaded, in the order they did: the recorded order when it
+    /// works, else the order a retry found (a compiler before what it unlocks).
+    pub(crate) order: Vec<String>,
+    /// The asked modules that did not load, with the first lines the module system printed.
+    pub(crate) failed: Vec<(String, String)>,
+    /// `LOADEDMODULES` and `_LMFILES_` afterwards, sticky modules included.
+    pub(crate) loaded: Vec<LoadedModule>,
+    /// The scratch shell's variables afterwards: where the stack's `python3` is.
+    pub(crate) environ: Environ,
+}
+
+impl Replay {
+    /// Whether every asked module loaded, in the order asked.
+    pub(crate) fn in_order(&self, asked: &[String]) -> bool {
+        self.failed.is_empty() && self.order == asked
+    }
+
+    /// The file `name` loaded from, as the module system reported it.
+    pub(crate) fn file_of(&self, name: &str) -> Option<&str> {
+        self.loaded
+            .iter()
+            .find(|m| m.full_name == name)
+            .and_then(|m| m.file.as_deref())
+    }
+}
+
+/// Load `modules` in a scratch shell, as a new login would: the module system of this shell,
+/// everything but the sticky modules unloaded (`module purge`), then one `module load` each,
+/// in order. A module that fails is tried again after the others, so a list that names an MPI
+/// before its compiler (after a `module swap`) still loads, in an order that `order` tells.
+/// `None` without a module system.
+pub(crate) fn replay(env: &Environ, modules: &[String]) -> anyhow::Result<Option<Replay>> {
     let Some(cmd) = module_command(env)? else {
         return Ok(None);
     };
-    if check_name(name).is_err() {
-        return Ok(Some(false));
+    let (names, mut failed): (Vec<&String>, Vec<&String>) =
+        modules.iter().partition(|m| check_name(m).is_ok());
+    // Words split on spaces only; names hold no spaces (check_name), and `set -f` keeps a `*`
+    // in one from being expanded.
+    let script = r#"set -f
+cmd=$1; shift
+eval "$("$cmd" sh purge 2>/dev/null)" >/dev/null 2>&1
+pending=$*; left=
+while [ -n "$pending" ]; do
+  left=; progress=
+  for m in $pending; do
+    if code=$("$cmd" sh load "$m" 2>/dev/null) && eval "$code" >/dev/null 2>&1; then
+      printf 'loaded\0%s\0' "$m"; progress=1
+    else
+      left="$left $m"
+    fi
+  done
+  [ -n "$progress" ] || break
+  pending=$left
+done
+for m in $left; do
+  msg=$("$cmd" sh load "$m" 2>&1 >/dev/null)
+  printf 'failed\0%s\0%s\0' "$m" "$msg"
+done
+env -0 >&2"#;
+    let mut command = Command::new("/bin/sh");
+    command
+        .args(["-c", script, "envmod-replay", cmd])
+        .args(&names)
+        .env_clear()
+        .envs(env.vars())
+        .current_dir("/");
+    let out = run::output(&mut command, run::MODULE).map_err(|e| module_error(cmd, e))?;
+    // The steps on stdout; the variables afterwards on stderr, where nothing else goes.
+    let steps = String::from_utf8_lossy(&out.stdout);
+    let vars = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        anyhow::bail!(
+            "the module command {cmd} stopped while loading {}",
+            modules.join(" ")
+        );
     }
-    // Both print shell code whose status is the answer: Lmod ends with `false`, Environment
-    // Modules with `test 0 = 1`.
-    let out = run::output(
-        Command::new("/bin/sh")
-            .args([
-                "-c",
-                r#"out=$("$0" sh is-avail "$1" 2>/dev/null) || exit 1; eval "$out" >/dev/null 2>&1"#,
-            ])
-            .arg(cmd)
-            .arg(name),
-        run::MODULE,
-    )
-    .map_err(|e| module_error(cmd, e))?;
-    Ok(Some(out.status.success()))
+    let mut order = Vec::new();
+    let mut failures = Vec::new();
+    let mut fields = steps.split('\0');
+    while let Some(kind) = fields.next() {
+        match kind {
+            "loaded" => order.extend(fields.next().map(str::to_owned)),
+            "failed" => {
+                let name = fields.next().unwrap_or_default().to_owned();
+                failures.push((name, first_lines(fields.next().unwrap_or_default())));
+            }
+            _ => {}
+        }
+    }
+    failures.extend(failed.drain(..).map(|m| {
+        let why = check_name(m).err().unwrap_or_default();
+        (m.clone(), format!("not a module name: {why}"))
+    }));
+    let vars: BTreeMap<String, String> = vars
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let environ = Environ::from_vars(vars, env.cwd());
+    let loaded = loaded_list(&environ);
+    Ok(Some(Replay {
+        order,
+        failed: failures,
+        loaded,
+        environ,
+    }))
+}
+
+/// What a failed load said, without the module system's boilerplate: its first lines that
+/// say something, joined.
+fn first_lines(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| !l.starts_with("Lmod has detected the following error"))
+        .take(2)
+        .collect();
+    if lines.is_empty() {
+        "it did not load".to_owned()
+    } else {
+        lines.join(" ")
+    }
+}
+
+/// `LOADEDMODULES` paired with `_LMFILES_`.
+fn loaded_list(env: &Environ) -> Vec<LoadedModule> {
+    let files: Vec<&str> = env
+        .get("_LMFILES_")
+        .map(|f| f.split(':').collect())
+        .unwrap_or_default();
+    env.get("LOADEDMODULES")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|m| !m.is_empty())
+        .enumerate()
+        .map(|(i, m)| LoadedModule {
+            full_name: m.to_owned(),
+            file: files
+                .get(i)
+                .filter(|f| !f.is_empty())
+                .map(|f| (*f).to_owned()),
+        })
+        .collect()
 }
 
 /// The module command of this shell (`LMOD_CMD`, else `MODULES_CMD`), `None` without a

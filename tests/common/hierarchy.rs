@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | Core | `StdEnv/2024` (sticky, loaded at login) | `SITE_STDENV` |
 //! | Core | `gcc/12.2`, `gcc/13.1` (family `compiler`) | `FAKE_GCC_VERSION`, MODULEPATH += `Compiler/gcc/V` |
-//! | Core | `python/3.11` | PATH to a link to [`super::MODULE_PYTHON`] |
+//! | Core | `python/3.11` | PATH to its own Python 3.11 install, [`PYTHON_PREFIX`] |
 //! | Core | `intel/oneapi/2023.1` | `INTEL_ONEAPI_VERSION` |
 //! | Compiler/gcc/12.2, Compiler/gcc/13.1 | `openmpi/4.1` (family `mpi`) | `FAKE_MPI_VERSION`, `FAKE_MPI_COMPILER`, MODULEPATH += `MPI/gcc/V/openmpi/4.1` |
 //! | MPI/gcc/12.2/openmpi/4.1 | `hdf5/1.14` | `HDF5_DIR` |
@@ -73,7 +73,7 @@ fn modules(site: Site, root: &Path) -> Vec<Module> {
             s.sticky = true;
             s
         },
-        Module::new("Core/python/3.11").prepend("PATH", at("_bin/python-3.11")),
+        Module::new("Core/python/3.11").prepend("PATH", at(&format!("{PYTHON_PREFIX}/bin"))),
     ];
     let (compilers, mpi, hdf5): (&[&str], &str, &[(&str, &str)]) = match site {
         Site::One => (&["12.2", "13.1"], "4.1", &[("12.2", "1.14")]),
@@ -114,6 +114,25 @@ fn modules(site: Site, root: &Path) -> Vec<Module> {
     m
 }
 
+/// Where in a site's tree the `python/3.11` module's Python lives: a copy of
+/// [`MODULE_PYTHON`] with the standard library beside it, an install of its own as a site's
+/// Python module is, so `sys.executable` tells it from /usr/bin's.
+pub const PYTHON_PREFIX: &str = "_python";
+
+fn write_site_python(prefix: &Path) {
+    let bin = prefix.join("bin");
+    let lib = prefix.join("lib");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(MODULE_PYTHON, bin.join("python3.11")).unwrap();
+    for name in ["python3", "python"] {
+        std::os::unix::fs::symlink("python3.11", bin.join(name)).unwrap();
+    }
+    // Debian's standard library and its dist-packages, found from the prefix.
+    std::os::unix::fs::symlink("/usr/lib/python3.11", lib.join("python3.11")).unwrap();
+    std::os::unix::fs::symlink("/usr/lib/python3", lib.join("python3")).unwrap();
+}
+
 fn lua(s: &str) -> String {
     format!("{s:?}")
 }
@@ -130,14 +149,14 @@ pub fn write_tree(root: &Path, ms: Ms, site: Site) -> PathBuf {
     if core.is_dir() {
         return core;
     }
-    let py_bin = root.join("_bin/python-3.11");
-    std::fs::create_dir_all(&py_bin).unwrap();
-    for name in ["python3", "python"] {
-        std::os::unix::fs::symlink(MODULE_PYTHON, py_bin.join(name)).unwrap();
-    }
+    write_site_python(&root.join(PYTHON_PREFIX));
     let mut sticky = Vec::new();
     for m in modules(site, &root) {
-        let name = m.path.splitn(2, '/').nth(1).unwrap_or(&m.path).to_string();
+        let name = m
+            .path
+            .split_once('/')
+            .map_or(m.path.as_str(), |x| x.1)
+            .to_string();
         let text = match ms {
             Ms::Lmod => {
                 let mut t = format!("whatis({})\n", lua(&format!("{name} (site test tree)")));
