@@ -67,9 +67,10 @@ impl Replay {
 }
 
 /// Load `modules` in a scratch shell, as a new login would: the module system of this shell,
-/// everything but the sticky modules unloaded (`module purge`), then one `module load` each,
-/// in order. A module that fails is tried again after the others, so a list that names an MPI
-/// before its compiler (after a `module swap`) still loads, in an order that `order` tells.
+/// everything but the sticky modules unloaded (`module purge`), then `module load` of them
+/// all, in order. When that fails, each is loaded alone, and one that fails is tried again
+/// after the others, so a list that names an MPI before its compiler (after a `module swap`)
+/// still loads, in an order that `order` tells, and each one that never loads is named.
 /// `None` without a module system.
 pub(crate) fn replay(env: &Environ, modules: &[String]) -> anyhow::Result<Option<Replay>> {
     let Some(cmd) = module_command(env)? else {
@@ -83,6 +84,15 @@ pub(crate) fn replay(env: &Environ, modules: &[String]) -> anyhow::Result<Option
 cmd=$1; shift
 eval "$("$cmd" sh purge 2>/dev/null)" >/dev/null 2>&1
 pending=$*; left=
+# One `module load` of them all is what the environment's modulefile does, and the common
+# case: each module command costs a process.
+if [ -n "$pending" ] && code=$("$cmd" sh load "$@" 2>/dev/null) && eval "$code" >/dev/null 2>&1; then
+  for m; do printf 'loaded\0%s\0' "$m"; done
+  pending=
+else
+  # What part of it loaded goes again.
+  eval "$("$cmd" sh purge 2>/dev/null)" >/dev/null 2>&1
+fi
 while [ -n "$pending" ]; do
   left=; progress=
   for m in $pending; do
