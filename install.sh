@@ -52,6 +52,11 @@ install -d "$completions" "${prefix}/share/zsh/site-functions" "${prefix}/share/
 "${prefix}/bin/envmod" completions zsh > "${prefix}/share/zsh/site-functions/_envmod"
 "${prefix}/bin/envmod" completions fish > "${prefix}/share/fish/vendor_completions.d/envmod.fish"
 
+# The Lmod hook that keeps a module swap from leaving an environment on another stack; a
+# site enables it with LMOD_PACKAGE_PATH (docs/admin.md).
+install -d "${prefix}/share/envmod/lmod"
+install -m 0644 share/lmod/SitePackage.lua "${prefix}/share/envmod/lmod/SitePackage.lua"
+
 version="$("${prefix}/bin/envmod" --version | awk '{print $2}')"
 if [ -n "$modulefile_dir" ]; then
   mkdir -p "${modulefile_dir}/envmod"

@@ -408,11 +408,80 @@ fn a_compiler_swap_unloads_the_env_and_names_the_swap_back_tcl() {
     );
 }
 
-/// Fails on Lmod 8.6.19: a swap re-reads only the loaded modules whose file the new
-/// MODULEPATH resolves differently, and no envmod file is among them, so the env stays
-/// loaded (docs/admin.md, "What a compiler swap does to a loaded environment").
+/// envmod's Lmod hook (share/lmod/SitePackage.lua), installed as docs/admin.md says, with
+/// `LMOD_PACKAGE_PATH`.
+fn lmod_hook() -> (&'static str, String) {
+    (
+        "LMOD_PACKAGE_PATH",
+        std::path::Path::new(common::REPO)
+            .join("share/lmod")
+            .display()
+            .to_string(),
+    )
+}
+
 #[test]
-#[ignore = "Lmod does not re-read the env on a swap; needs a mechanism outside the modulefile"]
-fn a_compiler_swap_unloads_the_env_and_names_the_swap_back_lmod() {
-    assert_not_active_after_swap(Ms::Lmod);
+fn a_compiler_swap_is_refused_while_the_env_is_loaded_lmod() {
+    let ms = Ms::Lmod;
+    let t = TestEnv::new();
+    ok(&t.tree_shell(
+        ms,
+        Site::One,
+        "module load gcc/12.2 openmpi/4.1 hdf5/1.14\nenvmod create -n hier",
+    ));
+    let (k, v) = lmod_hook();
+    let out = t.tree_shell_with(
+        ms,
+        Site::One,
+        &format!(
+            "module use {}\nmodule load hier/py3.11 || exit 9\n\
+             module swap gcc gcc/13.1\necho \"status=$?\"\necho \"loaded=$LOADEDMODULES\"\n\
+             echo \"conda=${{CONDA_PREFIX-unset}} mpi=$FAKE_MPI_COMPILER\"\n\
+             module unload hdf5\necho \"unload=$?\"\n\
+             module unload hier/py3.11 && module load gcc/13.1\necho \"after=$? $LOADEDMODULES\"",
+            common::sh(&t.module_root().display().to_string())
+        ),
+        &[(k, &v)],
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_ne!(
+        line(&text, "status"),
+        "0",
+        "the swap went through:\n{text}\n{err}"
+    );
+    assert_eq!(
+        line(&text, "loaded"),
+        "StdEnv/2024:gcc/12.2:openmpi/4.1:hdf5/1.14:hier/py3.11",
+        "the shell changed:\n{err}"
+    );
+    let prefix = t.envs_dir().join("hier").display().to_string();
+    assert_eq!(line(&text, "conda"), format!("{prefix} mpi=gcc-12.2"));
+    assert!(
+        err.contains("hier/py3.11 was built with gcc/12.2, and `module swap` would leave it loaded on gcc/13.1; nothing was changed.")
+            && err.contains("run `module unload hier/py3.11` first"),
+        "the refusal does not name the env, the stack and the fix:\n{text}\n{err}"
+    );
+    assert_ne!(
+        line(&text, "unload"),
+        "0",
+        "hdf5 was unloaded under the env:\n{err}"
+    );
+    assert!(err.contains("would leave it loaded without it"), "{err}");
+    assert_eq!(
+        line(&text, "after"),
+        "0 StdEnv/2024:gcc/13.1",
+        "the fix the message names does not work:\n{err}"
+    );
+}
+
+/// Without envmod's hook, Lmod 8.6 keeps the env loaded on gcc/13.1 (docs/admin.md, "What a
+/// compiler swap does to a loaded environment"): this is what the hook is for.
+#[test]
+fn without_the_hook_lmod_keeps_the_env_loaded_on_the_new_compiler() {
+    let (_t, text, err) = swap_gcc_with_the_env_loaded(Ms::Lmod);
+    let loaded: Vec<&str> = line(&text, "loaded").split(':').collect();
+    assert!(
+        loaded.contains(&"gcc/13.1") && loaded.contains(&"hier/py3.11"),
+        "Lmod now handles the swap itself; the hook and docs/admin.md can say so: {loaded:?}\n{err}"
+    );
 }
