@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use crate::{
+    env::record,
     environ::Environ,
     error::UserError,
+    manifest::Manifest,
     printer::Printer,
     site::modules::{self, LoadedModule, Replay, Skipped},
 };
@@ -200,4 +202,20 @@ pub(crate) fn mapped(
     ))
     .with_hint(hint)
     .into())
+}
+
+/// The modules of `manifest` that this user's envmod may load to check them. Loading a
+/// module runs its modulefile as this user, and a shared environment's manifest is the
+/// group's to write: a list that differs from the one this user recorded is refused with
+/// the error that names the field, and nothing is loaded. `cli` names the environment in
+/// the fixes.
+pub(crate) fn to_check(env: &Environ, manifest: &Manifest, cli: &str) -> Result<Vec<String>> {
+    record::trusted(
+        env,
+        &manifest.prefix,
+        manifest,
+        record::Replacing::NOTHING,
+        cli,
+    )?;
+    Ok(names(&manifest.modules))
 }
