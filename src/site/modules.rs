@@ -117,7 +117,24 @@ env -0 >&2"#;
         .env_clear()
         .envs(env.vars())
         .current_dir("/");
-    let out = run::output(&mut command, run::MODULE).map_err(|e| module_error(cmd, e))?;
+    let out = run::output(&mut command, run::MODULE).map_err(|e| {
+        if e.timed_out() {
+            // A modulefile that waits (on a licence server, a dead mount) is the likely cause
+            // here, and the user needs the stack to find it.
+            UserError::failure(format!(
+                "the module command {cmd} did not answer within {} s while loading {}; nothing was changed",
+                run::MODULE.get().as_secs_f32(),
+                modules.join(" ")
+            ))
+            .with_hint(format!(
+                "try `module load {}` in a new shell to see which module hangs, and ask the site about it (or leave it out with a module_map line `NAME: null`)",
+                modules.join(" ")
+            ))
+            .into()
+        } else {
+            module_error(cmd, e)
+        }
+    })?;
     // The steps on stdout; the variables afterwards on stderr, where nothing else goes.
     let steps = String::from_utf8_lossy(&out.stdout);
     let vars = String::from_utf8_lossy(&out.stderr);

@@ -1,0 +1,166 @@
+//! The modules a stranger's environment.yml lists are loaded in a scratch shell
+//! (`create -f`), and the site Python is taken from the PATH that stack gives. The names
+//! reach the module command as words, never as shell code; a stack that names another
+//! environment's module does not make envmod build on that environment's interpreter; a
+//! module that hangs ends in bounded time, named, with nothing created.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use crate::common::{Ms, TestEnv, sh, stderr, stdout};
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// An environment.yml exported from a site env whose `envmod.modules` are `modules`.
+fn env_yml(dir: &Path, modules: &[&str]) -> PathBuf {
+    let mut text = String::from(
+        "name: theirs\nchannels: [nodefaults]\ndependencies: []\nenvmod:\n  envmod_version: 0.1.0\n  \
+         platform: linux-64\n  python: {mode: site, version: 3.11.2}\n  module_system: lmod\n  modules:\n",
+    );
+    for m in modules {
+        text.push_str(&format!("  - {}\n", serde_json::to_string(m).unwrap()));
+    }
+    let file = dir.join("environment.yml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn create_f_does_not_build_on_the_python_of_another_environments_module() {
+    for ms in Ms::BOTH {
+        let t = TestEnv::new();
+        // The file's author has an environment whose module the user has on MODULEPATH
+        // (a colleague's or a course's module root), and a python3 of their own in its bin.
+        let theirs = t.path().join("their-envs/theirs");
+        let their_mods = t.path().join("their-modules");
+        let mark = t.path().join("their-python-ran");
+        let out = t.module_shell(
+            ms,
+            &format!(
+                "envmod create -p {} --module-root {} --module-system {} >/dev/null",
+                sh(&p(&theirs)),
+                sh(&p(&their_mods)),
+                ms.flag()
+            ),
+        );
+        assert!(out.status.success(), "{ms:?}: {}", stderr(&out));
+        let python3 = theirs.join("bin/python3");
+        std::fs::remove_file(&python3).unwrap();
+        std::fs::write(
+            &python3,
+            format!(
+                "#!/bin/sh\ntouch {}\nexec /usr/bin/python3.11 \"$@\"\n",
+                sh(&p(&mark))
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&python3, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let file = env_yml(t.path(), &["theirs/py3.11"]);
+
+        let out = t.module_shell(
+            ms,
+            &format!(
+                "module use {}\nenvmod create -f {} -n mine",
+                sh(&p(&their_mods)),
+                sh(&p(&file))
+            ),
+        );
+        let err = stderr(&out);
+        assert!(
+            !mark.exists(),
+            "{ms:?}: create -f ran the python3 of the environment the file named:\n{err}"
+        );
+        assert_eq!(out.status.code(), Some(2), "{ms:?}: {err}");
+        assert!(
+            err.contains("theirs/py3.11") && err.contains("hint:"),
+            "{ms:?}: {err}"
+        );
+        assert!(
+            !t.envs_dir().join("mine").exists(),
+            "{ms:?}: half-built env"
+        );
+    }
+}
+
+#[test]
+fn module_names_that_are_shell_code_reach_the_module_command_as_words() {
+    let t = TestEnv::new();
+    let marks = t.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let m = p(&marks);
+    let names: Vec<String> = [
+        "x$(touch${IFS}M/dollar)",
+        "x`touch${IFS}M/backquote`",
+        "x;touch${IFS}M/semicolon",
+        "x'$(touch${IFS}M/quote)'",
+        "x\"$(touch${IFS}M/dquote)\"",
+        "x|touch${IFS}M/pipe",
+        "x&&touch${IFS}M/and",
+        "gcc/*",
+        "*",
+        "${IFS}",
+    ]
+    .iter()
+    .map(|n| n.replace('M', &m))
+    .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let file = env_yml(t.path(), &names);
+    for ms in Ms::BOTH {
+        let out = t.module_shell(ms, &format!("envmod create -f {} -n mine", sh(&p(&file))));
+        let err = stderr(&out);
+        let ran: Vec<_> = std::fs::read_dir(&marks).unwrap().flatten().collect();
+        assert!(
+            ran.is_empty(),
+            "{ms:?}: a name ran as shell code: {ran:?}\n{err}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{ms:?}: {err}");
+        assert!(err.contains("do not load here"), "{ms:?}: {err}");
+        assert!(!t.envs_dir().join("mine").exists(), "{ms:?}");
+    }
+}
+
+#[test]
+fn a_module_that_hangs_ends_the_replay_in_bounded_time_naming_the_stack() {
+    let t = TestEnv::new();
+    let mods = t.path().join("hang-modules");
+    std::fs::create_dir_all(mods.join("hang")).unwrap();
+    std::fs::write(mods.join("hang/1.0"), "#%Module\nexec sleep 1000\n").unwrap();
+    let file = env_yml(t.path(), &["gcc/12.2", "hang/1.0"]);
+    for ms in Ms::BOTH {
+        let started = Instant::now();
+        let out = t.module_shell_with(
+            ms,
+            &format!(
+                "module use {}\nenvmod create -f {} -n mine",
+                sh(&p(&mods)),
+                sh(&p(&file))
+            ),
+            &[("ENVMOD_TEST_MODULE_MS", "3000")],
+        );
+        let err = stderr(&out);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{ms:?}: took {:?}: {err}",
+            started.elapsed()
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{ms:?}: {err}\n{}",
+            stdout(&out)
+        );
+        assert!(
+            err.contains("did not answer") && err.contains("hang/1.0"),
+            "{ms:?}: the error does not name the stack that hangs: {err}"
+        );
+        assert!(
+            !t.envs_dir().join("mine").exists(),
+            "{ms:?}: half-built env"
+        );
+    }
+}
