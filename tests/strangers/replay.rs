@@ -164,3 +164,80 @@ fn a_module_that_hangs_ends_the_replay_in_bounded_time_naming_the_stack() {
         );
     }
 }
+
+/// A module command that counts its runs, in front of the real one.
+fn counting_module_command(t: &TestEnv) -> (PathBuf, PathBuf) {
+    let count = t.path().join("module-runs");
+    let wrapper = t.path().join("counting-modulecmd");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho run >> {}\nexec \"$REAL_MODULES_CMD\" \"$@\"\n",
+            sh(&p(&count))
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, count)
+}
+
+fn runs(count: &Path) -> usize {
+    std::fs::read_to_string(count).map_or(0, |s| s.lines().count())
+}
+
+#[test]
+fn a_file_of_many_unknown_modules_costs_one_module_command_each_and_too_many_are_refused() {
+    let t = TestEnv::new();
+    let (wrapper, count) = counting_module_command(&t);
+    // A module that fails with a message of a megabyte on one line.
+    let mods = t.path().join("loud-modules");
+    std::fs::create_dir_all(mods.join("loud")).unwrap();
+    std::fs::write(
+        mods.join("loud/1.0"),
+        "#%Module\nputs stderr [string repeat x 1000000]\nerror boom\n",
+    )
+    .unwrap();
+    let map = t.path().join("map.yml");
+    std::fs::write(&map, "loud/0.9: loud/1.0\n").unwrap();
+    let run = |file: &Path| {
+        let _ = std::fs::remove_file(&count);
+        t.module_shell(
+            Ms::Tcl,
+            &format!(
+                "module use {}\nexport REAL_MODULES_CMD=$MODULES_CMD MODULES_CMD={}\nenvmod create -f {} -n mine --module-map {}",
+                sh(&p(&mods)),
+                sh(&p(&wrapper)),
+                sh(&p(file)),
+                sh(&p(&map))
+            ),
+        )
+    };
+    let mut names = vec!["gcc/12.2".to_string(), "loud/0.9".to_string()];
+    names.extend((0..60).map(|i| format!("nosuch{i}/1")));
+    let dir = t.path().join("sixty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = env_yml(&dir, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(&file);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nosuch59/1: <module here>"), "{err}");
+    assert!(err.contains("module_map sends loud/0.9 there"), "{err}");
+    let longest = err.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 4000, "an error line of {longest} bytes");
+    // purge, the whole stack, purge, each of the 61 that fail once more, and a few messages.
+    let n = runs(&count);
+    assert!(n <= 62 + 3 + 8, "{n} module commands for 62 modules");
+
+    let mut names: Vec<String> = (0..101).map(|i| format!("nosuch{i}/1")).collect();
+    names.insert(0, "gcc/12.2".into());
+    let dir = t.path().join("many");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = env_yml(&dir, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(&file);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("102 modules") && err.contains("at most"), "{err}");
+    assert_eq!(runs(&count), 0, "a module command ran for a stack that is refused");
+    assert!(!t.envs_dir().join("mine").exists());
+}
