@@ -289,12 +289,21 @@ pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     {
         return Err("it holds a space, a colon or a control character");
     }
+    // A module command prints shell code that is evaluated, and one that echoes a name it
+    // was given (a wrapper, a broken site) would have the shell run it: no real module name
+    // holds these.
+    if name.chars().any(|c| SHELL_CHARS.contains(c)) {
+        return Err("it holds a character the shell reads as code (one of $`;|&<>()'\"\\*?[]{}!)");
+    }
     match name.split('/').find(|c| matches!(*c, "" | "." | "..")) {
         Some("") => Err("it has an empty component"),
         Some(_) => Err("it has a `.` or `..` component"),
         None => Ok(()),
     }
 }
+
+/// What `check_name` refuses beyond spaces and control characters.
+const SHELL_CHARS: &str = "$`;|&<>()'\"\\*?[]{}!";
 
 /// The hint for a name `check_name` refuses.
 pub(crate) const NAME_HINT: &str = "name modules as `module avail` lists them (`gcc/12.2`): envmod records names found on MODULEPATH, never paths";
