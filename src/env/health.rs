@@ -265,10 +265,24 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
                 Ok(Some(_)) => {}
             }
         }
-        if module_system && !m.modules.is_empty() {
+        // Only the modules this user recorded are loaded (they run as this user).
+        let asked = match (module_system && !m.modules.is_empty())
+            .then(|| crate::env::stack::to_check(env, m, &target))
+        {
+            Some(Err(e)) => {
+                let fix = crate::error::hint_of(&e).unwrap_or_default().to_owned();
+                found.push(Finding {
+                    check: "modules",
+                    problem: format!("{}: {e}", m.name),
+                    fix,
+                });
+                None
+            }
+            checked => checked.and_then(Result::ok),
+        };
+        if let Some(asked) = asked {
             // Loaded from scratch, as `module load ENV` in a new shell does; environments
             // share a few stacks, and each is loaded once.
-            let asked: Vec<String> = m.modules.iter().map(|l| l.full_name.clone()).collect();
             let replay = stacks
                 .entry(asked.clone())
                 .or_insert_with(|| modules::replay(env, &asked).map_err(|e| format!("{e:#}")));

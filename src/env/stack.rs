@@ -3,13 +3,15 @@
 //! misses that `openmpi/4.1` exists only once `gcc/12.2` is loaded, so `create`, `create -f`
 //! and doctor all ask the replay, and record or report the order in which the stack loads.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::Result;
 
 use crate::{
+    env::record,
     environ::Environ,
     error::UserError,
+    manifest::Manifest,
     printer::Printer,
     site::modules::{self, LoadedModule, Replay, Skipped},
 };
@@ -139,6 +141,24 @@ pub(crate) fn mapped(
             .cloned()
             .unwrap_or_else(|| m.to_owned())
     };
+    // An environment's modulefile puts that environment's bin first on PATH: the site Python
+    // would be its interpreter, which whoever owns the environment can replace. `create`
+    // never records one (`Skipped::Envmod`), and a file's list does not either.
+    if let Some((m, file)) = wanted.iter().find_map(|m| {
+        replay
+            .file_of(m)
+            .filter(|f| modules::is_envmod_modulefile(Path::new(f)))
+            .map(|f| (m, f))
+    }) {
+        return Err(UserError::usage(format!(
+            "{what}lists the module {m}, which is an environment's module that envmod wrote ({file}), not a site module; nothing was created"
+        ))
+        .with_hint(format!(
+            "an environment cannot be built on another one: leave it out with the module_map line `{}: null` (--module-map FILE)",
+            original(m)
+        ))
+        .into());
+    }
     if replay.failed.is_empty() {
         if replay.order != wanted {
             printer.info(format!(
@@ -200,4 +220,20 @@ pub(crate) fn mapped(
     ))
     .with_hint(hint)
     .into())
+}
+
+/// The modules of `manifest` that this user's envmod may load to check them. Loading a
+/// module runs its modulefile as this user, and a shared environment's manifest is the
+/// group's to write: a list that differs from the one this user recorded is refused with
+/// the error that names the field, and nothing is loaded. `cli` names the environment in
+/// the fixes.
+pub(crate) fn to_check(env: &Environ, manifest: &Manifest, cli: &str) -> Result<Vec<String>> {
+    record::trusted(
+        env,
+        &manifest.prefix,
+        manifest,
+        record::Replacing::NOTHING,
+        cli,
+    )?;
+    Ok(names(&manifest.modules))
 }

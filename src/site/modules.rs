@@ -76,39 +76,50 @@ pub(crate) fn replay(env: &Environ, modules: &[String]) -> anyhow::Result<Option
     let Some(cmd) = module_command(env)? else {
         return Ok(None);
     };
+    if modules.len() > MAX_STACK {
+        return Err(UserError::usage(format!(
+            "a stack of {} modules is more than envmod loads ({MAX_STACK} at most): {} …",
+            modules.len(),
+            modules[..5].join(" ")
+        ))
+        .with_hint("check the module list (a stack has a few dozen modules), or leave modules out with module_map lines `NAME: null`")
+        .into());
+    }
     let (names, mut failed): (Vec<&String>, Vec<&String>) =
         modules.iter().partition(|m| check_name(m).is_ok());
-    // Words split on spaces only; names hold no spaces (check_name), and `set -f` keeps a `*`
-    // in one from being expanded.
+    // The names stay the script's arguments, never split or expanded; `set -f` is for what
+    // the module command prints.
     let script = r#"set -f
 cmd=$1; shift
 eval "$("$cmd" sh purge 2>/dev/null)" >/dev/null 2>&1
-pending=$*; left=
 # One `module load` of them all is what the environment's modulefile does, and the common
 # case: each module command costs a process.
-if [ -n "$pending" ] && code=$("$cmd" sh load "$@" 2>/dev/null) && eval "$code" >/dev/null 2>&1; then
+if [ "$#" -eq 0 ]; then
+  :
+elif code=$("$cmd" sh load "$@" 2>/dev/null) && eval "$code" >/dev/null 2>&1; then
   for m; do printf 'loaded\0%s\0' "$m"; done
-  pending=
 else
   # What part of it loaded goes again.
   eval "$("$cmd" sh purge 2>/dev/null)" >/dev/null 2>&1
-fi
-while [ -n "$pending" ]; do
-  left=; progress=
-  for m in $pending; do
+  # Round and round the modules that have not loaded, until every one of them has failed
+  # since the last one loaded: each is tried again only when something new could unlock it.
+  fails=0
+  while [ "$#" -gt 0 ] && [ "$fails" -lt "$#" ]; do
+    m=$1; shift
     if code=$("$cmd" sh load "$m" 2>/dev/null) && eval "$code" >/dev/null 2>&1; then
-      printf 'loaded\0%s\0' "$m"; progress=1
+      printf 'loaded\0%s\0' "$m"; fails=0
     else
-      left="$left $m"
+      set -- "$@" "$m"; fails=$((fails + 1))
     fi
   done
-  [ -n "$progress" ] || break
-  pending=$left
-done
-for m in $left; do
-  msg=$("$cmd" sh load "$m" 2>&1 >/dev/null)
-  printf 'failed\0%s\0%s\0' "$m" "$msg"
-done
+  # What the module system says, for the first few: each answer costs a process.
+  said=0
+  for m; do
+    msg=
+    if [ "$said" -lt 8 ]; then msg=$("$cmd" sh load "$m" 2>&1 >/dev/null); said=$((said + 1)); fi
+    printf 'failed\0%s\0%s\0' "$m" "$msg"
+  done
+fi
 env -0 >&2"#;
     let mut command = Command::new("/bin/sh");
     command
@@ -117,7 +128,24 @@ env -0 >&2"#;
         .env_clear()
         .envs(env.vars())
         .current_dir("/");
-    let out = run::output(&mut command, run::MODULE).map_err(|e| module_error(cmd, e))?;
+    let out = run::output(&mut command, run::MODULE).map_err(|e| {
+        if e.timed_out() {
+            // A modulefile that waits (on a licence server, a dead mount) is the likely cause
+            // here, and the user needs the stack to find it.
+            UserError::failure(format!(
+                "the module command {cmd} did not answer within {} s while loading {}; nothing was changed",
+                run::MODULE.get().as_secs_f32(),
+                modules.join(" ")
+            ))
+            .with_hint(format!(
+                "try `module load {}` in a new shell to see which module hangs, and ask the site about it (or leave it out with a module_map line `NAME: null`)",
+                modules.join(" ")
+            ))
+            .into()
+        } else {
+            module_error(cmd, e)
+        }
+    })?;
     // The steps on stdout; the variables afterwards on stderr, where nothing else goes.
     let steps = String::from_utf8_lossy(&out.stdout);
     let vars = String::from_utf8_lossy(&out.stderr);
@@ -159,8 +187,16 @@ env -0 >&2"#;
     }))
 }
 
+/// The most modules a replay loads. Each one that does not load costs a module command (a
+/// quarter of a second with Lmod), and real stacks are a few dozen long: a file that lists
+/// thousands would only run into the timeout.
+const MAX_STACK: usize = 100;
+
+const MESSAGE_LINE: usize = 300;
+
 /// What a failed load said, without the module system's boilerplate: its first lines that
-/// say something, joined.
+/// say something, each cut at `MESSAGE_LINE` characters (a modulefile can print megabytes),
+/// joined.
 fn first_lines(message: &str) -> String {
     let lines: Vec<&str> = message
         .lines()
@@ -171,6 +207,10 @@ fn first_lines(message: &str) -> String {
         })
         .filter(|l| !l.is_empty())
         .take(2)
+        .map(|l| match l.char_indices().nth(MESSAGE_LINE) {
+            Some((cut, _)) => &l[..cut],
+            None => l,
+        })
         .collect();
     if lines.is_empty() {
         "it did not load".to_owned()
@@ -252,12 +292,21 @@ pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     {
         return Err("it holds a space, a colon or a control character");
     }
+    // A module command prints shell code that is evaluated, and one that echoes a name it
+    // was given (a wrapper, a broken site) would have the shell run it: no real module name
+    // holds these.
+    if name.chars().any(|c| SHELL_CHARS.contains(c)) {
+        return Err("it holds a character the shell reads as code (one of $`;|&<>()'\"\\*?[]{}!)");
+    }
     match name.split('/').find(|c| matches!(*c, "" | "." | "..")) {
         Some("") => Err("it has an empty component"),
         Some(_) => Err("it has a `.` or `..` component"),
         None => Ok(()),
     }
 }
+
+/// What `check_name` refuses beyond spaces and control characters.
+const SHELL_CHARS: &str = "$`;|&<>()'\"\\*?[]{}!";
 
 /// The hint for a name `check_name` refuses.
 pub(crate) const NAME_HINT: &str = "name modules as `module avail` lists them (`gcc/12.2`): envmod records names found on MODULEPATH, never paths";

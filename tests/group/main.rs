@@ -11,6 +11,7 @@ mod links;
 mod meta;
 mod provides;
 mod record;
+mod replay;
 mod scripts;
 mod tree;
 

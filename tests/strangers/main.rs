@@ -9,4 +9,5 @@ mod inputs;
 mod kernels;
 mod pip;
 mod provides;
+mod replay;
 mod variables;
