@@ -731,3 +731,47 @@ fn doctor_names_who_set_pythonpath() {
         "{f}"
     );
 }
+
+#[test]
+fn doctor_blames_a_start_up_file_for_ld_library_path_and_never_the_sites_modules() {
+    let t = TestEnv::new();
+    let checks = |out: &std::process::Output| -> Vec<serde_json::Value> {
+        let all: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "ld-library-path")
+            .cloned()
+            .collect()
+    };
+    for ms in Ms::BOTH {
+        let out = t.module_shell(ms, "module load openmpi/4.1.6\nenvmod doctor --json");
+        assert!(
+            checks(&out).is_empty(),
+            "{ms:?}: the MPI module's LD_LIBRARY_PATH is reported: {}",
+            stdout(&out)
+        );
+    }
+    std::fs::write(
+        t.home.join(".bashrc"),
+        "export LD_LIBRARY_PATH=/old/lib:$LD_LIBRARY_PATH\n",
+    )
+    .unwrap();
+    for ms in Ms::BOTH {
+        let out = t.module_shell(
+            ms,
+            "export LD_LIBRARY_PATH=/old/lib\nmodule load openmpi/4.1.6\nenvmod doctor --json",
+        );
+        let found = checks(&out);
+        assert_eq!(found.len(), 1, "{ms:?}: {}", stdout(&out));
+        let (problem, fix) = (
+            found[0]["problem"].as_str().unwrap(),
+            found[0]["fix"].as_str().unwrap(),
+        );
+        assert!(
+            problem.contains("set in ~/.bashrc as well as by module openmpi/4.1.6"),
+            "{ms:?}: {problem}"
+        );
+        assert!(fix.contains("from ~/.bashrc"), "{ms:?}: {fix}");
+    }
+}

@@ -45,6 +45,36 @@ const GIB: u64 = 1 << 30;
 /// A quota used to this percentage or more is reported: the next environment will not fit.
 const QUOTA_PERCENT: u64 = 90;
 
+/// Who set `var` in this shell: the loaded modules whose modulefiles set it, and the
+/// user's start-up files that mention it (as `show` names them).
+fn who_sets(
+    env: &Environ,
+    var: &str,
+    show: &dyn Fn(&Path) -> String,
+) -> (Vec<String>, Vec<String>) {
+    let modules = crate::site::modules::loaded_mentioning(env, var);
+    let rc_files = env
+        .home()
+        .iter()
+        .flat_map(|h| [".bashrc", ".bash_profile", ".zshrc"].map(|rc| h.join(rc)))
+        .filter(|path| {
+            crate::fs::read_head(path, SCAN, crate::fs::Links::Follow)
+                .is_ok_and(|t| String::from_utf8_lossy(&t).contains(var))
+        })
+        .map(|path| show(&path))
+        .collect();
+    (modules, rc_files)
+}
+
+/// ` by module X` / ` by modules X, Y`, or nothing.
+fn by_modules(modules: &[String]) -> String {
+    match modules {
+        [] => String::new(),
+        [one] => format!(" by module {one}"),
+        many => format!(" by modules {}", many.join(", ")),
+    }
+}
+
 /// Every finding for this user, in a stable order.
 pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
     let mut found = Vec::new();
@@ -75,21 +105,7 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
     if let Some(pp) = env.get("PYTHONPATH") {
         // Who set it: a loaded module (a site's py-mpi4py does, on purpose), or a start-up
         // file; only one that does is named.
-        let modules = crate::site::modules::loaded_mentioning(env, "PYTHONPATH");
-        let rc_files: Vec<String> = home
-            .iter()
-            .flat_map(|h| [".bashrc", ".bash_profile", ".zshrc"].map(|rc| h.join(rc)))
-            .filter(|path| {
-                crate::fs::read_head(path, SCAN, crate::fs::Links::Follow)
-                    .is_ok_and(|t| String::from_utf8_lossy(&t).contains("PYTHONPATH"))
-            })
-            .map(|path| show(&path))
-            .collect();
-        let by = match modules.as_slice() {
-            [] => String::new(),
-            [one] => format!(" by module {one}"),
-            many => format!(" by modules {}", many.join(", ")),
-        };
+        let (modules, rc_files) = who_sets(env, "PYTHONPATH", &show);
         let mut fixes = Vec::new();
         if !modules.is_empty() {
             fixes.push(format!(
@@ -108,9 +124,28 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
         }
         found.push(Finding {
             check: "pythonpath",
-            problem: format!("PYTHONPATH is set{by} ({pp}), so every Python, in every environment, imports from there first"),
+            problem: format!("PYTHONPATH is set{} ({pp}), so every Python, in every environment, imports from there first", by_modules(&modules)),
             fix: fixes.join("; "),
         });
+    }
+    if let Some(lp) = env.get("LD_LIBRARY_PATH") {
+        // The site's modules set it for their libraries, as they should; a start-up file
+        // that sets it puts its libraries before every environment's, in every shell.
+        let (modules, rc_files) = who_sets(env, "LD_LIBRARY_PATH", &show);
+        if !rc_files.is_empty() {
+            found.push(Finding {
+                check: "ld-library-path",
+                problem: format!(
+                    "LD_LIBRARY_PATH is set in {}{} ({lp}), so programs in every environment load libraries from there before their own",
+                    rc_files.join(" and "),
+                    if modules.is_empty() { String::new() } else { format!(" as well as{}", by_modules(&modules)) }
+                ),
+                fix: format!(
+                    "remove the line that sets it from {}; load the modules that need it instead",
+                    rc_files.join(" and ")
+                ),
+            });
+        }
     }
     for (var, what) in [
         ("CONDA_PREFIX", "conda environment"),

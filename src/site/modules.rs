@@ -164,9 +164,12 @@ env -0 >&2"#;
 fn first_lines(message: &str) -> String {
     let lines: Vec<&str> = message
         .lines()
-        .map(str::trim)
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("Lmod has detected the following error:")
+                .trim()
+        })
         .filter(|l| !l.is_empty())
-        .filter(|l| !l.starts_with("Lmod has detected the following error"))
         .take(2)
         .collect();
     if lines.is_empty() {
@@ -560,6 +563,26 @@ mod tests {
             e = e.with(k, v);
         }
         e
+    }
+
+    #[test]
+    fn a_failed_load_is_told_in_the_module_systems_own_words() {
+        let lmod = "\nLmod has detected the following error:  The following module(s) are unknown:\n\"hdf5/1.14.9\"\n\nPlease check the spelling or version number.\n";
+        assert_eq!(
+            first_lines(lmod),
+            "The following module(s) are unknown: \"hdf5/1.14.9\""
+        );
+        assert_eq!(
+            first_lines("ERROR: Unable to locate a modulefile for 'openmpi/4.1'\n"),
+            "ERROR: Unable to locate a modulefile for 'openmpi/4.1'"
+        );
+        assert_eq!(first_lines("  \n"), "it did not load");
+    }
+
+    #[test]
+    fn no_module_system_means_no_replay() {
+        let env = environ(&[("LOADEDMODULES", "gcc/12.2")]);
+        assert!(replay(&env, &["gcc/12.2".into()]).unwrap().is_none());
     }
 
     #[test]

@@ -36,12 +36,22 @@ if { [info commands family] ne {} } {
 }
 {% endif %}
 
-# Refuse when another version of a module this environment was built with is loaded.
+# Refuse when another version of a module this environment was built with is loaded. A
+# swap of one of them reloads this file (automated module handling), so the refusal is
+# also what unloads the environment from the new stack; the message then says so.
 if { [module-info mode load] } {
   foreach m $built_with {
     set n [file dirname $m]
     if { $n ne "." && [is-loaded $n] && ![is-loaded $m] } {
-      puts stderr "[module-info name] was built with $m but another $n is loaded.\nTo use it run: module swap $n $m"
+      # Modules before 4.1 lack `module-info loaded`, and 3.2 also `module-info command`.
+      if { [catch { module-info loaded $n } other] || $other eq {} } {
+        set other "another $n"
+      }
+      if { ![catch { module-info command } cmd] && $cmd eq "switch" } {
+        puts stderr "[module-info name] was built with $m, not $other: the swap unloads it.\nTo use it again run: module swap $n $m"
+      } else {
+        puts stderr "[module-info name] was built with $m but $other is loaded.\nTo use it run: module swap $n $m"
+      }
       conflict $n
     }
   }
