@@ -20,7 +20,8 @@
 #               rounds as above
 #      parts    what one load from scratch runs, alone: `module purge` and `module load STACK`
 #               as envmod's scratch /bin/sh runs them (`$CMD sh purge`, `$CMD sh load ...`,
-#               eval'd), `$CMD sh purge` alone, and the site Python's start (`PY -I -c pass`)
+#               eval'd), `$CMD sh purge` alone, `$CMD sh --version` (starting the module command),
+#               and the site Python's start (`PY -I -c pass`)
 #    Each command runs once first and must succeed (doctor must find nothing to report).
 #
 # Settings (environment variables):
@@ -30,7 +31,7 @@
 #   BENCH_PYTHON=/usr/bin/python3.11   --site-python of every create
 #   BENCH_STACK="gcc/12.2 openmpi/4.1 hdf5/1.14 python/3.11"   what is loaded after StdEnv
 #   BENCH_ENVS=20                 environments doctor checks
-#   BENCH_ROUNDS=10               rounds of create and of doctor (at least 5)
+#   BENCH_ROUNDS=15               rounds of create and of doctor (at least 5)
 #   BENCH_BATCH=2                 hyperfine runs of each arm per round (runs = ROUNDS x BATCH)
 #   BENCH_SYSTEMS="lmod tcl"      module systems to time (tcl: Environment Modules)
 #   BENCH_LMOD_INIT, BENCH_MODULES_INIT   the init scripts for bash; default: as the tests
@@ -46,7 +47,7 @@
 # and target/bench-results/hierarchy-latest.txt.
 set -euo pipefail
 
-usage() { sed -n '2,44p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,47p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
     -h | --help) usage; exit 0 ;;
     "") ;;
@@ -59,7 +60,7 @@ cd "$REPO"
 PY=${BENCH_PYTHON:-/usr/bin/python3.11}
 STACK=${BENCH_STACK:-gcc/12.2 openmpi/4.1 hdf5/1.14 python/3.11}
 NENVS=${BENCH_ENVS:-20}
-ROUNDS=${BENCH_ROUNDS:-10}
+ROUNDS=${BENCH_ROUNDS:-15}
 BATCH=${BENCH_BATCH:-2}
 SYSTEMS=${BENCH_SYSTEMS:-lmod tcl}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
@@ -294,6 +295,7 @@ EOF
     "$hf" --shell=none --warmup 2 --runs $((rounds * batch)) --style none --export-json "$out/parts.json" \
         --command-name "module purge + module load (scratch sh)" "/bin/sh $T/replay.sh $cmd ${stack[*]}" \
         --command-name "module purge alone" "$cmd sh purge" \
+        --command-name "module command start" "$cmd sh --version" \
         --command-name "site Python start" "$py -I -c pass" >&2
     echo "$cmd" >"$out/cmd.txt"
     module --version >"$out/version.txt" 2>&1 || true
@@ -340,20 +342,28 @@ def med(xs):
 def f(x):
     return "-" if x is None else f"{x:.0f}"
 
-rows = [("module system", "create before ms", "create after ms", "after/before",
+rows = [("module system", "create before ms", "create after ms", "after - before ms", "after/before",
+         "per-round ratio",
          "doctor 0 envs ms", f"doctor {nenvs} envs ms", "goal < 1 s")]
-parts = [("module system", "module command", "purge + load (scratch sh) ms", "purge alone ms", "site Python start ms")]
+parts = [("module system", "module command", "purge + load (scratch sh) ms", "purge alone ms",
+          "load (difference) ms", "command start ms", "site Python start ms")]
 for ms in systems:
     c = times(sorted(glob.glob(f"{out}/{ms}/create-*.json")))
     d = times(sorted(glob.glob(f"{out}/{ms}/doctor-*.json")))
     p = times([f"{out}/{ms}/parts.json"])
     b, a = med(c.get("create (before)", [])), med(c["create (after)"])
     d0, dn = med(d["doctor (0 envs)"]), med(d[f"doctor ({nenvs} envs)"])
-    rows.append((NAMES[ms], f(b), f(a), "-" if b is None else f"{a / b:.2f}x", f(d0), f(dn),
+    # Each round's ratio of medians: the two arms of a round ran minutes apart at most.
+    rounds = [times([x]) for x in sorted(glob.glob(f"{out}/{ms}/create-*.json"))]
+    per_round = [med(r["create (after)"]) / med(r["create (before)"]) for r in rounds if "create (before)" in r]
+    rows.append((NAMES[ms], f(b), f(a), "-" if b is None else f(a - b),
+                 "-" if b is None else f"{a / b:.2f}x",
+                 f"{med(per_round):.2f}x" if per_round else "-", f(d0), f(dn),
                  "MET" if dn < 1000 else "NOT MET"))
     cmd = open(f"{out}/{ms}/cmd.txt").read().strip()
-    parts.append((NAMES[ms], os.path.basename(cmd), f(med(p["module purge + module load (scratch sh)"])),
-                  f(med(p["module purge alone"])), f(med(p["site Python start"]))))
+    both, purge = med(p["module purge + module load (scratch sh)"]), med(p["module purge alone"])
+    parts.append((NAMES[ms], os.path.basename(cmd), f(both), f(purge), f(both - purge),
+                  f(med(p["module command start"])), f(med(p["site Python start"]))))
     n = len(c["create (after)"])
 for table in (rows, parts):
     w = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
