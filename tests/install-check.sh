@@ -12,6 +12,7 @@ trap 'rm -rf "$work"' EXIT
 "$here/install.sh" --prefix "$work/prefix" --modulefile "$work/modules" >/dev/null
 test -x "$work/prefix/bin/envmod"
 test -s "$work/prefix/share/bash-completion/completions/envmod"
+test -s "$work/prefix/share/envmod/lmod/SitePackage.lua"
 
 check() {
   local name="$1" init="$2"
@@ -33,6 +34,22 @@ check() {
 check lmod "$ENVMOD_TEST_LMOD_INIT"
 check modules "$ENVMOD_TEST_MODULES_INIT"
 
+# The installed Lmod hook, enabled as docs/admin.md says, loads and lets ordinary module
+# commands through.
+env -i HOME="$work/home-hook" PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  LMOD_PACKAGE_PATH="$work/prefix/share/envmod/lmod" bash --norc --noprofile -c "
+    set -euo pipefail
+    source '$ENVMOD_TEST_LMOD_INIT'
+    module use '$work/modules'
+    module load envmod
+    envmod create -q -n hooked
+    module use ~/privatemodules
+    module load hooked
+    module unload hooked
+    \$LMOD_CMD bash --config 2>&1 | grep -q '$work/prefix/share/envmod/lmod'
+  "
+echo "install-check: lmod hook ok"
+
 # The installed (release) binary must not honour the test hooks: a kill point and a probe
 # timeout of 1 ms are ignored, so this create finishes.
 env -i HOME="$work/home-hooks" PATH=/usr/bin:/bin LANG=C.UTF-8 \
@@ -40,4 +57,4 @@ env -i HOME="$work/home-hooks" PATH=/usr/bin:/bin LANG=C.UTF-8 \
   "$work/prefix/bin/envmod" create -q -n hooks --module-system none
 test -f "$work/home-hooks/.envmod/envs/hooks/.envmod/manifest.json"
 echo "install-check: release binary ignores test hooks ok"
-echo "install-check: 3 passed, 0 failed"
+echo "install-check: 4 passed, 0 failed"
