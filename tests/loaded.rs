@@ -30,7 +30,16 @@ fn load(t: &TestEnv, env: &str, script: &str) -> String {
 #[test]
 fn export_shell_hook_and_kernel_add_act_on_the_loaded_env() {
     let t = world();
-    ok(&t.run(&["create", "-n", "lenv", "alpha", "ipykernel"]));
+    // A Tcl modulefile, which Lmod reads too.
+    ok(&t.run(&[
+        "create",
+        "-n",
+        "lenv",
+        "--module-system",
+        "tcl",
+        "alpha",
+        "ipykernel",
+    ]));
     let prefix = t.envs_dir().join("lenv");
     for ms in Ms::BOTH {
         let out = t.module_shell(ms, &load(&t, "lenv", "envmod export"));
@@ -74,7 +83,14 @@ fn an_env_given_by_prefix_is_found_loaded_by_its_prefix() {
     let t = world();
     let prefix = t.path().join("proj/penv");
     std::fs::create_dir_all(prefix.parent().unwrap()).unwrap();
-    ok(&t.run(&["create", "-p", prefix.to_str().unwrap(), "alpha"]));
+    ok(&t.run(&[
+        "create",
+        "-p",
+        prefix.to_str().unwrap(),
+        "--module-system",
+        "tcl",
+        "alpha",
+    ]));
     let yml = ok(&t.module_shell(Ms::Lmod, &load(&t, "penv", "envmod export")));
     assert!(yml.contains("name: penv"), "{yml}");
 }
@@ -82,11 +98,7 @@ fn an_env_given_by_prefix_is_found_loaded_by_its_prefix() {
 #[test]
 fn with_nothing_loaded_the_usage_error_names_both_fixes() {
     let t = world();
-    for args in [
-        &["export"][..],
-        &["shell-hook"][..],
-        &["kernel", "add"][..],
-    ] {
+    for args in [&["export"][..], &["shell-hook"][..], &["kernel", "add"][..]] {
         let out = t.module_shell(
             Ms::Lmod,
             &format!(
@@ -189,7 +201,11 @@ fn add_real_ipykernel(dir: &Path) {
         .collect();
     let name = |w: &Path| {
         let n = w.file_name().unwrap().to_str().unwrap();
-        n.split('-').next().unwrap().to_lowercase().replace('_', "-")
+        n.split('-')
+            .next()
+            .unwrap()
+            .to_lowercase()
+            .replace('_', "-")
     };
     let others: Vec<String> = wheels
         .iter()
@@ -288,7 +304,11 @@ fn create_kernel_names_the_channel_to_add_when_none_has_ipykernel() {
             "shared {shared}: {err}"
         );
         assert!(err.contains("-c "), "shared {shared}: {err}");
-        assert_eq!(err.contains("pip install"), !shared, "shared {shared}: {err}");
+        assert_eq!(
+            err.contains("pip install"),
+            !shared,
+            "shared {shared}: {err}"
+        );
         assert!(!t.envs_dir().join("nok").exists());
     }
 }
