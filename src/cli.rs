@@ -459,8 +459,8 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "TEXT")]
     pub(crate) description: Option<String>,
 
-    /// Also add a Jupyter kernel (in the user's Jupyter data dir); needs ipykernel among the
-    /// SPECs or in the site Python.
+    /// Also add a Jupyter kernel (in the user's Jupyter data dir), and ipykernel to the
+    /// packages unless they or the site Python have it.
     #[arg(long)]
     pub(crate) kernel: bool,
 

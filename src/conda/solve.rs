@@ -375,7 +375,7 @@ pub async fn has_package(
         .execute()
         .await
         .map_err(|e| gateway_error(e, channels, network))?;
-    Ok(found.repodata.iter().any(|r| r.len() > 0))
+    Ok(found.repodata.iter().any(|r| !r.is_empty()))
 }
 
 enum Failed {
