@@ -185,6 +185,29 @@ pub(crate) struct Target {
     pub(crate) prefix: Option<PathBuf>,
 }
 
+/// `-n`/`-p` for commands that read an environment, which default to the envmod
+/// environment this shell has loaded (`module load`), as conda-env-mod's do.
+#[derive(Debug, Args, Clone)]
+#[group(required = false, multiple = false)]
+pub(crate) struct LoadedTarget {
+    /// Name of the environment [default: the envmod environment loaded, from CONDA_PREFIX].
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub(crate) name: Option<String>,
+
+    /// Full path of the environment; its name is the last path component.
+    #[arg(short = 'p', long = "prefix", value_name = "PREFIX")]
+    pub(crate) prefix: Option<PathBuf>,
+}
+
+impl LoadedTarget {
+    pub(crate) fn target(&self) -> Option<Target> {
+        (self.name.is_some() || self.prefix.is_some()).then(|| Target {
+            name: self.name.clone(),
+            prefix: self.prefix.clone(),
+        })
+    }
+}
+
 /// `-n`/`-p` for create, where an environment file may give the name instead.
 #[derive(Debug, Args, Clone)]
 #[group(required = false, multiple = false)]
@@ -212,7 +235,7 @@ pub(crate) enum ExportFormat {
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     #[command(flatten)]
-    pub(crate) target: Target,
+    pub(crate) target: LoadedTarget,
 
     /// Write to FILE instead of standard output (required for bundles).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -259,7 +282,7 @@ Examples:
 #[derive(Debug, Args, Clone)]
 #[group(multiple = false)]
 pub(crate) struct KernelTarget {
-    /// Name of the environment.
+    /// Name of the environment [default for add: the envmod environment loaded].
     #[arg(id = "env", short = 'n', long = "env", value_name = "NAME")]
     pub(crate) name: Option<String>,
 
@@ -355,7 +378,7 @@ pub(crate) struct FreezeArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ShellHookArgs {
     #[command(flatten)]
-    pub(crate) target: Target,
+    pub(crate) target: LoadedTarget,
 
     /// The shell to write for [default: sh, which bash and zsh read too].
     #[arg(long, value_enum, value_name = "SHELL", default_value = "sh")]
@@ -436,8 +459,8 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "TEXT")]
     pub(crate) description: Option<String>,
 
-    /// Also add a Jupyter kernel (in the user's Jupyter data dir); needs ipykernel among the
-    /// SPECs or in the site Python.
+    /// Also add a Jupyter kernel (in the user's Jupyter data dir), and ipykernel to the
+    /// packages unless they or the site Python have it.
     #[arg(long)]
     pub(crate) kernel: bool,
 

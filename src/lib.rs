@@ -252,7 +252,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         }
         Command::Export(args) => {
             let s = commands::export::ExportSettings {
-                target: settings.target(&args.target)?,
+                target: given_or_loaded(&settings, args.target.target(), &env, printer)?,
                 output: args.output.map(|o| env.cwd().join(o)),
                 format: args.format,
                 pinned: args.pinned,
@@ -261,11 +261,8 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             commands::export::run(s, &ctx).await
         }
         Command::Kernel(cli::KernelCommand::Add(args)) => {
-            let target = args.target.target().ok_or_else(|| {
-                UserError::usage("give -n NAME or -p PREFIX: the environment the kernel starts")
-            })?;
             let s = commands::kernel::AddSettings {
-                target: settings.target(&target)?,
+                target: given_or_loaded(&settings, args.target.target(), &env, printer)?,
                 name: args.name,
                 display_name: args.display_name,
                 prefix: args.prefix.map(|p| env.cwd().join(p)),
@@ -315,7 +312,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             commands::freeze::run(settings.target(&args.target)?, false, &ctx).await
         }
         Command::ShellHook(args) => {
-            let target = settings.target(&args.target)?;
+            let target = given_or_loaded(&settings, args.target.target(), &env, printer)?;
             commands::shell_hook::run(target, args.shell, &ctx)
         }
         Command::Config(args) => commands::config::run(&settings, args.json, printer),
@@ -323,6 +320,26 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             unreachable!("handled before settings are resolved")
         }
     }
+}
+
+/// `-n`/`-p` when given, else the envmod environment this shell has loaded, named on
+/// stderr so that nobody is surprised by which one a command read.
+fn given_or_loaded(
+    settings: &GlobalSettings,
+    given: Option<cli::Target>,
+    env: &Environ,
+    printer: &Printer,
+) -> Result<env::prefix::EnvTarget> {
+    if let Some(given) = given {
+        return settings.target(&given);
+    }
+    let target = settings.loaded_target(env)?;
+    printer.info(format!(
+        "using the loaded environment {} ({})",
+        target.name,
+        target.prefix.display()
+    ));
+    Ok(target)
 }
 
 /// The flags that override settings, as the highest layer; which flags a command has decides

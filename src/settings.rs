@@ -418,6 +418,57 @@ impl GlobalSettings {
     }
 }
 
+impl GlobalSettings {
+    /// The environment this shell has loaded, for a command given neither `-n` nor `-p`:
+    /// by name when it lives in `envs_dir`, else by its prefix.
+    pub(crate) fn loaded_target(&self, env: &Environ) -> Result<EnvTarget> {
+        use crate::env::prefix::Loaded;
+        let hint = "give -n NAME or -p PREFIX, or `module load` the environment first";
+        let refused = |message: String, hint: &str| -> anyhow::Error {
+            UserError::usage(message).with_hint(hint).into()
+        };
+        match crate::env::prefix::loaded(env) {
+            Loaded::Env(prefix) => {
+                let given = cli::Target {
+                    name: None,
+                    prefix: Some(prefix.clone()),
+                };
+                let target = self.target(&given)?;
+                let in_envs_dir = prefix
+                    .parent()
+                    .is_some_and(|p| crate::env::prefix::same_dir(p, &self.envs_dir.value));
+                Ok(match in_envs_dir {
+                    true => EnvTarget {
+                        prefix: self.envs_dir.value.join(target.name.as_str()),
+                        by_prefix: false,
+                        ..target
+                    },
+                    false => target,
+                })
+            }
+            Loaded::Nothing => Err(refused(
+                "no environment given (-n NAME or -p PREFIX), and no envmod environment is loaded"
+                    .into(),
+                hint,
+            )),
+            Loaded::NotEnvmod(prefix) => Err(refused(
+                format!(
+                    "the loaded environment (CONDA_PREFIX) is {}, which was not created by envmod",
+                    prefix.display()
+                ),
+                "give -n NAME or -p PREFIX, or `module load` an envmod environment",
+            )),
+            Loaded::Refused(prefix, why) => Err(refused(
+                format!(
+                    "CONDA_PREFIX is {}, which envmod does not take for the loaded environment: {why}",
+                    prefix.display()
+                ),
+                hint,
+            )),
+        }
+    }
+}
+
 /// `:` would split the prefix in PATH, and Environment Modules' `pushenv` truncates at it;
 /// control characters cannot be written to `pyvenv.cfg`.
 fn check_prefix_chars(prefix: &Path) -> Result<()> {

@@ -133,7 +133,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         }
         Some(_) => None,
     };
-    let (spec_strings, mut specs): (Vec<String>, Vec<_>) = match yml {
+    let (mut spec_strings, mut specs): (Vec<String>, Vec<_>) = match yml {
         Some(f) => {
             let file_specs: Vec<String> = f.specs.iter().map(|l| l.value.clone()).collect();
             conda::specs::with_added_parsed(&file_specs, &s.specs)?
@@ -227,10 +227,21 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
 
     let provisions = provisions(derived, library_dirs, ignore_site_packages);
 
+    // --kernel: ipykernel joins the packages unless they or the site Python have it.
+    let add_ipykernel = s.kernel
+        && !specs.iter().any(|m| {
+            m.name
+                .as_exact()
+                .is_some_and(|n| n.as_normalized() == "ipykernel")
+        })
+        && !site_python
+            .as_ref()
+            .is_some_and(|p| kernel::site_has_ipykernel(&p.executable));
+
     // Solve before touching the disk: an unsatisfiable request must cost nothing.
     let mut channels = ops::Channels::default();
     let mut records: Vec<RepoDataRecord> = Vec::new();
-    if !specs.is_empty() {
+    if !specs.is_empty() || add_ipykernel {
         let raw_channels = match yml {
             Some(f) => {
                 from_file::file_channels(f, &spec_strings, &s.cli_channels, &ctx.conda.channels)
@@ -238,6 +249,13 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             None => ctx.conda.channels.clone(),
         };
         channels = ops::channels(&raw_channels, ctx)?;
+        if add_ipykernel {
+            let site = site_python.is_some();
+            ipykernel_from_channels(&channels, site, s.shared.is_some(), ctx).await?;
+            printer.info("--kernel: adding ipykernel to the packages");
+            spec_strings.push("ipykernel".to_string());
+            specs.extend(conda::specs::parse_specs(&["ipykernel".to_string()])?);
+        }
         let solved = request::solve(
             request::Inputs {
                 platform: conda::PLATFORM,
@@ -291,6 +309,53 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     let manifest = ops::create(new, &s.registry, ctx).await?;
     report(&manifest, env, printer);
     Ok(())
+}
+
+/// `--kernel` without ipykernel anywhere yet: one of the channels must have it, or the
+/// error names the fix. A shared environment is never sent to pip, which writes with the
+/// user's umask.
+async fn ipykernel_from_channels(
+    channels: &ops::Channels,
+    site: bool,
+    shared: bool,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
+    let found = conda::solve::has_package(
+        ctx.conda,
+        &channels.list,
+        &channels.network,
+        conda::PLATFORM,
+        "ipykernel",
+    )
+    .await?;
+    if found {
+        return Ok(());
+    }
+    let searched = match channels.list.as_slice() {
+        [] => "no channel is configured".to_string(),
+        list => format!(
+            "none of the channels has it: {}",
+            list.iter()
+                .map(conda::channels::display)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let hint = match shared {
+        true => "add a channel that has ipykernel, e.g. `-c conda-forge`",
+        false => {
+            "add a channel that has ipykernel, e.g. `-c conda-forge`; or create without --kernel, `pip install ipykernel` after `module load`, then `envmod kernel add`"
+        }
+    };
+    let missing = match site {
+        true => "neither the packages nor the site Python have it",
+        false => "the packages do not include it",
+    };
+    Err(UserError::failure(format!(
+        "--kernel needs ipykernel: {missing}, and {searched}"
+    ))
+    .with_hint(hint)
+    .into())
 }
 
 /// `--kernel`: the kernel becomes one of the outputs `create` writes. ipykernel must come

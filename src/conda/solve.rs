@@ -359,6 +359,25 @@ pub async fn solve(
     }
 }
 
+/// Whether any of `channels` has a package named `name` for `platform` or noarch: asked
+/// before a package is added to a solve on the user's behalf, so that its absence is said
+/// as such, not as a solver's conflict.
+pub async fn has_package(
+    settings: &CondaSettings,
+    channels: &[Channel],
+    network: &Network,
+    platform: Subdir,
+    name: &str,
+) -> Result<bool> {
+    let spec = MatchSpec::from_str(name, ParseMatchSpecOptions::strict())?;
+    let found = gateway(settings, network)?
+        .query(channels.to_vec(), [platform, Subdir::NoArch], [spec])
+        .execute()
+        .await
+        .map_err(|e| gateway_error(e, channels, network))?;
+    Ok(found.repodata.iter().any(|r| !r.is_empty()))
+}
+
 enum Failed {
     Unsolvable(String, Vec<StandInConflict>),
     Other(SolveError),

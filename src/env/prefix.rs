@@ -213,3 +213,54 @@ pub(crate) fn already_exists(target: &EnvTarget) -> anyhow::Error {
         .with_hint(hint)
         .into()
 }
+
+/// What `CONDA_PREFIX` says about the environment this shell has loaded. envmod's
+/// modulefiles and activation scripts set it to the prefix they were written for; so do
+/// conda's own, for environments envmod did not create.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Loaded {
+    /// An envmod environment: the prefix as the variable gives it.
+    Env(PathBuf),
+    /// Nothing is loaded.
+    Nothing,
+    /// A directory without envmod's manifest (a conda environment, most likely).
+    NotEnvmod(PathBuf),
+    /// A path envmod will not take from the variable, and why.
+    Refused(PathBuf, String),
+}
+
+/// The envmod environment loaded in this shell, if `CONDA_PREFIX` names one. The value is
+/// input like any other: the path is taken only when it is absolute and plain, no link
+/// on the way was made by anyone but this user or root, the prefix itself is no link, and
+/// its manifest is a regular file reached without following any link.
+pub(crate) fn loaded(environ: &crate::environ::Environ) -> Loaded {
+    let Some(value) = environ.get("CONDA_PREFIX") else {
+        return Loaded::Nothing;
+    };
+    let prefix = PathBuf::from(value);
+    let plain = prefix.is_absolute()
+        && prefix.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        })
+        && !value.chars().any(|c| c.is_control() || c == ':');
+    if !plain || prefix.parent().is_none() {
+        return Loaded::Refused(prefix, "it is not a plain absolute path".into());
+    }
+    if let Err(why) = crate::fs::trust::own_links(&prefix) {
+        return Loaded::Refused(prefix, why);
+    }
+    if prefix
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Loaded::Refused(prefix, "it is a symbolic link".into());
+    }
+    match crate::fs::open_regular_beneath(&prefix, &Manifest::path_in(Path::new(""))) {
+        Ok(_) => Loaded::Env(prefix),
+        Err(crate::fs::ReadError::NotFound(_)) => Loaded::NotEnvmod(prefix),
+        Err(e) => Loaded::Refused(prefix, format!("its manifest is not envmod's to read: {e}")),
+    }
+}

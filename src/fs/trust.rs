@@ -155,6 +155,48 @@ pub(crate) fn program(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Why `path` cannot be reached without following a link that someone other than this user
+/// and root made (each such link could lead anywhere its maker likes); `Ok(())` when every
+/// link on the way is this user's or root's.
+pub(crate) fn own_links(path: &Path) -> Result<(), String> {
+    if !path.is_absolute() {
+        return Err(format!("{} is not an absolute path", path.display()));
+    }
+    let mut at = PathBuf::from("/");
+    let mut rest = components(path);
+    let mut links = 0;
+    while let Some(name) = rest.pop_front() {
+        if name == ".." {
+            at.pop();
+            continue;
+        }
+        let next = at.join(&name);
+        let meta = next
+            .symlink_metadata()
+            .map_err(|e| format!("{}: {e}", next.display()))?;
+        if !meta.file_type().is_symlink() {
+            at = next;
+            continue;
+        }
+        if meta.uid() != me() && meta.uid() != 0 {
+            let who = crate::fs::user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string());
+            return Err(format!("{} is a link that {who} made", next.display()));
+        }
+        links += 1;
+        if links > 40 {
+            return Err(format!("{}: too many symbolic links", path.display()));
+        }
+        let target = std::fs::read_link(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+        if target.is_absolute() {
+            at = PathBuf::from("/");
+        }
+        let mut followed = components(&target);
+        followed.extend(rest);
+        rest = followed;
+    }
+    Ok(())
+}
+
 fn components(path: &Path) -> std::collections::VecDeque<std::ffi::OsString> {
     path.components()
         .filter_map(|c| match c {

@@ -209,11 +209,19 @@ pub(crate) fn require_ipykernel(
     if has_package(real, "ipykernel") {
         return Ok(());
     }
-    let hint = format!(
-        "envmod install {} ipykernel, or `pip install ipykernel` after `module load {}`",
-        manifest.cli_target(),
-        manifest.module_name()
-    );
+    // pip writes with the user's umask, so in a shared environment it could leave files
+    // that only this user can read; envmod install keeps the shared modes.
+    let hint = match manifest.shared {
+        Some(_) => format!(
+            "envmod install {} ipykernel, which keeps the shared environment's modes",
+            manifest.cli_target()
+        ),
+        None => format!(
+            "envmod install {} ipykernel, or `pip install ipykernel` after `module load {}`",
+            manifest.cli_target(),
+            manifest.module_name()
+        ),
+    };
     let found = match site {
         None => false,
         Some(Err(why)) => {
@@ -224,17 +232,7 @@ pub(crate) fn require_ipykernel(
             .with_hint(hint)
             .into());
         }
-        Some(Ok(python)) => crate::site::run::output(
-            std::process::Command::new(python)
-                .args([
-                    "-I",
-                    "-c",
-                    "import importlib.util, sys; sys.exit(importlib.util.find_spec('ipykernel') is None)",
-                ])
-                .current_dir("/"),
-            crate::site::run::IMPORT,
-        )
-        .is_ok_and(|out| out.status.success()),
+        Some(Ok(python)) => site_has_ipykernel(python),
     };
     if found {
         return Ok(());
@@ -245,6 +243,22 @@ pub(crate) fn require_ipykernel(
     ))
     .with_hint(hint)
     .into())
+}
+
+/// Whether the site interpreter `python`, started isolated outside any environment, finds
+/// ipykernel (without importing it).
+pub(crate) fn site_has_ipykernel(python: &Path) -> bool {
+    crate::site::run::output(
+        std::process::Command::new(python)
+            .args([
+                "-I",
+                "-c",
+                "import importlib.util, sys; sys.exit(importlib.util.find_spec('ipykernel') is None)",
+            ])
+            .current_dir("/"),
+        crate::site::run::IMPORT,
+    )
+    .is_ok_and(|out| out.status.success())
 }
 
 /// Whether a `lib/python*/site-packages` of `prefix` holds the package `name`.
