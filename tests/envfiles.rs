@@ -23,7 +23,7 @@ fn line_of(file: &Path, needle: &str) -> usize {
     std::fs::read_to_string(file)
         .unwrap()
         .lines()
-        .position(|l| l.contains(needle))
+        .position(|l| l.trim_start().starts_with(needle))
         .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()))
         + 1
 }
@@ -38,7 +38,8 @@ fn world() -> TestEnv {
 
 /// A world whose channel has a noarch package for every conda spec of `file`, at a version
 /// the spec accepts, whatever its `sel()`: which of them get installed is the reader's
-/// choice alone.
+/// choice alone. The channel is the site's mirror of conda-forge (`channel_alias`), which
+/// the files name.
 fn world_for(file: &Path) -> TestEnv {
     let t = TestEnv::new();
     let mut pkgs = Vec::new();
@@ -66,9 +67,12 @@ fn world_for(file: &Path) -> TestEnv {
         pkgs.push(channel::noarch_python(name, &version, &[]));
     }
     pkgs.push(channel::python());
-    let dir = t.path().join("channel");
-    channel::write_channel(&dir, &pkgs);
-    t.set_site_config(&format!("channels: [{}]\n", dir.display()));
+    let mirror = t.path().join("mirror");
+    channel::write_channel(&mirror.join("conda-forge"), &pkgs);
+    t.set_site_config(&format!(
+        "channel_alias: file://{}/\nchannels: [conda-forge]\n",
+        mirror.display()
+    ));
     t
 }
 
@@ -156,7 +160,10 @@ fn a_python_pin_the_site_python_meets_builds_in_site_mode() {
     .unwrap();
     ok(&t.run(&["create", "-f", file.to_str().unwrap()]));
     let prefix = t.envs_dir().join("pinned");
-    assert!(prefix.join("pyvenv.cfg").is_file(), "not built in site mode");
+    assert!(
+        prefix.join("pyvenv.cfg").is_file(),
+        "not built in site mode"
+    );
     assert!(installed(&prefix).contains(&"alpha".to_string()));
 }
 
@@ -199,9 +206,15 @@ fn unideps_example_keeps_the_linux_entries_and_its_pip_markers() {
     ] {
         common::build_wheel(&wheels, name, "1.0");
     }
+    // The site Python's own pexpect would stand in for conda's.
     let out = t
         .envmod()
-        .args(["create", "-f", file.to_str().unwrap()])
+        .args([
+            "create",
+            "--ignore-site-packages",
+            "-f",
+            file.to_str().unwrap(),
+        ])
         .env("PIP_NO_INDEX", "1")
         .env("PIP_FIND_LINKS", &wheels)
         .output()
@@ -315,7 +328,10 @@ fn a_top_level_pip_list_is_refused_with_where_it_goes() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("top-level-pip.yml, line {}: ", line_of(&file, "pip:"))),
+        err.contains(&format!(
+            "top-level-pip.yml, line {}: ",
+            line_of(&file, "pip:")
+        )),
         "{err}"
     );
     assert!(err.contains("under `dependencies:`"), "{err}");
@@ -336,7 +352,9 @@ fn every_ignored_top_level_key_is_named() {
     let err = stderr(&out);
     for (key, line) in [("channel_priority", 2), ("category", 5)] {
         assert!(
-            err.contains(&format!("extra.yml, line {line}: ignoring top-level key `{key}`")),
+            err.contains(&format!(
+                "extra.yml, line {line}: ignoring top-level key `{key}`"
+            )),
             "{key}: {err}"
         );
     }
@@ -352,7 +370,11 @@ fn dash_f_dash_reads_the_file_from_standard_input() {
     ok(&out);
     assert!(installed(&t.envs_dir().join("piped")).contains(&"alpha".to_string()));
     // Its errors name standard input, and its lines.
-    let out = piped(&t, &["create", "-f", "-"], "name: bad\ndependencies:\n  - alpha\n  - 'bad spec!!'\n");
+    let out = piped(
+        &t,
+        &["create", "-f", "-"],
+        "name: bad\ndependencies:\n  - alpha\n  - 'bad spec!!'\n",
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("standard input, line 4: "),
@@ -360,7 +382,11 @@ fn dash_f_dash_reads_the_file_from_standard_input() {
         stderr(&out)
     );
     // `install -f -` adds what it reads.
-    let out = piped(&t, &["install", "-n", "piped", "-f", "-"], "dependencies:\n  - beta\n");
+    let out = piped(
+        &t,
+        &["install", "-n", "piped", "-f", "-"],
+        "dependencies:\n  - beta\n",
+    );
     ok(&out);
     assert!(installed(&t.envs_dir().join("piped")).contains(&"beta".to_string()));
 }

@@ -88,6 +88,9 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         Some(Source::Yml(f)) => Some(&**f),
         _ => None,
     };
+    for warning in yml.iter().flat_map(|f| &f.warnings) {
+        printer.warn(warning);
+    }
     if let Some(f) = yml
         && let Some(old) = &f.prefix
     {
@@ -200,6 +203,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     };
     if let (Some(found), Some(f)) = (&site_python, yml) {
         from_file::check_site_python(found, f, s.site_python_flag)?;
+        from_file::check_python_pin(found, f, s.site_python_flag)?;
         if !f.pip.is_empty() && !found.pip {
             return Err(UserError::failure(format!(
                 "{} has a pip section, but the site Python {} has no pip",
