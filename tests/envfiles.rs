@@ -67,6 +67,13 @@ fn world_for(file: &Path) -> TestEnv {
         pkgs.push(channel::noarch_python(name, &version, &[]));
     }
     pkgs.push(channel::python());
+    // A Python for macOS, so a lock for osx-arm64 solves.
+    pkgs.push(channel::Pkg::new(
+        "python",
+        "3.11.7",
+        "h0_cpython",
+        "osx-arm64",
+    ));
     let mirror = t.path().join("mirror");
     channel::write_channel(&mirror.join("conda-forge"), &pkgs);
     t.set_site_config(&format!(
@@ -243,6 +250,24 @@ fn unideps_example_keeps_the_linux_entries_and_its_pip_markers() {
         .join("site-packages");
     assert!(site.join("yaml2bib").is_dir(), "yaml2bib not installed");
     assert!(!site.join("fileup").exists(), "fileup installed on linux");
+    // A lock for macOS takes the file's osx entries, not the linux ones built here.
+    let lock = t.path().join("osx.lock");
+    ok(&t.run(&[
+        "export",
+        "-n",
+        "myenv",
+        "--format",
+        "lock",
+        "--platform",
+        "osx-arm64",
+        "-o",
+        lock.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(text.contains("/pexpect-1.0-"), "{text}");
+    for linux_only in ["hpc05", "pfapack", "adaptive-scheduler"] {
+        assert!(!text.contains(linux_only), "{linux_only} in {text}");
+    }
     // unidep's `platforms:` is not conda's: named, not silently skipped.
     let err = stderr(&out);
     assert!(

@@ -146,6 +146,43 @@ pub(crate) struct EnvFile {
     pub(crate) dir: PathBuf,
     /// What the file holds that envmod does not use, one line each, for `warn`.
     pub(crate) warnings: Vec<String>,
+    /// Every `sel()` entry, kept here or not, for the locks of other platforms.
+    pub(crate) selected: Vec<Selected>,
+}
+
+/// A `sel(EXPR): spec` entry of a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Selected {
+    pub(crate) selector: String,
+    pub(crate) spec: String,
+}
+
+/// The specs of an environment built for `built` from `specs` (which hold that platform's
+/// `selected` entries), for `platform`: another platform's entries in place of these.
+pub(crate) fn specs_for(
+    specs: &[String],
+    selected: &[Selected],
+    built: Subdir,
+    platform: Subdir,
+) -> Vec<String> {
+    let picks = |p: Subdir| {
+        selected
+            .iter()
+            .filter(move |s| selector_matches(&s.selector, p).unwrap_or(false))
+            .map(|s| s.spec.as_str())
+    };
+    let mut out = specs.to_vec();
+    for spec in picks(built) {
+        if let Some(at) = out.iter().position(|s| s == spec) {
+            out.remove(at);
+        }
+    }
+    for spec in picks(platform) {
+        if !out.iter().any(|s| s == spec) {
+            out.push(spec.to_string());
+        }
+    }
+    out
 }
 
 /// The lines of one `provided` entry, for errors that name them.
@@ -228,11 +265,20 @@ pub(crate) fn read_in(path: &Path, dir: &Path, text: &str, platform: Subdir) -> 
         .and_then(|d| d.get("dependencies"))
         .map_or(&[][..], |d| d.items());
     let mut deps: Vec<Dep> = Vec::with_capacity(all_deps.len());
-    let mut selected = false;
+    let mut selected = Vec::new();
     for node in all_deps {
         match selector(path, node, platform)? {
             Some((keep, spec)) => {
-                selected = true;
+                if let Some(expr) = node.entries()[0]
+                    .0
+                    .as_str()
+                    .and_then(|k| k.strip_prefix("sel(").and_then(|k| k.strip_suffix(')')))
+                {
+                    selected.push(Selected {
+                        selector: expr.trim().to_string(),
+                        spec: spec.trim().to_string(),
+                    });
+                }
                 if keep {
                     deps.push(Dep {
                         text: Some(spec),
@@ -248,7 +294,7 @@ pub(crate) fn read_in(path: &Path, dir: &Path, text: &str, platform: Subdir) -> 
             }),
         }
     }
-    let parsed = if selected {
+    let parsed = if !selected.is_empty() {
         // micromamba's `sel(linux): pkg`, which conda's readers do not know: the entries kept
         // become plain specs.
         let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
@@ -312,6 +358,7 @@ pub(crate) fn read_in(path: &Path, dir: &Path, text: &str, platform: Subdir) -> 
         provided_lines,
         dir: dir.clone(),
         warnings,
+        selected,
     };
 
     let raw_channels: Vec<String> = doc
