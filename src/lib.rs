@@ -22,8 +22,6 @@ mod settings;
 mod site;
 mod yaml;
 
-use std::path::Path;
-
 use anyhow::Result;
 use clap::Parser;
 
@@ -148,7 +146,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let file = args
                 .file
                 .as_ref()
-                .map(|f| env::from_file::Source::read(&env.cwd().join(f)))
+                .map(|f| env::from_file::Source::read_arg(f, env.cwd()))
                 .transpose()?;
             let target = match (&args.target.name, &args.target.prefix, &file) {
                 (None, None, Some(source)) => match source.name() {
@@ -159,7 +157,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                     None => {
                         return Err(UserError::usage(format!(
                             "{} does not name the environment",
-                            args.file.as_deref().unwrap_or(Path::new("")).display()
+                            source.shown()
                         ))
                         .with_hint("give -n NAME or -p PREFIX")
                         .into());
@@ -206,7 +204,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         Command::Install(args) => {
             let target = settings.target(&args.target)?;
             let added = match &args.file {
-                Some(file) => env::from_file::additions(&env.cwd().join(file), args.specs)?,
+                Some(file) => env::from_file::additions(file, env.cwd(), args.specs, printer)?,
                 None => Added {
                     specs: args.specs,
                     pip_cwd: env.cwd().to_path_buf(),

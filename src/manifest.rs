@@ -36,6 +36,10 @@ pub(crate) struct Manifest {
     pub(crate) specs: Vec<String>,
     #[serde(default)]
     pub(crate) channels: Vec<String>,
+    /// Specs a file gave for some platforms only (`sel(linux): pkg`), every one of them:
+    /// `specs` holds this platform's, and a lock for another platform takes that one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) selected: Vec<crate::conda::envfile::Selected>,
     /// The pip section, installed by the env's pip after the conda packages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) pip: Vec<String>,

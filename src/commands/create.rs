@@ -88,6 +88,9 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         Some(Source::Yml(f)) => Some(&**f),
         _ => None,
     };
+    for warning in yml.iter().flat_map(|f| &f.warnings) {
+        printer.warn(warning);
+    }
     if let Some(f) = yml
         && let Some(old) = &f.prefix
     {
@@ -200,6 +203,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     };
     if let (Some(found), Some(f)) = (&site_python, yml) {
         from_file::check_site_python(found, f, s.site_python_flag)?;
+        from_file::check_python_pin(found, f, s.site_python_flag)?;
         if !f.pip.is_empty() && !found.pip {
             return Err(UserError::failure(format!(
                 "{} has a pip section, but the site Python {} has no pip",
@@ -290,6 +294,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         modules: recorded,
         specs: spec_strings,
         channels: channels.list.iter().map(conda::channels::display).collect(),
+        selected: yml.map(|f| f.selected.clone()).unwrap_or_default(),
         pip: yml.map(|f| f.pip.clone()).unwrap_or_default(),
         skipped_modules: missing,
         provided: provisions,
@@ -480,6 +485,7 @@ struct Built {
     modules: Vec<LoadedModule>,
     specs: Vec<String>,
     channels: Vec<String>,
+    selected: Vec<conda::envfile::Selected>,
     pip: Vec<String>,
     skipped_modules: Vec<String>,
     provided: Provisions,
@@ -502,6 +508,7 @@ impl Built {
             modules: self.modules,
             specs: self.specs,
             channels: self.channels,
+            selected: self.selected,
             pip: self.pip,
             skipped_modules: self.skipped_modules,
             module: None,
@@ -669,6 +676,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
         modules: recorded,
         specs: names.clone(),
         channels: lock.channels.clone(),
+        selected: Vec::new(),
         pip,
         skipped_modules: Vec::new(),
         provided,

@@ -306,7 +306,8 @@ async fn lock(
                 .map(|r| r.repodata_record.clone())
                 .collect()
         } else {
-            let mut specs = m.specs.clone();
+            let mut specs =
+                conda::envfile::specs_for(&m.specs, &m.selected, conda::PLATFORM, platform);
             let has_python = specs.iter().any(|s| {
                 conda::specs::spec_package_name(s).is_ok_and(|n| n.as_normalized() == "python")
             });

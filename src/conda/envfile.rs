@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use rattler_conda_types::EnvironmentYaml;
+use rattler_conda_types::{EnvironmentYaml, Subdir};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -141,6 +141,48 @@ pub(crate) struct EnvFile {
     pub(crate) envmod: Option<EnvmodSection>,
     /// Where each entry of the envmod section's `provided` is, in its order.
     pub(crate) provided_lines: Vec<ProvisionLines>,
+    /// Where relative channels and pip paths are found: the file's directory, or the
+    /// working directory for a file read from standard input.
+    pub(crate) dir: PathBuf,
+    /// What the file holds that envmod does not use, one line each, for `warn`.
+    pub(crate) warnings: Vec<String>,
+    /// Every `sel()` entry, kept here or not, for the locks of other platforms.
+    pub(crate) selected: Vec<Selected>,
+}
+
+/// A `sel(EXPR): spec` entry of a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Selected {
+    pub(crate) selector: String,
+    pub(crate) spec: String,
+}
+
+/// The specs of an environment built for `built` from `specs` (which hold that platform's
+/// `selected` entries), for `platform`: another platform's entries in place of these.
+pub(crate) fn specs_for(
+    specs: &[String],
+    selected: &[Selected],
+    built: Subdir,
+    platform: Subdir,
+) -> Vec<String> {
+    let picks = |p: Subdir| {
+        selected
+            .iter()
+            .filter(move |s| selector_matches(&s.selector, p).unwrap_or(false))
+            .map(|s| s.spec.as_str())
+    };
+    let mut out = specs.to_vec();
+    for spec in picks(built) {
+        if let Some(at) = out.iter().position(|s| s == spec) {
+            out.remove(at);
+        }
+    }
+    for spec in picks(platform) {
+        if !out.iter().any(|s| s == spec) {
+            out.push(spec.to_string());
+        }
+    }
+    out
 }
 
 /// The lines of one `provided` entry, for errors that name them.
@@ -161,7 +203,7 @@ pub(crate) struct Located {
 
 impl EnvFile {
     pub(crate) fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("/"))
+        &self.dir
     }
 
     /// The line of the `j`th `provides` string of the `i`th `provided` entry (its module's
@@ -176,8 +218,25 @@ impl EnvFile {
     }
 }
 
-/// Read `path` (absolute) as an `environment.yml`.
+/// The top-level keys of an environment.yml that envmod reads: conda's, and its own section.
+const KEYS: [&str; 6] = [
+    "name",
+    "channels",
+    "dependencies",
+    "variables",
+    "prefix",
+    SECTION,
+];
+
+/// Read `path` (absolute) as an `environment.yml`, for this platform.
 pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    read_in(path, dir, text, crate::conda::PLATFORM)
+}
+
+/// Read `text` as an `environment.yml` named `path` in errors, whose relative paths are
+/// relative to `dir`, keeping the `sel()` entries that match `platform`.
+pub(crate) fn read_in(path: &Path, dir: &Path, text: &str, platform: Subdir) -> Result<EnvFile> {
     let yaml_error = |e: serde_yaml::Error| -> anyhow::Error {
         let (place, message) = crate::error::yaml_place(&e);
         UserError::usage(format!(
@@ -199,8 +258,64 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         .into()
     })?;
     let doc = doc.as_ref();
+    let warnings = top_level(path, doc, text)?;
     let section = doc.and_then(|d| d.entry(SECTION));
-    let parsed = EnvironmentYaml::from_yaml_str(text).map_err(yaml_error)?;
+    // Every entry of `dependencies` with its line, those of another platform's `sel()` left out.
+    let all_deps = doc
+        .and_then(|d| d.get("dependencies"))
+        .map_or(&[][..], |d| d.items());
+    let mut deps: Vec<Dep> = Vec::with_capacity(all_deps.len());
+    let mut selected = Vec::new();
+    for node in all_deps {
+        match selector(path, node, platform)? {
+            Some((keep, spec)) => {
+                if let Some(expr) = node.entries()[0]
+                    .0
+                    .as_str()
+                    .and_then(|k| k.strip_prefix("sel(").and_then(|k| k.strip_suffix(')')))
+                {
+                    selected.push(Selected {
+                        selector: expr.trim().to_string(),
+                        spec: spec.trim().to_string(),
+                    });
+                }
+                if keep {
+                    deps.push(Dep {
+                        text: Some(spec),
+                        line: node.line(),
+                        node,
+                    });
+                }
+            }
+            None => deps.push(Dep {
+                text: node.as_str(),
+                line: node.line(),
+                node,
+            }),
+        }
+    }
+    let parsed = if !selected.is_empty() {
+        // micromamba's `sel(linux): pkg`, which conda's readers do not know: the entries kept
+        // become plain specs.
+        let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
+        if let Some(list) = value
+            .get_mut("dependencies")
+            .and_then(serde_yaml::Value::as_sequence_mut)
+        {
+            *list = list
+                .iter()
+                .filter_map(|entry| match sel_entry(entry) {
+                    Some((expr, spec)) => selector_matches(expr, platform)
+                        .unwrap_or(false)
+                        .then(|| serde_yaml::Value::String(spec.to_string())),
+                    None => Some(entry.clone()),
+                })
+                .collect();
+        }
+        serde_yaml::from_value::<EnvironmentYaml>(value).map_err(yaml_error)?
+    } else {
+        EnvironmentYaml::from_yaml_str(text).map_err(yaml_error)?
+    };
     // envmod's own section, read on its own: everything else is skipped unread.
     #[derive(Deserialize)]
     struct Section {
@@ -230,7 +345,7 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         check_modules(path, section_value, section_node)?;
         check_provided(path, section_value, &provided_lines)?;
     }
-    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let dir = dir.to_path_buf();
     let mut file = EnvFile {
         path: path.to_path_buf(),
         name: parsed.name.clone(),
@@ -241,6 +356,9 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         prefix: parsed.prefix.clone(),
         envmod,
         provided_lines,
+        dir: dir.clone(),
+        warnings,
+        selected,
     };
 
     let raw_channels: Vec<String> = doc
@@ -259,12 +377,9 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
     }
 
     // Specs as written, in the file's order, each with its line.
-    let dep_nodes = doc
-        .and_then(|d| d.get("dependencies"))
-        .map_or(&[][..], |d| d.items());
-    let line_at = |i: usize| dep_nodes.get(i).map_or(1, crate::yaml::Node::line);
-    for (i, (dep, typed)) in dep_nodes.iter().zip(&parsed.dependencies).enumerate() {
-        match (dep.as_str(), typed.as_match_spec()) {
+    let line_at = |i: usize| deps.get(i).map_or(1, |d| d.line);
+    for (i, (dep, typed)) in deps.iter().zip(&parsed.dependencies).enumerate() {
+        match (dep.text, typed.as_match_spec()) {
             (Some(text_spec), Some(spec)) => {
                 let line = line_at(i);
                 let value = if crate::conda::specs::parse_specs(&[text_spec.to_string()]).is_ok() {
@@ -281,9 +396,9 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
                 let Some((key, entries)) = typed.as_sub_section() else {
                     continue;
                 };
-                let line = dep_nodes
+                let line = deps
                     .get(i)
-                    .and_then(|n| n.entry(key))
+                    .and_then(|d| d.node.entry(key))
                     .map_or(line_at(i), |(k, _)| k.line());
                 if key != "pip" {
                     return Err(file
@@ -327,6 +442,136 @@ pub(crate) fn read(path: &Path, text: &str) -> Result<EnvFile> {
         file.variables.push((name.clone(), value.clone()));
     }
     Ok(file)
+}
+
+/// One entry of `dependencies`: its spec as written (none for a `pip:` section), its line.
+struct Dep<'a> {
+    text: Option<&'a str>,
+    line: usize,
+    node: &'a crate::yaml::Node,
+}
+
+/// Whether the file is an environment file at all, and a warning for each top-level key
+/// envmod does not read: a file passed by mistake (a docker-compose file, a conda-build
+/// recipe) would otherwise build an empty environment, and a misplaced list its packages.
+fn top_level(path: &Path, doc: Option<&crate::yaml::Node>, text: &str) -> Result<Vec<String>> {
+    let refuse = |at: String, why: &str, hint: &str| -> anyhow::Error {
+        UserError::usage(format!(
+            "{}{at}: not an environment file: {why}",
+            path.display()
+        ))
+        .with_hint(hint.to_string())
+        .into()
+    };
+    let wrong_file =
+        "check that -f names an environment.yml; it lists its packages under `dependencies:`";
+    let Some(doc) = doc else {
+        if text.lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#') || l == "---"
+        }) {
+            return Err(refuse(String::new(), "it is empty", wrong_file));
+        }
+        // Not YAML: the reader says why, with the line.
+        return Ok(Vec::new());
+    };
+    let crate::yaml::Node::Map { entries, .. } = doc else {
+        return Err(refuse(
+            format!(", line {}", doc.line()),
+            "it is not a mapping of `name:`, `channels:`, `dependencies:`",
+            wrong_file,
+        ));
+    };
+    let keys: Vec<(&str, usize)> = entries
+        .iter()
+        .filter_map(|(k, _)| Some((k.as_str()?, k.line())))
+        .collect();
+    let has = |key: &str| keys.iter().any(|(k, _)| *k == key);
+    if let Some((_, line)) = keys.iter().find(|(k, _)| *k == "pip") {
+        return Err(UserError::usage(format!(
+            "{}, line {line}: a `pip:` list at the top level is not read, by conda or envmod",
+            path.display()
+        ))
+        .with_hint("move it under `dependencies:`, as its last entry: `  - pip:` with the packages below it")
+        .into());
+    }
+    if !has("dependencies") && !has("variables") && !has(SECTION) {
+        if let Some((_, line)) = keys.iter().find(|(k, _)| *k == "requirements") {
+            return Err(refuse(
+                format!(", line {line}"),
+                "it lists `requirements:`, where conda reads `dependencies:`",
+                "rename `requirements:` to `dependencies:`",
+            ));
+        }
+        let others: Vec<String> = keys.iter().map(|(k, _)| format!("`{k}`")).collect();
+        let why = match others.is_empty() {
+            true => "it has no `dependencies:`".to_string(),
+            false => format!("it has no `dependencies:`, only {}", others.join(", ")),
+        };
+        return Err(refuse(String::new(), &why, wrong_file));
+    }
+    Ok(keys
+        .iter()
+        .filter(|(k, _)| !KEYS.contains(k))
+        .map(|(k, line)| {
+            format!(
+                "{}, line {line}: ignoring top-level key `{k}`; envmod reads only {}",
+                path.display(),
+                KEYS.join(", ")
+            )
+        })
+        .collect())
+}
+
+/// A `sel(EXPR): spec` entry (micromamba's) as whether `platform` keeps it and its spec;
+/// `None` for any other entry.
+fn selector<'a>(
+    path: &Path,
+    node: &'a crate::yaml::Node,
+    platform: Subdir,
+) -> Result<Option<(bool, &'a str)>> {
+    let [(key, value)] = node.entries() else {
+        return Ok(None);
+    };
+    let Some(expr) = key
+        .as_str()
+        .and_then(|k| k.strip_prefix("sel("))
+        .and_then(|k| k.strip_suffix(')'))
+    else {
+        return Ok(None);
+    };
+    let at = |message: String| -> anyhow::Error {
+        UserError::usage(format!("{}, line {}: {message}", path.display(), key.line()))
+            .with_hint("write `- sel(linux): pkg`, with linux, unix, osx, win or a platform name such as linux-64")
+            .into()
+    };
+    let Some(spec) = value.as_str() else {
+        return Err(at(format!("`sel({expr}):` takes one package spec")));
+    };
+    match selector_matches(expr.trim(), platform) {
+        Some(keep) => Ok(Some((keep, spec))),
+        None => Err(at(format!("`sel({expr})` is not a selector envmod knows"))),
+    }
+}
+
+/// The selector and spec of a `sel(EXPR): spec` entry, read as a plain YAML value.
+fn sel_entry(entry: &serde_yaml::Value) -> Option<(&str, &str)> {
+    let map = entry.as_mapping().filter(|m| m.len() == 1)?;
+    let (key, value) = map.iter().next()?;
+    let expr = key.as_str()?.strip_prefix("sel(")?.strip_suffix(')')?;
+    Some((expr.trim(), value.as_str()?))
+}
+
+/// Whether `sel(EXPR)` keeps its entry on `platform`: micromamba's `linux`, `unix`, `osx`
+/// and `win`, or a platform's own name. `None` for anything else.
+pub(crate) fn selector_matches(expr: &str, platform: Subdir) -> Option<bool> {
+    Some(match expr {
+        "linux" => platform.is_linux(),
+        "unix" => platform.is_unix(),
+        "osx" => platform.is_osx(),
+        "win" => platform.is_windows(),
+        name => name.parse::<Subdir>().ok()? == platform,
+    })
 }
 
 /// Every module of the envmod section must be a module name, not a path: the environment
@@ -722,6 +967,87 @@ envmod:
                 "{module} {provides}: {message}"
             );
             assert!(crate::error::hint_of(&err).is_some());
+        }
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::*;
+
+    fn specs_on(text: &str, platform: Subdir) -> Vec<(String, usize)> {
+        read_in(Path::new("/p/env.yml"), Path::new("/p"), text, platform)
+            .unwrap()
+            .specs
+            .into_iter()
+            .map(|s| (s.value, s.line))
+            .collect()
+    }
+
+    #[test]
+    fn sel_entries_are_kept_for_their_platform_only() {
+        let text = "\
+name: x
+dependencies:
+  - sel(linux): a
+  - numpy
+  - sel(osx): b
+  - sel(linux): c >=0.15.0, <2.0.0
+  - sel(osx): c
+  - sel(win): d
+  - sel(unix): e
+  - sel(osx-arm64): f
+  - pip:
+    - g
+";
+        let names = |p| {
+            specs_on(text, p)
+                .into_iter()
+                .map(|(s, l)| format!("{s}@{l}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Subdir::Linux64),
+            ["a@3", "numpy@4", "c >=0.15.0, <2.0.0@6", "e@9"]
+        );
+        assert_eq!(
+            names(Subdir::OsxArm64),
+            ["numpy@4", "b@5", "c@7", "e@9", "f@10"]
+        );
+        assert_eq!(names(Subdir::Osx64), ["numpy@4", "b@5", "c@7", "e@9"]);
+        assert_eq!(names(Subdir::Win64), ["numpy@4", "d@8"]);
+        let f = read_in(
+            Path::new("/p/env.yml"),
+            Path::new("/p"),
+            text,
+            Subdir::Linux64,
+        )
+        .unwrap();
+        assert_eq!(f.pip, ["g"]);
+    }
+
+    #[test]
+    fn an_unknown_selector_or_a_list_value_names_its_line() {
+        for (entry, want) in [
+            (
+                "sel(freebsd): a",
+                "`sel(freebsd)` is not a selector envmod knows",
+            ),
+            ("sel(linux): [a, b]", "`sel(linux):` takes one package spec"),
+        ] {
+            let text = format!("name: x\ndependencies:\n  - numpy\n  - {entry}\n");
+            let err = read_in(
+                Path::new("/p/env.yml"),
+                Path::new("/p"),
+                &text,
+                Subdir::Linux64,
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("/p/env.yml, line 4: ")
+                    && err.to_string().contains(want),
+                "{err}"
+            );
         }
     }
 }

@@ -39,7 +39,35 @@ pub(crate) enum Source {
     Bundle(PathBuf),
 }
 
+/// What `-f` reads as standard input, as conda does.
+pub(crate) const STDIN: &str = "-";
+
+/// How standard input is named in messages.
+const STDIN_NAME: &str = "standard input";
+
 impl Source {
+    /// Read what `-f ARG` names: `-` is standard input, anything else a path from `cwd`.
+    pub(crate) fn read_arg(arg: &Path, cwd: &Path) -> Result<Self> {
+        if arg == Path::new(STDIN) {
+            let text = read_stdin()?;
+            return Ok(Source::Yml(Box::new(conda::envfile::read_in(
+                Path::new(STDIN_NAME),
+                cwd,
+                &text,
+                conda::PLATFORM,
+            )?)));
+        }
+        Self::read(&cwd.join(arg))
+    }
+
+    /// Where the file is, or how standard input is named.
+    pub(crate) fn shown(&self) -> std::path::Display<'_> {
+        match self {
+            Source::Yml(f) => f.path.display(),
+            Source::Lock(p) | Source::Bundle(p) => p.display(),
+        }
+    }
+
     /// Read `path` (absolute) enough to know what it is; an environment.yml is parsed whole.
     pub(crate) fn read(path: &Path) -> Result<Self> {
         let unreadable = |e: crate::fs::ReadError| -> anyhow::Error {
@@ -71,6 +99,59 @@ impl Source {
             Source::Lock(_) | Source::Bundle(_) => None,
         }
     }
+}
+
+/// The environment.yml on standard input, read within the limit a file has. A lock or a
+/// bundle is refused: its local packages are found beside it, and standard input is
+/// beside nothing.
+fn read_stdin() -> Result<String> {
+    use std::io::{IsTerminal, Read};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(UserError::usage(
+            "-f - reads the environment file from standard input, which is a terminal",
+        )
+        .with_hint("pipe the file in (`envmod create -f - < environment.yml`), or give its path")
+        .into());
+    }
+    let limit = crate::fs::DOCUMENT;
+    let mut bytes = Vec::new();
+    stdin
+        .lock()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| UserError::usage(format!("cannot read {STDIN_NAME}: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(UserError::usage(
+            crate::fs::ReadError::TooLarge {
+                path: STDIN_NAME.into(),
+                limit,
+            }
+            .to_string(),
+        )
+        .with_hint("give -f the path of the environment.yml")
+        .into());
+    }
+    let from_a_file = |what: &str| -> anyhow::Error {
+        UserError::usage(format!(
+            "{STDIN_NAME} holds {what}; envmod reads one only from a file, beside which its local packages are"
+        ))
+        .with_hint("save it and give its path: envmod create -n NAME -f FILE")
+        .into()
+    };
+    if bytes.get(257..262) == Some(b"ustar") {
+        return Err(from_a_file("a bundle"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        UserError::usage(format!(
+            "{STDIN_NAME} is not text, so not an environment.yml"
+        ))
+        .with_hint("pipe in an environment.yml, or give -f the path of a lock file or a bundle")
+    })?;
+    if conda::lockfile::looks_like_lock(&text) {
+        return Err(from_a_file("a lock file"));
+    }
+    Ok(text)
 }
 
 /// The file's channels, then the command line's; a file without channels uses the
@@ -166,6 +247,61 @@ pub(crate) fn check_site_python(
         "use --python {wanted} for a conda Python {wanted}, or --site-python PATH for a site Python {wanted}"
     ))
     .into())
+}
+
+/// In site mode, a `python` spec among the file's dependencies (`python=3.9`) must accept
+/// the site Python: it cannot be installed over it, and the solve would only say that no
+/// Python 3.9 was found.
+pub(crate) fn check_python_pin(
+    found: &SitePython,
+    f: &EnvFile,
+    site_python_flag: bool,
+) -> Result<()> {
+    let Ok(version) = Version::from_str(&found.version) else {
+        return Ok(());
+    };
+    for spec in &f.specs {
+        let Ok(parsed) = MatchSpec::from_str(&spec.value, ParseStrictness::Lenient) else {
+            continue;
+        };
+        if parsed
+            .name
+            .as_exact()
+            .is_none_or(|n| n.as_normalized() != "python")
+        {
+            continue;
+        }
+        let Some(wanted) = parsed.version.as_ref().filter(|v| !v.matches(&version)) else {
+            continue;
+        };
+        let how = if site_python_flag {
+            "--site-python gives"
+        } else {
+            "the site Python here is"
+        };
+        // `3.9` of `3.9.11`, `=3.9` or `>=3.12`; no guess for a bound from above.
+        let text = wanted.to_string();
+        let minor = text
+            .trim_start_matches(['=', '>', '~'])
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .map(|v| v.split('.').take(2).collect::<Vec<_>>().join("."))
+            .filter(|v| v.contains('.') && !text.starts_with('<') && !text.starts_with('!'))
+            .unwrap_or_else(|| "X.Y".to_string());
+        return Err(UserError::failure(format!(
+            "{}, line {}: `{}` does not accept the site Python: {how} {} ({}); nothing was created",
+            f.path.display(),
+            spec.line,
+            spec.value,
+            found.version,
+            found.executable.display()
+        ))
+        .with_hint(format!(
+            "use --python {minor} for a conda Python {minor}, or --site-python PATH for a site Python that fits"
+        ))
+            .into());
+    }
+    Ok(())
 }
 
 /// A lock built on another site's Python fits this one only if every package's `python`
@@ -576,14 +712,22 @@ pub(crate) fn unpack_bundle(
 
 /// What `install -f FILE` adds: the file's specs before the command line's, its pip section
 /// (run from the file's directory) and its channels.
-pub(crate) fn additions(path: &Path, specs: Vec<String>) -> Result<Added> {
-    let Source::Yml(file) = Source::read(path)? else {
+pub(crate) fn additions(
+    arg: &Path,
+    cwd: &Path,
+    specs: Vec<String>,
+    printer: &crate::printer::Printer,
+) -> Result<Added> {
+    let Source::Yml(file) = Source::read_arg(arg, cwd)? else {
         return Err(UserError::usage(
             "install -f reads an environment.yml; a lock file or a bundle makes a new environment",
         )
         .with_hint("envmod create -n NAME -f FILE")
         .into());
     };
+    for warning in &file.warnings {
+        printer.warn(warning);
+    }
     let file_specs: Vec<String> = file.specs.iter().map(|l| l.value.clone()).collect();
     Ok(Added {
         specs: conda::specs::with_added(&file_specs, &specs)?,

@@ -388,6 +388,7 @@ pub(crate) mod tests {
             modules,
             specs: Vec::new(),
             channels: Vec::new(),
+            selected: Vec::new(),
             module: None,
             kernel: None,
             frozen: false,
