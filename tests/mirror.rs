@@ -41,7 +41,11 @@ fn installed(t: &TestEnv, env: &str) -> Vec<(String, String)> {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
             (
-                format!("{}-{}", v["name"].as_str().unwrap(), v["version"].as_str().unwrap()),
+                format!(
+                    "{}-{}",
+                    v["name"].as_str().unwrap(),
+                    v["version"].as_str().unwrap()
+                ),
                 v["channel"].as_str().unwrap_or_default().to_string(),
             )
         })
@@ -51,7 +55,7 @@ fn installed(t: &TestEnv, env: &str) -> Vec<(String, String)> {
 }
 
 fn on_mirror(mirror: &Path, chan: &str) -> String {
-    format!("{}{chan}", channel::channel_url(mirror))
+    format!("{}{chan}/", channel::channel_url(mirror))
 }
 
 #[test]
@@ -66,14 +70,27 @@ fn a_spec_channel_is_the_mirror_channel() {
     ok(&t.run(&["create", "-n", "dev", "chan/label/dev::alpha"]));
     assert_eq!(
         installed(&t, "dev"),
-        [("alpha-3.0".to_string(), on_mirror(&mirror, "chan/label/dev"))]
+        [(
+            "alpha-3.0".to_string(),
+            on_mirror(&mirror, "chan/label/dev")
+        )]
     );
 }
 
 #[test]
 fn dash_c_and_the_spec_name_one_channel() {
     let (t, mirror) = mirror();
-    ok(&t.run(&["create", "-n", "y", "-c", "chan", "-c", "extra", "extra::solo", "alpha"]));
+    ok(&t.run(&[
+        "create",
+        "-n",
+        "y",
+        "-c",
+        "chan",
+        "-c",
+        "extra",
+        "extra::solo",
+        "alpha",
+    ]));
     assert_eq!(
         installed(&t, "y"),
         [
@@ -106,7 +123,7 @@ fn an_environment_file_names_mirror_channels() {
 fn install_later_resolves_the_same_names() {
     let (t, mirror) = mirror();
     ok(&t.run(&["create", "-n", "z", "alpha=1.0"]));
-    ok(&t.run(&["install", "-n", "z", "extra::solo", "chan::alpha"]));
+    ok(&t.run(&["install", "-n", "z", "extra::solo", "chan::alpha>=2"]));
     assert_eq!(
         installed(&t, "z"),
         [
@@ -135,7 +152,10 @@ fn a_platform_the_channels_have_no_python_for_is_named() {
     let chan = t.path().join("linux-only");
     channel::write_channel(
         &chan,
-        &[channel::noarch_python("alpha", "1.0", &[]), channel::python()],
+        &[
+            channel::noarch_python("alpha", "1.0", &[]),
+            channel::python(),
+        ],
     );
     t.set_site_config(&format!("channels: [{}]\n", chan.display()));
     ok(&t.run(&["create", "-n", "site", "alpha"]));

@@ -237,7 +237,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             }
             None => ctx.conda.channels.clone(),
         };
-        channels = ops::channels(&raw_channels, ctx)?;
+        channels = ops::channels_for(&raw_channels, &mut specs, ctx)?;
         let solved = request::solve(
             request::Inputs {
                 platform: conda::PLATFORM,

@@ -33,7 +33,7 @@ use crate::{
 };
 
 // Every command takes these from here, with the pipeline they drive.
-pub(crate) use crate::env::ctx::{Channels, Ctx, channels};
+pub(crate) use crate::env::ctx::{Channels, Ctx, channels, channels_for};
 
 impl Ctx<'_> {
     fn outputs(&self) -> Vec<Box<dyn Output + '_>> {
@@ -721,7 +721,7 @@ pub(crate) async fn change(
         if cli_channels.is_empty() {
             unchosen = unchosen_channels(&old, &opened.real, ctx);
         }
-        let channels = channels(&raw_channels, ctx)?;
+        let channels = channels_for(&raw_channels, &mut conda_specs, ctx)?;
         let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
         if let Change::Install(added) = &change
             && added.ignore_site_packages
