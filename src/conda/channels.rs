@@ -294,6 +294,33 @@ mod tests {
         assert!(resolve("./missing", &alias, dir.path(), &mut Credentials::default()).is_err());
     }
 
+    #[test]
+    fn a_spec_channel_resolves_as_it_was_written() {
+        use rattler_conda_types::{MatchSpec, ParseMatchSpecOptions};
+        let alias = url::Url::parse("file:///srv/mirror").unwrap();
+        let cwd = Path::new("/");
+        let via_spec = |spec: &str| {
+            let parsed = MatchSpec::from_str(spec, ParseMatchSpecOptions::strict()).unwrap();
+            let written = as_written(parsed.channel.as_deref().unwrap());
+            display(&resolve(&written, &alias, cwd, &mut Credentials::default()).unwrap())
+        };
+        let via_c =
+            |raw: &str| display(&resolve(raw, &alias, cwd, &mut Credentials::default()).unwrap());
+        for chan in [
+            "chan",
+            "chan/label/dev",
+            "https://other.example.org/chan",
+            "file:///srv/elsewhere/chan",
+        ] {
+            assert_eq!(via_spec(&format!("{chan}::alpha")), via_c(chan), "{chan}");
+        }
+        assert_eq!(via_spec("chan::alpha"), "file:///srv/mirror/chan");
+        assert_eq!(
+            via_spec("alpha[channel=chan/label/dev]"),
+            "file:///srv/mirror/chan/label/dev"
+        );
+    }
+
     fn usage_message(err: anyhow::Error) -> String {
         let user = err.downcast_ref::<UserError>().expect("a UserError");
         assert_eq!(user.kind, crate::error::ErrorKind::Usage);
