@@ -185,3 +185,22 @@ fn a_platform_the_channels_have_no_python_for_is_named() {
     );
     assert!(!t.path().join("osx.lock").exists());
 }
+
+#[test]
+fn a_channel_only_the_manifest_specs_name_is_warned_about() {
+    let (t, _mirror) = mirror();
+    ok(&t.run(&["create", "-n", "w", "alpha"]));
+    // What a group member who can write the manifest could do: name a channel in a spec.
+    let path = t.envs_dir().join("w/.envmod/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["specs"] = serde_json::json!(["alpha", "extra::solo"]);
+    std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+    let out = t.run(&["install", "-n", "w", "beta"]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("`extra::solo`") && err.contains("mirror/extra") && err.contains("pass -c"),
+        "{err}"
+    );
+}
