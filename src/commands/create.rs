@@ -252,7 +252,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             }
             None => ctx.conda.channels.clone(),
         };
-        channels = ops::channels(&raw_channels, ctx)?;
+        channels = ops::channels_for(&raw_channels, &mut specs, ctx)?;
         if add_ipykernel {
             let site = site_python.is_some();
             ipykernel_from_channels(&channels, site, s.shared.is_some(), ctx).await?;

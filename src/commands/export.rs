@@ -295,7 +295,9 @@ async fn lock(
     ctx: &Ctx<'_>,
 ) -> Result<(Vec<PlatformLock>, conda::Network)> {
     let m = &snap.manifest;
-    let channels = ops::channels(&m.channels, ctx)?;
+    // The specs' own channels (`chan::pkg`) resolve with the manifest's, through the alias.
+    let mut requested = conda::specs::parse_specs(&m.specs)?;
+    let channels = ops::channels_for(&m.channels, &mut requested, ctx)?;
     // What the modules provided, as recorded: the lock marks it instead of holding it.
     let provisions = m.provided.as_ref().map_or(&[][..], |p| &p.modules[..]);
     let mut out = Vec::new();
@@ -306,16 +308,23 @@ async fn lock(
                 .map(|r| r.repodata_record.clone())
                 .collect()
         } else {
+            // This platform's `sel()` entries give way to the other platform's.
             let mut specs =
                 conda::envfile::specs_for(&m.specs, &m.selected, conda::PLATFORM, platform);
-            let has_python = specs.iter().any(|s| {
-                conda::specs::spec_package_name(s).is_ok_and(|n| n.as_normalized() == "python")
+            let mut parsed = conda::specs::parse_specs(&specs)?;
+            let channels = ops::channels_for(&m.channels, &mut parsed, ctx)?;
+            let has_python = parsed.iter().any(|s| {
+                s.name
+                    .as_exact()
+                    .is_some_and(|n| n.as_normalized() == "python")
             });
             if !has_python {
-                specs.push(match m.python.mode {
+                let python = match m.python.mode {
                     PythonMode::Conda => format!("python =={}", m.python.site.version),
                     PythonMode::Site => format!("python {}.*", m.python.site.short_version()),
-                });
+                };
+                parsed.extend(conda::specs::parse_specs(std::slice::from_ref(&python))?);
+                specs.push(python);
             }
             if channels.list.is_empty() {
                 return Err(UserError::usage(format!(
@@ -326,7 +335,6 @@ async fn lock(
             }
             ctx.printer
                 .info(format!("Solving {} for {platform}", specs.join(" ")));
-            let parsed = conda::specs::parse_specs(&specs)?;
             let solved = request::solve(
                 request::Inputs {
                     platform,

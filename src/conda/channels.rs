@@ -1,5 +1,10 @@
 //! Channel arguments as users write them: a name resolved through `channel_alias`, a URL,
 //! or a local directory (relative or absolute) that becomes a `file://` URL.
+//!
+//! [`resolve`] is the only place a channel name becomes a URL: `-c`, the configured
+//! channels, an environment file's `channels:`, a lock's channels and a spec's `chan::pkg`
+//! all go through it. A site mirror (`channel_alias`) then serves every one of them, and a
+//! spec's channel is the very channel `-c` names, which the solver compares with each record's.
 
 use std::path::Path;
 
@@ -92,6 +97,23 @@ pub(crate) fn resolve_all(
         .map(|c| resolve(c, alias, cwd, &mut credentials))
         .collect::<Result<_>>()?;
     Ok((channels, credentials))
+}
+
+/// The channel argument a spec's channel was written as: rattler's spec parser resolves
+/// names against its built-in alias (`chan::pkg` → `https://conda.anaconda.org/chan/`), so a
+/// channel that is that alias plus its own name was written as the name, and is resolved
+/// again through the site's alias by [`resolve`]; any other is the URL (or directory) it
+/// names.
+pub(crate) fn as_written(channel: &Channel) -> String {
+    let builtin = ChannelConfig::default_with_root_dir(std::path::PathBuf::from("/"));
+    if let Some(name) = &channel.name
+        && !name.contains("://")
+        && !name.starts_with(['/', '.', '~'])
+        && Channel::from_str(name, &builtin).is_ok_and(|c| c.base_url == channel.base_url)
+    {
+        return name.clone();
+    }
+    channel.base_url.url().to_string()
 }
 
 /// `channel` without the secrets of its URL, which go into `credentials` under the URL's
@@ -270,6 +292,33 @@ mod tests {
         assert_eq!(url("./local"), local);
         assert_eq!(url("local/"), local);
         assert!(resolve("./missing", &alias, dir.path(), &mut Credentials::default()).is_err());
+    }
+
+    #[test]
+    fn a_spec_channel_resolves_as_it_was_written() {
+        use rattler_conda_types::{MatchSpec, ParseMatchSpecOptions};
+        let alias = url::Url::parse("file:///srv/mirror").unwrap();
+        let cwd = Path::new("/");
+        let via_spec = |spec: &str| {
+            let parsed = MatchSpec::from_str(spec, ParseMatchSpecOptions::strict()).unwrap();
+            let written = as_written(parsed.channel.as_deref().unwrap());
+            display(&resolve(&written, &alias, cwd, &mut Credentials::default()).unwrap())
+        };
+        let via_c =
+            |raw: &str| display(&resolve(raw, &alias, cwd, &mut Credentials::default()).unwrap());
+        for chan in [
+            "chan",
+            "chan/label/dev",
+            "https://other.example.org/chan",
+            "file:///srv/elsewhere/chan",
+        ] {
+            assert_eq!(via_spec(&format!("{chan}::alpha")), via_c(chan), "{chan}");
+        }
+        assert_eq!(via_spec("chan::alpha"), "file:///srv/mirror/chan");
+        assert_eq!(
+            via_spec("alpha[channel=chan/label/dev]"),
+            "file:///srv/mirror/chan/label/dev"
+        );
     }
 
     fn usage_message(err: anyhow::Error) -> String {

@@ -292,6 +292,15 @@ pub async fn solve(
         .execute()
         .await
         .map_err(|e| gateway_error(e, req.channels, req.network))?;
+    if req.site_python.is_none()
+        && let Some(err) = no_python(
+            &req,
+            repodata.repodata.iter().flat_map(|r| r.iter()),
+            req.platform,
+        )
+    {
+        return Err(err);
+    }
     let total: usize = repodata.repodata.iter().map(|r| r.len()).sum();
     printer.detail(format!(
         "loaded {total} records in {:.2?}",
@@ -542,6 +551,72 @@ fn unsolvable(platform: Subdir, explanation: &str, conflicts: &[StandInConflict]
             .join("; "),
     })
     .into()
+}
+
+/// A conda Python the specs ask for that no channel has for `platform`. The solver would
+/// call it a conflict between the specs ("No candidates were found for python 3.11.*") and
+/// hint to loosen one; the fix is a channel that serves that platform, or another platform.
+fn no_python<'r>(
+    req: &'r SolveRequest<'_>,
+    repodata: impl Iterator<Item = &'r RepoDataRecord>,
+    platform: Subdir,
+) -> Option<anyhow::Error> {
+    let is_python = |r: &RepoDataRecord| r.package_record.name.as_normalized() == "python";
+    let spec = req.specs.iter().find(|s| {
+        s.name
+            .as_exact()
+            .is_some_and(|n| n.as_normalized() == "python")
+    })?;
+    // A module's Python, or the one the prefix holds, is a candidate the channels need not have.
+    let given = req
+        .stand_ins
+        .iter()
+        .chain(&req.site_packages)
+        .map(|p| &p.record)
+        .chain(&req.installed);
+    let mut others = std::collections::BTreeSet::new();
+    for record in repodata.chain(given).filter(|r| is_python(r)) {
+        if spec.matches(record) {
+            return None;
+        }
+        others.insert(record.package_record.version.clone());
+    }
+    let wanted = spec
+        .version
+        .as_ref()
+        .map(|v| {
+            format!(
+                " {}",
+                v.to_string()
+                    .trim_start_matches("==")
+                    .trim_end_matches(".*")
+            )
+        })
+        .unwrap_or_default();
+    let (what, have) = if others.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let have: Vec<String> = others.iter().map(ToString::to_string).collect();
+        (wanted, format!(" (only {})", have.join(", ")))
+    };
+    let searched: Vec<String> = req.channels.iter().map(channels::display).collect();
+    let hint = if platform == PLATFORM {
+        format!(
+            "add a channel that has Python{what} for {platform} with -c, or ask for a Python the channels have"
+        )
+    } else {
+        format!(
+            "add a channel that has Python{what} for {platform} to the environment's channels, or export for a platform the channels serve"
+        )
+    };
+    Some(
+        UserError::failure(format!(
+            "the channels have no Python{what} for {platform}{have}; searched {}",
+            searched.join(", ")
+        ))
+        .with_hint(hint)
+        .into(),
+    )
 }
 
 fn gateway_error(err: GatewayError, channels: &[Channel], network: &Network) -> anyhow::Error {

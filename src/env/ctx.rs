@@ -3,8 +3,10 @@
 //! the channels a solve uses. Apart from `ops`, so that the request builder, which `ops`
 //! calls, can take them without importing `ops` back.
 
+use std::sync::Arc;
+
 use anyhow::Result;
-use rattler_conda_types::Channel;
+use rattler_conda_types::{Channel, MatchSpec};
 
 use crate::{
     conda::{self, CondaSettings},
@@ -37,8 +39,42 @@ pub(crate) struct Channels {
 
 /// Resolve channel arguments against the alias and the working directory.
 pub(crate) fn channels(raw: &[String], ctx: &Ctx<'_>) -> Result<Channels> {
-    let (list, credentials) =
-        conda::channels::resolve_all(raw, &ctx.conda.channel_alias, ctx.environ.cwd())?;
+    channels_for(raw, &mut [], ctx)
+}
+
+/// [`channels`], and the channels `specs` name (`chan::pkg`), resolved the same way: each
+/// is searched too (after `raw`, as conda does), and its spec then names the resolved
+/// channel, since the solver keeps only records from the very channel a spec names.
+pub(crate) fn channels_for(
+    raw: &[String],
+    specs: &mut [MatchSpec],
+    ctx: &Ctx<'_>,
+) -> Result<Channels> {
+    let mut all = raw.to_vec();
+    let written: Vec<Option<String>> = specs
+        .iter()
+        .map(|s| s.channel.as_deref().map(conda::channels::as_written))
+        .collect();
+    for w in written.iter().flatten() {
+        if !all.contains(w) {
+            all.push(w.clone());
+        }
+    }
+    let (resolved, credentials) =
+        conda::channels::resolve_all(&all, &ctx.conda.channel_alias, ctx.environ.cwd())?;
+    for (spec, w) in specs.iter_mut().zip(&written) {
+        if let Some(w) = w {
+            let at = all.iter().position(|a| a == w).expect("added above");
+            spec.channel = Some(Arc::new(resolved[at].clone()));
+        }
+    }
+    // `-c chan` and `chan::pkg` (or the URL they both name) are one channel, searched once.
+    let mut list: Vec<Channel> = Vec::with_capacity(resolved.len());
+    for channel in resolved {
+        if !list.iter().any(|c| c.base_url == channel.base_url) {
+            list.push(channel);
+        }
+    }
     Ok(Channels {
         list,
         network: conda::Network::new(credentials),

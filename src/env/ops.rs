@@ -33,7 +33,7 @@ use crate::{
 };
 
 // Every command takes these from here, with the pipeline they drive.
-pub(crate) use crate::env::ctx::{Channels, Ctx, channels};
+pub(crate) use crate::env::ctx::{Channels, Ctx, channels, channels_for};
 
 impl Ctx<'_> {
     fn outputs(&self) -> Vec<Box<dyn Output + '_>> {
@@ -721,7 +721,17 @@ pub(crate) async fn change(
         if cli_channels.is_empty() {
             unchosen = unchosen_channels(&old, &opened.real, ctx);
         }
-        let channels = channels(&raw_channels, ctx)?;
+        let channels = channels_for(&raw_channels, &mut conda_specs, ctx)?;
+        if cli_channels.is_empty() {
+            unchosen.extend(spec_only_channels(
+                &change,
+                &specs,
+                &conda_specs,
+                &raw_channels,
+                (old.name.as_str(), &opened.real),
+                ctx,
+            )?);
+        }
         let site = (old.python.mode == PythonMode::Site).then_some(&old.python.site);
         if let Change::Install(added) = &change
             && added.ignore_site_packages
@@ -973,6 +983,45 @@ fn unchosen_channels(old: &Manifest, real: &Path, ctx: &Ctx<'_>) -> Vec<String> 
         Manifest::path_in(real).display()
     ));
     added
+}
+
+/// The channels that only the manifest's specs name (`chan::pkg`, which group members may
+/// edit), not its channel list or this change: searched, since a spec names them, and
+/// named in a warning, as channels this user did not choose.
+fn spec_only_channels(
+    change: &Change,
+    specs: &[String],
+    parsed: &[rattler_conda_types::MatchSpec],
+    raw: &[String],
+    (name, real): (&str, &Path),
+    ctx: &Ctx<'_>,
+) -> Result<Vec<String>> {
+    let added: &[String] = match change {
+        Change::Install(added) => &added.specs,
+        _ => &[],
+    };
+    let listed: Vec<String> = channels(raw, ctx)?
+        .list
+        .iter()
+        .map(conda::channels::display)
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for (spec, parsed) in specs.iter().zip(parsed) {
+        let Some(channel) = parsed.channel.as_deref() else {
+            continue;
+        };
+        let shown = conda::channels::display(channel);
+        if added.contains(spec) || listed.contains(&shown) || out.contains(&shown) {
+            continue;
+        }
+        ctx.printer.warn(format!(
+            "{} installs `{spec}` from {shown}, a channel that only a spec in {} names, not the environment's channel list; pass -c to choose the channels yourself",
+            name,
+            Manifest::path_in(real).display()
+        ));
+        out.push(shown);
+    }
+    Ok(out)
 }
 
 /// The refusal of a change to a frozen environment, naming the way out.
