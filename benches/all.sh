@@ -186,7 +186,9 @@ if set(ran) != {"create", "conda", "sharing", "course", "provides", "hierarchy",
     m = re.search(r"^<!-- all\.sh: begin -->\n(.*?)^<!-- all\.sh: end -->$", doc, re.S | re.M)
     kept = [l for l in m.group(1).splitlines() if l.startswith("| `") and l.split("`")[1][:-3] not in ran]
     if kept:
-        text += "\n\nKept from the run before (not run this time):\n\n" + table([], True) + "\n" + "\n".join(kept)
+        was = re.search(r"^Last run of `bash benches/all.sh`: (.*?)\.$", m.group(1), re.M)
+        text += ("\n\nNot run this time, kept from the run before"
+                 + (f" ({was.group(1)})" if was else "") + ":\n\n" + table([], True) + "\n" + "\n".join(kept))
 doc = put(doc, "", text)
 for b in ran:
     mine = [r for r in rows if r[0] == b]

@@ -97,7 +97,8 @@ export PYTHONDONTWRITEBYTECODE=1
 shipped=$(python3 -c 'import sys, zipfile; print(sum(n.endswith(".pyc") for n in zipfile.ZipFile(sys.argv[1]).namelist()))' "$WHEEL")
 for e in "$T/course/envs/n:0" "$T/real-n:$shipped"; do
     nopyc=$(find "${e%:*}" -name '*.pyc' | wc -l)
-    ((nopyc == ${e##*:})) || die "the --no-compile environment ${e%:*} has $nopyc .pyc files, not ${e##*:}"
+    # At most the shipped ones: the installer may leave a package's own .pyc out.
+    ((nopyc <= ${e##*:})) || die "the --no-compile environment ${e%:*} has $nopyc .pyc files, more than the ${e##*:} its packages ship"
 done
 where=$("$T/real-c/bin/python" -c "import $MODNAME; print($MODNAME.__file__)")
 [[ $where == "$T/real-c/"* ]] || die "import $MODNAME came from $where, not from the environment"
