@@ -58,8 +58,9 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 TOOLS=$TARGET_DIR/bench-tools/conda-venv
 RESULTS=$TARGET_DIR/bench-results
 
-die() { echo "benches/conda.sh: error: $*" >&2; exit 1; }
-step() { echo "==> $*" >&2; }
+BENCH_NAME=conda
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 for v in RUNS BIG_RUNS; do
     if ! [[ ${!v} =~ ^[0-9]+$ ]] || ((${!v} < 10)); then
@@ -73,31 +74,9 @@ fi
 [[ -x $PY ]] || die "site Python $PY not found or not executable (set BENCH_PYTHON=...)"
 command -v python3 >/dev/null || die "python3 is needed to build the packages and read the results"
 
-SUDO=()
-if [[ $(id -u) != 0 ]]; then SUDO=(sudo); fi
-apt_updated=
-apt_install() { # PACKAGE
-    command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available"
-    if [[ -z $apt_updated ]]; then
-        "${SUDO[@]}" apt-get update -qq || die "apt-get update failed"
-        apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "$1" >&2 \
-        || die "apt-get install $1 failed"
-}
-
-# --- hyperfine, GNU time ----------------------------------------------------------------------
-if ! command -v hyperfine >/dev/null; then
-    step "installing hyperfine from Debian apt"
-    apt_install hyperfine
-    command -v hyperfine >/dev/null || die "hyperfine still not on PATH after apt-get install"
-fi
+bench_need_hyperfine
+bench_need_gnu_time
 GNU_TIME=/usr/bin/time
-if ! "$GNU_TIME" --version 2>&1 | grep -q GNU; then
-    step "installing GNU time from Debian apt"
-    apt_install time
-    "$GNU_TIME" --version 2>&1 | grep -q GNU || die "no GNU time at $GNU_TIME after apt-get install"
-fi
 
 # --- py-rattler and uv, in a private venv -----------------------------------------------------
 TPY=$TOOLS/bin/python
@@ -124,22 +103,9 @@ if [[ $(installed_versions) != "$want_versions" ]] || ! "$TPY" -c 'import rattle
 fi
 
 # --- envmod, release build --------------------------------------------------------------------
-if [[ -n ${BENCH_ENVMOD:-} ]]; then
-    built=$(realpath "$BENCH_ENVMOD") || die "BENCH_ENVMOD=$BENCH_ENVMOD not found"
-    envmod_source="given by BENCH_ENVMOD"
-else
-    command -v cargo >/dev/null || die "cargo is needed to build envmod"
-    step "building envmod (cargo build --release)"
-    if ! cargo build --release --locked --bin envmod >&2; then
-        step "--locked build failed (Cargo.lock out of date?); retrying without --locked"
-        cargo build --release --bin envmod >&2 || die "cargo build --release failed"
-    fi
-    built=$TARGET_DIR/release/envmod
-    envmod_source="release build of $(git rev-parse --short HEAD 2>/dev/null || echo 'this tree')"
-    if [[ -n $(git status --porcelain -- src templates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-        envmod_source+=" with uncommitted changes"
-    fi
-fi
+bench_envmod BENCH_ENVMOD
+built=$BENCH_BUILT
+envmod_source=$BENCH_SOURCE
 [[ -x $built ]] || die "no envmod binary at $built"
 
 # --- an isolated scratch directory ------------------------------------------------------------
@@ -243,6 +209,10 @@ for ((i = 0; i < BIG_RUNS; i++)); do
         || die "py-rattler solve failed: $(cat "$T/err.txt")"
     python3 "$HELPERS/parse_run.py" py-rattler "$T/err.txt" "$T/time.txt" >>"$OUT/big-runs.txt"
 done
+
+bench_ratio_json "create, $NPKGS noarch packages, warm cache" "envmod create" "py-rattler solve + install" "py-rattler solve+install" "$OUT/create.json"
+bench_ratio_json "create, $NPKGS packages, warm cache" "envmod create" "uv venv + uv pip install (wheels)" "uv venv + uv pip install" "$OUT/create.json"
+bench_ratio_json "solve, ${BIG_NAMES}x${BIG_VERSIONS}x2 records, whole process" "envmod create (until the download fails)" "py-rattler solve()" "py-rattler solve()" "$OUT/big.json"
 
 # --- report -----------------------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)

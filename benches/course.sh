@@ -36,18 +36,14 @@ STUDENTS=${BENCH_STUDENTS:-50}
 NENVS=${BENCH_ENVS:-500}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 RESULTS=$TARGET_DIR/bench-results
-die() { echo "benches/course.sh: error: $*" >&2; exit 1; }
-step() { echo "==> $*" >&2; }
-command -v hyperfine >/dev/null || die "hyperfine is missing: apt-get install hyperfine"
+BENCH_NAME=course
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
+bench_need_hyperfine
 MODINIT=/usr/share/modules/init/bash
 [[ -r $MODINIT ]] || die "Environment Modules is missing: run tests/provision.sh (apt-get install environment-modules)"
-if [[ -n ${BENCH_ENVMOD:-} ]]; then
-    ENVMOD=$(realpath "$BENCH_ENVMOD")
-else
-    step "building envmod (cargo build --release)"
-    cargo build --release --locked --bin envmod >&2
-    ENVMOD=$TARGET_DIR/release/envmod
-fi
+bench_envmod BENCH_ENVMOD
+ENVMOD=$BENCH_BUILT
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/envmod-course-bench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
@@ -79,7 +75,9 @@ LIB=$(basename "$WHEEL" | cut -d- -f1 | tr 'A-Z_' 'a-z-')
 MODNAME=$(basename "$WHEEL" | cut -d- -f1)
 python3 "$REPO/benches/conda/make_packages.py" from-wheel "$T/real" "$PYVER" "$WHEEL" >&2
 "$ENVMOD" -q index "$T/real"
-REAL="-c $T/real --site-python $PY --module-system none --shared $LIB"
+# --ignore-site-packages: the site Python may have its own build of the library (Debian's
+# python3-numpy), which would otherwise count as installed and leave the environment without it.
+REAL="-c $T/real --site-python $PY --module-system none --shared --ignore-site-packages $LIB"
 
 step "creating the course environment, with and without .pyc"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -153,6 +151,14 @@ hyperfine --shell=none --warmup 3 --runs "$RUNS" --style basic --export-json "$O
     --command-name "envmod list ($NENVS envs)" "$ENVMOD list" >&2
 count=$("$ENVMOD" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 ((count >= NENVS)) || die "list showed $count of $NENVS environments"
+
+lib_name=$(basename "$WHEEL" | cut -d- -f1)
+bench_ratio_json "first import of $NPKGS packages, student cannot write __pycache__" "import, .pyc compiled" "no .pyc (--no-compile)" "import, no .pyc" "$OUT/import.json"
+bench_ratio_json "first import $lib_name, student cannot write __pycache__" "import, .pyc compiled" "no .pyc (--no-compile)" "import, no .pyc" "$OUT/import-real.json"
+if [[ -n ${BENCH_RATIOS:-} ]]; then
+    bench_ratio "envmod list, $NENVS environments" "goal: 100 ms" "$(bench_median_ms "envmod list ($NENVS envs)" "$OUT/list.json")" 100
+    bench_ratio "envmod doctor, clean account" "goal: 300 ms" "$(bench_median_ms "envmod doctor (clean, 3 envs)" "$OUT/doctor.json")" 300
+fi
 
 {
 npy=$(find "$T/real-c" -name '*.py' | wc -l)

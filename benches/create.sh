@@ -38,8 +38,9 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 TOOLS=$TARGET_DIR/bench-tools
 RESULTS=$TARGET_DIR/bench-results
 
-die() { echo "benches/create.sh: error: $*" >&2; exit 1; }
-step() { echo "==> $*" >&2; }
+BENCH_NAME=create
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 if ! [[ $RUNS =~ ^[0-9]+$ ]] || ((RUNS < 10)); then
     die "BENCH_RUNS must be a number >= 10 (got '$RUNS')"
@@ -49,18 +50,7 @@ fi
 "$PY" -I -c 'import venv' 2>/dev/null || die "$PY has no venv module (on Debian: apt-get install python3-venv)"
 command -v python3 >/dev/null || die "python3 is needed to read the results"
 
-SUDO=()
-if [[ $(id -u) != 0 ]]; then SUDO=(sudo); fi
-
-# --- hyperfine ------------------------------------------------------------------------------
-if ! command -v hyperfine >/dev/null; then
-    step "installing hyperfine from Debian apt"
-    command -v apt-get >/dev/null || die "hyperfine is missing and apt-get is not available"
-    "${SUDO[@]}" apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq hyperfine >&2 \
-        || die "apt-get install hyperfine failed"
-    command -v hyperfine >/dev/null || die "hyperfine still not on PATH after apt-get install"
-fi
+bench_need_hyperfine
 
 # --- uv, in a private venv ------------------------------------------------------------------
 UV=$TOOLS/venv/bin/uv
@@ -82,22 +72,9 @@ if [[ -z $have_uv_version || ($UV_SPEC == uv==* && $have_uv_version != "$want_uv
 fi
 
 # --- envmod, release build ------------------------------------------------------------------
-if [[ -n ${BENCH_ENVMOD:-} ]]; then
-    ENVMOD=$(realpath "$BENCH_ENVMOD") || die "BENCH_ENVMOD=$BENCH_ENVMOD not found"
-    envmod_source="given by BENCH_ENVMOD"
-else
-    command -v cargo >/dev/null || die "cargo is needed to build envmod"
-    step "building envmod (cargo build --release)"
-    if ! cargo build --release --locked --bin envmod >&2; then
-        step "--locked build failed (Cargo.lock out of date?); retrying without --locked"
-        cargo build --release --bin envmod >&2 || die "cargo build --release failed"
-    fi
-    ENVMOD=$TARGET_DIR/release/envmod
-    envmod_source="release build of $(git rev-parse --short HEAD 2>/dev/null || echo 'this tree')"
-    if [[ -n $(git status --porcelain -- src templates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-        envmod_source+=" with uncommitted changes"
-    fi
-fi
+bench_envmod BENCH_ENVMOD
+ENVMOD=$BENCH_BUILT
+envmod_source=$BENCH_SOURCE
 [[ -x $ENVMOD ]] || die "no envmod binary at $ENVMOD"
 
 # --- an isolated scratch directory -------------------------------------------------------------
@@ -160,6 +137,9 @@ hyperfine --shell=none --warmup "$WARMUP" --runs "$RUNS" --export-json "$JSON" -
     "$UV venv --no-cache --system-site-packages --python $PY $T/uv-nocache/env" \
     >&2
 cp "$JSON" "$RESULTS/create-latest.json"
+for row in "envmod create (lmod)" "envmod create (lmod), nothing cached"; do
+    for peer in "python -m venv" "uv venv"; do bench_ratio_json "${row#envmod }" "$row" "$peer" "$peer" "$JSON"; done
+done
 
 # --- report ---------------------------------------------------------------------------------
 py_version=$("$PY" -I -c 'import sys; print(sys.version.split()[0])')

@@ -66,8 +66,9 @@ SYSTEMS=${BENCH_SYSTEMS:-lmod tcl}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 RESULTS=$TARGET_DIR/bench-results
 
-die() { echo "benches/hierarchy.sh: error: $*" >&2; exit 1; }
-step() { echo "==> $*" >&2; }
+BENCH_NAME=hierarchy
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 5)); then die "BENCH_ROUNDS must be a number >= 5 (got '$ROUNDS')"; fi
 if ! [[ $BATCH =~ ^[0-9]+$ ]] || ((BATCH < 1)); then die "BENCH_BATCH must be a number >= 1 (got '$BATCH')"; fi
@@ -85,16 +86,7 @@ for ms in "${SYSTEM_LIST[@]}"; do
 done
 
 # --- hyperfine ------------------------------------------------------------------------------
-if ! command -v hyperfine >/dev/null; then
-    step "installing hyperfine from Debian apt"
-    command -v apt-get >/dev/null || die "hyperfine is missing and apt-get is not available"
-    SUDO=()
-    if [[ $(id -u) != 0 ]]; then SUDO=(sudo); fi
-    "${SUDO[@]}" apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq hyperfine >&2 \
-        || die "apt-get install hyperfine failed"
-    command -v hyperfine >/dev/null || die "hyperfine still not on PATH after apt-get install"
-fi
+bench_need_hyperfine
 HYPERFINE=$(command -v hyperfine)
 
 # --- the module systems' init scripts, found as the tests find them ---------------------------
@@ -113,22 +105,9 @@ for ms in "${SYSTEM_LIST[@]}"; do
 done
 
 # --- the two envmod binaries ------------------------------------------------------------------
-if [[ -n ${BENCH_AFTER:-} ]]; then
-    after_built=$(realpath "$BENCH_AFTER") || die "BENCH_AFTER=$BENCH_AFTER not found"
-    after_source="given by BENCH_AFTER ($after_built)"
-else
-    command -v cargo >/dev/null || die "cargo is needed to build envmod (or set BENCH_AFTER)"
-    step "building envmod (cargo build --release)"
-    if ! cargo build --release --locked --bin envmod >&2; then
-        step "--locked build failed (Cargo.lock out of date?); retrying without --locked"
-        cargo build --release --bin envmod >&2 || die "cargo build --release failed"
-    fi
-    after_built=$TARGET_DIR/release/envmod
-    after_source="release build of $(git rev-parse --short HEAD 2>/dev/null || echo 'this tree')"
-    if [[ -n $(git status --porcelain -- src templates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-        after_source+=" with uncommitted changes"
-    fi
-fi
+bench_envmod BENCH_AFTER
+after_built=$BENCH_BUILT
+after_source=$BENCH_SOURCE
 [[ -x $after_built ]] || die "no envmod binary at $after_built"
 before_built=
 if [[ -n ${BENCH_BEFORE:-} ]]; then
@@ -318,6 +297,17 @@ for ms in "${SYSTEM_LIST[@]}"; do
         bash --norc --noprofile -c "$(declare -f in_module_shell); in_module_shell \"\$@\"" in_module_shell \
         "$ms" "$init" "$T" "$OUT/$ms" "$ROUNDS" "$BATCH" "$NENVS" "$PY" "$HYPERFINE" "${STACK_LIST[@]}" \
         || die "$ms: the timed shell failed"
+done
+
+for ms in "${SYSTEM_LIST[@]}"; do
+    if [[ -n $before_built ]]; then
+        bench_ratio_json "$ms: create with the stack loaded, loading it from scratch" "create (after)" \
+            "envmod without the reload (BENCH_BEFORE)" "create (before)" "$OUT/$ms"/create-*.json
+    fi
+    if [[ -n ${BENCH_RATIOS:-} ]]; then
+        bench_ratio "$ms: doctor with $NENVS environments of the stack" "goal: 1 s" \
+            "$(bench_median_ms "doctor ($NENVS envs)" "$OUT/$ms"/doctor-*.json)" 1000
+    fi
 done
 
 # --- report -----------------------------------------------------------------------------------

@@ -62,9 +62,10 @@ BIG_SPECS=${BENCH_BIG_SPECS:-pkg4999 pkg4998 pkg4997 pkg4500 pkg4000}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 RESULTS=$TARGET_DIR/bench-results
 
-die() { echo "benches/provides.sh: error: $*" >&2; exit 1; }
+BENCH_NAME=provides
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 warn() { echo "benches/provides.sh: warning: $*" >&2; }
-step() { echo "==> $*" >&2; }
 
 if ! [[ $RUNS =~ ^[0-9]+$ ]] || ((RUNS < 10)); then
     die "BENCH_RUNS must be a number >= 10 (got '$RUNS')"
@@ -81,35 +82,14 @@ for m in "${MODULE_LIST[@]}"; do
         || die "BENCH_MODULES: '$m' is not a NAME/VERSION module name"
 done
 
-SUDO=()
-if [[ $(id -u) != 0 ]]; then SUDO=(sudo); fi
-apt_updated=
-apt_install() { # PACKAGE
-    command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available"
-    if [[ -z $apt_updated ]]; then
-        "${SUDO[@]}" apt-get update -qq || die "apt-get update failed"
-        apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "$1" >&2 \
-        || die "apt-get install $1 failed"
-}
-
 # --- hyperfine, GNU time, the site Python's numpy ---------------------------------------------
-if ! command -v hyperfine >/dev/null; then
-    step "installing hyperfine from Debian apt"
-    apt_install hyperfine
-    command -v hyperfine >/dev/null || die "hyperfine still not on PATH after apt-get install"
-fi
+bench_need_hyperfine
+bench_need_gnu_time
 GNU_TIME=/usr/bin/time
-if ! "$GNU_TIME" --version 2>&1 | grep -q GNU; then
-    step "installing GNU time from Debian apt"
-    apt_install time
-    "$GNU_TIME" --version 2>&1 | grep -q GNU || die "no GNU time at $GNU_TIME after apt-get install"
-fi
 if ! "$PY" -I -c 'import numpy' 2>/dev/null; then
     if [[ $PY == /usr/bin/python3* ]]; then
         step "installing python3-numpy from Debian apt (the site Python's own package)"
-        apt_install python3-numpy
+        bench_apt_install python3-numpy
         "$PY" -I -c 'import numpy' 2>/dev/null || die "$PY still cannot import numpy after apt-get install python3-numpy"
     else
         warn "$PY has no numpy; part 3 measures reading whatever distributions it has"
@@ -117,22 +97,9 @@ if ! "$PY" -I -c 'import numpy' 2>/dev/null; then
 fi
 
 # --- envmod, release build --------------------------------------------------------------------
-if [[ -n ${BENCH_ENVMOD:-} ]]; then
-    built=$(realpath "$BENCH_ENVMOD") || die "BENCH_ENVMOD=$BENCH_ENVMOD not found"
-    envmod_source="given by BENCH_ENVMOD ($built)"
-else
-    command -v cargo >/dev/null || die "cargo is needed to build envmod"
-    step "building envmod (cargo build --release)"
-    if ! cargo build --release --locked --bin envmod >&2; then
-        step "--locked build failed (Cargo.lock out of date?); retrying without --locked"
-        cargo build --release --bin envmod >&2 || die "cargo build --release failed"
-    fi
-    built=$TARGET_DIR/release/envmod
-    envmod_source="release build of $(git rev-parse --short HEAD 2>/dev/null || echo 'this tree')"
-    if [[ -n $(git status --porcelain -- src templates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-        envmod_source+=" with uncommitted changes"
-    fi
-fi
+bench_envmod BENCH_ENVMOD
+built=$BENCH_BUILT
+envmod_source=$BENCH_SOURCE
 [[ -x $built ]] || die "no envmod binary at $built"
 
 # --- an isolated scratch directory ------------------------------------------------------------
@@ -294,6 +261,10 @@ for ((i = 0; i < RUNS; i++)); do
     done
     echo "    round $((i + 1))/$RUNS done ($(cut -d' ' -f1 /proc/loadavg) load)" >&2
 done
+
+bench_ratio_json "solve with module stand-ins and site packages" with "the same solve without them" without "$OUT"/rounds/big-*.json
+bench_ratio_json "create -n x, reading the site's distributions" reads "--ignore-site-packages" ignores "$OUT"/rounds/site-a-*.json
+bench_ratio_json "create -n x pkg000, reading the site's distributions" reads "--ignore-site-packages" ignores "$OUT"/rounds/site-b-*.json
 
 # --- report -----------------------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)

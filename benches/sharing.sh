@@ -41,18 +41,13 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 TOOLS=$TARGET_DIR/bench-tools/conda-venv
 RESULTS=$TARGET_DIR/bench-results
 
-die() { echo "benches/sharing.sh: error: $*" >&2; exit 1; }
-step() { echo "==> $*" >&2; }
+BENCH_NAME=sharing
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 ((RUNS >= 10)) || die "BENCH_RUNS must be at least 10"
 [[ -x $PY ]] || die "site Python $PY not found (set BENCH_PYTHON=...)"
 
-SUDO=()
-[[ $(id -u) == 0 ]] || SUDO=(sudo)
-if ! command -v hyperfine >/dev/null; then
-    step "installing hyperfine from Debian apt"
-    "${SUDO[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq hyperfine >&2 \
-        || die "apt-get install hyperfine failed"
-fi
+bench_need_hyperfine
 TPY=$TOOLS/bin/python
 if ! "$TPY" -c 'import importlib.metadata as m, sys; sys.exit(m.version("py-rattler") != sys.argv[1].split("==")[1])' "$PYRATTLER_SPEC" 2>/dev/null; then
     step "installing $PYRATTLER_SPEC from PyPI into $TOOLS"
@@ -61,15 +56,9 @@ if ! "$TPY" -c 'import importlib.metadata as m, sys; sys.exit(m.version("py-ratt
     "$TOOLS/bin/pip" install --quiet --disable-pip-version-check "$PYRATTLER_SPEC" >&2 || die "pip install $PYRATTLER_SPEC failed"
 fi
 
-if [[ -n ${BENCH_ENVMOD:-} ]]; then
-    built=$(realpath "$BENCH_ENVMOD")
-    envmod_source="given by BENCH_ENVMOD"
-else
-    step "building envmod (cargo build --release)"
-    cargo build --release --locked --bin envmod >&2 || die "cargo build --release failed"
-    built=$TARGET_DIR/release/envmod
-    envmod_source="release build of $(git rev-parse --short HEAD 2>/dev/null || echo 'this tree')"
-fi
+bench_envmod BENCH_ENVMOD
+built=$BENCH_BUILT
+envmod_source=$BENCH_SOURCE
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/envmod-sharing-bench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
@@ -130,6 +119,8 @@ hf "$OUT/export.json" \
     --command-name "export lock, 1 platform" "$X_ONE" \
     --command-name "export lock, 2 platforms" "$X_TWO"
 
+bench_ratio_json "create -f env.lock, $NPKGS packages" "envmod create -f env.lock" "py-rattler install of the lock" "py-rattler install of the lock" "$OUT/lock.json"
+bench_ratio_json "create -f environment.yml" "envmod create -f environment.yml" "envmod create SPECS" "envmod create SPECS" "$OUT/yml.json"
 {
 python3 - "$OUT" <<'PY'
 import json, statistics, sys
