@@ -21,12 +21,17 @@ fn stale_packages() -> Vec<channel::Pkg> {
     let mut pkgs = Vec::new();
     for v in ["1.0", "2.0"] {
         let code = format!("RAN = 'core {v}'\n");
-        pkgs.push(channel::noarch_python("stale", v, &[]).with_file("site-packages/stale/core.py", &code));
+        pkgs.push(
+            channel::noarch_python("stale", v, &[]).with_file("site-packages/stale/core.py", &code),
+        );
         pkgs.push(
             channel::linux64("stalebin", v, "h0_0", &["python >=3.8"])
                 .with_file("lib/python3.11/site-packages/stale/__init__.py", "")
                 .with_file("lib/python3.11/site-packages/stale/core.py", &code)
-                .with_file("lib/python3.11/site-packages/stale/_speedups.so", b"\x7fELF not really\n"),
+                .with_file(
+                    "lib/python3.11/site-packages/stale/_speedups.so",
+                    b"\x7fELF not really\n",
+                ),
         );
     }
     pkgs
@@ -80,9 +85,13 @@ fn auto_compiles_only_where_users_cannot_write_the_cache() {
     // A private environment: Python writes the cache itself at the first import.
     let plain = timed(&t, &["create", "-n", "private", "alpha", "beta"]);
     assert_eq!(compiled(&envs.join("private")), Vec::<String>::new());
-    let forced = timed(&t, &["create", "-n", "forced", "--compile", "alpha", "beta"]);
+    let forced = timed(
+        &t,
+        &["create", "-n", "forced", "--compile", "alpha", "beta"],
+    );
     assert!(
-        compiled(&site_packages(&envs.join("forced"))).contains(&"alpha/__pycache__/__init__.cpython-311.pyc".to_string()),
+        compiled(&site_packages(&envs.join("forced")))
+            .contains(&"alpha/__pycache__/__init__.cpython-311.pyc".to_string()),
         "--compile did not compile"
     );
     eprintln!("create alpha beta: {plain:.2?} without compiling, {forced:.2?} with");
