@@ -214,7 +214,10 @@ fn an_upgrade_or_a_remove_leaves_no_bytecode_behind() {
 #[test]
 fn pip_user_installs_go_into_the_loaded_environment() {
     let t = world();
-    ok(&t.run(&["create", "-n", "web"]));
+    ok(&t.module_shell(
+        common::Ms::Lmod,
+        "module load python/3.11\nenvmod create -n web",
+    ));
     let prefix = t.envs_dir().join("web");
     let wheels = t.path().join("wheels");
     std::fs::create_dir(&wheels).unwrap();
