@@ -78,7 +78,15 @@ fn create_compiles_pyc_valid_at_the_final_prefix_in_both_modes() {
     let t = world();
     // A private environment is compiled only when asked (tests/pyc.rs has the default).
     ok(&t.run(&["create", "-n", "site", "--compile", "alpha"]));
-    ok(&t.run(&["create", "-n", "conda", "--compile", "--python", "3.12", "alpha"]));
+    ok(&t.run(&[
+        "create",
+        "-n",
+        "conda",
+        "--compile",
+        "--python",
+        "3.12",
+        "alpha",
+    ]));
     ok(&t.run(&["create", "-n", "plain", "alpha", "--no-compile"]));
     for (name, site) in [
         ("site", "lib/python3.11/site-packages"),
