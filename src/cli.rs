@@ -408,6 +408,11 @@ pub(crate) struct ChannelArgs {
     #[arg(long)]
     pub(crate) offline: bool,
 
+    /// Compile .pyc files for what is installed, even where its users can write them
+    /// [config: compile_pyc; default: auto, only shared environments].
+    #[arg(long, conflicts_with = "no_compile")]
+    pub(crate) compile: bool,
+
     /// Do not compile .pyc files for what is installed [config: compile_pyc].
     #[arg(long)]
     pub(crate) no_compile: bool,

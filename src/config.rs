@@ -107,7 +107,7 @@ options! {
     pkgs_dirs: Vec<String>,
     readonly_pkgs_dirs: Vec<String>,
     offline: bool,
-    compile_pyc: bool,
+    compile_pyc: crate::conda::pyc::CompilePyc,
     shared_envs_dirs: Vec<String>,
     module_map: BTreeMap<String, Option<String>>,
     ignore_site_packages: bool,
@@ -161,6 +161,7 @@ impl Origin {
             Origin::Flags => Source::Flag(match key {
                 "python" => "--site-python".to_owned(),
                 "channels" => "--channel".to_owned(),
+                "compile_pyc" => "--compile/--no-compile".to_owned(),
                 _ => format!("--{}", key.replace('_', "-")),
             }),
             Origin::Environment => Source::EnvVar(env_var(key)),

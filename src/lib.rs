@@ -109,7 +109,10 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         pkgs_dirs: settings.pkgs_dirs.value.clone(),
         readonly_pkgs_dirs: settings.readonly_pkgs_dirs.value.clone(),
         offline: settings.offline.value,
-        compile_pyc: settings.compile_pyc.value,
+        compile_pyc: conda::pyc::Policy {
+            setting: settings.compile_pyc.value,
+            shared_dirs: settings.shared_envs_dirs.value.clone(),
+        },
     };
     // Compiled before any work: a broken site template must cost nothing, and never stops
     // a command that writes no modulefile.
@@ -348,7 +351,11 @@ fn flag_layer(command: &Command) -> Options {
     let channel = |c: &cli::ChannelArgs| Options {
         channels: (!c.channels.is_empty()).then(|| c.channels.clone()),
         offline: c.offline.then_some(true),
-        compile_pyc: c.no_compile.then_some(false),
+        compile_pyc: match (c.compile, c.no_compile) {
+            (true, _) => Some(conda::pyc::CompilePyc::Always),
+            (_, true) => Some(conda::pyc::CompilePyc::Never),
+            _ => None,
+        },
         ..Options::default()
     };
     match command {

@@ -42,8 +42,8 @@ pub(crate) struct GlobalSettings {
     pub(crate) offline: Sourced<bool>,
     /// Directories of shared environments (course environments) that `list` shows too.
     pub(crate) shared_envs_dirs: Sourced<Vec<PathBuf>>,
-    /// Compile `.pyc` files at create and install.
-    pub(crate) compile_pyc: Sourced<bool>,
+    /// When create, install and remove compile `.pyc` files.
+    pub(crate) compile_pyc: Sourced<crate::conda::pyc::CompilePyc>,
     /// Module names of other sites and what they are here (`null`: leave the module out).
     pub(crate) module_map: Sourced<std::collections::BTreeMap<String, Option<String>>>,
     /// What loaded modules provide to the solve, in the order they are tried: the user
@@ -327,7 +327,9 @@ impl GlobalSettings {
             None => default(Vec::new()),
         };
         let offline = m.offline.unwrap_or_else(|| default(false));
-        let compile_pyc = m.compile_pyc.unwrap_or_else(|| default(true));
+        let compile_pyc = m
+            .compile_pyc
+            .unwrap_or_else(|| default(crate::conda::pyc::CompilePyc::Auto));
         let shared_envs_dirs = match m.shared_envs_dirs {
             Some(Sourced { value: raw, source }) => {
                 let value = raw

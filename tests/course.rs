@@ -76,8 +76,17 @@ fn pycache_files(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn create_compiles_pyc_valid_at_the_final_prefix_in_both_modes() {
     let t = world();
-    ok(&t.run(&["create", "-n", "site", "alpha"]));
-    ok(&t.run(&["create", "-n", "conda", "--python", "3.12", "alpha"]));
+    // A private environment is compiled only when asked (tests/pyc.rs has the default).
+    ok(&t.run(&["create", "-n", "site", "--compile", "alpha"]));
+    ok(&t.run(&[
+        "create",
+        "-n",
+        "conda",
+        "--compile",
+        "--python",
+        "3.12",
+        "alpha",
+    ]));
     ok(&t.run(&["create", "-n", "plain", "alpha", "--no-compile"]));
     for (name, site) in [
         ("site", "lib/python3.11/site-packages"),
@@ -115,7 +124,7 @@ fn create_compiles_pyc_valid_at_the_final_prefix_in_both_modes() {
         assert_eq!(std::fs::metadata(&pyc).unwrap().modified().unwrap(), before);
     }
     // install compiles what it adds, in the staging clone, for the final prefix too.
-    ok(&t.run(&["install", "-n", "site", "gamma"]));
+    ok(&t.run(&["install", "-n", "site", "--compile", "gamma"]));
     let gamma = t.envs_dir().join("site/lib/python3.11/site-packages/gamma");
     let named = ok(&std::process::Command::new(common::MODULE_PYTHON)
         .args(["-c", PYC_FILENAME])

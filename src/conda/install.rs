@@ -16,7 +16,7 @@ use rattler::install::{
 use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix},
+    conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix, pyc},
     error::UserError,
     printer::Printer,
     site::provides::is_stand_in,
@@ -109,6 +109,25 @@ pub async fn install(
         }
     }
     let installed = prefix::records_to_change(req.dir, req.target_prefix)?;
+    // Before the unlink: rattler would otherwise leave a directory that still holds a
+    // `__pycache__`, and the next version's files would load the old bytecode.
+    let unlinked = installed.iter().filter(|old| {
+        !req.records.iter().any(|new| {
+            new.url == old.repodata_record.url
+                && new.package_record.name == old.repodata_record.package_record.name
+                && new.package_record.version == old.repodata_record.package_record.version
+                && new.package_record.build == old.repodata_record.package_record.build
+        })
+    });
+    let unlinked: Vec<&Path> = unlinked
+        .flat_map(|r| r.paths_data.paths.iter().map(|p| p.relative_path.as_path()))
+        .collect();
+    pyc::remove_bytecode(req.dir, unlinked).with_context(|| {
+        format!(
+            "failed to remove the compiled files of what is replaced in {}",
+            req.target_prefix.display()
+        )
+    })?;
     // Where a noarch package's files go comes from the python record, which a solve may
     // take from the environment's own (editable) records.
     if let Some(r) = req.records.iter().find(|r| {

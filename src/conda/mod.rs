@@ -40,8 +40,9 @@ pub struct CondaSettings {
     /// Caches someone else fills: read after `pkgs_dirs`, never written.
     pub readonly_pkgs_dirs: Vec<PathBuf>,
     pub offline: bool,
-    /// Compile `.pyc` files for what is installed (`compile_pyc`, `--no-compile`).
-    pub compile_pyc: bool,
+    /// When to compile `.pyc` files for what is installed (`compile_pyc`, `--compile`,
+    /// `--no-compile`).
+    pub compile_pyc: pyc::Policy,
 }
 
 impl CondaSettings {

@@ -497,7 +497,12 @@ pub(crate) async fn create(new: NewEnv, registry: &Registry, ctx: &Ctx<'_>) -> R
         )
         .await?;
     }
-    if ctx.conda.compile_pyc && installs {
+    if installs
+        && ctx
+            .conda
+            .compile_pyc
+            .wants(manifest.shared.is_some(), &real)
+    {
         // The site Python was chosen, and started, by this very command.
         let interpreter = compiler(&manifest, Ok);
         conda::pyc::compile(&dir, &target.prefix, &interpreter, ctx.printer)?;
@@ -873,7 +878,11 @@ pub(crate) async fn change(
             if let Some((lines, cwd)) = &pip {
                 conda::pip::install(&dir, &next.prefix, lines, cwd, ctx.printer)?;
             }
-            if ctx.conda.compile_pyc {
+            if ctx
+                .conda
+                .compile_pyc
+                .wants(next.shared.is_some(), &opened.real)
+            {
                 let interpreter = compiler(&next, |exe| {
                     venv::may_run(ctx.environ, &opened.real, exe).map(|()| exe)
                 });
@@ -895,6 +904,14 @@ pub(crate) async fn change(
             if let Some(sharing) = &next.shared {
                 let modes = sharing.modes()?;
                 if matches!(change_kind, ChangeKind::Share) {
+                    // Its users can no longer write the cache. Compiled in place only while
+                    // no one but this user could have written the tree.
+                    if old.shared.is_none() && ctx.conda.compile_pyc.wants(true, &opened.real) {
+                        let interpreter = compiler(&next, |exe| {
+                            venv::may_run(ctx.environ, &opened.real, exe).map(|()| exe)
+                        });
+                        conda::pyc::compile(&opened.real, &next.prefix, &interpreter, ctx.printer)?;
+                    }
                     if modes.group_write {
                         // Files hard-linked from a package cache (or shared with another
                         // environment) would take the group's write access with them.

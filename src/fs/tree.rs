@@ -346,6 +346,16 @@ impl Dir {
     }
 
     /// What `name` is now, without following it.
+    /// Remove the entry `name`, a file or link, or (`dir`) an empty directory; a link is
+    /// removed, never followed.
+    pub(crate) fn remove_at(&self, name: &OsStr, dir: bool) -> io::Result<()> {
+        let flags = match dir {
+            true => UnlinkatFlags::RemoveDir,
+            false => UnlinkatFlags::NoRemoveDir,
+        };
+        Ok(unlinkat(&self.0.fd, name, flags)?)
+    }
+
     pub(crate) fn meta_at(&self, name: &OsStr) -> io::Result<Meta> {
         Ok(Meta::from(fstatat(
             &self.0.fd,

@@ -115,6 +115,7 @@ impl Context {
             .map(|s| s.to_string())
             .collect();
         saved.push("PYTHONNOUSERSITE".into());
+        saved.push("PYTHONUSERBASE".into());
         if opts.ld_library_path {
             saved.push("LD_LIBRARY_PATH".into());
         }

@@ -67,6 +67,8 @@ set -gx CONDA_PREFIX {{ prefix | fish }}
 set -gx CONDA_DEFAULT_ENV {{ env_name | fish }}
 set -gx VIRTUAL_ENV {{ prefix | fish }}
 set -gx PYTHONNOUSERSITE 1
+# pip's --user (and PIP_USER=1) install into the environment, which never reads ~/.local.
+set -gx PYTHONUSERBASE {{ prefix | fish }}
 {% for v in env_vars %}
 set -gx {{ v.name }} {{ v.value | fish }}
 {% endfor %}

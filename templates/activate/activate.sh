@@ -112,6 +112,8 @@ export CONDA_PREFIX={{ prefix | sh }}
 export CONDA_DEFAULT_ENV={{ env_name | sh }}
 export VIRTUAL_ENV={{ prefix | sh }}
 export PYTHONNOUSERSITE=1
+# pip's --user (and PIP_USER=1) install into the environment, which never reads ~/.local.
+export PYTHONUSERBASE={{ prefix | sh }}
 {% for v in env_vars %}
 export {{ v.name }}={{ v.value | sh }}
 {% endfor %}

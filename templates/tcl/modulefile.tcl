@@ -77,6 +77,8 @@ pushenv CONDA_PREFIX $prefix
 pushenv CONDA_DEFAULT_ENV {{ env_name | tcl }}
 pushenv VIRTUAL_ENV $prefix
 pushenv PYTHONNOUSERSITE 1
+# pip's --user (and PIP_USER=1) install into the environment, which never reads ~/.local.
+pushenv PYTHONUSERBASE $prefix
 {% if env_vars %}
 # What conda activation sets: the variables of the environment and of its activate.d scripts.
 {% for v in env_vars %}

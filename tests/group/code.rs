@@ -397,6 +397,7 @@ fn a_package_with_a_pth_file_runs_nothing_when_it_is_installed() {
             &p(&prefix),
             "--module-system",
             "none",
+            "--compile",
             "pthpkg",
         ],
     );
