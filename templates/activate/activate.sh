@@ -9,9 +9,13 @@
 {% if not allow_stacking %}
 # One environment at a time: sourcing this again, or after another environment's script,
 # first undoes what is active.
-case "$(type deactivate 2>/dev/null)" in
-    *function*) deactivate ;;
-esac
+# Every script that defines `deactivate` (envmod's, venv's, virtualenv's) also sets
+# _ENVMOD_PREFIX or VIRTUAL_ENV; asking `type` only then keeps a fork off the common path.
+if [ -n "${_ENVMOD_PREFIX:-}${VIRTUAL_ENV:-}" ]; then
+    case "$(type deactivate 2>/dev/null)" in
+        *function*) deactivate ;;
+    esac
+fi
 {% else %}
 # allow_stacking: another active environment stays; `deactivate` undoes only this one.
 if [ "${_ENVMOD_PREFIX:-}" = {{ prefix | sh }} ]; then
