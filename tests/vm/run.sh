@@ -4,8 +4,11 @@
 # own kernel cannot do: it is built without disk quotas (CONFIG_QUOTA), which the doctor test
 # needs on a real filesystem.
 #
-#   bash tests/vm/run.sh SCRIPT
+#   bash tests/vm/run.sh SCRIPT [FILE...]
 #
+# Each FILE (the envmod binary under test, say) is shown to SCRIPT read-only as
+# /run/envmod-vm/NAME, NAME its base name: the VM's fresh /tmp and /run hide whatever this
+# machine has there, and a checkout in /tmp (with its target dir) is common.
 # SCRIPT's output is printed between the lines `envmod-vm-begin` and `envmod-vm-end`, then
 # `envmod-vm-exit=N`; this script exits with N. Needs (tests/provision.sh installs them):
 #   apt-get install qemu-system-x86 linux-image-amd64 busybox-static
@@ -14,7 +17,7 @@
 # overrides that.
 set -euo pipefail
 die() { echo "tests/vm/run.sh: error: $*" >&2; exit 2; }
-[[ $# -eq 1 && -r $1 ]] || die "usage: tests/vm/run.sh SCRIPT"
+[[ $# -ge 1 && -r $1 ]] || die "usage: tests/vm/run.sh SCRIPT [FILE...]"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing: apt-get install qemu-system-x86"
 BUSYBOX=/bin/busybox
 [[ -x $BUSYBOX ]] && ! ldd "$BUSYBOX" >/dev/null 2>&1 ||
@@ -31,6 +34,16 @@ trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/initramfs"/{bin,mods,proc,dev,sys,host}
 cp "$BUSYBOX" "$W/initramfs/bin/busybox"
 cp "$1" "$W/initramfs/vmscript"
+shift
+# A second 9p share rather than the initramfs: a debug envmod is hundreds of MB. A hard link
+# costs nothing on the same filesystem; a copy elsewhere.
+mkdir -m 755 "$W/files"
+for f in "$@"; do
+    [[ -f $f && -r $f ]] || die "not a readable file: $f"
+    dest="$W/files/$(basename -- "$f")"
+    [[ ! -e $dest ]] || die "two files named $(basename -- "$f")"
+    ln -- "$f" "$dest" 2>/dev/null || cp -p -- "$f" "$dest" || die "cannot copy $f into $W/files"
+done
 # Virtio and 9p to reach the host's files; loop, ext4 and the quota format for the test.
 n=0
 for m in virtio_pci 9pnet_virtio 9p loop ext4 quota_v2; do
@@ -52,6 +65,8 @@ $bb mount -t devtmpfs dev /host/dev
 $bb mount -t sysfs sys /host/sys
 $bb mount -t tmpfs tmp /host/tmp
 $bb mount -t tmpfs run /host/run
+$bb mkdir -p /host/run/envmod-vm
+$bb mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288 vmfiles /host/run/envmod-vm || echo "envmod-vm: 9p mount of the files failed"
 $bb cp /vmscript /host/tmp/vmscript
 echo envmod-vm-begin
 $bb chroot /host /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -72,6 +87,7 @@ timeout 600 qemu-system-x86_64 -machine "q35,accel=$accel" -cpu "$cpu" -m 1024 -
     -kernel "/boot/vmlinuz-$KV" -initrd "$W/initrd" \
     -append "console=ttyS0 quiet loglevel=1 panic=-1" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs local,path="$W/files",mount_tag=vmfiles,security_model=none,readonly=on \
     </dev/null >"$W/console" 2>"$W/qemu.err" || true
 # The firmware's escape sequences share the first line.
 tr -d '\r' <"$W/console" | sed -n 's/.*\(envmod-vm-begin\)$/\1/; /^envmod-vm-begin$/,/^envmod-vm-exit=/p'
