@@ -179,6 +179,44 @@ check_imports "py-rattler" "$PY" "$T/envs/pyrattler/$site_rel" "$T/envs/pyrattle
 check_imports "uv" "$T/envs/uv/bin/python" "$T/envs/uv/$site_rel"
 step "all three prefixes import the $NPKGS packages"
 
+# --- 1r and 2r: the same with real packages ------------------------------------------------------
+# The first NPKGS wheels of the wheelhouse tests/provision.sh fills (ipykernel and what it
+# needs: pure-Python ones and compiled ones such as debugpy and psutil), each repackaged as
+# a linux-64 conda package holding the wheel's files; envmod and py-rattler install the conda
+# packages, uv the wheels themselves (--no-deps: the same set).
+REAL_WHEELS=${BENCH_WHEELHOUSE:-${ENVMOD_TEST_TOOLS:-$REPO/.test-tools}/wheelhouse}
+if compgen -G "$REAL_WHEELS/*.whl" >/dev/null; then
+    mapfile -t real_whls < <(find "$REAL_WHEELS" -maxdepth 1 -name '*.whl' | sort | head -n "$NPKGS")
+    step "repackaging ${#real_whls[@]} real wheels from $REAL_WHEELS as conda packages"
+    for w in "${real_whls[@]}"; do
+        python3 "$HELPERS/make_packages.py" from-wheel "$T/real" "${py_version%.*}" "$w" >/dev/null \
+            || die "repackaging $w failed"
+    done
+    "$ENVMOD" -q index "$T/real" || die "envmod index of the real packages failed"
+    REAL_SPECS=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(' '.join(sorted({r['name'] for k in ('packages', 'packages.conda') for r in d.get(k, {}).values()})))" "$T/real/linux-64/repodata.json")
+    [[ $(wc -w <<<"$REAL_SPECS") -eq ${#real_whls[@]} ]] || die "the real channel holds $REAL_SPECS, not ${#real_whls[@]} packages"
+    RE_CMD="$ENVMOD create -q -p $T/envs/envmod-real -c $T/real --site-python $PY --module-system none --ignore-site-packages $REAL_SPECS"
+    RR_CMD="$TPY $HELPERS/pyrattler_env.py --channel file://$T/real/ --cache $CACHE --python-version $py_version --prefix $T/envs/pyrattler-real $REAL_SPECS"
+    RU_SH="$UV venv -q --system-site-packages --python $PY $T/envs/uv-real && $UV pip install -q --python $T/envs/uv-real/bin/python --no-index --no-deps ${real_whls[*]}"
+    step "real packages: filling the caches and checking each command once"
+    $RE_CMD || die "envmod create of the real packages failed"
+    $RR_CMD || die "the py-rattler script failed on the real packages"
+    sh -c "$RU_SH" || die "uv pip install of the real wheels failed"
+    "$T/envs/envmod-real/bin/python" -c 'import psutil, debugpy, jedi, packaging, sys; assert packaging.__file__.startswith(sys.prefix), packaging.__file__' \
+        || die "the envmod environment of the real packages does not import them"
+    rm -rf "$T/envs/envmod-real" "$T/envs/pyrattler-real" "$T/envs/uv-real"
+    step "timing create with ${#real_whls[@]} real packages: $RUNS runs each after $WARMUP warmup runs"
+    hyperfine --shell=none --warmup "$WARMUP" --runs "$RUNS" --export-json "$OUT/real.json" --style basic \
+        --command-name "envmod create" --prepare "rm -rf $T/envs/envmod-real" "$RE_CMD" \
+        --command-name "py-rattler solve+install" --prepare "rm -rf $T/envs/pyrattler-real" "$RR_CMD" \
+        --command-name "uv venv + uv pip install" --prepare "rm -rf $T/envs/uv-real" "sh -c '$RU_SH'" \
+        >&2
+    bench_ratio_json "create, ${#real_whls[@]} real packages (the wheelhouse's), warm cache" "envmod create" "py-rattler solve + install" "py-rattler solve+install" "$OUT/real.json"
+    bench_ratio_json "create, ${#real_whls[@]} real packages (the wheelhouse's), warm cache" "envmod create" "uv venv + uv pip install (wheels)" "uv venv + uv pip install" "$OUT/real.json"
+else
+    echo "benches/conda.sh: no wheels in $REAL_WHEELS (run tests/provision.sh, or set BENCH_WHEELHOUSE): the real-packages rows are not measured" >&2
+fi
+
 # --- 3: solve against the big channel ----------------------------------------------------------
 BE_CMD="$ENVMOD create -q -p $T/envs/big -c $T/big --site-python $PY --module-system none $BIG_SPECS"
 BR_CMD="$TPY $HELPERS/pyrattler_env.py --channel file://$T/big/ --cache $CACHE --python-version $py_version $BIG_SPECS"

@@ -25,6 +25,9 @@ def start_to_reply(ksm, name, code=CODE, hook=None):
     kc = km.client()
     kc.start_channels()
     try:
+        # The kernel_info handshake: until it answers, the iopub socket may not be connected
+        # yet and the first cell's output can be lost (a "slow joiner").
+        kc.wait_for_ready(timeout=120)
         if hook is None:
             msg_id = kc.execute(code)
             while True:
