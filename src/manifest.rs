@@ -39,7 +39,7 @@ pub(crate) struct Manifest {
     /// Specs a file gave for some platforms only (`sel(linux): pkg`), every one of them:
     /// `specs` holds this platform's, and a lock for another platform takes that one's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) selected: Vec<crate::conda::envfile::Selected>,
+    pub(crate) selected: Vec<Selected>,
     /// The pip section, installed by the env's pip after the conda packages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) pip: Vec<String>,
@@ -210,4 +210,12 @@ impl Manifest {
         let json = serde_json::to_string_pretty(self)?;
         crate::fs::write_placed(&Self::path_in(root), json.as_bytes(), None)
     }
+}
+
+/// A `sel(EXPR): spec` entry of an environment file (micromamba's selectors), kept whether
+/// this platform took it or not, so a lock for another platform takes that one's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Selected {
+    pub(crate) selector: String,
+    pub(crate) spec: String,
 }

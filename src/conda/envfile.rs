@@ -150,12 +150,8 @@ pub(crate) struct EnvFile {
     pub(crate) selected: Vec<Selected>,
 }
 
-/// A `sel(EXPR): spec` entry of a file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Selected {
-    pub(crate) selector: String,
-    pub(crate) spec: String,
-}
+/// A `sel(EXPR): spec` entry of a file; the manifest keeps them, so the type lives there.
+pub(crate) use crate::manifest::Selected;
 
 /// The specs of an environment built for `built` from `specs` (which hold that platform's
 /// `selected` entries), for `platform`: another platform's entries in place of these.
