@@ -103,56 +103,26 @@ pub(crate) fn program(path: &Path) -> Result<(), String> {
     if !path.is_absolute() {
         return Err(format!("{} is not an absolute path", path.display()));
     }
-    let mut at = PathBuf::from("/");
-    let root = at.metadata().map_err(|e| format!("cannot read /: {e}"))?;
+    let root = Path::new("/")
+        .metadata()
+        .map_err(|e| format!("cannot read /: {e}"))?;
     if let Some(w) = dir_writer(&root) {
         return Err(format!("/: {w}"));
     }
-    let mut rest: std::collections::VecDeque<std::ffi::OsString> = components(path);
-    let mut links = 0;
-    while let Some(name) = rest.pop_front() {
-        if name == ".." {
-            at.pop();
-            continue;
-        }
-        let next = at.join(&name);
-        let meta = next
-            .symlink_metadata()
-            .map_err(|e| format!("{}: {e}", next.display()))?;
-        if meta.file_type().is_symlink() {
-            if meta.uid() != me() && meta.uid() != 0 {
-                let who = crate::fs::user_name(meta.uid()).unwrap_or_default();
-                return Err(format!("{} is a link that {who} made", next.display()));
-            }
-            links += 1;
-            if links > 40 {
-                return Err(format!("{}: too many symbolic links", path.display()));
-            }
-            let target =
-                std::fs::read_link(&next).map_err(|e| format!("{}: {e}", next.display()))?;
-            if target.is_absolute() {
-                at = PathBuf::from("/");
-            }
-            let mut followed = components(&target);
-            followed.extend(rest);
-            rest = followed;
-            continue;
-        }
-        let last = rest.is_empty();
+    walk(path, |at, meta, last| {
         let who = if last {
             if !meta.is_file() {
-                return Err(format!("{} is not a regular file", next.display()));
+                return Err(format!("{} is not a regular file", at.display()));
             }
-            writer(&meta)
+            writer(meta)
         } else {
-            dir_writer(&meta)
+            dir_writer(meta)
         };
-        if let Some(w) = who {
-            return Err(format!("{}: {w}", next.display()));
+        match who {
+            Some(w) => Err(format!("{}: {w}", at.display())),
+            None => Ok(()),
         }
-        at = next;
-    }
-    Ok(())
+    })
 }
 
 /// Why `path` cannot be reached without following a link that someone other than this user
@@ -162,6 +132,16 @@ pub(crate) fn own_links(path: &Path) -> Result<(), String> {
     if !path.is_absolute() {
         return Err(format!("{} is not an absolute path", path.display()));
     }
+    walk(path, |_, _, _| Ok(()))
+}
+
+/// Walk the absolute `path` from `/` as the kernel resolves it, following each symbolic
+/// link, which must be this user's or root's, and handing every other component on the way
+/// to `visit` (with whether it is the last one).
+fn walk(
+    path: &Path,
+    mut visit: impl FnMut(&Path, &std::fs::Metadata, bool) -> Result<(), String>,
+) -> Result<(), String> {
     let mut at = PathBuf::from("/");
     let mut rest = components(path);
     let mut links = 0;
@@ -175,6 +155,7 @@ pub(crate) fn own_links(path: &Path) -> Result<(), String> {
             .symlink_metadata()
             .map_err(|e| format!("{}: {e}", next.display()))?;
         if !meta.file_type().is_symlink() {
+            visit(&next, &meta, rest.is_empty())?;
             at = next;
             continue;
         }
