@@ -12,7 +12,7 @@ use crate::{
     site::{
         ModuleSystem,
         modules::{LoadedModule, ModuleVar},
-        python::SitePython,
+        python::Interpreter,
     },
 };
 
@@ -98,7 +98,7 @@ pub(crate) struct Provisions {
 pub(crate) struct PythonInfo {
     pub(crate) mode: PythonMode,
     #[serde(flatten)]
-    pub(crate) site: SitePython,
+    pub(crate) site: Interpreter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -404,7 +404,7 @@ async fn fill_in(
     records: Vec<RepoDataRecord>,
     missing: &[rattler_conda_types::PackageName],
     channels: &[String],
-    site_python: Option<&python::SitePython>,
+    site_python: Option<&python::Interpreter>,
     provided: &Provisions,
     bundle: bool,
     ctx: &Ctx<'_>,
@@ -481,7 +481,7 @@ fn provisions(
 /// What a create decided, for its manifest.
 struct Built {
     mode: PythonMode,
-    interpreter: python::SitePython,
+    interpreter: python::Interpreter,
     modules: Vec<LoadedModule>,
     specs: Vec<String>,
     channels: Vec<String>,

@@ -111,7 +111,7 @@ impl Policy {
 const POOL_FROM: usize = 100;
 
 /// Which interpreter compiles.
-pub(crate) enum Interpreter<'a> {
+pub(crate) enum Compiler<'a> {
     /// Site mode: the site's interpreter, or why envmod may not start it.
     Site(Result<&'a Path, String>),
     /// Conda mode: the environment's own `bin/pythonMAJOR.MINOR`.
@@ -121,7 +121,7 @@ pub(crate) enum Interpreter<'a> {
 pub(crate) fn compile(
     staging: &Path,
     prefix: &Path,
-    interpreter: &Interpreter<'_>,
+    interpreter: &Compiler<'_>,
     printer: &Printer,
 ) -> Result<()> {
     if staging.join("bin/python").symlink_metadata().is_err() {
@@ -192,10 +192,10 @@ pub(crate) fn compile(
 /// The interpreter to start for `staging` (which becomes `prefix`), or why there is none
 /// envmod may start. The staging tree is private, so only what it holds matters: its files
 /// may be hard links to the live environment's, which share their owner and mode.
-fn choose(staging: &Path, prefix: &Path, interpreter: &Interpreter<'_>) -> Result<PathBuf, String> {
+fn choose(staging: &Path, prefix: &Path, interpreter: &Compiler<'_>) -> Result<PathBuf, String> {
     let shown = |p: &Path| prefix.join(p.strip_prefix(staging).unwrap_or(p));
     match interpreter {
-        Interpreter::Site(site) => {
+        Compiler::Site(site) => {
             let exe = site.clone()?;
             match std::fs::read_link(staging.join("bin/python")) {
                 Ok(to) if to == exe => Ok(exe.to_path_buf()),
@@ -212,7 +212,7 @@ fn choose(staging: &Path, prefix: &Path, interpreter: &Interpreter<'_>) -> Resul
                 )),
             }
         }
-        Interpreter::Conda { major, minor } => {
+        Compiler::Conda { major, minor } => {
             let exe = staging.join(format!("bin/python{major}.{minor}"));
             let meta = exe
                 .symlink_metadata()

@@ -24,14 +24,14 @@ use crate::{
     conda::{CondaSettings, Network, PLATFORM, channels},
     error::UserError,
     printer::Printer,
-    site::{provides::is_stand_in, python::SitePython},
+    site::{provides::is_stand_in, python::Interpreter},
 };
 
 /// The build string of the stand-in record for the site's Python.
 pub const SITE_PYTHON_BUILD: &str = "envmod_site_python";
 
 /// A record that stands for the site's interpreter: the solver sees it, the installer skips it.
-pub fn site_python_record(python: &SitePython) -> Result<RepoDataRecord> {
+pub fn site_python_record(python: &Interpreter) -> Result<RepoDataRecord> {
     let mut record = PackageRecord::new(
         PackageName::from_str("python")?,
         Version::from_str(&python.version).context("site Python version")?,

@@ -28,7 +28,7 @@ use crate::{
     site::{
         modules::LoadedModule,
         provides::{MODULE_BUILD, ModuleProvision, StandIn, StandIns},
-        python::SitePython,
+        python::Interpreter,
     },
 };
 
@@ -221,7 +221,7 @@ pub(crate) fn name_the_line(e: anyhow::Error, f: &EnvFile) -> anyhow::Error {
 /// In site mode, the file's Python must be the site Python's minor version: packages and pip
 /// wheels were chosen for it.
 pub(crate) fn check_site_python(
-    found: &SitePython,
+    found: &Interpreter,
     f: &EnvFile,
     site_python_flag: bool,
 ) -> Result<()> {
@@ -253,7 +253,7 @@ pub(crate) fn check_site_python(
 /// the site Python: it cannot be installed over it, and the solve would only say that no
 /// Python 3.9 was found.
 pub(crate) fn check_python_pin(
-    found: &SitePython,
+    found: &Interpreter,
     f: &EnvFile,
     site_python_flag: bool,
 ) -> Result<()> {
@@ -308,7 +308,7 @@ pub(crate) fn check_python_pin(
 /// requirement accepts this site's version (a cp311 build does not run on 3.12).
 pub(crate) fn check_lock_python(
     records: &[rattler_conda_types::RepoDataRecord],
-    found: &SitePython,
+    found: &Interpreter,
     file: &Path,
 ) -> Result<()> {
     let Ok(version) = Version::from_str(&found.version) else {

@@ -29,7 +29,7 @@ use crate::{
         kernel::Kernel,
         modulefile::{self, Modulefile},
     },
-    site::{ModuleSystem, python::SitePython},
+    site::{ModuleSystem, python::Interpreter},
 };
 
 // Every command takes these from here, with the pipeline they drive.
@@ -54,7 +54,7 @@ impl Ctx<'_> {
 // ------------------------------------------------------------------------------- plan
 
 /// The conda Python a solve chose, as the manifest records it.
-pub(crate) fn conda_interpreter(records: &[RepoDataRecord], prefix: &Path) -> Result<SitePython> {
+pub(crate) fn conda_interpreter(records: &[RepoDataRecord], prefix: &Path) -> Result<Interpreter> {
     let python = records
         .iter()
         .find(|r| r.package_record.name.as_normalized() == "python")
@@ -64,7 +64,7 @@ pub(crate) fn conda_interpreter(records: &[RepoDataRecord], prefix: &Path) -> Re
     let version = python.package_record.version.to_string();
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(3), parts.next().unwrap_or(0));
-    Ok(SitePython {
+    Ok(Interpreter {
         executable: prefix.join(format!("bin/python{major}.{minor}")),
         version,
         major,
@@ -393,11 +393,11 @@ fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
 fn compiler<'a>(
     manifest: &'a Manifest,
     site: impl FnOnce(&'a Path) -> Result<&'a Path, String>,
-) -> conda::pyc::Interpreter<'a> {
+) -> conda::pyc::Compiler<'a> {
     let python = &manifest.python;
     match python.mode {
-        PythonMode::Site => conda::pyc::Interpreter::Site(site(&python.site.executable)),
-        PythonMode::Conda => conda::pyc::Interpreter::Conda {
+        PythonMode::Site => conda::pyc::Compiler::Site(site(&python.site.executable)),
+        PythonMode::Conda => conda::pyc::Compiler::Conda {
             major: python.site.major,
             minor: python.site.minor,
         },

@@ -25,7 +25,7 @@ use crate::{
     site::{
         distributions,
         provides::{self, ModuleProvision},
-        python::SitePython,
+        python::Interpreter,
         virtual_packages::{self, ModuleVirtual, Overrides},
     },
 };
@@ -36,7 +36,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) specs: Vec<MatchSpec>,
     /// Site mode on this platform: the interpreter. `None` in conda mode and for another
     /// platform.
-    pub(crate) site_python: Option<&'a SitePython>,
+    pub(crate) site_python: Option<&'a Interpreter>,
     /// What the site gave: `None` for an environment made before envmod knew stand-ins,
     /// which is solved as it was then.
     pub(crate) provisions: Option<&'a Provisions>,

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{render::escape::sh_quote, site::python::SitePython};
+use crate::{render::escape::sh_quote, site::python::Interpreter};
 
 /// Whether envmod may start `exe`, the site Python the manifest of the environment at `real`
 /// names (a manifest its group can edit): the one this user built it on, or one nobody but
@@ -28,7 +28,7 @@ pub(crate) fn may_run(
 
 /// Lay out a venv in `root`, which becomes `final_prefix` after the rename. Scripts embed
 /// the final prefix, never the staging path.
-pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython) -> Result<()> {
+pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &Interpreter) -> Result<()> {
     let short = python.short_version();
     let bin = root.join("bin");
     let site_packages = root.join(format!("lib/python{short}/site-packages"));
@@ -60,7 +60,7 @@ pub(crate) fn write_layout(root: &Path, final_prefix: &Path, python: &SitePython
 /// The links of the layout that lead out of the environment (relative path, target): Python
 /// finds pyvenv.cfg next to the link it was started from, so plain symlinks to the site
 /// interpreter are all a venv needs.
-pub(crate) fn own_links(python: &SitePython) -> Vec<(PathBuf, PathBuf)> {
+pub(crate) fn own_links(python: &Interpreter) -> Vec<(PathBuf, PathBuf)> {
     let short = python.short_version();
     [
         "python".to_string(),
@@ -77,7 +77,7 @@ pub(crate) fn own_links(python: &SitePython) -> Vec<(PathBuf, PathBuf)> {
 pub(crate) fn rewrite_for_prefix(
     root: &Path,
     final_prefix: &Path,
-    python: &SitePython,
+    python: &Interpreter,
 ) -> Result<()> {
     // A live environment, perhaps a group's: never written through a planted link.
     write_prefix_files(root, final_prefix, python, crate::fs::write_placed)
@@ -86,7 +86,7 @@ pub(crate) fn rewrite_for_prefix(
 fn write_prefix_files(
     root: &Path,
     final_prefix: &Path,
-    python: &SitePython,
+    python: &Interpreter,
     write: impl Fn(&Path, &[u8], Option<u32>) -> Result<()>,
 ) -> Result<()> {
     let short = python.short_version();

@@ -353,7 +353,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::{
         manifest::{MANIFEST_VERSION, PythonInfo},
-        site::{modules::LoadedModule, python::SitePython},
+        site::{modules::LoadedModule, python::Interpreter},
     };
 
     pub(crate) fn manifest(with_modules: bool, system: ModuleSystem) -> Manifest {
@@ -377,7 +377,7 @@ pub(crate) mod tests {
             description: None,
             python: PythonInfo {
                 mode: PythonMode::Site,
-                site: SitePython {
+                site: Interpreter {
                     executable: PathBuf::from("/apps/python/3.11.9/bin/python3.11"),
                     version: "3.11.9".into(),
                     major: 3,

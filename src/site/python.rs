@@ -86,8 +86,10 @@ fn has_pip(sys_path: &[PathBuf]) -> bool {
         .any(|p| p.join("pip/__init__.py").is_file())
 }
 
+/// A Python interpreter an environment runs on: the site's (site mode), or the conda Python
+/// installed in the environment (conda mode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SitePython {
+pub(crate) struct Interpreter {
     /// The real interpreter, with symlinks and shims resolved.
     pub(crate) executable: PathBuf,
     /// Full version, `3.11.7`.
@@ -97,7 +99,7 @@ pub(crate) struct SitePython {
     pub(crate) pip: bool,
 }
 
-impl SitePython {
+impl Interpreter {
     /// `X.Y`, the part that names `lib/pythonX.Y` and the module version.
     pub(crate) fn short_version(&self) -> String {
         format!("{}.{}", self.major, self.minor)
@@ -173,7 +175,7 @@ fn find(configured: Option<&str>, env: &Environ) -> Result<PathBuf> {
 /// What a probe learnt: the interpreter, and the directories its distributions live in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Probed {
-    pub(crate) python: SitePython,
+    pub(crate) python: Interpreter,
     /// Absolute directories only, each once, in the interpreter's search order (`sys.path`
     /// at start-up, then the site-packages directories `site` would add).
     pub(crate) library_dirs: Vec<PathBuf>,
@@ -215,7 +217,7 @@ impl Probe {
         {
             // An entry an older envmod wrote may still hold `''`.
             let library_dirs = absolute_dirs(hit.sys_path);
-            let python = SitePython {
+            let python = Interpreter {
                 pip: has_pip(&library_dirs),
                 ..hit.python
             };
@@ -281,7 +283,7 @@ pub(crate) fn no_answer(interpreter: &Path, e: run::RunError) -> anyhow::Error {
 }
 
 /// Write a probe's answer to the cache. A cache that cannot be written only costs speed.
-fn remember(interpreter: &Path, file: &Path, python: &SitePython, library_dirs: &[PathBuf]) {
+fn remember(interpreter: &Path, file: &Path, python: &Interpreter, library_dirs: &[PathBuf]) {
     let entry = CachedProbe {
         interpreter: interpreter.to_path_buf(),
         python: python.clone(),
@@ -299,7 +301,7 @@ fn remember(interpreter: &Path, file: &Path, python: &SitePython, library_dirs: 
 fn parse_probe(
     interpreter: &Path,
     out: &std::process::Output,
-) -> Result<(SitePython, Vec<PathBuf>)> {
+) -> Result<(Interpreter, Vec<PathBuf>)> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(UserError::failure(format!(
@@ -354,7 +356,7 @@ fn parse_probe(
         (major, minor),
         sys_path.iter().map(PathBuf::from).collect(),
     );
-    let python = SitePython {
+    let python = Interpreter {
         executable: PathBuf::from(executable),
         version: version.to_string(),
         major,
@@ -367,7 +369,7 @@ fn parse_probe(
 #[derive(Serialize, Deserialize)]
 struct CachedProbe {
     interpreter: PathBuf,
-    python: SitePython,
+    python: Interpreter,
     /// The directories packages can live in (`library_dirs`), searched again for pip on
     /// every use.
     sys_path: Vec<PathBuf>,
@@ -408,7 +410,7 @@ mod tests {
     const REAL: &str = "/usr/bin/python3.11";
 
     /// Run the interpreter once, without the cache, and read its facts.
-    fn inspect(interpreter: &Path) -> Result<SitePython> {
+    fn inspect(interpreter: &Path) -> Result<Interpreter> {
         Probe::start(interpreter, None)?.wait().map(|p| p.python)
     }
 
@@ -429,7 +431,7 @@ mod tests {
         let key = cache_key(interpreter).expect("a real binary has a cache key");
         let planted = CachedProbe {
             interpreter: interpreter.to_path_buf(),
-            python: SitePython {
+            python: Interpreter {
                 executable: PathBuf::from("/planted/python3.11"),
                 version: "3.11.99".into(),
                 major: 3,
