@@ -180,7 +180,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             if let Some(path) = &args.module_map {
                 module_map.extend(config::read_module_map(&env.cwd().join(path))?);
             }
-            let s = commands::create::CreateSettings {
+            let s = settings::CreateSettings {
                 target: settings.target(&target)?,
                 file,
                 cli_channels: args.channel.channels.clone(),
