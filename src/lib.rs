@@ -180,7 +180,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             if let Some(path) = &args.module_map {
                 module_map.extend(config::read_module_map(&env.cwd().join(path))?);
             }
-            let s = commands::create::CreateSettings {
+            let s = settings::CreateSettings {
                 target: settings.target(&target)?,
                 file,
                 cli_channels: args.channel.channels.clone(),
@@ -240,6 +240,10 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         }
         Command::Module(args) => {
             let target = settings.target(&args.target)?;
+            if args.adopt {
+                printer
+                    .warn("--adopt is renamed --relocate; the old name goes in the next release");
+            }
             let change = OutputsChange {
                 system: args.module_system.map(|m| ModuleSystem::resolve(m, &env)),
                 root: args
@@ -247,7 +251,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                     .is_some()
                     .then(|| settings.module_root.value.clone()),
                 default_root: settings.module_root.value.clone(),
-                adopt: args.adopt,
+                adopt: args.relocate || args.adopt,
             };
             commands::module::run(target, change, &registry, &ctx).await
         }

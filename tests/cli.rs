@@ -484,3 +484,53 @@ fn completions_are_generated() {
         .success()
         .stdout(predicate::str::contains("envmod"));
 }
+
+/// `module --relocate` re-points a copied environment; `--adopt`, its old name, still works
+/// for one release, says it is renamed, and is no longer shown in the help.
+#[test]
+fn module_relocate_repoints_a_copy_and_adopt_is_a_hidden_warning_alias() {
+    let t = TestEnv::new();
+    ok(&t.run(&["create", "-q", "-n", "a", "--module-system", "lmod"]));
+    let envs = t.envs_dir();
+    for copy in ["b", "c"] {
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(envs.join("a"))
+            .arg(envs.join(copy))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let refused = t.run(&["module", "-n", "b"]);
+    assert!(
+        stderr(&refused).contains("envmod module -n b --relocate"),
+        "the copy's refusal names the flag: {}",
+        stderr(&refused)
+    );
+
+    let out = t.run(&["module", "-n", "b", "--relocate"]);
+    ok(&out);
+    assert!(!stderr(&out).contains("renamed"), "{}", stderr(&out));
+    let b_module = std::fs::read_to_string(t.module_root().join("b/py3.11.lua")).unwrap();
+    assert!(
+        b_module.contains(&envs.join("b").display().to_string()),
+        "{b_module}"
+    );
+
+    let out = t.run(&["module", "-n", "c", "--adopt"]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("--adopt is renamed --relocate"),
+        "{}",
+        stderr(&out)
+    );
+    let c_module = std::fs::read_to_string(t.module_root().join("c/py3.11.lua")).unwrap();
+    assert!(
+        c_module.contains(&envs.join("c").display().to_string()),
+        "{c_module}"
+    );
+
+    let help = stdout(&t.run(&["module", "--help"]));
+    assert!(help.contains("--relocate"), "{help}");
+    assert!(!help.contains("--adopt"), "{help}");
+}

@@ -156,7 +156,7 @@ fn copies_moves_and_links_never_act_on_the_original() {
 
     let err = fails(&t.run(&["install", "-n", "b", "beta"]));
     assert!(err.contains("copy of the environment"), "{err}");
-    assert!(err.contains("--adopt"), "{err}");
+    assert!(err.contains("--relocate"), "{err}");
     assert_eq!(specs_of(&envs.join("a")), ["alpha"]);
     assert!(!envs.join("a/conda-meta").read_dir().unwrap().any(|e| {
         e.unwrap()
@@ -183,8 +183,8 @@ fn copies_moves_and_links_never_act_on_the_original() {
     let err = fails(&t.run(&["install", "-p", &link.display().to_string(), "beta"]));
     assert!(err.contains("symbolic link"), "{err}");
 
-    // Adopting re-points the copy: its own modulefile, its own manifest, and `a` untouched.
-    ok(&t.run(&["module", "-q", "-n", "b", "--adopt"]));
+    // Relocating re-points the copy: its own modulefile, its own manifest, and `a` untouched.
+    ok(&t.run(&["module", "-q", "-n", "b", "--relocate"]));
     let b_module = std::fs::read_to_string(t.module_root().join("b/py3.11.lua")).unwrap();
     assert!(
         b_module.contains(&envs.join("b").display().to_string()),

@@ -128,7 +128,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                 r.python.clone(),
                 match r.state {
                     "damaged" => "(damaged: envmod delete --force)".into(),
-                    "copy" => "(a copy: envmod module --adopt)".into(),
+                    "copy" => "(a copy: envmod module --relocate)".into(),
                     "leftover" => format!(
                         "(left over by an interrupted envmod, owned by {})",
                         r.owner.as_deref().unwrap_or("?")
