@@ -1,6 +1,6 @@
 //! Settings through the real binary: which commands need them, and which values are refused.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, ok, stderr};
 

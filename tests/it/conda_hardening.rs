@@ -1,7 +1,7 @@
 //! The conda engine at its edges: damaged archives and records, full disks, credentials in
 //! channel URLs, odd channel and spec arguments, killed extractions, and terminals.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -7,7 +7,7 @@
 //! the machine or the fixtures rather than at envmod. The other tests load the modules and
 //! build envs as a user would, all on one channel built once per test process.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Sharing environments between sites: `envmod export` and `envmod create -f`, with real
 //! module systems, the env's own pip, and the files other tools read.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

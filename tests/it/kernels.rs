@@ -2,7 +2,7 @@
 //! kernelspec: the launcher loads the environment's modules under Lmod and under
 //! Environment Modules, and falls back to the recorded variables with no module system.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, process::Command};
 

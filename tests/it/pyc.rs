@@ -3,7 +3,7 @@
 //! never runs the old code), and pip's `--user` lands in the loaded environment, not in
 //! `~/.local`, where the environment does not look.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

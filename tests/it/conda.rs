@@ -1,7 +1,7 @@
 //! Conda packages through rattler, from a local channel the tests build: solved, installed,
 //! loaded with real module systems, changed atomically, and killed at awkward moments.
 
-mod common;
+use crate::common;
 
 use std::{os::unix::fs::MetadataExt, path::Path};
 

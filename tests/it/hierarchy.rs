@@ -1,7 +1,7 @@
 //! Hierarchical module trees (Core → Compiler → MPI) on real Lmod and real Environment
 //! Modules: envmod records, checks and rebuilds a stack the way the module system loads it.
 
-mod common;
+use crate::common;
 
 use common::{Ms, TestEnv, hierarchy::Site, ok, sh, stderr, stdout};
 

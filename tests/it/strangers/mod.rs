@@ -2,8 +2,6 @@
 //! everything else envmod reads that someone else wrote. Each test is an attack that worked
 //! once, run against the real binary and the real tools that read what envmod writes.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod files;
 mod inputs;
 mod kernels;

@@ -2,7 +2,7 @@
 //! `kernel add`, in real Lmod and Environment Modules shells; and `create --kernel`, which
 //! adds ipykernel from a channel that has it (a real one, started by jupyter_client).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

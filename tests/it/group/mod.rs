@@ -5,8 +5,6 @@
 mod cache;
 mod clone;
 mod code;
-#[path = "../common/mod.rs"]
-mod common;
 mod links;
 mod meta;
 mod provides;
@@ -15,7 +13,10 @@ mod replay;
 mod scripts;
 mod tree;
 
-use common::course::{Course, Who};
+use crate::common::{
+    self,
+    course::{Course, Who},
+};
 
 #[test]
 fn the_instructor_owns_a_shared_course_env_that_the_student_loads() {

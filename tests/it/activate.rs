@@ -2,7 +2,7 @@
 //! fish, with and without real Lmod and Environment Modules; `deactivate` must leave the
 //! shell exactly as it was.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -3,7 +3,7 @@
 //! two environments after one modulefile, outputs that cannot be written, deletes that
 //! cannot finish, damaged manifests, hung interpreters and site templates without markers.
 
-mod common;
+use crate::common;
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 

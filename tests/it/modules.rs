@@ -2,7 +2,7 @@
 //! Lua file, Environment Modules the Tcl file. What a user would check after `module load`
 //! is what these tests check.
 
-mod common;
+use crate::common;
 
 use std::{collections::BTreeMap, path::Path};
 

@@ -3,7 +3,7 @@
 //! environment file at all, and a file piped in with `-f -`. The files under
 //! tests/data/envfiles/ come from those projects (each names where, on its first line).
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

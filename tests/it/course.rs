@@ -1,6 +1,6 @@
 //! Course and shared environments: freezing an environment for a term.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

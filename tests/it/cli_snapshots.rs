@@ -1,7 +1,7 @@
 //! What people see in their terminal, as insta snapshots with temporary paths and versions
 //! filtered out, the way uv tests its CLI.
 
-mod common;
+use crate::common;
 
 use common::{MODULE_PYTHON, TestEnv};
 

@@ -1,7 +1,7 @@
 //! The test-channel builder of tests/common/channel.rs: real, indexed, installable packages.
 //! These tests use only the rattler crates, not envmod's code.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::BTreeSet,

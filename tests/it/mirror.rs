@@ -3,7 +3,7 @@
 //! mirror's channel wherever it is written: `-c`, a spec's `chan::pkg`, an environment file,
 //! an `install` later.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! The command line as scripts and users see it: exit codes, refusals, and failures that
 //! leave nothing behind.
 
-mod common;
+use crate::common;
 
 use assert_cmd::assert::OutputAssertExt;
 use common::{TestEnv, ok, stderr, stdout};
