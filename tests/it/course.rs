@@ -76,7 +76,7 @@ fn pycache_files(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn create_compiles_pyc_valid_at_the_final_prefix_in_both_modes() {
     let t = world();
-    // A private environment is compiled only when asked (tests/pyc.rs has the default).
+    // A private environment is compiled only when asked (tests/it/pyc.rs has the default).
     ok(&t.run(&["create", "-n", "site", "--compile", "alpha"]));
     ok(&t.run(&[
         "create",
