@@ -9,14 +9,7 @@ use std::{
     process::{Command, Output},
 };
 
-use common::{DUMP_ENV, Ms, TestEnv, channel, ok, sh, stderr};
-
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
+use common::{DUMP_ENV, Ms, TestEnv, ok, sh, stderr};
 
 /// The shell, or a failure that says how to install it.
 fn shell_path(name: &str) -> PathBuf {
@@ -111,7 +104,7 @@ fn check_round_trip(text: &str, prefix: &Path, name: &str) {
 
 #[test]
 fn bash_zsh_and_dash_source_it_and_deactivate_restores_everything() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "act", "alpha", "gamma"]));
     let prefix = t.envs_dir().join("act");
     for shell in ["bash", "zsh", "dash"] {
@@ -135,7 +128,7 @@ fn bash_zsh_and_dash_source_it_and_deactivate_restores_everything() {
 
 #[test]
 fn unset_and_empty_stay_different_and_the_prompt_can_be_left_alone() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "vars", "libfoo"]));
     let prefix = t.envs_dir().join("vars");
     let script = format!(
@@ -164,7 +157,7 @@ echo "conda_prefix=[${{CONDA_PREFIX-unset}}] venv=[${{VIRTUAL_ENV-unset}}] foo_h
 
 #[test]
 fn a_second_environment_replaces_the_first_and_odd_prefixes_work() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "first", "alpha"]));
     let odd = t.path().join("it's a \"dir\" with spaces/second");
     ok(&t.run(&["create", "-p", odd.to_str().unwrap(), "alpha"]));
@@ -203,7 +196,7 @@ deactivate
 #[test]
 fn the_recorded_modules_are_loaded_and_unloaded_with_lmod_and_environment_modules() {
     for ms in Ms::BOTH {
-        let t = world();
+        let t = TestEnv::with_channel();
         ok(&t.module_shell(ms, "module load gcc/12.2\nenvmod create -n mods alpha"));
         let prefix = t.envs_dir().join("mods");
         // openmpi was loaded before and stays; gcc comes with the environment and goes.
@@ -260,7 +253,7 @@ echo "after: $LOADEDMODULES gcc=${{FAKE_GCC_VERSION:-none}}"
 
 #[test]
 fn without_a_module_system_one_warning_names_the_modules_and_it_still_works() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.module_shell(
         Ms::Lmod,
         "module load gcc/12.2 openmpi/4.1\nenvmod create -n lap alpha gamma",
@@ -282,7 +275,7 @@ fn without_a_module_system_one_warning_names_the_modules_and_it_still_works() {
 
 #[test]
 fn fish_gets_its_own_form_and_deactivate_restores_it() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "fsh", "alpha", "gamma"]));
     let prefix = t.envs_dir().join("fsh");
     let bin = assert_cmd::cargo::cargo_bin("envmod");
@@ -311,7 +304,7 @@ rm -f /tmp/envmod-fish-before-$fish_pid /tmp/envmod-fish-after-$fish_pid
 
 #[test]
 fn create_without_a_module_system_prints_the_activate_line() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let out = t.run(&["create", "-n", "laptop"]);
     ok(&out);
     let err = stderr(&out);
@@ -326,7 +319,7 @@ fn create_without_a_module_system_prints_the_activate_line() {
 
 #[test]
 fn with_allow_stacking_a_second_environment_stacks_and_deactivate_undoes_only_it() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let chan = t.path().join("channel");
     t.set_site_config(&format!(
         "channels: [{}]\nallow_stacking: true\n",

@@ -7,14 +7,6 @@ use std::{os::unix::fs::MetadataExt, path::Path};
 
 use common::{Ms, TestEnv, channel, ok, sh, stderr, stdout};
 
-/// A test world whose site config points at a freshly built standard channel.
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
-
 fn prefix(t: &TestEnv, name: &str) -> std::path::PathBuf {
     t.envs_dir().join(name)
 }
@@ -37,7 +29,7 @@ fn site_packages(t: &TestEnv, name: &str) -> std::path::PathBuf {
 #[test]
 fn site_create_with_packages_loads_in_lmod_and_tcl() {
     for ms in Ms::BOTH {
-        let t = world();
+        let t = TestEnv::with_channel();
         let out = t.module_shell(
             ms,
             "module load gcc/12.2 python/3.11\nenvmod create -n sci alpha beta",
@@ -75,7 +67,7 @@ fn site_create_with_packages_loads_in_lmod_and_tcl() {
 #[test]
 fn conda_python_create_names_the_module_after_its_version() {
     for ms in Ms::BOTH {
-        let t = world();
+        let t = TestEnv::with_channel();
         ok(&t.module_shell(ms, "envmod create -n py312 --python 3.12 alpha"));
         let meta = conda_meta(&t, "py312");
         assert!(
@@ -129,7 +121,7 @@ fn conda_python_create_names_the_module_after_its_version() {
 
 #[test]
 fn install_and_remove_keep_specs_and_update_extensions() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.module_shell(Ms::Lmod, "envmod create -q -n work 'alpha<2'"));
     let lua = t.module_root().join("work/py3.11.lua");
     assert!(
@@ -224,7 +216,7 @@ fn install_and_remove_keep_specs_and_update_extensions() {
 
 #[test]
 fn unsatisfiable_requests_explain_and_change_nothing() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let out = t
         .envmod()
         .args(["create", "-n", "bad", "--module-system", "lmod", "delta"])
@@ -276,7 +268,7 @@ fn unsatisfiable_requests_explain_and_change_nothing() {
 
 #[test]
 fn bad_channels_are_one_line_errors_naming_the_channel() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let out = t
         .envmod()
         .args(["create", "-n", "x", "-c", "./no-such-dir", "alpha"])
@@ -333,7 +325,7 @@ fn bad_channels_are_one_line_errors_naming_the_channel() {
 #[test]
 fn activate_d_variables_follow_module_load_and_unload() {
     for ms in Ms::BOTH {
-        let t = world();
+        let t = TestEnv::with_channel();
         ok(&t.module_shell(ms, "envmod create -q -n act gamma"));
         let p = prefix(&t, "act");
         assert_eq!(
@@ -362,7 +354,7 @@ fn activate_d_variables_follow_module_load_and_unload() {
 
 #[test]
 fn environments_share_files_through_the_package_cache() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t
         .envmod()
         .args(["create", "-n", "one", "alpha"])
@@ -487,7 +479,7 @@ fn index_serves_a_directory_and_offline_uses_only_the_cache() {
 
 #[test]
 fn parallel_creates_with_packages_make_exactly_one_env() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let outputs = t.run_at_once(
         8,
         &[
@@ -520,7 +512,7 @@ fn parallel_creates_with_packages_make_exactly_one_env() {
 /// Every point of `create` and `install` at which a SIGKILL leaves something to check.
 #[test]
 fn kill_9_leaves_no_half_made_env_and_no_orphan_modulefile() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let lua = |name: &str| t.module_root().join(format!("{name}/py3.11.lua"));
     for point in ["create:staged", "create:installed", "create:renamed"] {
         let out = t
@@ -643,7 +635,7 @@ fn kill_9_leaves_no_half_made_env_and_no_orphan_modulefile() {
 /// A kill at a random moment of a real create: whatever is left is consistent.
 #[test]
 fn kill_9_at_random_moments_of_create() {
-    let t = world();
+    let t = TestEnv::with_channel();
     for delay_ms in [5u64, 20, 40, 80, 160] {
         let mut child = t
             .envmod()
@@ -719,7 +711,7 @@ fn error_line(out: &std::process::Output) -> String {
 
 #[test]
 fn progress_is_plain_lines_when_piped_and_silent_with_q() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let out = t
         .envmod()
         .args(["create", "-n", "loud", "alpha", "beta"])
@@ -791,7 +783,7 @@ fn virtual_packages_are_detected_and_conda_override_is_honoured() {
 
 #[test]
 fn progress_bars_on_a_terminal() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let envmod = assert_cmd::cargo::cargo_bin("envmod");
     // `script` gives envmod a pseudo-terminal, as an interactive shell would.
     let cmd = format!(
@@ -823,7 +815,7 @@ fn progress_bars_on_a_terminal() {
 /// and whatever is left is nothing or a whole environment.
 #[test]
 fn ctrl_c_during_create_leaves_nothing_half_made() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let mut interrupted = 0;
     for delay_ms in [5u64, 15, 30, 60, 120, 240] {
         let child = t
@@ -901,7 +893,7 @@ fn ctrl_c_during_create_leaves_nothing_half_made() {
 #[test]
 fn package_records_follow_the_umask() {
     use std::os::unix::{fs::PermissionsExt, process::CommandExt};
-    let t = world();
+    let t = TestEnv::with_channel();
     let run = |umask: libc::mode_t, args: &[&str]| {
         let mut cmd = t.envmod();
         cmd.args(args);

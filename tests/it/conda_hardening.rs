@@ -10,14 +10,6 @@ use std::{
 
 use common::{TestEnv, channel, ok, stderr, stdout};
 
-/// A test world whose site config points at a freshly built standard channel.
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
-
 fn prefix(t: &TestEnv, name: &str) -> PathBuf {
     t.envs_dir().join(name)
 }
@@ -132,7 +124,7 @@ fn index_skips_damaged_archives_names_them_and_indexes_the_rest() {
 // needs the pipeline wiring
 #[test]
 fn channel_and_build_string_specs_are_replaced_removed_and_advertised() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let chan = channel::channel_url(&t.path().join("channel"));
     let chan = chan.as_str().trim_end_matches('/');
     ok(&t
@@ -380,7 +372,7 @@ fn channel_credentials_never_reach_output_or_files() {
 
 #[test]
 fn empty_and_control_character_channels_are_usage_errors() {
-    let t = world();
+    let t = TestEnv::with_channel();
     for channel in ["", "conda-forge\nrm -rf ~", "chan\u{1b}[2J"] {
         let out = t.run(&["create", "-n", "c", "-c", channel, "alpha"]);
         assert_eq!(out.status.code(), Some(2), "{channel:?}: {}", stderr(&out));
@@ -405,7 +397,7 @@ fn an_empty_channel_list_is_a_usage_error() {
 // needs the pipeline wiring
 #[test]
 fn a_damaged_package_record_is_named_with_the_fix() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "d", "alpha"]));
     let record = prefix(&t, "d").join("conda-meta/alpha-2.0-pyhd8ed1ab_0.json");
     assert!(record.is_file());
@@ -419,7 +411,7 @@ fn a_damaged_package_record_is_named_with_the_fix() {
 
 #[test]
 fn killed_extractions_are_cleaned_from_the_package_cache() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "first", "alpha"]));
     let lock = all_files(&t.home)
         .into_iter()
@@ -445,7 +437,7 @@ fn killed_extractions_are_cleaned_from_the_package_cache() {
 
 #[test]
 fn remove_on_a_terminal_says_what_it_removed() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "t", "alpha", "beta"]));
     let out = t.run_on_pty(&["remove", "-n", "t", "beta"]);
     let text = stdout(&out);

@@ -4,18 +4,11 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{TestEnv, channel, ok, stderr};
-
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
+use common::{TestEnv, ok, stderr};
 
 #[test]
 fn a_frozen_environment_refuses_install_remove_and_delete_until_unfrozen() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "term", "alpha"]));
     let out = t.run(&["freeze", "-n", "term"]);
     ok(&out);
@@ -75,7 +68,7 @@ fn pycache_files(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn create_compiles_pyc_valid_at_the_final_prefix_in_both_modes() {
-    let t = world();
+    let t = TestEnv::with_channel();
     // A private environment is compiled only when asked (tests/it/pyc.rs has the default).
     ok(&t.run(&["create", "-n", "site", "--compile", "alpha"]));
     ok(&t.run(&[
@@ -195,7 +188,7 @@ fn gid_of(group: &str) -> u32 {
 fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the_umask() {
     common::require_account(PEER);
     common::require_account(OTHER);
-    let t = world();
+    let t = TestEnv::with_channel();
     // The course directory: group-owned, setgid, as docs/instructors.md prepares it.
     let course = t.path().join("course");
     for d in [course.join("envs"), course.join("modules")] {
@@ -377,7 +370,7 @@ fn a_shared_course_env_is_read_by_students_and_changed_by_the_group_whatever_the
 #[test]
 fn doctor_finds_each_first_day_breakage_and_passes_a_clean_account() {
     // A clean account: one environment, a module system, nothing odd.
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.module_shell(Ms::Lmod, "module load gcc/12.2\nenvmod create -n ok alpha"));
     let out = t.module_shell(Ms::Lmod, "envmod doctor");
     assert_eq!(

@@ -28,14 +28,6 @@ fn line_of(file: &Path, needle: &str) -> usize {
         + 1
 }
 
-/// A world whose only channel is the standard one.
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
-
 /// A world whose channel has a noarch package for every conda spec of `file`, at a version
 /// the spec accepts, whatever its `sel()`: which of them get installed is the reader's
 /// choice alone. The channel is the site's mirror of conda-forge (`channel_alias`), which
@@ -135,7 +127,7 @@ fn with_stdin(t: &TestEnv, args: &[&str], input: Stdio) -> Output {
 
 #[test]
 fn a_python_pin_the_site_python_misses_is_refused_before_solving_naming_the_line() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let file = data("jwql-python-3.9.yml");
     let out = t.run(&["create", "-n", "jw", "-f", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -158,7 +150,7 @@ fn a_python_pin_the_site_python_misses_is_refused_before_solving_naming_the_line
 
 #[test]
 fn a_python_pin_the_site_python_meets_builds_in_site_mode() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let file = t.path().join("pinned.yml");
     std::fs::write(
         &file,
@@ -281,7 +273,7 @@ fn unideps_example_keeps_the_linux_entries_and_its_pip_markers() {
 
 #[test]
 fn an_unknown_selector_is_refused_naming_its_line() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let file = t.path().join("sel.yml");
     std::fs::write(
         &file,
@@ -304,7 +296,7 @@ fn an_unknown_selector_is_refused_naming_its_line() {
 
 #[test]
 fn a_docker_compose_file_is_not_an_environment_file() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let file = data("docker-compose.yaml");
     let out = t.run(&["create", "-n", "web", "-f", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -323,7 +315,7 @@ fn a_docker_compose_file_is_not_an_environment_file() {
 
 #[test]
 fn a_requirements_key_is_refused_with_the_rename() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let file = data("requirements-key.yml");
     let out = t.run(&["create", "-f", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -347,7 +339,7 @@ fn a_requirements_key_is_refused_with_the_rename() {
 
 #[test]
 fn a_top_level_pip_list_is_refused_with_where_it_goes() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let file = data("top-level-pip.yml");
     let out = t.run(&["create", "-f", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -365,7 +357,7 @@ fn a_top_level_pip_list_is_refused_with_where_it_goes() {
 
 #[test]
 fn every_ignored_top_level_key_is_named() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let file = t.path().join("extra.yml");
     std::fs::write(
         &file,
@@ -389,7 +381,7 @@ fn every_ignored_top_level_key_is_named() {
 
 #[test]
 fn dash_f_dash_reads_the_file_from_standard_input() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let text = "name: piped\ndependencies:\n  - alpha\n";
     let out = piped(&t, &["create", "-f", "-"], text);
     ok(&out);
@@ -418,7 +410,7 @@ fn dash_f_dash_reads_the_file_from_standard_input() {
 
 #[test]
 fn standard_input_is_read_within_the_size_limit() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let big = t.path().join("big.yml");
     let mut text = String::from("name: big\ndependencies:\n  - alpha\n");
     text.push_str(&"#".repeat(64 << 20));
@@ -439,7 +431,7 @@ fn standard_input_is_read_within_the_size_limit() {
 
 #[test]
 fn a_lock_or_a_bundle_on_standard_input_is_refused_with_the_fix() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "src", "alpha"]));
     for format in ["lock", "bundle"] {
         let file = t.path().join(format!("src.{format}"));

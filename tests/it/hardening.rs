@@ -9,13 +9,6 @@ use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
 use common::{GROUP, Ms, OTHER, PEER, TestEnv, bash_as, channel, ok, run_ok, sh, stderr};
 
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
-
 fn fails(out: &std::process::Output) -> String {
     assert!(
         !out.status.success(),
@@ -50,7 +43,7 @@ fn last_pid() -> u32 {
 /// (the shared set-up of docs/admin.md) cannot be hijacked by a member of the group.
 #[test]
 fn planted_symlinks_in_shared_directories_are_never_followed() {
-    let t = world();
+    let t = TestEnv::with_channel();
     // The package cache stays root's own: one in a directory the group can write is refused.
     let cache = tempfile::tempdir().unwrap();
     t.set_site_config(&format!(
@@ -148,7 +141,7 @@ fn specs_of(prefix: &Path) -> Vec<String> {
 /// Item: a copied, moved or symlinked environment never acts on the original.
 #[test]
 fn copies_moves_and_links_never_act_on_the_original() {
-    let t = world();
+    let t = TestEnv::with_channel();
     create(&t, "a", &["alpha"]);
     let envs = t.envs_dir();
     let a_module = t.module_root().join("a/py3.11.lua");

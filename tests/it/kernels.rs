@@ -6,14 +6,7 @@ use crate::common;
 
 use std::{path::Path, process::Command};
 
-use common::{Ms, TestEnv, channel, ok, sh, stderr};
-
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
+use common::{Ms, TestEnv, ok, sh, stderr};
 
 /// Start kernel `name` from `kernels_dir` with jupyter_client, run one cell, print its output.
 const RUN_CELL: &str = r#"
@@ -61,7 +54,7 @@ fn cell_line(text: &str) -> &str {
 
 #[test]
 fn the_kernel_loads_the_modules_or_falls_back_to_their_variables() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let wheels = common::wheelhouse();
     let prefix = t.envs_dir().join("kern");
     ok(&t.module_shell(
@@ -133,7 +126,7 @@ fn the_kernel_loads_the_modules_or_falls_back_to_their_variables() {
 
 #[test]
 fn kernels_whose_environment_is_gone_are_marked_and_removed() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let wheels = common::wheelhouse();
     ok(&t.run(&["create", "-n", "gone", "alpha"]));
     let prefix = t.envs_dir().join("gone");
@@ -180,7 +173,7 @@ fn kernels_whose_environment_is_gone_are_marked_and_removed() {
 
 #[test]
 fn create_kernel_refuses_without_ipykernel_and_builds_nothing() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let out = t.run(&["create", "-n", "nokernel", "alpha", "--kernel"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("ipykernel"), "{}", stderr(&out));

@@ -10,14 +10,9 @@ use common::{Ms, TestEnv, channel, ok, sh, stderr, stdout};
 
 /// A world whose channel has `alpha` and a stand-in `ipykernel` (its `__init__.py` is what
 /// `kernel add` looks for; nothing here starts it).
+/// A world whose channel also has ipykernel, which `create --kernel` adds.
 fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let dir = t.path().join("channel");
-    let mut pkgs = channel::standard_packages();
-    pkgs.push(channel::noarch_python("ipykernel", "6.0", &[]));
-    channel::write_channel(&dir, &pkgs);
-    t.set_site_config(&format!("channels: [{}]\n", dir.display()));
-    t
+    TestEnv::with_channel_of(vec![channel::noarch_python("ipykernel", "6.0", &[])])
 }
 
 fn load(t: &TestEnv, env: &str, script: &str) -> String {

@@ -13,17 +13,6 @@ use std::path::{Path, PathBuf};
 
 use common::{MODULE_PYTHON, Ms, TestEnv, channel, ok, sh, stderr, stdout};
 
-/// A world whose site config lists a channel of `pkgs` (plus the standard packages).
-fn world_with(pkgs: Vec<channel::Pkg>) -> TestEnv {
-    let t = TestEnv::new();
-    let dir = t.path().join("channel");
-    let mut all = channel::standard_packages();
-    all.extend(pkgs);
-    channel::write_channel(&dir, &all);
-    t.set_site_config(&format!("channels: [{}]\n", dir.display()));
-    t
-}
-
 fn prefix(t: &TestEnv, name: &str) -> PathBuf {
     t.envs_dir().join(name)
 }
@@ -170,7 +159,7 @@ fn fixtures_real_mpi4py_runs_on_debian_open_mpi() {
 /// `constrains` hold.
 #[test]
 fn fixtures_cuda_packages_need_cuda() {
-    let t = world_with(channel::cuda_packages());
+    let t = TestEnv::with_channel_of(channel::cuda_packages());
     let create = |name: &str, cuda: &str, specs: &[&str]| {
         let mut cmd = t.envmod();
         cmd.env("CONDA_OVERRIDE_CUDA", cuda)
@@ -223,7 +212,7 @@ fn fixtures_numpy_site_and_conda() {
         "Debian's numpy: apt-get install -y python3-numpy (tests/provision.sh)"
     );
 
-    let t = world_with(channel::numpy_packages());
+    let t = TestEnv::with_channel_of(channel::numpy_packages());
     ok(&t.run(&[
         "create",
         "-n",
@@ -289,7 +278,7 @@ fn fixtures_site_modules_load_in_both_systems() {
 /// apart.
 #[test]
 fn fixtures_mpi_variants_and_mutex() {
-    let t = world_with(channel::mpi_packages());
+    let t = TestEnv::with_channel_of(channel::mpi_packages());
     let create = |name: &str, specs: &[&str]| {
         t.envmod()
             .args(["create", "-n", name, "--site-python", MODULE_PYTHON])
@@ -362,16 +351,6 @@ fn shared_channel() -> &'static Path {
         channel::write_channel(&dir, &pkgs);
         dir
     })
-}
-
-/// A world on [`shared_channel`] whose site config also holds `extra` (YAML keys).
-fn world(extra: &str) -> TestEnv {
-    let t = TestEnv::new();
-    t.set_site_config(&format!(
-        "channels: [{}]\n{extra}",
-        shared_channel().display()
-    ));
-    t
 }
 
 /// Run `envmod ARGS` in a module shell of `ms` after `module load MODULES`.
@@ -463,7 +442,7 @@ fn ranks(t: &TestEnv, ms: Ms, name: &str) -> (Vec<String>, String) {
 #[test]
 fn the_site_open_mpi_module_stands_in_and_mpi4py_runs_on_it() {
     for ms in Ms::BOTH {
-        let t = world("");
+        let t = TestEnv::on_channel(shared_channel(), "");
         let out = with_modules(&t, ms, "openmpi/4.1.4", &["create", "-n", "m", "mpi4py"]);
         ok(&out);
         let err = stderr(&out);
@@ -502,7 +481,7 @@ fn the_site_open_mpi_module_stands_in_and_mpi4py_runs_on_it() {
 /// records what the module provided.
 #[test]
 fn an_open_mpi_module_picks_the_openmpi_build_and_links_no_mpi() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     for (ms, module, name) in [
         (Ms::Lmod, "openmpi/4.1.6", "v"),
         (Ms::Tcl, "OpenMPI/4.1.6-GCC-12.3.0", "eb"),
@@ -539,7 +518,7 @@ fn an_open_mpi_module_picks_the_openmpi_build_and_links_no_mpi() {
 /// one of them, with its mutex.
 #[test]
 fn without_an_mpi_module_conda_mpi_is_installed() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     ok(&with_modules(
         &t,
         Ms::Lmod,
@@ -571,7 +550,7 @@ fn without_an_mpi_module_conda_mpi_is_installed() {
 /// loaded is refused, and the hint names the module.
 #[test]
 fn an_mpich_build_under_an_open_mpi_module_is_refused_naming_the_module() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     let out = with_modules(
         &t,
         Ms::Lmod,
@@ -591,7 +570,10 @@ fn an_mpich_build_under_an_open_mpi_module_is_refused_naming_the_module() {
 /// module, and an MKL module whose rule gives the constraint `libblas * *mkl`.
 #[test]
 fn blas_variants_work_beside_stand_ins_and_from_an_mkl_rule() {
-    let t = world("module_provides:\n  \"mkl/*\": [\"libblas * *mkl\"]\n");
+    let t = TestEnv::on_channel(
+        shared_channel(),
+        "module_provides:\n  \"mkl/*\": [\"libblas * *mkl\"]\n",
+    );
     let libblas = |name: &str| -> Vec<String> {
         records_of(&conda_meta(&t, name), "libblas")
             .into_iter()
@@ -654,7 +636,7 @@ fn a_cuda_module_gives_cuda_on_a_login_node_and_the_env_keeps_it() {
         !driver.iter().any(|p| Path::new(p).exists()),
         "this test needs a machine with no CUDA driver ({driver:?} exist)"
     );
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     for (ms, module, cuda, name) in [
         (Ms::Lmod, "cuda/12.2", "12.2", "c"),
         (Ms::Tcl, "CUDA/12.2.0", "12.2.0", "c2"),
@@ -708,7 +690,7 @@ fn a_cuda_module_gives_cuda_on_a_login_node_and_the_env_keeps_it() {
 /// the module's `cuda-version` still pins the toolkit.
 #[test]
 fn conda_override_cuda_wins_over_the_module() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     let out = with_modules_env(
         &t,
         Ms::Lmod,
@@ -762,7 +744,7 @@ fn env_numpy(t: &TestEnv, name: &str) -> String {
 /// `numpy >=1.20` gets no conda numpy and imports the site's.
 #[test]
 fn the_site_pythons_numpy_satisfies_a_conda_package() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     ok(&t.run(&[
         "create",
         "-n",
@@ -798,7 +780,7 @@ fn the_site_pythons_numpy_satisfies_a_conda_package() {
 /// is remembered.
 #[test]
 fn conda_numpy_over_the_sites_is_said_and_the_opt_out_remembered() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     let conda_numpy = |name: &str| {
         format!(
             "2.2.6 {}",
@@ -852,7 +834,7 @@ fn conda_numpy_over_the_sites_is_said_and_the_opt_out_remembered() {
 /// A second site for the export tests: its own world on the same channel, whose MODULEPATH holds only
 /// Debian's `openmpi/4.1.4` and `gcc/12.2` (a module that provides nothing), with `config`.
 fn second_site(config: &str) -> (TestEnv, PathBuf) {
-    let b = world(config);
+    let b = TestEnv::on_channel(shared_channel(), config);
     let mods = b.path().join("site-b-modules");
     for module in ["openmpi/4.1.4", "gcc/12.2"] {
         let to = mods.join(module);
@@ -879,7 +861,7 @@ fn at_second_site(b: &TestEnv, mods: &Path, script: &str) -> std::process::Outpu
 /// Open MPI, `create -f` derives the stand-in again from that module.
 #[test]
 fn export_then_create_f_at_a_second_site_derives_the_stand_in_again() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     ok(&with_modules(
         &t,
         Ms::Lmod,
@@ -991,7 +973,7 @@ for r in sorted(env.conda_repodata_records()["linux-64"], key=lambda r: r.name.n
 /// openmpi is installed instead.
 #[test]
 fn create_f_without_a_providing_module_refuses_or_skips_to_conda_mpi() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     ok(&with_modules(
         &t,
         Ms::Lmod,
@@ -1072,7 +1054,10 @@ fn create_f_without_a_providing_module_refuses_or_skips_to_conda_mpi() {
 /// A template that is no stand-in is a config error naming the file and the line.
 #[test]
 fn a_bad_template_is_a_config_error_naming_the_file_and_line() {
-    let t = world("module_provides:\n  \"openmpi/*\": [\"openmpi >=={version}\"]\n");
+    let t = TestEnv::on_channel(
+        shared_channel(),
+        "module_provides:\n  \"openmpi/*\": [\"openmpi >=={version}\"]\n",
+    );
     let out = with_modules(
         &t,
         Ms::Lmod,
@@ -1094,7 +1079,7 @@ fn a_bad_template_is_a_config_error_naming_the_file_and_line() {
 /// `-v` says so, and conda's MPI is installed as without a module.
 #[test]
 fn a_module_with_no_version_provides_nothing_and_verbose_says_so() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     let out = with_modules(
         &t,
         Ms::Tcl,
@@ -1115,7 +1100,7 @@ fn a_module_with_no_version_provides_nothing_and_verbose_says_so() {
 /// A solve that fails because of a stand-in names the module and the fix.
 #[test]
 fn a_stand_in_that_blocks_the_solve_is_named_in_the_hint() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     let out = with_modules(
         &t,
         Ms::Lmod,
@@ -1138,7 +1123,7 @@ fn a_stand_in_that_blocks_the_solve_is_named_in_the_hint() {
 /// Two MPI modules both give the `mpi` mutex: an error before any solve.
 #[test]
 fn two_mpi_modules_are_refused() {
-    let t = world("");
+    let t = TestEnv::on_channel(shared_channel(), "");
     let out = with_modules(
         &t,
         Ms::Lmod,

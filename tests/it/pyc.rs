@@ -37,16 +37,6 @@ fn stale_packages() -> Vec<channel::Pkg> {
     pkgs
 }
 
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let dir = t.path().join("channel");
-    let mut pkgs = channel::standard_packages();
-    pkgs.extend(stale_packages());
-    channel::write_channel(&dir, &pkgs);
-    t.set_site_config(&format!("channels: [{}]\n", dir.display()));
-    t
-}
-
 fn site_packages(prefix: &Path) -> PathBuf {
     prefix.join("lib/python3.11/site-packages")
 }
@@ -80,7 +70,7 @@ fn timed(t: &TestEnv, args: &[&str]) -> std::time::Duration {
 
 #[test]
 fn auto_compiles_only_where_users_cannot_write_the_cache() {
-    let t = world();
+    let t = TestEnv::with_channel_of(stale_packages());
     let envs = t.envs_dir();
     // A private environment: Python writes the cache itself at the first import.
     let plain = timed(&t, &["create", "-n", "private", "alpha", "beta"]);
@@ -171,7 +161,7 @@ fn ran(prefix: &Path) -> String {
 
 #[test]
 fn an_upgrade_or_a_remove_leaves_no_bytecode_behind() {
-    let t = world();
+    let t = TestEnv::with_channel_of(stale_packages());
     for (name, compile, pkg) in [
         ("own", "--compile", "stale"),
         ("python", "--no-compile", "stale"),
@@ -213,7 +203,7 @@ fn an_upgrade_or_a_remove_leaves_no_bytecode_behind() {
 
 #[test]
 fn pip_user_installs_go_into_the_loaded_environment() {
-    let t = world();
+    let t = TestEnv::with_channel_of(stale_packages());
     ok(&t.module_shell(
         common::Ms::Lmod,
         "module load python/3.11\nenvmod create -n web",

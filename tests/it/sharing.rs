@@ -10,9 +10,7 @@ use common::{Ms, TestEnv, channel, ok, sh, stderr};
 /// A test world whose site config points at a freshly built standard channel, and a
 /// directory of wheels for pip (found through `PIP_FIND_LINKS`, with no index).
 fn world() -> (TestEnv, PathBuf) {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
+    let t = TestEnv::with_channel();
     let wheels = t.path().join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     common::build_wheel(&wheels, "shared_tool", "1.0");

@@ -14,14 +14,6 @@ use std::{
 
 use crate::common::{self, MODULE_PYTHON, TestEnv, channel, ok, stderr};
 
-/// A world whose site config points at the standard test channel.
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
-
 fn site_packages(prefix: &Path) -> PathBuf {
     prefix.join("lib/python3.11/site-packages")
 }
@@ -156,7 +148,7 @@ fn record_line(path: &str, bytes: &[u8]) -> String {
 
 #[test]
 fn a_record_that_lies_about_a_file_is_refused_at_once_naming_the_file() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let prefix = env_with_rebuilt_wheel(&t, "w");
     let site = site_packages(&prefix);
     let record = site.join("shared_tool-1.0.dist-info/RECORD");
@@ -351,7 +343,7 @@ fn pip_lock(chan: &Path, location: &str) -> String {
 
 #[test]
 fn a_locked_wheel_that_never_ends_is_refused_by_size_or_time_naming_its_url() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let chan = t.path().join("channel");
     let wheel = "foo-1.0-py3-none-any.whl";
     // (server, the test's limit on size and time, what the error says)
@@ -401,7 +393,7 @@ fn mkfifo(path: &Path) {
 
 #[test]
 fn a_lock_whose_package_or_wheel_is_a_fifo_is_refused_before_anything_is_fetched() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&[
         "create",
         "--site-python",

@@ -10,14 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{self, MODULE_PYTHON, Ms, TestEnv, channel, ok, sh, stderr};
-
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
+use crate::common::{self, MODULE_PYTHON, Ms, TestEnv, ok, sh, stderr};
 
 /// What a finished run left: its output and how large it grew.
 struct Finished {
@@ -125,7 +118,7 @@ const QUICK: Duration = Duration::from_secs(30);
 /// at once with a one-line error that names the file; a file beyond the size limit too.
 #[test]
 fn fifos_devices_and_huge_files_are_refused_as_inputs() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let fifo = t.path().join("env.yml");
     mkfifo(&fifo);
     let fifo_s = fifo.display().to_string();

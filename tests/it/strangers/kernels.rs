@@ -7,12 +7,7 @@ use crate::common::{TestEnv, channel, ok, stderr};
 
 /// A world whose channel also has an `ipykernel` that imports (all `kernel add` asks of it).
 fn world_with_ipykernel() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = t.path().join("channel");
-    let mut pkgs = channel::standard_packages();
-    pkgs.push(channel::noarch_python("ipykernel", "6.0", &[]));
-    channel::write_channel(&chan, &pkgs);
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
+    let t = TestEnv::with_channel_of(vec![channel::noarch_python("ipykernel", "6.0", &[])]);
     ok(&t.run(&["create", "-q", "-n", "k", "alpha", "ipykernel"]));
     t
 }

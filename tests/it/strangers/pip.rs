@@ -10,14 +10,6 @@ use std::{
 
 use crate::common::{self, MODULE_PYTHON, TestEnv, channel, ok, stderr};
 
-/// A world whose site config points at the standard test channel.
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
-
 fn create(t: &TestEnv, args: &[&str]) -> Output {
     let mut all = vec!["create", "--site-python", MODULE_PYTHON];
     all.extend_from_slice(args);
@@ -160,7 +152,7 @@ fn hostile_sdist(dir: &Path, marker: &Path) -> PathBuf {
 
 #[test]
 fn a_locks_pip_entries_that_are_options_trees_or_unhashed_are_refused_by_line() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let marker = t.path().join("setup-py-ran");
     let project = hostile_project(&t.path().join("project"), &marker);
     // What a plain `name==version` entry would fetch, unverified, if pip were asked.
@@ -215,7 +207,7 @@ fn a_locks_pip_entries_that_are_options_trees_or_unhashed_are_refused_by_line() 
 
 #[test]
 fn a_locked_sdist_whose_hash_differs_never_runs_its_setup_py() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let marker = t.path().join("setup-py-ran");
     let sdist = hostile_sdist(&t.path().join("dl"), &marker);
     let text = lock(
@@ -237,7 +229,7 @@ fn a_locked_sdist_whose_hash_differs_never_runs_its_setup_py() {
 
 #[test]
 fn a_relative_pip_location_is_found_beside_the_lock_and_checked_against_its_hash() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let lock_dir = t.path().join("shared");
     let wheel = common::build_wheel(
         &{
@@ -307,7 +299,7 @@ fn a_relative_pip_location_is_found_beside_the_lock_and_checked_against_its_hash
 /// (pip recorded where), one found by name (pip recorded nothing, and its wheel is gone).
 #[test]
 fn a_bundle_carries_its_pip_wheels_and_installs_them_with_no_network() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let wheels = t.path().join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     let by_path = common::build_wheel(&wheels, "shared_tool", "1.0");
@@ -440,7 +432,7 @@ fn bundle_leftovers(dir: &Path) -> Vec<String> {
 
 #[test]
 fn an_interrupted_bundle_leaves_nothing_and_doctor_names_what_a_kill_left() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let wheels = t.path().join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     let wheel = common::build_wheel(&wheels, "shared_tool", "1.0");
@@ -559,7 +551,7 @@ fn an_interrupted_bundle_leaves_nothing_and_doctor_names_what_a_kill_left() {
 /// A channel whose repodata gives alpha 2.0 a sha256 its archive does not have.
 #[test]
 fn a_package_whose_hash_differs_is_named_as_possibly_tampered() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let chan = t.path().join("channel");
     let other = t.path().join("other");
     channel::write_channel(
@@ -576,7 +568,7 @@ fn a_package_whose_hash_differs_is_named_as_possibly_tampered() {
     nothing_made(&t, "tam");
 
     // The same archive, changed after an environment was built from it, in a bundle.
-    let clean = world();
+    let clean = TestEnv::with_channel();
     ok(&create(&clean, &["-n", "b", "alpha"]));
     let chan = clean.path().join("channel");
     std::fs::copy(other.join(archive), chan.join(archive)).unwrap();

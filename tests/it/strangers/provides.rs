@@ -10,14 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{TestEnv, channel, ok, stderr};
-
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
+use crate::common::{TestEnv, ok, stderr};
 
 /// The refusal of `out`: one `error:` line, naming `file` and `line`, with a hint, and
 /// nothing created.
@@ -82,7 +75,7 @@ fn yml_with(t: &TestEnv, name: &str, provided: &str) -> PathBuf {
 
 #[test]
 fn odd_provided_sections_in_an_environment_yml_are_refused_by_line() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let entry = |module: &str, provides: &str| {
         format!("  - module: {module}\n    rule: openmpi/*\n    provides:\n    - {provides}\n")
     };
@@ -141,7 +134,7 @@ fn odd_provided_sections_in_an_environment_yml_are_refused_by_line() {
 /// at its first entry nothing here provides.
 #[test]
 fn deep_and_huge_provided_sections_end_in_bounded_time() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let deep = format!(
         "  - module: openmpi/4.1.6\n    rule: openmpi/*\n    provides: {}{}\n",
         "[".repeat(10_000),
@@ -199,7 +192,7 @@ fn lock_with(t: &TestEnv, marks: &[String]) -> (PathBuf, usize) {
 
 #[test]
 fn odd_marks_in_a_lock_are_refused_by_line() {
-    let t = world();
+    let t = TestEnv::with_channel();
     for (mark, needle) in [
         ("__cuda=12..2=0", "is not valid"),
         (

@@ -12,13 +12,6 @@ use std::{
 
 use crate::common::{self, Ms, TestEnv, channel, ok, sh, stderr};
 
-fn world() -> TestEnv {
-    let t = TestEnv::new();
-    let chan = channel::standard_channel(&t.path().join("channel"));
-    t.set_site_config(&format!("channels: [{}]\n", chan.display()));
-    t
-}
-
 /// A directory every planted command would write into: it must stay empty.
 fn planted_dir(t: &TestEnv) -> PathBuf {
     let dir = t.path().join("planted");
@@ -171,7 +164,7 @@ const DUMP: &str = "echo '===ENV==='; /usr/bin/env -0";
 
 #[test]
 fn variables_are_bytes_in_every_shell_module_system_and_export() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let planted = planted_dir(&t);
     let vars = hostile(&planted);
     let file = env_file(&t, "bytes", &vars);
@@ -303,7 +296,7 @@ print("CELL:", "".join(out).strip())
 
 #[test]
 fn the_kernel_sees_the_bytes_of_the_file() {
-    let t = world();
+    let t = TestEnv::with_channel();
     let planted = planted_dir(&t);
     let vars = hostile(&planted);
     let file = env_file(&t, "kbytes", &vars);
@@ -376,7 +369,7 @@ fn path_after_deactivate(t: &TestEnv, prefix: &Path) -> String {
 
 #[test]
 fn names_that_steer_the_activation_are_refused_and_risky_ones_named() {
-    let t = world();
+    let t = TestEnv::with_channel();
     // In a file: refused with its line, and nothing is created.
     for name in ["_ENVMOD_OLD_PATH", "_envmod_old_PATH", "_ENVMOD_SET_PATH"] {
         let path = t.path().join("steer.yml");
@@ -469,7 +462,7 @@ fn names_that_steer_the_activation_are_refused_and_risky_ones_named() {
 /// outputs has the next command run them, and a manifest without the record runs none.
 #[test]
 fn the_record_of_what_scripts_set_follows_the_packages() {
-    let t = world();
+    let t = TestEnv::with_channel();
     ok(&t.run(&["create", "-n", "rec", "alpha"]));
     let out = t
         .envmod()
