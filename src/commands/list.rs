@@ -9,15 +9,8 @@ use crate::{
     env::registry::Registry,
     printer::Printer,
     render::escape::{shown, tidy},
+    settings::ListSettings,
 };
-
-pub(crate) struct ListSettings {
-    pub(crate) envs_dir: PathBuf,
-    /// The site's `shared_envs_dirs`.
-    pub(crate) shared_envs_dirs: Vec<PathBuf>,
-    pub(crate) registry: Registry,
-    pub(crate) json: bool,
-}
 
 #[derive(Serialize)]
 struct Row {

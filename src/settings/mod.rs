@@ -4,10 +4,9 @@
 //! "why is it set to that?". Commands receive a plain struct and never look at files or
 //! variables themselves.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+mod command;
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -16,14 +15,17 @@ pub(crate) use crate::config::{Source, Sourced};
 use crate::{
     cli,
     config::{Merged, Options, Origin},
-    env::{from_file::Source as FileSource, prefix::EnvTarget, registry::Registry},
+    env::prefix::EnvTarget,
     environ::Environ,
     error::UserError,
     names::EnvName,
-    site::{
-        ModuleSystem, ModuleSystemChoice, RuleSource, distributions::NameTable, provides::Rule,
-    },
+    site::{ModuleSystemChoice, RuleSource, distributions::NameTable, provides::Rule},
     yaml::ListMap,
+};
+pub(crate) use command::{
+    ChangeSettings, CreateSettings, DeleteSettings, DoctorSettings, ExportSettings,
+    KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings, ModuleSettings,
+    ShellHookSettings, flag_layer,
 };
 
 const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";
@@ -82,42 +84,17 @@ pub(crate) struct ConfigFiles {
     pub(crate) user_exists: bool,
 }
 
-/// What `envmod create` was asked for, resolved: the target, the file already read, and
-/// every setting it reads.
-pub(crate) struct CreateSettings {
-    pub(crate) target: EnvTarget,
-    /// `-f FILE`, already read.
-    pub(crate) file: Option<FileSource>,
-    /// `-c` given on the command line: added to a file's channels.
-    pub(crate) cli_channels: Vec<String>,
-    /// `--site-python` was given: it, not the file, decides the Python.
-    pub(crate) site_python_flag: bool,
-    pub(crate) module_map: BTreeMap<String, Option<String>>,
-    pub(crate) skip_missing_modules: bool,
-    pub(crate) python: Option<String>,
-    /// `--python X.Y`: a conda Python from the channels instead of the site's.
-    pub(crate) conda_python: Option<String>,
-    pub(crate) specs: Vec<String>,
-    pub(crate) module_system: Option<ModuleSystem>,
-    pub(crate) module_root: PathBuf,
-    pub(crate) ignore_modules: Vec<String>,
-    pub(crate) description: Option<String>,
-    /// `--kernel`: add a Jupyter kernel as one of its outputs.
-    pub(crate) kernel: bool,
-    /// `--shared [--group G]`.
-    pub(crate) shared: Option<crate::manifest::Sharing>,
-    pub(crate) registry: Registry,
-    pub(crate) interpreter_cache: PathBuf,
-    /// The site Python's packages do not count as installed (`--ignore-site-packages`).
-    pub(crate) ignore_site_packages: bool,
-}
-
 /// A value nobody set.
 fn default<T>(value: T) -> Sourced<T> {
     Sourced {
         value,
         source: Source::Default,
     }
+}
+
+/// A key `options!` gives a built-in value: the built-in layer always sets it.
+fn built_in<T>(set: Option<Sourced<T>>) -> Sourced<T> {
+    set.expect("options! gives this key a built-in value")
 }
 
 /// The layers of a layered key, highest first, as the rules and tables name them. Only
@@ -211,15 +188,18 @@ impl Resolver<'_> {
         Ok(self.env.cwd().join(path))
     }
 
-    fn dir(
-        &self,
-        key: &str,
-        set: Option<Sourced<String>>,
-        default_raw: &str,
-        joins_lists: bool,
-    ) -> Result<Sourced<PathBuf>> {
-        let Sourced { value, source } = set.unwrap_or_else(|| default(default_raw.to_owned()));
+    fn dir(&self, key: &str, set: Sourced<String>, joins_lists: bool) -> Result<Sourced<PathBuf>> {
+        let Sourced { value, source } = set;
         let value = self.path(key, &value, &source, joins_lists)?;
+        Ok(Sourced { value, source })
+    }
+
+    fn dirs(&self, key: &str, set: Sourced<Vec<String>>) -> Result<Sourced<Vec<PathBuf>>> {
+        let Sourced { value, source } = set;
+        let value = value
+            .iter()
+            .map(|dir| self.path(key, dir, &source, false))
+            .collect::<Result<_>>()?;
         Ok(Sourced { value, source })
     }
 }
@@ -266,14 +246,13 @@ impl GlobalSettings {
         );
         layers.extend(user.map(|o| (o, Origin::UserFile(user_path))));
         layers.extend(site.map(|o| (o, Origin::SiteFile(site_path))));
+        layers.push((Options::builtin(), Origin::Builtin));
         let m = Merged::merge(layers);
         let r = Resolver { env };
 
-        let envs_dir = r.dir("envs_dir", m.envs_dir, "~/.envmod/envs", true)?;
-        let module_root = r.dir("module_root", m.module_root, "~/privatemodules", true)?;
-        let module_system = m
-            .module_system
-            .unwrap_or_else(|| default(ModuleSystemChoice::Auto));
+        let envs_dir = r.dir("envs_dir", built_in(m.envs_dir), true)?;
+        let module_root = r.dir("module_root", built_in(m.module_root), true)?;
+        let module_system = built_in(m.module_system);
         let python = match m.python {
             Some(Sourced { value: raw, source }) => {
                 // A bare command name is looked up on PATH later; anything with a slash is a path.
@@ -291,7 +270,7 @@ impl GlobalSettings {
             }
             None => default(None),
         };
-        let ignore_modules = m.ignore_modules.unwrap_or_else(|| default(Vec::new()));
+        let ignore_modules = built_in(m.ignore_modules);
         for pattern in &ignore_modules.value {
             if glob::Pattern::new(pattern).is_err() {
                 return Err(UserError::failure(format!(
@@ -316,12 +295,8 @@ impl GlobalSettings {
                 templates_dir.source
             ));
         }
-        let channels = m
-            .channels
-            .unwrap_or_else(|| default(vec!["conda-forge".into()]));
-        let channel_alias = m
-            .channel_alias
-            .unwrap_or_else(|| default("https://conda.anaconda.org".into()));
+        let channels = built_in(m.channels);
+        let channel_alias = built_in(m.channel_alias);
         if url::Url::parse(&channel_alias.value).is_err() {
             return Err(UserError::usage(format!(
                 "channel_alias {:?} from {} is not a URL",
@@ -351,33 +326,13 @@ impl GlobalSettings {
                     .join("rattler/cache/pkgs"),
             ]),
         };
-        let readonly_pkgs_dirs = match m.readonly_pkgs_dirs {
-            Some(Sourced { value: raw, source }) => {
-                let value = raw
-                    .iter()
-                    .map(|dir| r.path("readonly_pkgs_dirs", dir, &source, false))
-                    .collect::<Result<_>>()?;
-                Sourced { value, source }
-            }
-            None => default(Vec::new()),
-        };
-        let offline = m.offline.unwrap_or_else(|| default(false));
-        let compile_pyc = m
-            .compile_pyc
-            .unwrap_or_else(|| default(crate::conda::pyc::CompilePyc::Auto));
-        let shared_envs_dirs = match m.shared_envs_dirs {
-            Some(Sourced { value: raw, source }) => {
-                let value = raw
-                    .iter()
-                    .map(|dir| r.path("shared_envs_dirs", dir, &source, false))
-                    .collect::<Result<_>>()?;
-                Sourced { value, source }
-            }
-            None => default(Vec::new()),
-        };
+        let readonly_pkgs_dirs = r.dirs("readonly_pkgs_dirs", built_in(m.readonly_pkgs_dirs))?;
+        let offline = built_in(m.offline);
+        let compile_pyc = built_in(m.compile_pyc);
+        let shared_envs_dirs = r.dirs("shared_envs_dirs", built_in(m.shared_envs_dirs))?;
         let module_map = m.module_map.unwrap_or_else(|| default(Default::default()));
-        let allow_stacking = m.allow_stacking.unwrap_or_else(|| default(false));
-        let ld_library_path = m.ld_library_path.unwrap_or_else(|| default(false));
+        let allow_stacking = built_in(m.allow_stacking);
+        let ld_library_path = built_in(m.ld_library_path);
         let (source, layers) = file_layers(&m.module_provides);
         let module_provides = Sourced {
             value: crate::site::provides::merge_rules(&layers)?,
@@ -388,7 +343,7 @@ impl GlobalSettings {
             value: NameTable::merge(&layers)?,
             source,
         };
-        let ignore_site_packages = m.ignore_site_packages.unwrap_or_else(|| default(false));
+        let ignore_site_packages = built_in(m.ignore_site_packages);
 
         Ok(Self {
             envs_dir,
