@@ -7,17 +7,11 @@
 #[cfg(feature = "test-hooks")]
 pub(crate) fn hit(name: &str) {
     if std::env::var_os("ENVMOD_TEST_KILL_AT").is_some_and(|v| v == name) {
-        // SAFETY: kill(2) on our own pid with a constant signal has no memory effects.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::SIGKILL);
     }
     // SIGTERM instead, and wait for the handler: what a user's Ctrl-C at this point prints.
     if std::env::var_os("ENVMOD_TEST_TERM_AT").is_some_and(|v| v == name) {
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGTERM);
-        }
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::SIGTERM);
         std::thread::sleep(std::time::Duration::from_secs(30));
     }
     if std::env::var_os("ENVMOD_TEST_PAUSE_AT").is_some_and(|v| v == name) {

@@ -266,9 +266,7 @@ mod reader_tests {
     use super::*;
 
     fn mkfifo(path: &Path) {
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     }
 
     #[test]
@@ -417,8 +415,7 @@ fn lock_denied(path: &Path, e: &std::io::Error) -> Option<anyhow::Error> {
     let meta = path.symlink_metadata().ok().filter(|m| m.is_file())?;
     let owner = user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string());
     let mode = meta.mode() & 0o7777;
-    // SAFETY: geteuid cannot fail.
-    let mine = meta.uid() == unsafe { libc::geteuid() };
+    let mine = meta.uid() == nix::unistd::geteuid().as_raw();
     let quoted = crate::render::escape::sh_quote(&path.to_string_lossy());
     let hint = if mine {
         format!("make it writable again: chmod u+w {quoted}")
@@ -483,22 +480,17 @@ pub(crate) fn can_create_in(dir: &Path) -> std::io::Result<()> {
             _ => break,
         }
     }
-    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(existing.as_os_str()))
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    let rc = unsafe {
-        libc::faccessat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::W_OK | libc::X_OK,
-            libc::AT_EACCESS,
-        )
+    use nix::{
+        fcntl::{AT_FDCWD, AtFlags},
+        unistd::{AccessFlags, faccessat},
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    faccessat(
+        AT_FDCWD,
+        existing,
+        AccessFlags::W_OK | AccessFlags::X_OK,
+        AtFlags::AT_EACCESS,
+    )
+    .map_err(std::io::Error::from)
 }
 
 #[cfg(test)]
@@ -549,9 +541,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock).unwrap();
         assert!(open_lock_file_to_read(&lock).is_err());
         std::fs::remove_file(&lock).unwrap();
-        let c = std::ffi::CString::new(lock.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        nix::unistd::mkfifo(&lock, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         let err = open_lock_file_to_read(&lock).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
         std::fs::remove_file(&lock).unwrap();
@@ -668,56 +658,31 @@ pub(crate) fn umask() -> u32 {
 
 /// The id of group `name`, if it exists.
 pub(crate) fn group_id(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getgrnam is given a valid C string and its result is read at once, on this
-    // thread, before any other call that could reuse its static buffer.
-    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
-    if gr.is_null() {
-        None
-    } else {
-        // SAFETY: non-null result of getgrnam.
-        Some(unsafe { (*gr).gr_gid })
-    }
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
 }
 
 /// Whether this process can give files to group `gid`: root, or a member.
 pub(crate) fn in_group(gid: u32) -> bool {
-    // SAFETY: plain libc queries with a buffer of the size getgroups reports.
-    unsafe {
-        if libc::geteuid() == 0 || libc::getegid() == gid {
-            return true;
-        }
-        let n = libc::getgroups(0, std::ptr::null_mut());
-        if n <= 0 {
-            return false;
-        }
-        let mut groups = vec![0 as libc::gid_t; n as usize];
-        let n = libc::getgroups(n, groups.as_mut_ptr());
-        n > 0 && groups[..n as usize].contains(&gid)
-    }
+    use nix::unistd::{Gid, getegid, geteuid, getgroups};
+    geteuid().is_root()
+        || getegid().as_raw() == gid
+        || getgroups().is_ok_and(|groups| groups.contains(&Gid::from_raw(gid)))
 }
 
 /// The login name of user `uid` (the number when it has none).
 pub(crate) fn user_name(uid: u32) -> Option<String> {
-    // SAFETY: getpwuid's result is read at once, on this thread, before any other call that
-    // could reuse its static buffer.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if pw.is_null() {
-            return Some(uid.to_string());
-        }
-        Some(
-            std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned(),
-        )
-    }
+    Some(match nix::unistd::User::from_uid(uid.into()) {
+        Ok(Some(user)) => user.name,
+        _ => uid.to_string(),
+    })
 }
 
 /// The login name of whoever runs envmod.
 pub(crate) fn current_user() -> Option<String> {
-    // SAFETY: geteuid cannot fail.
-    user_name(unsafe { libc::geteuid() })
+    user_name(nix::unistd::geteuid().as_raw())
 }
 
 /// Open `rel` (plain components only) below the directory `root` without following a
@@ -726,19 +691,12 @@ pub(crate) fn current_user() -> Option<String> {
 /// directory when `dir`, else anything that is not a link; it is opened non-blocking, so a
 /// FIFO cannot hang the caller.
 fn open_beneath(root: &Path, rel: &Path, dir: bool) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
-    let cstr = |s: &std::ffi::OsStr| {
-        std::ffi::CString::new(s.as_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    use nix::{
+        fcntl::{AT_FDCWD, OFlag, openat},
+        sys::stat::Mode,
     };
-    let open_at = |at: libc::c_int, name: &std::ffi::CString, flags: libc::c_int| {
-        // SAFETY: `name` is NUL-terminated and `at` is AT_FDCWD or a descriptor we own.
-        let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by openat and nothing else owns it.
-        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    let open_at = |at: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr, flags: OFlag| {
+        openat(at, name, flags | OFlag::O_CLOEXEC, Mode::empty()).map_err(std::io::Error::from)
     };
     let parts: Vec<&std::ffi::OsStr> = rel
         .components()
@@ -748,23 +706,19 @@ fn open_beneath(root: &Path, rel: &Path, dir: bool) -> std::io::Result<std::os::
         })
         .collect::<std::io::Result<_>>()?;
     let mut fd = open_at(
-        libc::AT_FDCWD,
-        &cstr(root.as_os_str())?,
-        libc::O_RDONLY | libc::O_DIRECTORY,
+        AT_FDCWD,
+        root.as_os_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
     )?;
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         let kind = if last && !dir {
-            libc::O_NONBLOCK | libc::O_NOCTTY
+            OFlag::O_NONBLOCK | OFlag::O_NOCTTY
         } else {
-            libc::O_DIRECTORY
+            OFlag::O_DIRECTORY
         };
-        use std::os::fd::AsRawFd;
-        fd = open_at(
-            fd.as_raw_fd(),
-            &cstr(part)?,
-            libc::O_RDONLY | libc::O_NOFOLLOW | kind,
-        )?;
+        use std::os::fd::AsFd;
+        fd = open_at(fd.as_fd(), part, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | kind)?;
     }
     Ok(fd)
 }
@@ -774,7 +728,6 @@ fn open_beneath(root: &Path, rel: &Path, dir: bool) -> std::io::Result<std::os::
 /// where a link in any directory on the way could lead out of the tree. As with
 /// `open_regular`, the type is checked before the open, so a device is never opened.
 pub(crate) fn open_regular_beneath(root: &Path, rel: &Path) -> Result<File, ReadError> {
-    use std::os::fd::{AsRawFd, FromRawFd};
     let path = root.join(rel);
     let io = |source: std::io::Error| match source.raw_os_error() {
         Some(libc::ENOENT) => ReadError::NotFound(path.clone()),
@@ -790,27 +743,12 @@ pub(crate) fn open_regular_beneath(root: &Path, rel: &Path) -> Result<File, Read
         return Err(io(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
     };
     let dir = open_beneath(root, parent, true).map_err(io)?;
-    let name = std::ffi::CString::new(name.as_encoded_bytes())
-        .map_err(|_| io(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
     let not_regular = |meta: &std::fs::Metadata| ReadError::NotRegular {
         path: path.clone(),
         kind: kind_of(meta.file_type()),
     };
-    // SAFETY: `dir` is an open directory and `name` is NUL-terminated; `st` is written by
-    // the call before it is read.
-    let st = unsafe {
-        let mut st = std::mem::zeroed::<libc::stat>();
-        if libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        ) != 0
-        {
-            return Err(io(std::io::Error::last_os_error()));
-        }
-        st
-    };
+    let st = nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| io(e.into()))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         let kind = match st.st_mode & libc::S_IFMT {
             libc::S_IFLNK => "a symbolic link",
@@ -825,18 +763,20 @@ pub(crate) fn open_regular_beneath(root: &Path, rel: &Path) -> Result<File, Read
             kind,
         });
     }
-    // SAFETY: as above; the descriptor returned is owned by the File made from it.
-    let file = unsafe {
-        let fd = libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if fd < 0 {
-            return Err(io(std::io::Error::last_os_error()));
-        }
-        File::from_raw_fd(fd)
-    };
+    use nix::fcntl::OFlag;
+    let file = File::from(
+        nix::fcntl::openat(
+            &dir,
+            name,
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| io(e.into()))?,
+    );
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(not_regular(&meta));
@@ -896,7 +836,7 @@ pub(crate) fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Option
 /// The names in the directory `rel` below `root` (see [`open_beneath`]), sorted; empty when
 /// it does not exist.
 pub(crate) fn list_beneath(root: &Path, rel: &Path) -> Result<Vec<std::ffi::OsString>> {
-    use std::os::{fd::IntoRawFd, unix::ffi::OsStrExt};
+    use std::os::unix::ffi::OsStrExt;
     let path = root.join(rel);
     let fd = match open_beneath(root, rel, true) {
         Ok(fd) => fd,
@@ -911,32 +851,16 @@ pub(crate) fn list_beneath(root: &Path, rel: &Path) -> Result<Vec<std::ffi::OsSt
         }
         Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
     };
-    let raw = fd.into_raw_fd();
-    // SAFETY: `raw` is an open directory descriptor whose ownership passes to the stream;
-    // closedir closes it.
-    let dir = unsafe { libc::fdopendir(raw) };
-    if dir.is_null() {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so `raw` is still ours to close.
-        unsafe { libc::close(raw) };
-        return Err(e).with_context(|| format!("failed to read {}", path.display()));
-    }
+    let read_error = || format!("failed to read {}", path.display());
+    let mut dir = nix::dir::Dir::from_fd(fd).with_context(read_error)?;
     let mut names = Vec::new();
-    loop {
-        // SAFETY: `dir` is a valid stream until closedir; each entry is read before the next call.
-        let entry = unsafe { libc::readdir(dir) };
-        if entry.is_null() {
-            break;
-        }
-        // SAFETY: d_name of a returned entry is a NUL-terminated name.
-        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
-        let name = std::ffi::OsStr::from_bytes(name.to_bytes());
+    for entry in dir.iter() {
+        let entry = entry.with_context(read_error)?;
+        let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
         if name != "." && name != ".." {
             names.push(name.to_os_string());
         }
     }
-    // SAFETY: `dir` came from fdopendir and is closed once.
-    unsafe { libc::closedir(dir) };
     names.sort();
     Ok(names)
 }

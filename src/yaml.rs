@@ -170,7 +170,9 @@ fn walk(text: &str, mut each: impl FnMut(Event, usize) -> Walk) -> Result<bool, 
     let parser = parser.as_mut_ptr();
     // SAFETY: the parser is initialised before use and deleted at the end; its input is
     // `text`, which outlives it; every event is deleted after it is read, and scalar values
-    // are copied out of it before that.
+    // are copied out of it before that. This is libyaml's C interface, not libc: neither
+    // nix nor std has a YAML parser, and serde_yaml, which wraps this one, gives no event
+    // stream to stop early in.
     unsafe {
         if unsafe_sys::yaml_parser_initialize(parser).fail {
             return Ok(false);

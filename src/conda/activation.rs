@@ -457,9 +457,7 @@ mod tests {
         let dir = prefix_with(&[]);
         std::fs::create_dir_all(dir.path().join("conda-meta")).unwrap();
         let state = dir.path().join("conda-meta/state");
-        let c = std::ffi::CString::new(state.to_str().unwrap()).unwrap();
-        // SAFETY: a valid path for the duration of the call.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&state, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let err = own_vars(dir.path()).unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
         std::fs::remove_file(&state).unwrap();

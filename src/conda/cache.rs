@@ -14,11 +14,8 @@
 
 use std::{
     collections::HashSet,
-    ffi::{CStr, OsString},
-    os::{
-        fd::AsRawFd,
-        unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt},
-    },
+    ffi::OsString,
+    os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Component, Path, PathBuf},
 };
 
@@ -384,8 +381,7 @@ fn sh_quote(path: &Path) -> String {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid(2) cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 fn user_name(uid: u32) -> String {
@@ -393,41 +389,22 @@ fn user_name(uid: u32) -> String {
 }
 
 fn group_name(gid: u32) -> String {
-    // SAFETY: getgrgid's result is read at once, on this thread, before any other call that
-    // could reuse its static buffer.
-    unsafe {
-        let gr = libc::getgrgid(gid);
-        if gr.is_null() {
-            return gid.to_string();
-        }
-        CStr::from_ptr((*gr).gr_name).to_string_lossy().into_owned()
+    match nix::unistd::Group::from_gid(gid.into()) {
+        Ok(Some(group)) => group.name,
+        _ => gid.to_string(),
     }
 }
 
 /// Whether `gid` is the private group of user `uid` (a group of the user's own name, the
 /// user's primary group, with no other member): then group write is the owner's alone.
 fn is_private_group(gid: u32, uid: u32) -> bool {
-    // SAFETY: getpwuid's and getgrgid's results are read at once, on this thread; the user
-    // name is copied before getgrgid is called.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if pw.is_null() || (*pw).pw_gid != gid {
-            return false;
-        }
-        let name = CStr::from_ptr((*pw).pw_name).to_owned();
-        let gr = libc::getgrgid(gid);
-        if gr.is_null() || CStr::from_ptr((*gr).gr_name) != name.as_c_str() {
-            return false;
-        }
-        let mut member = (*gr).gr_mem;
-        while !member.is_null() && !(*member).is_null() {
-            if CStr::from_ptr(*member) != name.as_c_str() {
-                return false;
-            }
-            member = member.add(1);
-        }
-        true
-    }
+    let Ok(Some(user)) = nix::unistd::User::from_uid(uid.into()) else {
+        return false;
+    };
+    let Ok(Some(group)) = nix::unistd::Group::from_gid(gid.into()) else {
+        return false;
+    };
+    user.gid.as_raw() == gid && group.name == user.name && group.mem.iter().all(|m| *m == user.name)
 }
 
 /// Remove leftover extraction directories from every cache in `pkgs_dirs` whose lock can be
@@ -453,9 +430,8 @@ fn try_lock(path: &Path) -> Option<std::fs::File> {
         .write(true)
         .open(path)
         .ok()?;
-    // SAFETY: flock on a descriptor this function owns; the lock ends when `file` is closed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    (rc == 0).then_some(file)
+    // The lock ends when `file` is closed.
+    file.try_lock().is_ok().then_some(file)
 }
 
 /// Temporary extraction directories in one cache: hidden directories named after a cache

@@ -8,6 +8,8 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path};
 
+use nix::sys::stat::{Mode, umask};
+
 /// The umask under which new entries of `dir` come out as `dir` itself allows: readable and
 /// searchable by whom `dir` is, never writable by anyone the writer's umask keeps out, nor by
 /// anyone `dir` keeps out. `None` when `dir` cannot be read.
@@ -30,27 +32,22 @@ pub(crate) fn current_umask() -> u32 {
                 .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         });
     from_proc.unwrap_or_else(|| {
-        // SAFETY: umask(2) cannot fail; the old value is restored at once.
-        unsafe {
-            let old = libc::umask(0o077);
-            libc::umask(old);
-            old as u32
-        }
+        let old = umask(Mode::from_bits_truncate(0o077));
+        umask(old);
+        old.bits()
     })
 }
 
 /// The umask for new entries of `dir` while this lives; the previous one when it is dropped.
 pub(crate) struct UmaskFor {
-    previous: Option<libc::mode_t>,
+    previous: Option<Mode>,
 }
 
 impl UmaskFor {
     /// A `dir` that cannot be read (not created yet, say) leaves the umask as it is.
     pub(crate) fn dir(dir: &Path) -> Self {
-        let previous = umask_following(dir, current_umask()).map(|mask| {
-            // SAFETY: umask(2) cannot fail.
-            unsafe { libc::umask(mask as libc::mode_t) }
-        });
+        let previous =
+            umask_following(dir, current_umask()).map(|mask| umask(Mode::from_bits_truncate(mask)));
         Self { previous }
     }
 }
@@ -58,8 +55,7 @@ impl UmaskFor {
 impl Drop for UmaskFor {
     fn drop(&mut self) {
         if let Some(previous) = self.previous {
-            // SAFETY: umask(2) cannot fail.
-            unsafe { libc::umask(previous) };
+            umask(previous);
         }
     }
 }

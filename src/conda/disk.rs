@@ -80,26 +80,20 @@ pub(crate) fn available_bytes(path: &Path) -> Option<u64> {
 /// The bytes an unprivileged user can still write on the filesystem that holds `path` (or
 /// its nearest existing ancestor), and the filesystem's size.
 pub(crate) fn space(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
     let absolute = std::path::absolute(path).ok()?;
     let existing = absolute.ancestors().find(|p| p.exists())?;
-    let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a statvfs struct this function owns.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    let stat = nix::sys::statvfs::statvfs(existing).ok()?;
     // The field types differ between targets (32-bit on some), hence the conversions.
     #[allow(clippy::useless_conversion)]
     let (available, total, frsize) = (
-        u64::from(stat.f_bavail),
-        u64::from(stat.f_blocks),
-        u64::from(stat.f_frsize),
+        u64::from(stat.blocks_available()),
+        u64::from(stat.blocks()),
+        u64::from(stat.fragment_size()),
     );
-    (rc == 0).then(|| {
-        (
-            available.saturating_mul(frsize),
-            total.saturating_mul(frsize),
-        )
-    })
+    Some((
+        available.saturating_mul(frsize),
+        total.saturating_mul(frsize),
+    ))
 }
 
 /// The mount point of the filesystem that holds `path` (or its nearest existing ancestor),

@@ -205,7 +205,7 @@ pub(crate) async fn install_wheels(
         .arg(&list)
         .env("PIP_CONFIG_FILE", "/dev/null")
         .current_dir(dir.path())
-        .output()
+        .output_within(crate::site::run::LONG)
         .with_context(|| format!("failed to run {} -m pip", python.display()))?;
     if !out.status.success() {
         return Err(UserError::failure(format!(

@@ -1048,24 +1048,14 @@ impl Dir {
         to_name: &OsStr,
         flags: u32,
     ) -> io::Result<()> {
-        let from = std::ffi::CString::new(name.as_bytes())?;
-        let into = std::ffi::CString::new(to_name.as_bytes())?;
-        // SAFETY: both descriptors are open for the duration of the call, and both names
-        // are NUL-terminated strings that outlive it.
-        let rc = unsafe {
-            libc::renameat2(
-                self.0.fd.as_raw_fd(),
-                from.as_ptr(),
-                to.0.fd.as_raw_fd(),
-                into.as_ptr(),
-                flags,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        nix::fcntl::renameat2(
+            &self.0.fd,
+            name,
+            &to.0.fd,
+            to_name,
+            nix::fcntl::RenameFlags::from_bits_retain(flags),
+        )
+        .map_err(io::Error::from)
     }
 }
 

@@ -47,8 +47,7 @@ impl std::fmt::Display for Writer {
 }
 
 fn me() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 /// Who other than this user and root could have written the file `meta` describes.

@@ -12,15 +12,24 @@
 
 use std::{
     ffi::{OsStr, OsString},
-    io::Read,
-    os::{
-        fd::{AsRawFd, OwnedFd},
-        unix::process::CommandExt,
-    },
     path::PathBuf,
-    process::{Command, ExitStatus, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
+};
+
+use nix::{
+    errno::Errno,
+    sys::{
+        signal::{Signal, killpg},
+        wait::{Id, WaitPidFlag, WaitStatus, waitid},
+    },
+    unistd::Pid,
+};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    runtime::{Handle, RuntimeFlavor},
+    signal::unix::{SignalKind, signal},
 };
 
 use crate::failpoint;
@@ -84,9 +93,9 @@ impl RunError {
 }
 
 /// The process groups running now, killed if envmod is interrupted.
-static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+static RUNNING: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 
-fn running() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
+fn running() -> std::sync::MutexGuard<'static, Vec<Pid>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -94,10 +103,7 @@ fn running() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
 /// say, writing into a staging directory that is being removed).
 pub(crate) fn kill_all() {
     for pgid in running().iter() {
-        // SAFETY: killpg with a group this process created and has not yet reaped.
-        unsafe {
-            libc::killpg(*pgid, libc::SIGKILL);
-        }
+        kill_group(*pgid);
     }
 }
 
@@ -116,117 +122,14 @@ pub(crate) fn find_program(name: &str, path_var: Option<&str>) -> Option<PathBuf
 }
 
 /// Run `cmd` to its end, or for at most `timeout`, and collect what it printed. Its stdin is
-/// empty; its stdout and stderr are captured (whatever the caller set).
+/// empty; its stdout and stderr are captured (whatever the caller set). `cmd` is used up:
+/// what is left in it is a bare command of the same program.
+///
+/// The callers are synchronous code; inside envmod's runtime this blocks the worker it
+/// runs on (as `block_in_place`), elsewhere it runs on a runtime of its own.
 pub(crate) fn output(cmd: &mut Command, timeout: Timeout) -> Result<Output, RunError> {
-    let limit = timeout.get();
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let explicit_path = cmd
-        .get_envs()
-        .find(|(k, _)| *k == "PATH")
-        .map(|(_, v)| v.map(OsStr::to_os_string));
-    // The child's PATH: the one given to it, or this process's, which it would inherit.
-    if let Some(path) = match explicit_path {
-        Some(set) => set,
-        None => std::env::var_os("PATH"),
-    } {
-        cmd.env("PATH", absolute_path_entries(&path));
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = {
-        // Registered under the lock, so an interrupt cannot fall between the spawn and the
-        // registration.
-        let mut list = running();
-        let child = cmd.spawn().map_err(|source| RunError::Start {
-            program: program.clone(),
-            source,
-        })?;
-        list.push(child.id() as libc::pid_t);
-        child
-    };
-    let pgid = child.id() as libc::pid_t;
-    let lost = |source| RunError::Output {
-        program: program.clone(),
-        source,
-    };
-    let mut streams = [
-        Stream::new(child.stdout.take().map(OwnedFd::from)),
-        Stream::new(child.stderr.take().map(OwnedFd::from)),
-    ];
-    let deadline = Instant::now() + limit;
-    let mut exited = false;
-    let result = loop {
-        if !exited && has_exited(pgid) {
-            exited = true;
-            // What the program left running in its group holds the pipes: it goes too.
-            kill_group(pgid);
-        }
-        let open: Vec<libc::pollfd> = streams
-            .iter()
-            .filter_map(|s| s.fd())
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        if exited && open.is_empty() {
-            break Ok(());
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            kill_group(pgid);
-            break Err(RunError::TimedOut {
-                program: program.clone(),
-                after: limit,
-            });
-        }
-        // The leader's exit is not a poll event: look again at least every 20 ms.
-        let wait = (deadline - now).min(Duration::from_millis(20));
-        if open.is_empty() {
-            std::thread::sleep(wait.min(Duration::from_millis(1)));
-            continue;
-        }
-        let mut fds = open;
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        let n = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                wait.as_millis() as libc::c_int,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                kill_group(pgid);
-                break Err(lost(e));
-            }
-            continue;
-        }
-        if n == 0 {
-            continue;
-        }
-        for s in streams.iter_mut() {
-            if let Some(fd) = s.fd()
-                && fds.iter().any(|p| p.fd == fd && p.revents != 0)
-                && let Err(e) = s.read_some()
-            {
-                kill_group(pgid);
-                return finish(child, pgid, Err(lost(e)));
-            }
-        }
-    };
-    finish(
-        child,
-        pgid,
-        result.map(|()| {
-            let [out, err] = streams;
-            (out.buf, err.buf)
-        }),
-    )
+    let (cmd, program) = prepare(cmd);
+    block_on(Handle::try_current().ok(), run(cmd, program, timeout.get()))
 }
 
 /// [`output`] as a method, for a `Command` built in one chain.
@@ -240,38 +143,17 @@ impl OutputWithin for Command {
     }
 }
 
-/// Reap the leader and forget its group.
-fn finish(
-    mut child: std::process::Child,
-    pgid: libc::pid_t,
-    result: Result<(Vec<u8>, Vec<u8>), RunError>,
-) -> Result<Output, RunError> {
-    // Under the lock: once reaped, the group id can be reused, and an interrupt must not
-    // kill whatever has it next.
-    let status: std::io::Result<ExitStatus> = {
-        let mut list = running();
-        let status = child.wait();
-        list.retain(|p| *p != pgid);
-        status
-    };
-    let (stdout, stderr) = result?;
-    let status = status.map_err(|source| RunError::Output {
-        program: format!("process {pgid}"),
-        source,
-    })?;
-    Ok(Output {
-        status,
-        stdout,
-        stderr,
-    })
-}
-
 /// A program started now and waited for later: the caller does other work meanwhile.
 pub(crate) struct Started(std::thread::JoinHandle<Result<Output, RunError>>);
 
 /// Start `cmd` (as [`output`] runs it) on a thread of its own.
 pub(crate) fn start(mut cmd: Command, timeout: Timeout) -> Started {
-    Started(std::thread::spawn(move || output(&mut cmd, timeout)))
+    let (cmd, program) = prepare(&mut cmd);
+    let handle = Handle::try_current().ok();
+    let limit = timeout.get();
+    Started(std::thread::spawn(move || {
+        block_on(handle, run(cmd, program, limit))
+    }))
 }
 
 impl Started {
@@ -285,82 +167,186 @@ impl Started {
     }
 }
 
-/// Whether the leader has exited, without reaping it: until it is reaped its pid, and so
-/// its group id, cannot be reused, so killing the group can only hit what it left.
-fn has_exited(pid: libc::pid_t) -> bool {
-    // SAFETY: an all-zero siginfo_t is valid for waitid to fill in; the pid is our child.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let rc = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        rc == 0 && info.si_pid() != 0
+/// The tokio command for `cmd`, with the PATH, the pipes and the process group every
+/// program gets, and the name errors give it.
+fn prepare(cmd: &mut Command) -> (tokio::process::Command, String) {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let explicit_path = cmd
+        .get_envs()
+        .find(|(k, _)| *k == "PATH")
+        .map(|(_, v)| v.map(OsStr::to_os_string));
+    // The child's PATH: the one given to it, or this process's, which it would inherit.
+    if let Some(path) = match explicit_path {
+        Some(set) => set,
+        None => std::env::var_os("PATH"),
+    } {
+        cmd.env("PATH", absolute_path_entries(&path));
     }
+    let bare = Command::new(cmd.get_program());
+    let mut cmd = tokio::process::Command::from(std::mem::replace(cmd, bare));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    (cmd, program)
 }
 
-fn kill_group(pgid: libc::pid_t) {
-    // SAFETY: killpg with the group of a child not yet reaped (see `has_exited`).
-    unsafe {
-        libc::killpg(pgid, libc::SIGKILL);
-    }
-}
-
-/// One output pipe, read without blocking.
-struct Stream {
-    pipe: Option<std::fs::File>,
-    buf: Vec<u8>,
-}
-
-impl Stream {
-    fn new(pipe: Option<OwnedFd>) -> Self {
-        let pipe = pipe.map(std::fs::File::from);
-        if let Some(p) = &pipe {
-            // SAFETY: fcntl on a descriptor this process owns.
-            unsafe {
-                let fd = p.as_raw_fd();
-                let flags = libc::fcntl(fd, libc::F_GETFL);
-                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-            }
+/// Run `fut` to its end from synchronous code: on the multi-threaded runtime `handle`, if
+/// there is one, else on a runtime made for it (a current-thread runtime cannot be blocked
+/// on from inside itself, so that case gets a thread too).
+fn block_on<T: Send>(handle: Option<Handle>, fut: impl Future<Output = T> + Send) -> T {
+    match handle {
+        Some(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(fut))
         }
-        Self {
-            pipe,
-            buf: Vec::new(),
-        }
+        Some(_) => std::thread::scope(|s| {
+            s.spawn(|| own_runtime().block_on(fut))
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        }),
+        None => own_runtime().block_on(fut),
     }
+}
 
-    fn fd(&self) -> Option<libc::c_int> {
-        self.pipe.as_ref().map(AsRawFd::as_raw_fd)
-    }
+fn own_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime needs only an epoll descriptor")
+}
 
-    /// Read what is there; at the end of the stream, close it.
-    fn read_some(&mut self) -> std::io::Result<()> {
-        let Some(pipe) = &mut self.pipe else {
-            return Ok(());
+/// Run the prepared `cmd`: its output is read while it runs, its group is killed when the
+/// leader exits (what it left there holds the pipes) or when `limit` is up, and the leader
+/// is reaped last, so that until then its group id cannot be reused and killing the group
+/// can only hit what the program left.
+async fn run(
+    mut cmd: tokio::process::Command,
+    program: String,
+    limit: Duration,
+) -> Result<Output, RunError> {
+    // Before the spawn, so that the leader's exit cannot come before the watch on it.
+    let mut sigchld = signal(SignalKind::child()).ok();
+    let (mut child, pgid) = {
+        // Registered under the lock, so an interrupt cannot fall between the spawn and the
+        // registration.
+        let mut list = running();
+        let child = cmd.spawn().map_err(|source| RunError::Start {
+            program: program.clone(),
+            source,
+        })?;
+        // A child not yet waited for always has its pid; without one there is no group
+        // to kill (and group 0 would be envmod's own).
+        let Some(pid) = child.id() else {
+            return Err(RunError::Start {
+                program,
+                source: std::io::Error::other("it started without a process id"),
+            });
         };
-        let mut chunk = [0u8; 64 * 1024];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) => {
-                    self.pipe = None;
-                    return Ok(());
-                }
-                Ok(n) => {
-                    let room = OUTPUT_LIMIT.saturating_sub(self.buf.len());
-                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        let pgid = Pid::from_raw(pid as i32);
+        list.push(pgid);
+        (child, pgid)
+    };
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let lost = |source| RunError::Output {
+        program: program.clone(),
+        source,
+    };
+    let work = async {
+        let leader = async {
+            exited(pgid, &mut sigchld).await;
+            kill_group(pgid);
+            Ok::<(), std::io::Error>(())
+        };
+        let (out, err, ()) = tokio::try_join!(drain(stdout), drain(stderr), leader)?;
+        Ok((out, err))
+    };
+    let result = match tokio::time::timeout(limit, work).await {
+        Ok(read) => read.map_err(lost),
+        Err(_) => Err(RunError::TimedOut {
+            program: program.clone(),
+            after: limit,
+        }),
+    };
+    if result.is_err() {
+        kill_group(pgid);
+    }
+    exited(pgid, &mut sigchld).await;
+    // Under the lock: once reaped, the group id can be reused, and an interrupt must not
+    // kill whatever has it next.
+    let status = {
+        let mut list = running();
+        let status = child.try_wait();
+        list.retain(|p| *p != pgid);
+        status
+    };
+    let (stdout, stderr) = result?;
+    let status = status
+        .and_then(|s| s.ok_or_else(|| std::io::Error::other("it had not exited")))
+        .map_err(lost)?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Wait until the leader `pid` has exited, without reaping it. SIGCHLD says when to look;
+/// a look every 50 ms covers a signal that went to another waiter.
+async fn exited(pid: Pid, sigchld: &mut Option<tokio::signal::unix::Signal>) {
+    while !has_exited(pid) {
+        match sigchld {
+            Some(s) => {
+                let _ = tokio::time::timeout(Duration::from_millis(50), s.recv()).await;
             }
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// Whether the leader has exited, without reaping it: until it is reaped its pid, and so
+/// its group id, cannot be reused.
+fn has_exited(pid: Pid) -> bool {
+    match waitid(
+        Id::Pid(pid),
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+    ) {
+        Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => false,
+        // Exited, or no longer a child of ours to wait for.
+        Ok(_) | Err(_) => true,
+    }
+}
+
+fn kill_group(pgid: Pid) {
+    // ESRCH: the group is already empty.
+    let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+/// Read one output pipe to its end, keeping at most [`OUTPUT_LIMIT`] bytes; the rest is read
+/// and dropped, so that the program never blocks on a full pipe.
+async fn drain(pipe: Option<impl AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let Some(mut pipe) = pipe else {
+        return Ok(buf);
+    };
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) => return Ok(buf),
+            Ok(n) => {
+                let room = OUTPUT_LIMIT.saturating_sub(buf.len());
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::{path::Path, time::Instant};
+
     use super::*;
 
     const SHORT: Timeout = Timeout::new("RUN_TEST_UNUSED", Duration::from_millis(1500));
@@ -401,6 +387,71 @@ mod tests {
             "{err}"
         );
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_program_that_hangs_while_writing_is_killed_and_named() {
+        let started = Instant::now();
+        let err = output(&mut sh("while :; do echo more; done"), SHORT).unwrap_err();
+        assert!(err.timed_out(), "{err}");
+        assert_eq!(err.to_string(), "/bin/sh did not answer within 1.5 s");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn runs_from_either_runtime_and_from_none() {
+        let run = || output(&mut sh("echo $$"), SHORT).unwrap().status.success();
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(multi.block_on(async { tokio::spawn(async move { run() }).await.unwrap() }));
+        assert!(multi.block_on(async { run() }));
+        let single = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(single.block_on(async { run() }));
+        let probe = multi.block_on(async { start(sh("echo started"), SHORT) });
+        assert_eq!(probe.wait().unwrap().stdout, b"started\n");
+        assert!(run());
+    }
+
+    /// Every program envmod runs goes through [`output`] or [`start`]: a `Command` run any
+    /// other way has no time limit.
+    #[test]
+    fn no_program_is_run_another_way() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        let mut dirs = vec![src.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension() != Some(OsStr::new("rs")) || path.ends_with("site/run.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+                for (n, line) in code.lines().enumerate() {
+                    if [".output()", ".status()", ".spawn()", "tokio::process"]
+                        .iter()
+                        .any(|call| line.contains(call))
+                    {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "run these with site::run::output (or start), which has a time limit:\n{}",
+            found.join("\n")
+        );
     }
 
     #[test]
