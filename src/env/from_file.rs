@@ -22,7 +22,7 @@ use rattler_conda_types::{
 };
 
 use crate::{
-    conda::{self, envfile::EnvFile, solve::Constraint},
+    conda::{self, envfile::EnvFile, solve::Constraint, specs::Spec},
     env::ops::Added,
     error::UserError,
     site::{
@@ -189,8 +189,8 @@ pub(crate) fn name_the_line(e: anyhow::Error, f: &EnvFile) -> anyhow::Error {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
         .collect();
     for spec in &f.specs {
-        if let Ok(name) = conda::specs::spec_package_name(&spec.value) {
-            let name = name.as_normalized();
+        if let Ok(parsed) = Spec::parse(&spec.value) {
+            let name = parsed.name().as_normalized();
             if words.contains(name) {
                 // The solver's line about this package, without its tree drawing.
                 let detail = text
@@ -261,17 +261,18 @@ pub(crate) fn check_python_pin(
         return Ok(());
     };
     for spec in &f.specs {
-        let Ok(parsed) = MatchSpec::from_str(&spec.value, ParseStrictness::Lenient) else {
+        let Ok(parsed) = Spec::parse(&spec.value) else {
             continue;
         };
-        if parsed
-            .name
-            .as_exact()
-            .is_none_or(|n| n.as_normalized() != "python")
-        {
+        if !parsed.is_python() {
             continue;
         }
-        let Some(wanted) = parsed.version.as_ref().filter(|v| !v.matches(&version)) else {
+        let Some(wanted) = parsed
+            .match_spec()
+            .version
+            .as_ref()
+            .filter(|v| !v.matches(&version))
+        else {
             continue;
         };
         let how = if site_python_flag {
