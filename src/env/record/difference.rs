@@ -41,7 +41,7 @@ pub(super) fn difference(
             show(&manifest.prefix),
             show(&record.named),
             format!(
-                "Put {} back there, or make the path you named its prefix: `envmod module {cli} --adopt`",
+                "Put {} back there, or make the path you named its prefix: `envmod module {cli} --relocate`",
                 show(&record.named)
             ),
         ));

@@ -93,7 +93,7 @@ struct RecordedModule {
 /// not acted on, and the recorded one is what the command replaces.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Replacing {
-    /// `module --adopt`: the prefix becomes the path the user named.
+    /// `module --relocate`: the prefix becomes the path the user named.
     pub(crate) prefix: bool,
     /// `share`.
     pub(crate) shared: bool,
