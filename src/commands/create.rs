@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use rattler_conda_types::RepoDataRecord;
 
 use crate::{
-    conda,
+    conda::{self, specs::Spec},
     env::{
         from_file::{self, Source},
         ops::{self, Ctx, NewEnv},
@@ -106,17 +106,12 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     let (mut spec_strings, mut specs): (Vec<String>, Vec<_>) = match yml {
         Some(f) => {
             let file_specs: Vec<String> = f.specs.iter().map(|l| l.value.clone()).collect();
-            conda::specs::with_added_parsed(&file_specs, &s.specs)?
-                .into_iter()
-                .unzip()
+            let specs = conda::specs::with_added_specs(&file_specs, &s.specs)?;
+            (specs.iter().map(|s| s.text().to_owned()).collect(), specs)
         }
-        None => (s.specs.clone(), conda::specs::parse_specs(&s.specs)?),
+        None => (s.specs.clone(), Spec::parse_all(&s.specs)?),
     };
-    let asks_python = specs.iter().any(|s| {
-        s.name
-            .as_exact()
-            .is_some_and(|n| n.as_normalized() == "python")
-    });
+    let asks_python = specs.iter().any(Spec::is_python);
     if let Some(version) = &conda_python
         && !asks_python
     {
@@ -125,7 +120,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             Some(_) => format!("python {version}.*"),
             None => format!("python =={version}"),
         };
-        specs.extend(conda::specs::parse_specs(&[spec])?);
+        specs.push(Spec::parse(&spec)?);
     }
     let (recorded, skipped, missing) = match file_stack {
         Some(m) => (m.modules, Vec::new(), m.missing),
@@ -200,11 +195,9 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
 
     // --kernel: ipykernel joins the packages unless they or the site Python have it.
     let add_ipykernel = s.kernel
-        && !specs.iter().any(|m| {
-            m.name
-                .as_exact()
-                .is_some_and(|n| n.as_normalized() == "ipykernel")
-        })
+        && !specs
+            .iter()
+            .any(|m| m.name().as_normalized() == "ipykernel")
         && !site_python
             .as_ref()
             .is_some_and(|p| kernel::site_has_ipykernel(&p.executable));
@@ -225,7 +218,7 @@ pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
             ipykernel_from_channels(&channels, site, s.shared.is_some(), ctx).await?;
             printer.info("--kernel: adding ipykernel to the packages");
             spec_strings.push("ipykernel".to_string());
-            specs.extend(conda::specs::parse_specs(&["ipykernel".to_string()])?);
+            specs.push(Spec::parse("ipykernel")?);
         }
         let solved = request::solve(
             request::Inputs {
@@ -403,7 +396,7 @@ async fn fill_in(
         request::Inputs {
             platform: conda::PLATFORM,
             channels: &channels,
-            specs: conda::specs::parse_specs(&specs)?,
+            specs: Spec::parse_all(&specs)?,
             site_python,
             provisions: Some(provided),
             installed: Vec::new(),
@@ -653,7 +646,7 @@ async fn from_lock(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     let new = NewEnv {
         target: target.clone(),
         manifest,
-        specs: conda::specs::parse_specs(&names)?,
+        specs: Spec::parse_all(&names)?,
         records,
         network,
         variables: Vec::new(),

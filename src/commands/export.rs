@@ -11,6 +11,7 @@ use crate::{
         self,
         envfile::{EnvmodSection, Export, PythonSection},
         lockfile::{LockedPip, PlatformLock},
+        specs::Spec,
     },
     env::{
         cleanup::PendingFile,
@@ -161,7 +162,7 @@ fn yml(snap: &Snapshot, pinned: bool) -> Export {
     };
     let has_python = specs
         .iter()
-        .any(|s| conda::specs::spec_package_name(s).is_ok_and(|n| n.as_normalized() == "python"));
+        .any(|s| Spec::parse(s).is_ok_and(|s| s.is_python()));
     if m.python.mode == PythonMode::Conda && !has_python {
         specs.insert(0, format!("python={}", m.python.site.short_version()));
     }
@@ -286,7 +287,7 @@ async fn lock(
 ) -> Result<(Vec<PlatformLock>, conda::Network)> {
     let m = &snap.manifest;
     // The specs' own channels (`chan::pkg`) resolve with the manifest's, through the alias.
-    let mut requested = conda::specs::parse_specs(&m.specs)?;
+    let mut requested = Spec::parse_all(&m.specs)?;
     let channels = ops::channels_for(&m.channels, &mut requested, ctx)?;
     // What the modules provided, as recorded: the lock marks it instead of holding it.
     let provisions = m.provided.as_ref().map_or(&[][..], |p| &p.modules[..]);
@@ -301,19 +302,15 @@ async fn lock(
             // This platform's `sel()` entries give way to the other platform's.
             let mut specs =
                 conda::envfile::specs_for(&m.specs, &m.selected, conda::PLATFORM, platform);
-            let mut parsed = conda::specs::parse_specs(&specs)?;
+            let mut parsed = Spec::parse_all(&specs)?;
             let channels = ops::channels_for(&m.channels, &mut parsed, ctx)?;
-            let has_python = parsed.iter().any(|s| {
-                s.name
-                    .as_exact()
-                    .is_some_and(|n| n.as_normalized() == "python")
-            });
+            let has_python = parsed.iter().any(Spec::is_python);
             if !has_python {
                 let python = match m.python.mode {
                     PythonMode::Conda => format!("python =={}", m.python.site.version),
                     PythonMode::Site => format!("python {}.*", m.python.site.short_version()),
                 };
-                parsed.extend(conda::specs::parse_specs(std::slice::from_ref(&python))?);
+                parsed.push(Spec::parse(&python)?);
                 specs.push(python);
             }
             if channels.list.is_empty() {

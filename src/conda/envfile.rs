@@ -11,6 +11,7 @@ use rattler_conda_types::{EnvironmentYaml, Subdir};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    conda::specs::Spec,
     error::UserError,
     manifest::PythonMode,
     site::{ModuleSystem, provides::ModuleProvision},
@@ -378,12 +379,11 @@ pub(crate) fn read_in(path: &Path, dir: &Path, text: &str, platform: Subdir) -> 
         match (dep.text, typed.as_match_spec()) {
             (Some(text_spec), Some(spec)) => {
                 let line = line_at(i);
-                let value = if crate::conda::specs::parse_specs(&[text_spec.to_string()]).is_ok() {
+                let value = if Spec::parse(text_spec).is_ok() {
                     text_spec.to_string()
                 } else {
                     let normalised = spec.to_string();
-                    crate::conda::specs::parse_specs(std::slice::from_ref(&normalised))
-                        .map_err(|e| file.error_at(line, format!("{e:#}")))?;
+                    Spec::parse(&normalised).map_err(|e| file.error_at(line, format!("{e:#}")))?;
                     normalised
                 };
                 file.specs.push(Located { value, line });

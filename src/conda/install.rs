@@ -13,10 +13,10 @@ use rattler::install::{
     IndicatifReporter, InstallationResultRecord, Installer, LinkOptions, Reporter, Transaction,
     TransactionOperation,
 };
-use rattler_conda_types::{MatchSpec, PackageName, PrefixRecord, RepoDataRecord};
+use rattler_conda_types::{PackageName, PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix, pyc},
+    conda::{CondaSettings, Network, PLATFORM, cache, disk, prefix, pyc, specs::Spec},
     error::UserError,
     printer::Printer,
     site::provides::is_stand_in,
@@ -28,7 +28,7 @@ pub struct InstallRequest<'a> {
     /// …and the prefix they are built for, written into scripts and text files.
     pub target_prefix: &'a Path,
     pub records: Vec<RepoDataRecord>,
-    pub specs: Vec<MatchSpec>,
+    pub specs: Vec<Spec>,
     /// Leave `python` alone: it is the site's interpreter, not a conda package.
     pub skip_python: bool,
     /// The client the records were solved with: their URLs carry no credentials.
@@ -148,7 +148,7 @@ pub async fn install(
         .with_download_client(req.network.client()?)
         .with_target_platform(PLATFORM)
         .with_package_cache(package_cache)
-        .with_requested_specs(req.specs)
+        .with_requested_specs(req.specs.into_iter().map(Spec::into_match_spec).collect())
         .with_installed_packages(installed)
         .with_execute_link_scripts(false)
         .with_alternative_target_prefix(req.target_prefix);

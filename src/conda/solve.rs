@@ -21,7 +21,7 @@ use rattler_repodata_gateway::{
 use rattler_solve::{SolveError, SolverImpl, SolverTask, resolvo};
 
 use crate::{
-    conda::{CondaSettings, Network, PLATFORM, channels},
+    conda::{CondaSettings, Network, PLATFORM, channels, specs::Spec},
     error::UserError,
     printer::Printer,
     site::{provides::is_stand_in, python::Interpreter},
@@ -92,7 +92,7 @@ pub struct SolveRequest<'a> {
     pub channels: &'a [Channel],
     /// The client for the channels, holding the credentials taken out of their URLs.
     pub network: &'a Network,
-    pub specs: Vec<MatchSpec>,
+    pub specs: Vec<Spec>,
     /// Pinned, and kept in the solution: the installer skips it, yet needs it to know where
     /// noarch Python packages go.
     pub site_python: Option<RepoDataRecord>,
@@ -263,7 +263,8 @@ pub async fn solve(
 ) -> Result<Solution> {
     check_constraints(&req.constraints)?;
     let started = Instant::now();
-    let mut query_specs = req.specs.clone();
+    let mut query_specs: Vec<MatchSpec> =
+        req.specs.iter().map(|s| s.match_spec().clone()).collect();
     if req.site_python.is_some() {
         query_specs.push(MatchSpec::from_str(
             "python",
@@ -329,7 +330,7 @@ pub async fn solve(
     }
     let platform = req.platform;
     let given = Given {
-        specs: req.specs,
+        specs: req.specs.into_iter().map(Spec::into_match_spec).collect(),
         site_python: req.site_python,
         stand_ins: req.stand_ins,
         site_packages: req.site_packages,
@@ -562,11 +563,7 @@ fn no_python<'r>(
     platform: Subdir,
 ) -> Option<anyhow::Error> {
     let is_python = |r: &RepoDataRecord| r.package_record.name.as_normalized() == "python";
-    let spec = req.specs.iter().find(|s| {
-        s.name
-            .as_exact()
-            .is_some_and(|n| n.as_normalized() == "python")
-    })?;
+    let spec = req.specs.iter().find(|s| s.is_python())?.match_spec();
     // A module's Python, or the one the prefix holds, is a candidate the channels need not have.
     let given = req
         .stand_ins

@@ -3,13 +3,11 @@
 //! the channels a solve uses. Apart from `ops`, so that the request builder, which `ops`
 //! calls, can take them without importing `ops` back.
 
-use std::sync::Arc;
-
 use anyhow::Result;
-use rattler_conda_types::{Channel, MatchSpec};
+use rattler_conda_types::Channel;
 
 use crate::{
-    conda::{self, CondaSettings},
+    conda::{self, CondaSettings, specs::Spec},
     environ::Environ,
     outputs::modulefile::ModulefileOptions,
     printer::Printer,
@@ -45,15 +43,11 @@ pub(crate) fn channels(raw: &[String], ctx: &Ctx<'_>) -> Result<Channels> {
 /// [`channels`], and the channels `specs` name (`chan::pkg`), resolved the same way: each
 /// is searched too (after `raw`, as conda does), and its spec then names the resolved
 /// channel, since the solver keeps only records from the very channel a spec names.
-pub(crate) fn channels_for(
-    raw: &[String],
-    specs: &mut [MatchSpec],
-    ctx: &Ctx<'_>,
-) -> Result<Channels> {
+pub(crate) fn channels_for(raw: &[String], specs: &mut [Spec], ctx: &Ctx<'_>) -> Result<Channels> {
     let mut all = raw.to_vec();
     let written: Vec<Option<String>> = specs
         .iter()
-        .map(|s| s.channel.as_deref().map(conda::channels::as_written))
+        .map(|s| s.channel().map(conda::channels::as_written))
         .collect();
     for w in written.iter().flatten() {
         if !all.contains(w) {
@@ -65,7 +59,7 @@ pub(crate) fn channels_for(
     for (spec, w) in specs.iter_mut().zip(&written) {
         if let Some(w) = w {
             let at = all.iter().position(|a| a == w).expect("added above");
-            spec.channel = Some(Arc::new(resolved[at].clone()));
+            spec.set_channel(resolved[at].clone());
         }
     }
     // `-c chan` and `chan::pkg` (or the URL they both name) are one channel, searched once.

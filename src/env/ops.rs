@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rattler_conda_types::{MatchSpec, PrefixRecord, RepoDataRecord};
+use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 use crate::{
-    conda::{self, activation::EnvVar},
+    conda::{self, activation::EnvVar, specs::Spec},
     env::{
         cleanup::{self, Staging},
         lock::{self, EnvLock},
@@ -410,7 +410,7 @@ fn compiler<'a>(
 pub(crate) struct NewEnv {
     pub(crate) target: EnvTarget,
     pub(crate) manifest: Manifest,
-    pub(crate) specs: Vec<MatchSpec>,
+    pub(crate) specs: Vec<Spec>,
     pub(crate) records: Vec<RepoDataRecord>,
     /// The client `records` were solved with.
     pub(crate) network: conda::Network,
@@ -695,7 +695,7 @@ pub(crate) async fn change(
     // Channels of the manifest this user did not install from last time.
     let mut unchosen = Vec::new();
     if let Some(specs) = specs {
-        let mut conda_specs = conda::specs::parse_specs(&specs)?;
+        let mut conda_specs = Spec::parse_all(&specs)?;
         let names = specs
             .iter()
             .map(|s| conda::specs::spec_package_name(s))
@@ -704,10 +704,10 @@ pub(crate) async fn change(
             && !names.iter().any(|n| n.as_normalized() == "python")
         {
             // The env's Python stays what it was created with.
-            conda_specs.extend(conda::specs::parse_specs(&[format!(
+            conda_specs.push(Spec::parse(&format!(
                 "python =={}",
                 old.python.site.version
-            )])?);
+            ))?);
         }
         let mut raw_channels = if !cli_channels.is_empty() {
             cli_channels.to_vec()
@@ -1008,7 +1008,7 @@ fn unchosen_channels(old: &Manifest, real: &Path, ctx: &Ctx<'_>) -> Vec<String> 
 fn spec_only_channels(
     change: &Change,
     specs: &[String],
-    parsed: &[rattler_conda_types::MatchSpec],
+    parsed: &[Spec],
     raw: &[String],
     (name, real): (&str, &Path),
     ctx: &Ctx<'_>,
@@ -1024,7 +1024,7 @@ fn spec_only_channels(
         .collect();
     let mut out: Vec<String> = Vec::new();
     for (spec, parsed) in specs.iter().zip(parsed) {
-        let Some(channel) = parsed.channel.as_deref() else {
+        let Some(channel) = parsed.channel() else {
             continue;
         };
         let shown = conda::channels::display(channel);

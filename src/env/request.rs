@@ -10,14 +10,13 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use rattler_conda_types::{
-    GenericVirtualPackage, MatchSpec, PackageName, RepoDataRecord, Subdir, Version,
-};
+use rattler_conda_types::{GenericVirtualPackage, PackageName, RepoDataRecord, Subdir, Version};
 
 use crate::{
     conda::{
         self,
         solve::{Constraint, Provided, Solution, SolveRequest},
+        specs::Spec,
     },
     env::ctx::{Channels, Ctx},
     manifest::Provisions,
@@ -33,7 +32,7 @@ use crate::{
 pub(crate) struct Inputs<'a> {
     pub(crate) platform: Subdir,
     pub(crate) channels: &'a Channels,
-    pub(crate) specs: Vec<MatchSpec>,
+    pub(crate) specs: Vec<Spec>,
     /// Site mode on this platform: the interpreter. `None` in conda mode and for another
     /// platform.
     pub(crate) site_python: Option<&'a Interpreter>,
