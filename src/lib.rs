@@ -114,24 +114,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             shared_dirs: settings.shared_envs_dirs.value.clone(),
         },
     };
-    // Compiled before any work: a broken site template must cost nothing, and never stops
-    // a command that writes no modulefile.
-    let writes_outputs = matches!(
-        command,
-        Command::Create(_)
-            | Command::Install(_)
-            | Command::Remove(_)
-            | Command::Module(_)
-            | Command::ShellHook(_)
-            | Command::Kernel(_)
-            | Command::Freeze(_)
-            | Command::Share(_)
-            | Command::Unfreeze(_)
-    );
-    let renderer = match writes_outputs {
-        true => Renderer::new(settings.templates_dir.value.as_deref())?,
-        false => Renderer::new(None)?,
-    };
+    let renderer = Renderer::new(settings.templates_dir.value.as_deref());
     let site = site::SiteSettings {
         rules: settings.module_provides.value.clone(),
         names: settings.site_package_names.value.clone(),

@@ -21,7 +21,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) printer: &'a Printer,
     pub(crate) environ: &'a Environ,
     pub(crate) conda: &'a CondaSettings,
-    /// Compiled before anything else: a broken site template must cost nothing.
+    /// The site's templates, read when the first output is rendered.
     pub(crate) renderer: &'a Renderer,
     pub(crate) options: ModulefileOptions,
     /// What the cluster gives the solve: the `module_provides` rules and the site package

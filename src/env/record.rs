@@ -189,6 +189,11 @@ pub(crate) fn agrees(env: &Environ, real: &Path, manifest: &Manifest) -> bool {
     read(env, real).is_none_or(|r| difference(&r, manifest, Replacing::NOTHING, "").is_none())
 }
 
+/// Whether this user's envmod wrote the outputs of the environment at `real`.
+pub(crate) fn wrote(env: &Environ, real: &Path) -> bool {
+    read(env, real).is_some()
+}
+
 /// The first recorded place the manifest names otherwise: the field, the manifest's value,
 /// the recorded one, and the commands that take either.
 fn difference(

@@ -410,7 +410,7 @@ pub(crate) mod tests {
     }
 
     fn render(system: ModuleSystem, with_modules: bool) -> String {
-        let renderer = Renderer::new(None).unwrap();
+        let renderer = Renderer::new(None);
         let out = Modulefile {
             renderer: &renderer,
             options: ModulefileOptions {
