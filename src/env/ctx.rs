@@ -11,7 +11,7 @@ use rattler_conda_types::{Channel, MatchSpec};
 use crate::{
     conda::{self, CondaSettings},
     environ::Environ,
-    outputs::modulefile::ModulefileOptions,
+    outputs::{modulefile::ModulefileOptions, write::Outputs},
     printer::Printer,
     render::Renderer,
 };
@@ -27,6 +27,16 @@ pub(crate) struct Ctx<'a> {
     /// What the cluster gives the solve: the `module_provides` rules and the site package
     /// names.
     pub(crate) site: &'a crate::site::SiteSettings,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn outputs(&self) -> Outputs<'_> {
+        Outputs {
+            renderer: self.renderer,
+            options: self.options,
+            printer: self.printer,
+        }
+    }
 }
 
 /// Resolved channels, free of secrets, and the client that authenticates to them; the
