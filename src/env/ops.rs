@@ -23,7 +23,7 @@ use crate::{
     error::UserError,
     failpoint,
     manifest::{KernelInfo, Manifest, ModuleInfo, PythonMode},
-    outputs::{activate::HookShell, modulefile, write::Scripts},
+    outputs::{modulefile, write::Scripts},
     site::{ModuleSystem, python::Interpreter},
 };
 
@@ -99,7 +99,7 @@ fn finish_outputs(
 }
 
 /// Open an existing environment and first finish outputs an earlier command left pending.
-fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
+pub(crate) fn open(target: &EnvTarget, accept: Accept, ctx: &Ctx<'_>) -> Result<Opened> {
     let mut opened = prefix::open(target, accept)?;
     // Pending outputs of a manifest that names places this user never chose are left to
     // the command, which refuses them or replaces them from its own flags.
@@ -785,7 +785,7 @@ fn spec_only_channels(
 }
 
 /// The refusal of a change to a frozen environment, naming the way out.
-fn frozen(m: &Manifest) -> anyhow::Error {
+pub(crate) fn frozen(m: &Manifest) -> anyhow::Error {
     UserError::failure(format!(
         "{} is frozen: its packages cannot be installed, removed or deleted",
         m.name
@@ -856,215 +856,4 @@ fn adopt_into(next: &mut Manifest, target: &EnvTarget, real: &Path) -> Result<()
         venv::rewrite_for_prefix(real, &next.prefix, &next.python.site)?;
     }
     Ok(())
-}
-
-// ------------------------------------------------------------------------- shell hook
-
-/// The activation script of the environment `target` names, for `shell`, from what is
-/// installed now.
-pub(crate) fn activation_script(
-    target: &EnvTarget,
-    shell: HookShell,
-    ctx: &Ctx<'_>,
-) -> Result<String> {
-    let opened = prefix::open_to_read(target)?;
-    let (facts, _) =
-        ctx.outputs()
-            .prefix_facts(&opened.manifest, &opened.real, Scripts::Recorded)?;
-    ctx.outputs()
-        .activate()
-        .render(&opened.manifest, &facts, shell)
-}
-
-// ------------------------------------------------------------------------------ export
-
-/// An environment as it is on disk, read under its lock: what `export` writes out.
-pub(crate) struct Snapshot {
-    pub(crate) manifest: Manifest,
-    pub(crate) records: Vec<PrefixRecord>,
-    /// Distributions pip installed, not conda.
-    pub(crate) pip: Vec<conda::pip::PipDist>,
-    /// What activating it sets (`conda-meta/state`, and its packages' activate.d scripts as
-    /// recorded when its packages last changed).
-    pub(crate) variables: Vec<conda::activation::EnvVar>,
-    /// Where it is on disk, for the files pip installed.
-    pub(crate) real: PathBuf,
-    /// Held while the snapshot is in use: its pip files are read after it is taken.
-    _lock: lock::ReadLock,
-}
-
-pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
-    finish_pending(target, ctx)?;
-    let mut opened = prefix::open_to_read(target)?;
-    // What an export writes (modules, channels, what the modules provided) is what this user
-    // chose: a group member's edit of the manifest would otherwise travel to another site.
-    opened.manifest = record::trusted(
-        ctx.environ,
-        &opened.real,
-        &opened.manifest,
-        Replacing::NOTHING,
-        &target.cli(),
-    )?;
-    let records = conda::prefix::installed_records(&opened.real)?;
-    let pip = conda::pip::installed(&opened.real, &conda::pip::conda_files(&records))?;
-    let (facts, _) =
-        ctx.outputs()
-            .activation_facts(&opened.manifest, &opened.real, Scripts::Recorded)?;
-    let variables = facts.env_vars;
-    Ok(Snapshot {
-        manifest: opened.manifest,
-        records,
-        pip,
-        variables,
-        real: opened.real,
-        _lock: opened._lock,
-    })
-}
-
-/// Finish the outputs an interrupted command left pending, when this user wrote them: the
-/// next command on an environment brings its modulefile up to date, an export too. Anyone
-/// else only reads, and leaves them to the next change.
-fn finish_pending(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<()> {
-    let real = target.real_path()?;
-    // Read without the lock, only to decide: `open` reads it again under the lock, and
-    // a damaged manifest is left for `open_to_read` to explain.
-    let pending = prefix::read_manifest(target, &real).is_ok_and(|m| m.outputs_pending);
-    if pending && record::wrote(ctx.environ, &real) {
-        open(target, Accept::Intact, ctx)?;
-    }
-    Ok(())
-}
-
-// ------------------------------------------------------------------------------ delete
-
-/// What `delete` removed.
-pub(crate) struct Deleted {
-    pub(crate) name: String,
-    pub(crate) outputs: Vec<PathBuf>,
-}
-
-/// Remove an environment: rename it aside first (so a failure there changes nothing), then
-/// its outputs, then the tree. With `force`, a directory whose manifest is damaged, or that
-/// is a copy of another environment, is removed too, and only outputs that name it go.
-pub(crate) fn delete(
-    target: &EnvTarget,
-    force: bool,
-    registry: &Registry,
-    ctx: &Ctx<'_>,
-) -> Result<Deleted> {
-    let real = target.real_path()?;
-    let _lock = EnvLock::acquire(&real, &target.name)?;
-    lock::clear_leftovers(&real, &target.name)?;
-    let manifest = match prefix::read_manifest(target, &real) {
-        Ok(m) if m.frozen => return Err(frozen(&m)),
-        // With --force, only the outputs this user recorded go, whatever the manifest says.
-        Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(record::trusted(
-            ctx.environ,
-            &real,
-            &m,
-            if force {
-                Replacing::EVERYTHING
-            } else {
-                Replacing::NOTHING
-            },
-            &target.cli(),
-        )?),
-        Ok(_) if force => {
-            ctx.printer.warn(format!(
-                "{} is a copy of another environment; removing the copy and leaving the modulefiles alone",
-                target.prefix.display()
-            ));
-            None
-        }
-        Ok(m) => {
-            return Err(prefix::relocated(
-                target,
-                &m,
-                &format!(
-                    "`envmod delete {} --force` removes only this copy",
-                    target.cli()
-                ),
-            ));
-        }
-        Err(_) if force && prefix::has_envmod_dir(&real) => {
-            ctx.printer.warn(format!(
-                "{}: the manifest is damaged; removing the directory, but not its modulefile (find it with `module avail {}`)",
-                target.prefix.display(),
-                target.name
-            ));
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let blockers = crate::fs::tree::blockers(&real)?;
-    if !blockers.is_empty() {
-        let (problem, fix) = crate::env::blocked::blocked_by(&blockers);
-        return Err(UserError::failure(format!(
-            "cannot delete {}: {problem}",
-            target.prefix.display()
-        ))
-        .with_hint(format!("{fix}; nothing was removed"))
-        .into());
-    }
-    let deleted = remove_aside(target, &real, manifest.as_ref(), registry, ctx)?;
-    record::forget(ctx.environ, &real);
-    Ok(deleted)
-}
-
-fn remove_aside(
-    target: &EnvTarget,
-    real: &Path,
-    manifest: Option<&Manifest>,
-    registry: &Registry,
-    ctx: &Ctx<'_>,
-) -> Result<Deleted> {
-    let trash = lock::trash_dir(real, &target.name);
-    std::fs::rename(real, &trash).map_err(|e| {
-        UserError::failure(format!("cannot remove {}: {e}", target.prefix.display()))
-            .with_hint("check the permissions of its parent directory; nothing was removed")
-    })?;
-    failpoint::hit("delete:trashed");
-    let mut outputs = Vec::new();
-    if let Some(m) = manifest {
-        for out in ctx.outputs().all() {
-            match out.remove(m) {
-                Ok(removed) => outputs.extend(removed),
-                Err(e) => {
-                    // Put the environment back: it keeps the outputs that are still there.
-                    let _ = std::fs::rename(&trash, real);
-                    return Err(UserError::failure(format!(
-                        "cannot remove the {} of {}: {e:#}",
-                        out.what(),
-                        m.name
-                    ))
-                    .with_hint(
-                        "fix that and run the delete again; the environment was left in place",
-                    )
-                    .into());
-                }
-            }
-        }
-    }
-    // Left in the registry if this fails, so that `list` and doctor still find the trash.
-    if let Err(e) = crate::fs::tree::remove_tree(&trash) {
-        let (problem, fix) = crate::env::blocked::explain(&e);
-        return Err(UserError::failure(format!(
-            "{} was deleted, but some of its files are left in {}: {problem}",
-            target.prefix.display(),
-            trash.display()
-        ))
-        .with_hint(format!(
-            "{fix}; then rm -rf {}",
-            crate::render::escape::sh_quote(&trash.to_string_lossy())
-        ))
-        .into());
-    }
-    registry.remove(&target.prefix)?;
-    if let Some(m) = manifest {
-        registry.remove(&m.prefix)?;
-    }
-    Ok(Deleted {
-        name: manifest.map_or_else(|| target.name.to_string(), |m| m.name.to_string()),
-        outputs,
-    })
 }
