@@ -52,7 +52,7 @@ pub(crate) struct Snapshot {
 }
 
 pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
-    finish_pending(target, ctx)?;
+    finish_pending(target, ctx);
     let mut opened = prefix::open_to_read(target)?;
     // What an export writes (modules, channels, what the modules provided) is what this user
     // chose: a group member's edit of the manifest would otherwise travel to another site.
@@ -81,14 +81,22 @@ pub(crate) fn snapshot(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Snapshot> {
 
 /// Finish the outputs an interrupted command left pending, when this user wrote them: the
 /// next command on an environment brings its modulefile up to date, an export too. Anyone
-/// else only reads, and leaves them to the next change.
-fn finish_pending(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<()> {
-    let real = target.real_path()?;
+/// else only reads, and leaves them to the next change; so does an export that cannot
+/// finish them, since what it reads is whole either way.
+fn finish_pending(target: &EnvTarget, ctx: &Ctx<'_>) {
+    let Ok(real) = target.real_path() else {
+        return;
+    };
     // Read without the lock, only to decide: `open` reads it again under the lock, and
     // a damaged manifest is left for `open_to_read` to explain.
     let pending = prefix::read_manifest(target, &real).is_ok_and(|m| m.outputs_pending);
-    if pending && record::wrote(ctx.environ, &real) {
-        ops::open(target, Accept::Intact, ctx)?;
+    if pending
+        && record::wrote(ctx.environ, &real)
+        && let Err(e) = ops::open(target, Accept::Intact, ctx)
+    {
+        ctx.printer.warn(format!(
+            "exporting {} as it is: {e:#}",
+            target.prefix.display()
+        ));
     }
-    Ok(())
 }
