@@ -154,7 +154,7 @@ Examples:
   envmod module -n myenv                       # after the site changed a template
   envmod module -n myenv --module-system tcl   # switch to a Tcl modulefile
   envmod module -n myenv --module-system none  # remove the modulefile
-  cp -a ~/.envmod/envs/a ~/.envmod/envs/b && envmod module -n b --adopt")]
+  cp -a ~/.envmod/envs/a ~/.envmod/envs/b && envmod module -n b --relocate")]
     Module(ModuleArgs),
 
     /// Show the resolved settings and where each value came from.
@@ -558,6 +558,10 @@ pub(crate) struct ModuleArgs {
 
     /// Re-point a copied or moved environment at the path it has now.
     #[arg(long)]
+    pub(crate) relocate: bool,
+
+    /// The old name of --relocate, kept for one release.
+    #[arg(long, hide = true)]
     pub(crate) adopt: bool,
 }
 

@@ -3,8 +3,9 @@
 //! optional: a missing key falls through to the next layer. One merge takes, key by key, the
 //! highest layer that sets it and remembers which one that was, like uv's `Combine`.
 //!
-//! `options!` declares the keys once, so that a new key is one line here, plus the code in
-//! `settings` that turns its raw value into a typed one.
+//! `options!` declares the keys once, each with its built-in value and what it sets, so that
+//! a new key is one line here, plus the code in `settings` that turns its raw value into a
+//! typed one; the built-in layer and the docs' table of keys are both read from it.
 //!
 //! Unknown keys in files are reported, not ignored, because a misspelt `envs_dri` silently
 //! doing nothing is the worst outcome.
@@ -22,17 +23,54 @@ use serde::{
 
 use crate::{environ::Environ, error::UserError, site::ModuleSystemChoice, yaml::ListMap};
 
+use Builtin::{Described, Value};
+
 /// What separates the items of a list in an `ENVMOD_*` variable. Not `:`, because channels
 /// are URLs.
 const LIST_SEPARATOR: char = ',';
 
+/// A key's built-in value, the lowest layer. The descriptions are read by the reference
+/// table's generator, which only the tests run.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) enum Builtin {
+    /// A value, spelt as an `ENVMOD_*` variable would spell it.
+    Value(&'static str),
+    /// No value in the layer: `settings` works it out (or leaves the key unset), as described.
+    Described(&'static str),
+}
+
+/// One key, as the reference table lists it.
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct Key {
+    pub(crate) name: &'static str,
+    pub(crate) builtin: Builtin,
+    pub(crate) doc: &'static str,
+    /// An `ENVMOD_*` variable can set it: not for maps (`[file_only]`) and the keys merged
+    /// entry by entry, which only a file can spell.
+    pub(crate) variable: bool,
+}
+
 macro_rules! options {
+    (@variable file_only) => { false };
     (
-        $($key:ident: $ty:ty,)*
+        $($([$only:ident])? $key:ident: $ty:ty = $default:expr, $doc:literal,)*
         ;
         layered:
-        $($lkey:ident: $lty:ty,)*
+        $($lkey:ident: $lty:ty = $ldefault:expr, $ldoc:literal,)*
     ) => {
+        /// Every key with its built-in value and what it sets, in the order of the docs.
+        pub(crate) const KEYS: &[Key] = &[
+            $(Key {
+                name: stringify!($key),
+                builtin: $default,
+                doc: $doc,
+                variable: true $(&& options!(@variable $only))?,
+            },)*
+            $(Key { name: stringify!($lkey), builtin: $ldefault, doc: $ldoc, variable: false },)*
+        ];
+
         /// One layer of settings, as written: paths are not expanded yet, nothing is validated.
         #[derive(Debug, Default, Deserialize)]
         pub(crate) struct Options {
@@ -94,27 +132,46 @@ macro_rules! options {
 }
 
 options! {
-    envs_dir: String,
-    module_root: String,
-    module_system: ModuleSystemChoice,
-    python: String,
-    ignore_modules: Vec<String>,
-    templates_dir: String,
-    allow_stacking: bool,
-    ld_library_path: bool,
-    channels: Vec<String>,
-    channel_alias: String,
-    pkgs_dirs: Vec<String>,
-    readonly_pkgs_dirs: Vec<String>,
-    offline: bool,
-    compile_pyc: crate::conda::pyc::CompilePyc,
-    shared_envs_dirs: Vec<String>,
-    module_map: BTreeMap<String, Option<String>>,
-    ignore_site_packages: bool,
+    envs_dir: String = Value("~/.envmod/envs"),
+        "Where `create -n NAME` puts environments: `<envs_dir>/NAME`.",
+    module_root: String = Value("~/privatemodules"),
+        "The directory that receives `NAME/pyX.Y` modulefiles.",
+    module_system: ModuleSystemChoice = Value("auto"),
+        "Which modulefiles to write: `auto`, `lmod`, `tcl` or `none`.",
+    python: String = Described("`python3` on the user's `PATH`"),
+        "The site Python environments are built on: a command name or a path.",
+    ignore_modules: Vec<String> = Value(""),
+        "Globs of loaded modules that are not recorded (`StdEnv`, `xalt/*`).",
+    templates_dir: String = Described("the built-in templates"),
+        "A directory whose templates replace the built-in ones of the same name.",
+    allow_stacking: bool = Value("false"),
+        "Let users load two envmod environments at once.",
+    ld_library_path: bool = Value("false"),
+        "Modulefiles prepend the environment's `lib` to `LD_LIBRARY_PATH`.",
+    channels: Vec<String> = Value("conda-forge"),
+        "The conda channels packages come from.",
+    channel_alias: String = Value("https://conda.anaconda.org"),
+        "The URL a bare channel name is joined to.",
+    pkgs_dirs: Vec<String> = Described("`$XDG_CACHE_HOME/rattler/cache/pkgs`, or `~/.cache/rattler/cache/pkgs`"),
+        "Package caches envmod fills; the first one is written.",
+    readonly_pkgs_dirs: Vec<String> = Value(""),
+        "Package caches someone else fills: read, never written.",
+    offline: bool = Value("false"),
+        "Use only cached repodata and packages.",
+    compile_pyc: crate::conda::pyc::CompilePyc = Value("auto"),
+        "When create, install and remove compile `.pyc` files: `true`, `false` or `auto`.",
+    shared_envs_dirs: Vec<String> = Value(""),
+        "Directories of shared environments that `list` shows too.",
+    [file_only] module_map: BTreeMap<String, Option<String>> = Described("none"),
+        "Module names of other sites and what they are here (`null`: leave the module out).",
+    ignore_site_packages: bool = Value("false"),
+        "Do not count the site Python's packages as installed.",
     ;
     layered:
-    module_provides: ListMap,
-    site_package_names: ListMap,
+    module_provides: ListMap = Described("the built-in rules"),
+        "What loaded modules provide to the solve, by module pattern.",
+    site_package_names: ListMap = Described("the built-in table"),
+        "The conda names of the site Python's distributions, where they differ from PyPI's.",
 }
 
 /// Which layer a value came from, as `envmod config` shows it.
@@ -150,6 +207,8 @@ pub(crate) struct Sourced<T> {
 #[derive(Debug, Clone)]
 pub(crate) enum Origin {
     Flags,
+    /// The built-in values of `options!`.
+    Builtin,
     Environment,
     UserFile(PathBuf),
     SiteFile(PathBuf),
@@ -165,6 +224,7 @@ impl Origin {
                 _ => format!("--{}", key.replace('_', "-")),
             }),
             Origin::Environment => Source::EnvVar(env_var(key)),
+            Origin::Builtin => Source::Default,
             Origin::UserFile(p) => Source::UserFile(p.clone()),
             Origin::SiteFile(p) => Source::SiteFile(p.clone()),
         }
@@ -205,6 +265,17 @@ impl Options {
             cfg.locate(doc);
         }
         Ok(Some(cfg))
+    }
+
+    /// The built-in values, the lowest layer, read from `KEYS` as a variable's value is.
+    pub(crate) fn builtin() -> Self {
+        let values = KEYS.iter().filter_map(|k| match k.builtin {
+            Value(text) => Some((k.name, EnvValue(text.to_owned()))),
+            Described(_) => None,
+        });
+        Options::deserialize(MapDeserializer::new(values)).unwrap_or_else(|e: de::value::Error| {
+            panic!("a built-in value in options! is wrong: {e}")
+        })
     }
 
     /// The `ENVMOD_*` variables, one layer each: `ENVMOD_ENVS_DIR` sets `envs_dir`, and so
@@ -321,9 +392,70 @@ pub(crate) fn read_module_map(path: &Path) -> anyhow::Result<BTreeMap<String, Op
     })
 }
 
+/// The reference table of every key, its variable and built-in value, as docs/admin.md
+/// shows it between the `generated: config keys` markers.
+#[cfg(test)]
+pub(crate) fn reference_table() -> String {
+    let mut out = String::from("| Key | Variable | Default | What it sets |\n|---|---|---|---|\n");
+    for key in KEYS {
+        let variable = match key.variable {
+            true => format!("`{}`", env_var(key.name)),
+            false => "none (files only)".to_owned(),
+        };
+        let default = match key.builtin {
+            Value("") => "none".to_owned(),
+            Value(text) => format!("`{text}`"),
+            Described(text) => text.to_owned(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {variable} | {default} | {} |\n",
+            key.name, key.doc
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The committed table is the one `options!` gives; `ENVMOD_UPDATE_REFERENCE=1`
+    /// rewrites it.
+    #[test]
+    fn the_docs_list_every_key_as_options_declares_it() {
+        const BEGIN: &str = "<!-- generated: config keys -->\n";
+        const END: &str = "<!-- end generated: config keys -->";
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/admin.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let start = text
+            .find(BEGIN)
+            .expect("docs/admin.md has the begin marker")
+            + BEGIN.len();
+        let end = start
+            + text[start..]
+                .find(END)
+                .expect("docs/admin.md has the end marker");
+        let table = reference_table();
+        if std::env::var_os("ENVMOD_UPDATE_REFERENCE").is_some() {
+            std::fs::write(&path, format!("{}{table}{}", &text[..start], &text[end..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            text[start..end],
+            table,
+            "docs/admin.md's key table is out of date: run ENVMOD_UPDATE_REFERENCE=1 cargo test --features test-hooks --lib the_docs_list_every_key"
+        );
+    }
+
+    #[test]
+    fn every_built_in_value_reads_as_its_key() {
+        let b = Options::builtin();
+        assert_eq!(b.envs_dir.as_deref(), Some("~/.envmod/envs"));
+        assert_eq!(b.channels, Some(vec!["conda-forge".to_owned()]));
+        assert_eq!(b.ignore_modules, Some(Vec::new()));
+        assert_eq!(b.compile_pyc, Some(crate::conda::pyc::CompilePyc::Auto));
+        assert!(b.python.is_none() && b.pkgs_dirs.is_none() && b.unknown.is_empty());
+    }
 
     #[test]
     fn parses_every_key_and_collects_unknown_ones() {

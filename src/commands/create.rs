@@ -3,10 +3,7 @@
 //! and renamed in, and the modulefile is written last, so no failure leaves a half-built env
 //! or a modulefile without an env.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rattler_conda_types::RepoDataRecord;
@@ -16,49 +13,19 @@ use crate::{
     env::{
         from_file::{self, Source},
         ops::{self, Ctx, NewEnv},
-        prefix::{self, EnvTarget},
-        registry::Registry,
-        request, stack,
+        prefix, request, stack,
     },
     environ::Environ,
     error::UserError,
     manifest::{MANIFEST_VERSION, Manifest, Provisions, PythonInfo, PythonMode},
     outputs::{kernel, modulefile},
     render::escape::sh_quote,
+    settings::CreateSettings,
     site::{
-        ModuleSystem,
         modules::{LoadedModule, Skipped},
         provides, python,
     },
 };
-
-pub(crate) struct CreateSettings {
-    pub(crate) target: EnvTarget,
-    /// `-f FILE`, already read.
-    pub(crate) file: Option<Source>,
-    /// `-c` given on the command line: added to a file's channels.
-    pub(crate) cli_channels: Vec<String>,
-    /// `--site-python` was given: it, not the file, decides the Python.
-    pub(crate) site_python_flag: bool,
-    pub(crate) module_map: BTreeMap<String, Option<String>>,
-    pub(crate) skip_missing_modules: bool,
-    pub(crate) python: Option<String>,
-    /// `--python X.Y`: a conda Python from the channels instead of the site's.
-    pub(crate) conda_python: Option<String>,
-    pub(crate) specs: Vec<String>,
-    pub(crate) module_system: Option<ModuleSystem>,
-    pub(crate) module_root: PathBuf,
-    pub(crate) ignore_modules: Vec<String>,
-    pub(crate) description: Option<String>,
-    /// `--kernel`: add a Jupyter kernel as one of its outputs.
-    pub(crate) kernel: bool,
-    /// `--shared [--group G]`.
-    pub(crate) shared: Option<crate::manifest::Sharing>,
-    pub(crate) registry: Registry,
-    pub(crate) interpreter_cache: PathBuf,
-    /// The site Python's packages do not count as installed (`--ignore-site-packages`).
-    pub(crate) ignore_site_packages: bool,
-}
 
 pub(crate) async fn run(s: CreateSettings, ctx: &Ctx<'_>) -> Result<()> {
     if let Some(sharing) = &s.shared {

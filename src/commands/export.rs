@@ -2,8 +2,6 @@
 //! `environment.yml` (what conda, pixi and conda-lock read, plus envmod's own section), a
 //! lock file with every package's URL and hashes, or a bundle holding the packages too.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use rattler_conda_types::Subdir;
 
@@ -17,22 +15,14 @@ use crate::{
     env::{
         cleanup::PendingFile,
         ops::{self, Ctx},
-        prefix::EnvTarget,
         request,
         snapshot::{self, Snapshot},
     },
     error::UserError,
     manifest::PythonMode,
+    settings::ExportSettings,
     site,
 };
-
-pub(crate) struct ExportSettings {
-    pub(crate) target: EnvTarget,
-    pub(crate) output: Option<PathBuf>,
-    pub(crate) format: ExportFormat,
-    pub(crate) pinned: bool,
-    pub(crate) platforms: Vec<String>,
-}
 
 pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
     if s.format == ExportFormat::Bundle && s.output.is_none() {

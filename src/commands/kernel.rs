@@ -8,27 +8,16 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
+    env::ops::{self, Change, Ctx},
     env::record::Replacing,
-    env::{
-        ops::{self, Change, Ctx},
-        prefix::EnvTarget,
-        registry::Registry,
-    },
     error::UserError,
     manifest::{Manifest, PythonMode},
     outputs::kernel::{self, kernel_name, kernels_dir, owner_of, plan_kernel, require_ipykernel},
     printer::Printer,
+    settings::{KernelAddSettings, KernelListSettings, KernelRemoveSettings},
 };
 
-pub(crate) struct AddSettings {
-    pub(crate) target: EnvTarget,
-    pub(crate) name: Option<String>,
-    pub(crate) display_name: Option<String>,
-    /// `--prefix DIR`: `DIR/share/jupyter/kernels` instead of the user's data dir.
-    pub(crate) prefix: Option<PathBuf>,
-}
-
-pub(crate) async fn add(s: AddSettings, ctx: &Ctx<'_>) -> Result<()> {
+pub(crate) async fn add(s: KernelAddSettings, ctx: &Ctx<'_>) -> Result<()> {
     // Names first: a bad one costs nothing, not even a Python start.
     if let Some(name) = &s.name {
         kernel_name(name)?;
@@ -74,13 +63,7 @@ pub(crate) async fn add(s: AddSettings, ctx: &Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) struct RemoveSettings {
-    pub(crate) target: Option<EnvTarget>,
-    pub(crate) name: Option<String>,
-    pub(crate) prefix: Option<PathBuf>,
-}
-
-pub(crate) async fn remove(s: RemoveSettings, ctx: &Ctx<'_>) -> Result<()> {
+pub(crate) async fn remove(s: KernelRemoveSettings, ctx: &Ctx<'_>) -> Result<()> {
     if let Some(target) = &s.target {
         let done = ops::change(target, Change::Kernel(None), &[], ctx).await?;
         match done.old_kernel {
@@ -138,16 +121,9 @@ struct KernelRow {
     state: &'static str,
 }
 
-pub(crate) struct ListSettings {
-    pub(crate) envs_dir: PathBuf,
-    pub(crate) registry: Registry,
-    pub(crate) prefixes: Vec<PathBuf>,
-    pub(crate) json: bool,
-}
-
 /// The kernels in the user's data dir and in each `--prefix`, and every kernel an
 /// environment records, each once.
-pub(crate) fn list(s: ListSettings, ctx: &Ctx<'_>, printer: &Printer) -> Result<()> {
+pub(crate) fn list(s: KernelListSettings, ctx: &Ctx<'_>, printer: &Printer) -> Result<()> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let mut roots = vec![kernels_dir(ctx.environ, None)];
     roots.extend(s.prefixes.iter().map(|p| kernels_dir(ctx.environ, Some(p))));

@@ -9,15 +9,8 @@ use crate::{
     env::registry::Registry,
     printer::Printer,
     render::escape::{shown, tidy},
+    settings::ListSettings,
 };
-
-pub(crate) struct ListSettings {
-    pub(crate) envs_dir: PathBuf,
-    /// The site's `shared_envs_dirs`.
-    pub(crate) shared_envs_dirs: Vec<PathBuf>,
-    pub(crate) registry: Registry,
-    pub(crate) json: bool,
-}
 
 #[derive(Serialize)]
 struct Row {
@@ -128,7 +121,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
                 r.python.clone(),
                 match r.state {
                     "damaged" => "(damaged: envmod delete --force)".into(),
-                    "copy" => "(a copy: envmod module --adopt)".into(),
+                    "copy" => "(a copy: envmod module --relocate)".into(),
                     "leftover" => format!(
                         "(left over by an interrupted envmod, owned by {})",
                         r.owner.as_deref().unwrap_or("?")

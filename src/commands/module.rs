@@ -1,6 +1,6 @@
 //! `envmod module`: write an environment's modulefile again from its manifest, maybe for
 //! another module system or root, or drop it (`--module-system none`), or re-point a copied
-//! environment at its new place (`--adopt`). The writer is the one `create` uses, so the
+//! environment at its new place (`--relocate`). The writer is the one `create` uses, so the
 //! result is byte for byte what `create` would write.
 
 use anyhow::Result;

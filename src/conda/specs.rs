@@ -3,7 +3,9 @@
 //! neither replaced, nor removed, nor advertised as the package it names.
 
 use anyhow::Result;
-use rattler_conda_types::{MatchSpec, PackageName, ParseMatchSpecOptions};
+use std::sync::Arc;
+
+use rattler_conda_types::{Channel, MatchSpec, PackageName, ParseMatchSpecOptions};
 
 use crate::error::UserError;
 
@@ -26,32 +28,116 @@ fn is_conda_three_part(spec: &str) -> bool {
     FORM.is_match(spec.trim())
 }
 
-fn parse_one(spec: &str) -> Result<MatchSpec> {
-    let bad = |e: &dyn std::fmt::Display| -> anyhow::Error {
-        UserError::usage(format!("invalid package spec {spec:?}: {e}"))
-            .with_hint(
-                "write specs as conda does: numpy, 'numpy>=1.26', numpy=1.26=py311_0, conda-forge::numpy",
+/// A package spec: the text the user typed, kept as written (it is what manifests, locks and
+/// `envmod list` show), and what rattler's parser made of it, parsed once. The parsed form
+/// always names one exact package.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Spec {
+    text: String,
+    parsed: MatchSpec,
+}
+
+#[allow(dead_code)]
+impl Spec {
+    /// Parse `text` strictly (conda's `name=version=build` form excepted): a one-line usage
+    /// error naming the spec and the forms to write otherwise.
+    pub(crate) fn parse(text: &str) -> Result<Spec> {
+        let bad = |e: &dyn std::fmt::Display| -> anyhow::Error {
+            UserError::usage(format!("invalid package spec {text:?}: {e}"))
+                .with_hint(
+                    "write specs as conda does: numpy, 'numpy>=1.26', numpy=1.26=py311_0, conda-forge::numpy",
+                )
+                .into()
+        };
+        if text.trim().is_empty() || text.chars().any(char::is_control) {
+            return Err(bad(
+                &"a spec must be a package name with an optional version",
+            ));
+        }
+        let parsed = match MatchSpec::from_str(text, strict()) {
+            Ok(parsed) => parsed,
+            Err(_) if is_conda_three_part(text) => MatchSpec::from_str(
+                text,
+                ParseMatchSpecOptions::lenient().with_exact_names_only(true),
             )
-            .into()
-    };
-    if spec.trim().is_empty() || spec.chars().any(char::is_control) {
-        return Err(bad(
-            &"a spec must be a package name with an optional version",
-        ));
+            .map_err(|e| bad(&e))?,
+            Err(e) => return Err(bad(&e)),
+        };
+        if parsed.name.as_exact().is_none() {
+            return Err(bad(&"it names no exact package"));
+        }
+        Ok(Spec {
+            text: text.to_string(),
+            parsed,
+        })
     }
-    let parsed = match MatchSpec::from_str(spec, strict()) {
-        Ok(parsed) => parsed,
-        Err(_) if is_conda_three_part(spec) => MatchSpec::from_str(
-            spec,
-            ParseMatchSpecOptions::lenient().with_exact_names_only(true),
-        )
-        .map_err(|e| bad(&e))?,
-        Err(e) => return Err(bad(&e)),
-    };
-    if parsed.name.as_exact().is_none() {
-        return Err(bad(&"it names no exact package"));
+
+    /// Each of `texts`, in order; the first bad one is the error.
+    pub(crate) fn parse_all<S: AsRef<str>>(texts: &[S]) -> Result<Vec<Spec>> {
+        texts.iter().map(|t| Spec::parse(t.as_ref())).collect()
     }
-    Ok(parsed)
+
+    /// The package it asks for: `conda-forge::numpy>=1.26` → `numpy`.
+    pub(crate) fn name(&self) -> &PackageName {
+        self.parsed
+            .name
+            .as_exact()
+            .expect("Spec::parse only accepts exact names")
+    }
+
+    /// The channel it names (`conda-forge::numpy`), as rattler's parser resolved it; see
+    /// [`crate::conda::channels::as_written`] for the argument it was written as.
+    pub(crate) fn channel(&self) -> Option<&Channel> {
+        self.parsed.channel.as_deref()
+    }
+
+    /// Point it at `channel`, the one its written channel resolves to through the site's
+    /// alias: the solver keeps only records from the very channel a spec names.
+    pub(crate) fn set_channel(&mut self, channel: Channel) {
+        self.parsed.channel = Some(Arc::new(channel));
+    }
+
+    /// Whether it asks for Python itself, the package that decides an env's interpreter.
+    pub(crate) fn is_python(&self) -> bool {
+        self.name().as_normalized() == "python"
+    }
+
+    /// The text as the user wrote it.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn match_spec(&self) -> &MatchSpec {
+        &self.parsed
+    }
+
+    pub(crate) fn into_match_spec(self) -> MatchSpec {
+        self.parsed
+    }
+}
+
+impl std::fmt::Display for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::str::FromStr for Spec {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Spec> {
+        Spec::parse(text)
+    }
+}
+
+impl From<Spec> for MatchSpec {
+    fn from(spec: Spec) -> MatchSpec {
+        spec.parsed
+    }
+}
+
+fn parse_one(spec: &str) -> Result<MatchSpec> {
+    Spec::parse(spec).map(Spec::into_match_spec)
 }
 
 pub(crate) fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
@@ -60,12 +146,7 @@ pub(crate) fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
 
 /// The package a spec asks for: `conda-forge::numpy>=1.26` → `numpy`.
 pub(crate) fn spec_package_name(spec: &str) -> Result<PackageName> {
-    let parsed = parse_one(spec)?;
-    Ok(parsed
-        .name
-        .as_exact()
-        .cloned()
-        .expect("parse_one only accepts exact names"))
+    Ok(Spec::parse(spec)?.name().clone())
 }
 
 /// The requested specs after adding `added`: a new spec replaces the old one for the same
@@ -148,6 +229,62 @@ mod tests {
         assert_eq!(user.kind, ErrorKind::Usage, "{spec}");
         assert!(!user.message.contains('\n'), "{}", user.message);
         user.message.clone()
+    }
+
+    #[test]
+    fn a_spec_keeps_its_text_and_its_parse() {
+        let spec = Spec::parse("conda-forge::NumPy>=1.26").unwrap();
+        assert_eq!(spec.text(), "conda-forge::NumPy>=1.26");
+        assert_eq!(spec.to_string(), "conda-forge::NumPy>=1.26");
+        assert_eq!(spec.name().as_normalized(), "numpy");
+        assert!(!spec.is_python());
+        let channel = spec.channel().expect("a channel");
+        assert_eq!(crate::conda::channels::as_written(channel), "conda-forge");
+        assert!(spec.match_spec().version.is_some());
+        assert_eq!(
+            spec.clone().into_match_spec(),
+            parse_specs(&strings(&["conda-forge::NumPy>=1.26"])).unwrap()[0]
+        );
+        assert!(Spec::parse("numpy").unwrap().channel().is_none());
+        assert!(Spec::parse("python=3.11").unwrap().is_python());
+        assert!(Spec::parse("Python").unwrap().is_python());
+        assert!(!Spec::parse("python-dateutil").unwrap().is_python());
+        let spec: Spec = "  scipy  ".parse().unwrap();
+        assert_eq!(
+            (spec.text(), spec.name().as_normalized()),
+            ("  scipy  ", "scipy")
+        );
+    }
+
+    #[test]
+    fn a_spec_points_at_the_channel_it_is_given() {
+        let mut spec = Spec::parse("chan::alpha").unwrap();
+        let config = rattler_conda_types::ChannelConfig::default_with_root_dir("/".into());
+        let local = Channel::from_str("/srv/channel", &config).unwrap();
+        spec.set_channel(local.clone());
+        assert_eq!(spec.channel(), Some(&local));
+        assert_eq!(spec.match_spec().channel.as_deref(), Some(&local));
+        assert_eq!(spec.text(), "chan::alpha");
+    }
+
+    #[test]
+    fn spec_errors_are_those_of_parse_specs() {
+        for bad in [
+            "",
+            "numpy>>=1",
+            "num*py",
+            ">=1.2",
+            "numpy\n>=1",
+            "numpy=1.2=a=b",
+        ] {
+            let a = Spec::parse(bad).expect_err(bad).to_string();
+            let b = parse_specs(&strings(&[bad])).expect_err(bad).to_string();
+            assert_eq!(a, b);
+            assert!(a.contains("invalid package spec"), "{a}");
+        }
+        assert!(Spec::parse_all(&["alpha", "num*py"]).is_err());
+        let all = Spec::parse_all(&["alpha", "blas=*=openblas"]).unwrap();
+        assert_eq!(all[1].name().as_normalized(), "blas");
     }
 
     #[test]

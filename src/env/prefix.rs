@@ -2,7 +2,7 @@
 //! parent through any symlinks (so `-n a` and `-p <real path of a>` take the same lock and
 //! the same staging directory), while the environment itself must be named directly, never
 //! through a link. An environment whose manifest records another prefix is a copy or a move,
-//! and is refused until it is re-pointed (`envmod module --adopt`).
+//! and is refused until it is re-pointed (`envmod module --relocate`).
 
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,7 @@ fn refuse_copy(target: &EnvTarget, manifest: &Manifest, real: &Path) -> Result<(
         return Ok(());
     }
     let hint = format!(
-        "re-point the copy with `envmod module {} --adopt`, or name the original: -p {}",
+        "re-point the copy with `envmod module {} --relocate`, or name the original: -p {}",
         target.cli(),
         sh_quote(&manifest.prefix.to_string_lossy())
     );

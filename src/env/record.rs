@@ -88,7 +88,7 @@ struct RecordedModule {
 /// not acted on, and the recorded one is what the command replaces.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Replacing {
-    /// `module --adopt`: the prefix becomes the path the user named.
+    /// `module --relocate`: the prefix becomes the path the user named.
     pub(crate) prefix: bool,
     /// `share`.
     pub(crate) shared: bool,
@@ -226,7 +226,7 @@ fn difference(
             show(&manifest.prefix),
             show(&record.named),
             format!(
-                "Put {} back there, or make the path you named its prefix: `envmod module {cli} --adopt`",
+                "Put {} back there, or make the path you named its prefix: `envmod module {cli} --relocate`",
                 show(&record.named)
             ),
         ));

@@ -101,7 +101,7 @@ impl Registry {
                 Ok(Some(m)) if !crate::env::prefix::same_dir(&m.prefix, p) => Some(Err(Damaged {
                     prefix: p.clone(),
                     reason: format!(
-                        "a copy of the environment at {}; re-point it with `envmod module -p {} --adopt`",
+                        "a copy of the environment at {}; re-point it with `envmod module -p {} --relocate`",
                         m.prefix.display(),
                         crate::render::escape::sh_quote(&p.to_string_lossy())
                     ),

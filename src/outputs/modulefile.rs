@@ -347,8 +347,8 @@ fn default_description(m: &Manifest) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    //! One snapshot per modulefile variant (Lmod/Tcl × with/without recorded modules), so a
-    //! reviewer sees exactly what users will load.
+    //! One snapshot per modulefile variant (Lmod/Tcl × with/without recorded modules, and on
+    //! a conda Python), so a reviewer sees exactly what users will load.
 
     use super::*;
     use crate::{
@@ -409,7 +409,43 @@ pub(crate) mod tests {
         m
     }
 
+    /// What a reviewer checks: a value a shell, Lua or Tcl would act on comes out literal.
+    fn hostile_facts() -> PrefixFacts {
+        PrefixFacts {
+            env_vars: vec![EnvVar {
+                name: "FOO_HOME".into(),
+                value: "/x/it's \"$(id)\" [exec id] ]] }{ \\ ä".into(),
+            }],
+            ..PrefixFacts::default()
+        }
+    }
+
     fn render(system: ModuleSystem, with_modules: bool) -> String {
+        let facts = if with_modules {
+            hostile_facts()
+        } else {
+            PrefixFacts::default()
+        };
+        render_manifest(&manifest(with_modules, system), &facts)
+    }
+
+    /// An environment on a conda Python: the interpreter in its prefix, its packages
+    /// requested, no site module under it, and the variables its packages' activation sets.
+    fn render_conda(system: ModuleSystem) -> String {
+        let mut m = manifest(false, system);
+        m.python.mode = PythonMode::Conda;
+        m.python.site.executable = m.prefix.join("bin/python3.11");
+        m.specs = vec!["python 3.11.*".into(), "numpy >=1.26".into()];
+        m.channels = vec!["conda-forge".into()];
+        m.module = Some(info_for(
+            &m,
+            system,
+            Path::new("/home/alice/privatemodules"),
+        ));
+        render_manifest(&m, &hostile_facts())
+    }
+
+    fn render_manifest(m: &Manifest, facts: &PrefixFacts) -> String {
         let renderer = Renderer::new(None);
         let out = Modulefile {
             renderer: &renderer,
@@ -418,21 +454,7 @@ pub(crate) mod tests {
                 ld_library_path: false,
             },
         };
-        let m = manifest(with_modules, system);
-        // What a reviewer checks: a value a shell, Lua or Tcl would act on comes out literal.
-        let facts = PrefixFacts {
-            env_vars: vec![EnvVar {
-                name: "FOO_HOME".into(),
-                value: "/x/it's \"$(id)\" [exec id] ]] }{ \\ ä".into(),
-            }],
-            ..PrefixFacts::default()
-        };
-        let facts = if with_modules {
-            facts
-        } else {
-            PrefixFacts::default()
-        };
-        let planned = out.plan(&m, &facts).unwrap().unwrap();
+        let planned = out.plan(m, facts).unwrap().unwrap();
         assert_eq!(owner_in(&planned.content), Owner::Env(m.prefix.clone()));
         planned
             .content
@@ -492,5 +514,15 @@ pub(crate) mod tests {
     #[test]
     fn tcl_without_modules() {
         insta::assert_snapshot!(render(ModuleSystem::Tcl, false));
+    }
+
+    #[test]
+    fn lmod_conda_python() {
+        insta::assert_snapshot!(render_conda(ModuleSystem::Lmod));
+    }
+
+    #[test]
+    fn tcl_conda_python() {
+        insta::assert_snapshot!(render_conda(ModuleSystem::Tcl));
     }
 }

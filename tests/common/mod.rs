@@ -117,6 +117,36 @@ impl TestEnv {
         std::fs::write(&self.site_config, yaml).unwrap();
     }
 
+    /// A world on one local conda channel, `channel/` in its directory, holding the standard
+    /// test packages ([`channel::standard_packages`]): what most conda tests start from.
+    pub fn with_channel() -> Self {
+        Self::with_channel_of(Vec::new())
+    }
+
+    /// [`TestEnv::with_channel`] with `extra` packages in the channel beside the standard ones.
+    pub fn with_channel_of(extra: Vec<channel::Pkg>) -> Self {
+        let t = Self::new();
+        let dir = t.path().join("channel");
+        let mut pkgs = channel::standard_packages();
+        pkgs.extend(extra);
+        channel::write_channel(&dir, &pkgs);
+        t.use_channel(&dir, "");
+        t
+    }
+
+    /// A world on a channel built elsewhere (one that several tests share, say), with
+    /// `extra` YAML keys in its site config.
+    pub fn on_channel(dir: &Path, extra: &str) -> Self {
+        let t = Self::new();
+        t.use_channel(dir, extra);
+        t
+    }
+
+    /// Site config naming `dir` as the only channel, followed by `extra` YAML keys.
+    fn use_channel(&self, dir: &Path, extra: &str) {
+        self.set_site_config(&format!("channels: [{}]\n{extra}", dir.display()));
+    }
+
     /// Variables every envmod run in this world gets.
     pub fn vars(&self) -> Vec<(String, String)> {
         vec![
