@@ -96,24 +96,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         printer.warn(w);
     }
     let conda = settings.conda()?;
-    // Compiled before any work: a broken site template must cost nothing, and never stops
-    // a command that writes no modulefile.
-    let writes_outputs = matches!(
-        command,
-        Command::Create(_)
-            | Command::Install(_)
-            | Command::Remove(_)
-            | Command::Module(_)
-            | Command::ShellHook(_)
-            | Command::Kernel(_)
-            | Command::Freeze(_)
-            | Command::Share(_)
-            | Command::Unfreeze(_)
-    );
-    let renderer = match writes_outputs {
-        true => Renderer::new(settings.templates_dir.value.as_deref())?,
-        false => Renderer::new(None)?,
-    };
+    let renderer = Renderer::new(settings.templates_dir.value.as_deref());
     let site = settings.site();
     let ctx = Ctx {
         printer,

@@ -7,7 +7,8 @@ use anyhow::Result;
 
 use crate::{
     env::{
-        ops::{self, Ctx},
+        delete,
+        ops::Ctx,
         prefix::{self, EnvTarget},
         registry::Registry,
     },
@@ -55,7 +56,7 @@ pub(crate) fn run(
             return Ok(());
         }
     }
-    let deleted = ops::delete(&target, force, registry, ctx)?;
+    let deleted = delete::delete(&target, force, registry, ctx)?;
     ctx.printer.info(format!(
         "Deleted environment {} ({})",
         deleted.name,

@@ -15,8 +15,9 @@ use crate::{
     },
     env::{
         cleanup::PendingFile,
-        ops::{self, Ctx, Snapshot},
+        ops::{self, Ctx},
         request,
+        snapshot::{self, Snapshot},
     },
     error::UserError,
     manifest::PythonMode,
@@ -50,7 +51,7 @@ pub(crate) async fn run(s: ExportSettings, ctx: &Ctx<'_>) -> Result<()> {
         .map(crate::fs::output_target)
         .transpose()?
         .flatten();
-    let snap = ops::snapshot(&s.target, ctx)?;
+    let snap = snapshot::snapshot(&s.target, ctx)?;
     let text = match s.format {
         ExportFormat::Yml => conda::envfile::render(&yml(&snap, s.pinned))?,
         ExportFormat::Bundle => {

@@ -4,15 +4,12 @@
 use anyhow::Result;
 
 use crate::{
-    env::{
-        ops::{self, Ctx},
-        prefix::EnvTarget,
-    },
+    env::{ops::Ctx, prefix::EnvTarget, snapshot},
     outputs::activate::HookShell,
 };
 
 pub(crate) fn run(target: EnvTarget, shell: HookShell, ctx: &Ctx<'_>) -> Result<()> {
-    let script = ops::activation_script(&target, shell, ctx)?;
+    let script = snapshot::activation_script(&target, shell, ctx)?;
     ctx.printer.data(script);
     Ok(())
 }

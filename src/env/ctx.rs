@@ -9,7 +9,7 @@ use rattler_conda_types::Channel;
 use crate::{
     conda::{self, CondaSettings, specs::Spec},
     environ::Environ,
-    outputs::modulefile::ModulefileOptions,
+    outputs::{modulefile::ModulefileOptions, write::Outputs},
     printer::Printer,
     render::Renderer,
 };
@@ -19,12 +19,22 @@ pub(crate) struct Ctx<'a> {
     pub(crate) printer: &'a Printer,
     pub(crate) environ: &'a Environ,
     pub(crate) conda: &'a CondaSettings,
-    /// Compiled before anything else: a broken site template must cost nothing.
+    /// The site's templates, read when the first output is rendered.
     pub(crate) renderer: &'a Renderer,
     pub(crate) options: ModulefileOptions,
     /// What the cluster gives the solve: the `module_provides` rules and the site package
     /// names.
     pub(crate) site: &'a crate::site::SiteSettings,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn outputs(&self) -> Outputs<'_> {
+        Outputs {
+            renderer: self.renderer,
+            options: self.options,
+            printer: self.printer,
+        }
+    }
 }
 
 /// Resolved channels, free of secrets, and the client that authenticates to them; the

@@ -1,10 +1,12 @@
 //! An environment on disk: which directory a command names (`prefix`), the manifest envmod
 //! keeps inside it, the locking, staging and swapping that make every change atomic, the
-//! registry that lets `list` find it again, and the pipeline that ties them together (`ops`).
+//! registry that lets `list` find it again, the pipeline that ties them together (`ops`),
+//! and what only reads (`snapshot`) or removes (`delete`) an environment.
 
 pub(crate) mod blocked;
 pub(crate) mod cleanup;
 pub(crate) mod ctx;
+pub(crate) mod delete;
 pub(crate) mod from_file;
 pub(crate) mod health;
 pub(crate) mod lock;
@@ -13,6 +15,7 @@ pub(crate) mod prefix;
 pub(crate) mod record;
 pub(crate) mod registry;
 pub(crate) mod request;
+pub(crate) mod snapshot;
 pub(crate) mod stack;
 pub(crate) mod swap;
 pub(crate) mod venv;

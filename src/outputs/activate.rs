@@ -157,7 +157,7 @@ mod tests {
     use crate::{outputs::modulefile::tests::manifest, site::ModuleSystem};
 
     fn render(shell: HookShell, with_modules: bool) -> String {
-        let renderer = Renderer::new(None).unwrap();
+        let renderer = Renderer::new(None);
         let out = Activate {
             renderer: &renderer,
             options: ModulefileOptions {

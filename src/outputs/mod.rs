@@ -1,5 +1,5 @@
 //! What an environment produces outside its prefix, or derives from it: the modulefile
-//! the activation script and the Jupyter kernel. Every output offers the same four steps, and `env::ops` calls them in one
+//! the activation script and the Jupyter kernel. Every output offers the same four steps, and `write` calls them in one
 //! order for all of them: plan (path and content) and check before the environment is
 //! swapped, write after it, remove when the environment goes or the output moves.
 //!
@@ -10,6 +10,7 @@
 pub(crate) mod activate;
 pub(crate) mod kernel;
 pub(crate) mod modulefile;
+pub(crate) mod write;
 
 use std::path::{Path, PathBuf};
 

@@ -446,7 +446,7 @@ pub(crate) mod tests {
     }
 
     fn render_manifest(m: &Manifest, facts: &PrefixFacts) -> String {
-        let renderer = Renderer::new(None).unwrap();
+        let renderer = Renderer::new(None);
         let out = Modulefile {
             renderer: &renderer,
             options: ModulefileOptions {

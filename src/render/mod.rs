@@ -4,7 +4,10 @@
 
 pub(crate) mod escape;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 use anyhow::{Context, Result};
 use minijinja::{Environment, UndefinedBehavior};
@@ -30,14 +33,53 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The templates of one command, compiled when the first output is rendered: a command
+/// that renders nothing never reads the site's templates, so a broken one costs it nothing,
+/// and every command that renders uses the site's (none can write with the wrong one).
 pub(crate) struct Renderer {
+    templates_dir: Option<PathBuf>,
+    loaded: OnceLock<Loaded>,
+}
+
+struct Loaded {
     env: Environment<'static>,
     /// Templates that came from the site's `templates_dir`, for error messages.
     overrides: Vec<(String, PathBuf)>,
 }
 
 impl Renderer {
-    pub(crate) fn new(templates_dir: Option<&Path>) -> Result<Self> {
+    pub(crate) fn new(templates_dir: Option<&Path>) -> Self {
+        Self {
+            templates_dir: templates_dir.map(Path::to_path_buf),
+            loaded: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn render(&self, name: &str, ctx: impl Serialize) -> Result<String> {
+        let loaded = self.loaded()?;
+        let tmpl = loaded.env.get_template(name)?;
+        tmpl.render(ctx).map_err(|e| {
+            let origin = loaded
+                .overrides
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.clone());
+            template_error(name, origin, e)
+        })
+    }
+
+    /// A template that fails to load is not kept: each render names it again.
+    fn loaded(&self) -> Result<&Loaded> {
+        if let Some(loaded) = self.loaded.get() {
+            return Ok(loaded);
+        }
+        let loaded = Loaded::read(self.templates_dir.as_deref())?;
+        Ok(self.loaded.get_or_init(|| loaded))
+    }
+}
+
+impl Loaded {
+    fn read(templates_dir: Option<&Path>) -> Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
@@ -64,18 +106,6 @@ impl Renderer {
         }
         Ok(Self { env, overrides })
     }
-
-    pub(crate) fn render(&self, name: &str, ctx: impl Serialize) -> Result<String> {
-        let tmpl = self.env.get_template(name)?;
-        tmpl.render(ctx).map_err(|e| {
-            let origin = self
-                .overrides
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, p)| p.clone());
-            template_error(name, origin, e)
-        })
-    }
 }
 
 fn template_error(name: &str, origin: Option<PathBuf>, e: minijinja::Error) -> anyhow::Error {
@@ -86,4 +116,28 @@ fn template_error(name: &str, origin: Option<PathBuf>, e: minijinja::Error) -> a
     crate::error::UserError::failure(format!("template {place} is invalid: {e:#}"))
         .with_hint("fix the template in templates_dir, or remove it to use the built-in one")
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_site_template_is_read_only_when_something_is_rendered() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lmod")).unwrap();
+        let broken = dir.path().join("lmod/modulefile.lua");
+        std::fs::write(&broken, "{% if %}").unwrap();
+        let renderer = Renderer::new(Some(dir.path()));
+        let err = renderer.render("lmod/modulefile.lua", ()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&broken.display().to_string()),
+            "{err:#}"
+        );
+        std::fs::write(&broken, "site {{ name }}").unwrap();
+        let text = renderer
+            .render("lmod/modulefile.lua", serde_json::json!({"name": "x"}))
+            .unwrap();
+        assert_eq!(text, "site x");
+    }
 }

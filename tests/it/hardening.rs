@@ -524,3 +524,51 @@ fn descriptions_with_control_characters_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!t.envs_dir().join("d").exists());
 }
+
+/// Item: the outputs an interrupted command left pending are finished with the site's
+/// templates by whichever command comes next, `export` included: it never writes the
+/// built-in modulefile over the site's.
+#[test]
+fn export_after_an_interrupted_command_keeps_the_site_template() {
+    let t = TestEnv::with_channel();
+    let templates = t.path().join("templates");
+    std::fs::create_dir_all(templates.join("lmod")).unwrap();
+    let builtin =
+        std::fs::read_to_string(Path::new(common::REPO).join("templates/lmod/modulefile.lua"))
+            .unwrap();
+    let site = builtin.replace(
+        "pushenv(\"PYTHONNOUSERSITE\", \"1\")",
+        "pushenv(\"PYTHONNOUSERSITE\", \"1\")\nsetenv(\"SITE_MARK\", {{ env_name | lua }})",
+    );
+    assert_ne!(
+        site, builtin,
+        "the built-in template changed: update this test"
+    );
+    std::fs::write(templates.join("lmod/modulefile.lua"), site).unwrap();
+    let config = std::fs::read_to_string(&t.site_config).unwrap();
+    t.set_site_config(&format!("{config}templates_dir: {}\n", templates.display()));
+    create(&t, "t", &["alpha"]);
+    let modulefile = t.module_root().join("t/py3.11.lua");
+    let manifest = t.envs_dir().join("t/.envmod/manifest.json");
+
+    let out = t
+        .envmod()
+        .args(["install", "-q", "-n", "t", "beta"])
+        .env("ENVMOD_TEST_KILL_AT", "change:exchanged")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\"outputs_pending\": true"), "{text}");
+
+    let exported = ok(&t.run(&["export", "-n", "t"]));
+    assert!(exported.contains("beta"), "{exported}");
+    let after = std::fs::read_to_string(&modulefile).unwrap();
+    assert!(
+        after.contains("setenv(\"SITE_MARK\", \"t\")"),
+        "the site's modulefile was replaced by the built-in one:\n{after}"
+    );
+    assert!(after.contains("beta/1.0"), "not finished:\n{after}");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(!text.contains("outputs_pending"), "{text}");
+}

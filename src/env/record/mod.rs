@@ -194,6 +194,11 @@ pub(crate) fn agrees(env: &Environ, real: &Path, manifest: &Manifest) -> bool {
     read(env, real).is_none_or(|r| difference(&r, manifest, Replacing::NOTHING, "").is_none())
 }
 
+/// Whether this user's envmod wrote the outputs of the environment at `real`.
+pub(crate) fn wrote(env: &Environ, real: &Path) -> bool {
+    read(env, real).is_some()
+}
+
 /// Whose channels a saved record keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Channels {
