@@ -3,6 +3,7 @@
 //! registry that lets `list` find it again, and the pipeline that ties them together (`ops`).
 
 pub(crate) mod blocked;
+pub(crate) mod clean;
 pub(crate) mod cleanup;
 pub(crate) mod ctx;
 pub(crate) mod from_file;
