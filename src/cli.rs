@@ -108,6 +108,20 @@ Examples:
   envmod doctor --json")]
     Doctor(DoctorArgs),
 
+    /// Free disk space: remove package-cache entries no environment uses, and what
+    /// interrupted envmod runs left beside environments.
+    #[command(after_help = "\
+Examples:
+  envmod clean --dry-run         # what would go, and how much it would free
+  envmod clean                   # remove it, and print the bytes freed
+  envmod clean --all-caches      # every cache in pkgs_dirs, not only the first
+
+An entry stays while an environment you can see (envs_dir, shared_envs_dirs, those made
+with -p) names it in its conda-meta, while any of its files is hard-linked elsewhere (an
+environment of another account), and when someone else owns it. readonly_pkgs_dirs are
+never cleaned; the owner of such a cache cleans it by naming it in pkgs_dirs.")]
+    Clean(CleanArgs),
+
     /// Share an existing environment: readable by everyone, or changeable by a group too.
     #[command(after_help = "\
 Examples:
@@ -354,6 +368,21 @@ pub(crate) struct KernelListArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CleanArgs {
+    /// Say what would be removed and how much it would free; remove nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Clean every cache in pkgs_dirs, not only the first (the one envmod extracts into).
+    #[arg(long)]
+    pub(crate) all_caches: bool,
+
     /// Print JSON for scripts.
     #[arg(long)]
     pub(crate) json: bool,

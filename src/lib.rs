@@ -32,9 +32,9 @@ use crate::{
     printer::{Printer, Verbosity},
     render::Renderer,
     settings::{
-        ChangeSettings, CreateSettings, DeleteSettings, DoctorSettings, ExportSettings,
-        GlobalSettings, KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings,
-        ModuleSettings, ShellHookSettings,
+        ChangeSettings, CleanSettings, CreateSettings, DeleteSettings, DoctorSettings,
+        ExportSettings, GlobalSettings, KernelAddSettings, KernelListSettings,
+        KernelRemoveSettings, ListSettings, ModuleSettings, ShellHookSettings,
     },
 };
 
@@ -144,6 +144,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let d = DoctorSettings::resolve(a, s);
             commands::doctor::run(d.checkup, d.json, env, printer)
         }
+        Command::Clean(a) => commands::clean::run(CleanSettings::resolve(a, s), env, printer),
         Command::Share(a) => {
             let c = ChangeSettings::share(a, s)?;
             commands::share::run(c.target, c.change, &ctx).await

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each takes its resolved settings and a printer, and nothing else.
 
 pub(crate) mod change;
+pub(crate) mod clean;
 pub(crate) mod completions;
 pub(crate) mod config;
 pub(crate) mod create;

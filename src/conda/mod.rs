@@ -6,6 +6,7 @@ pub mod activation;
 pub(crate) mod bundle;
 pub(crate) mod cache;
 pub mod channels;
+pub(crate) mod clean;
 mod dirmodes;
 pub(crate) mod disk;
 pub(crate) mod envfile;

@@ -4,6 +4,7 @@
 //! and what only reads (`snapshot`) or removes (`delete`) an environment.
 
 pub(crate) mod blocked;
+pub(crate) mod clean;
 pub(crate) mod cleanup;
 pub(crate) mod ctx;
 pub(crate) mod delete;

@@ -67,6 +67,11 @@ impl Registry {
         Ok(())
     }
 
+    /// The prefixes made with `-p`, as they were registered.
+    pub(crate) fn registered(&self) -> Vec<PathBuf> {
+        self.read()
+    }
+
     /// The directories that hold the environments envmod can find: `envs_dir` and the
     /// parents of the registered prefixes, where their leftovers are too.
     pub(crate) fn dirs(&self, envs_dir: &Path) -> Vec<PathBuf> {

@@ -46,8 +46,17 @@ pub(crate) struct Meta {
     pub(crate) gid: u32,
     /// How many names the inode has: above one, another tree (a package cache) shares it.
     pub(crate) nlink: u64,
+    /// The space it takes, in 512-byte blocks, as quotas count it.
+    pub(crate) blocks: u64,
     dev: u64,
     ino: u64,
+}
+
+impl Meta {
+    /// The inode, to tell which names are links of one file.
+    pub(crate) fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
 }
 
 impl From<FileStat> for Meta {
@@ -64,6 +73,7 @@ impl From<FileStat> for Meta {
             uid: st.st_uid,
             gid: st.st_gid,
             nlink: st.st_nlink,
+            blocks: st.st_blocks as u64,
             dev: st.st_dev,
             ino: st.st_ino,
         }

@@ -372,6 +372,32 @@ impl DoctorSettings {
     }
 }
 
+/// `envmod clean`.
+pub(crate) struct CleanSettings {
+    pub(crate) plan: crate::env::clean::Request,
+    pub(crate) json: bool,
+}
+
+impl CleanSettings {
+    pub(crate) fn resolve(args: cli::CleanArgs, settings: &GlobalSettings) -> Self {
+        let pkgs_dirs = &settings.pkgs_dirs.value;
+        let caches = match args.all_caches {
+            true => pkgs_dirs.clone(),
+            false => pkgs_dirs.iter().take(1).cloned().collect(),
+        };
+        Self {
+            plan: crate::env::clean::Request {
+                caches,
+                envs_dir: settings.envs_dir.value.clone(),
+                shared_envs_dirs: settings.shared_envs_dirs.value.clone(),
+                registry: settings.registry(),
+                dry_run: args.dry_run,
+            },
+            json: args.json,
+        }
+    }
+}
+
 /// `envmod shell-hook`.
 pub(crate) struct ShellHookSettings {
     pub(crate) target: EnvTarget,

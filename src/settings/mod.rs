@@ -23,7 +23,7 @@ use crate::{
     yaml::ListMap,
 };
 pub(crate) use command::{
-    ChangeSettings, CreateSettings, DeleteSettings, DoctorSettings, ExportSettings,
+    ChangeSettings, CleanSettings, CreateSettings, DeleteSettings, DoctorSettings, ExportSettings,
     KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings, ModuleSettings,
     ShellHookSettings, flag_layer,
 };

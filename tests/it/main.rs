@@ -10,6 +10,7 @@ mod common;
 
 mod activate;
 mod channel;
+mod clean;
 mod cli;
 mod cli_snapshots;
 mod conda;

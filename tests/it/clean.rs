@@ -1,0 +1,332 @@
+//! `envmod clean` on a package cache two real accounts use: the instructor fills a cache the
+//! class reads (`readonly_pkgs_dirs`), and cleans it; what the student's environment and the
+//! course environment need keeps working, the instructor's own unused entries go, and a link
+//! a group member plants in a cache the group can write never leads clean to the cleaner's files.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::Output,
+};
+
+use crate::common::{
+    self, GROUP,
+    course::{Course, INSTRUCTOR, Who},
+    ok, sh,
+};
+
+/// `envmod ARGS` as `who` (umask 022), with `ENVMOD_PKGS_DIRS` set to `pkgs`.
+fn envmod_in(c: &Course, who: Who, pkgs: &Path, args: &[&str]) -> Output {
+    let line: Vec<String> = args.iter().map(|a| sh(a)).collect();
+    c.bash(
+        who,
+        &format!(
+            "umask 022\nexport ENVMOD_PKGS_DIRS={}\nexec \"$ENVMOD\" {}",
+            sh(&pkgs.display().to_string()),
+            line.join(" ")
+        ),
+    )
+}
+
+/// The same on a pseudo-terminal (`script`), as a user at a prompt runs it.
+fn envmod_on_tty(c: &Course, who: Who, pkgs: &Path, args: &str) -> String {
+    let out = c.bash(
+        who,
+        &format!(
+            "umask 022\nexport ENVMOD_PKGS_DIRS={}\nscript -qec \"\\\"$ENVMOD\\\" {args}\" /dev/null",
+            sh(&pkgs.display().to_string())
+        ),
+    );
+    ok(&out).replace("\r\n", "\n")
+}
+
+fn run_ok(program: &str, args: &[&str]) {
+    let paths: Vec<&Path> = args.iter().map(Path::new).collect();
+    common::run_ok(program, &paths);
+}
+
+fn dir_of(path: &Path, owner: &str, mode: &str) -> PathBuf {
+    std::fs::create_dir_all(path).unwrap();
+    let p = path.display().to_string();
+    run_ok("chown", &[owner, &p]);
+    run_ok("chmod", &[mode, &p]);
+    path.to_path_buf()
+}
+
+/// The cache entry whose name starts with `stem`.
+fn entry(cache: &Path, stem: &str) -> PathBuf {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("{stem}-"))
+        })
+        .unwrap_or_else(|| panic!("no {stem} entry in {}", cache.display()))
+}
+
+/// Every path below `root` with its inode and size, to show nothing was touched.
+fn snapshot(root: &Path) -> Vec<(PathBuf, u64, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let m = e.path().symlink_metadata().unwrap();
+            out.push((e.path(), m.ino(), m.len()));
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The number in `freed 1.2 MiB (1234 bytes, …)` or `would free …`.
+fn bytes_in(report: &str) -> u64 {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("freed ") || l.starts_with("would free "))
+        .unwrap_or_else(|| panic!("no total in:\n{report}"));
+    let (_, rest) = line.split_once('(').unwrap();
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn two_accounts_share_a_cache_and_clean_takes_only_what_nobody_uses() {
+    let c = Course::new();
+    let site = dir_of(&c.path().join("site-pkgs"), INSTRUCTOR, "0755");
+    c.t.set_site_config(&format!(
+        "channels: [{}]\nreadonly_pkgs_dirs: [{}]\n",
+        c.path().join("channel").display(),
+        site.display()
+    ));
+    // The instructor fills the class's cache through a throwaway environment, and builds the
+    // course environment (its files copied, so only its records name the entry it needs).
+    let fill = c.home(Who::Instructor).join("fill");
+    let fill = fill.to_str().unwrap();
+    ok(&envmod_in(
+        &c,
+        Who::Instructor,
+        &site,
+        &["create", "-p", fill, "alpha=1.0", "gamma", "linuxonly"],
+    ));
+    let cs101 = c.envs().join("cs101");
+    let modules = c.modules();
+    ok(&envmod_in(
+        &c,
+        Who::Instructor,
+        &site,
+        &[
+            "create",
+            "-p",
+            cs101.to_str().unwrap(),
+            "--module-root",
+            modules.to_str().unwrap(),
+            "--module-system",
+            "lmod",
+            "--shared",
+            "--group",
+            GROUP,
+            "linuxonly",
+        ],
+    ));
+    // The student's own environment, from the class's cache, in a home nobody else can see.
+    ok(&c.envmod_as(
+        Who::Student,
+        "077",
+        &["create", "-n", "mine", "--offline", "alpha=1.0"],
+    ));
+    ok(&c.envmod_as(Who::Instructor, "022", &["delete", "-p", fill, "--yes"]));
+    let (alpha, gamma, libfoo, linuxonly) = (
+        entry(&site, "alpha"),
+        entry(&site, "gamma"),
+        entry(&site, "libfoo"),
+        entry(&site, "linuxonly"),
+    );
+    // A file of gamma's still linked from somewhere clean cannot look.
+    let elsewhere = c.home(Who::Instructor).join("elsewhere");
+    ok(&c.bash(
+        Who::Instructor,
+        &format!(
+            "ln {} {}",
+            sh(&gamma.join("info/index.json").display().to_string()),
+            sh(&elsewhere.display().to_string())
+        ),
+    ));
+    // What an interrupted envmod left in the instructor's envs_dir, and a group member's
+    // leftover beside the course environment, which is not the instructor's to remove.
+    let trash = c
+        .home(Who::Instructor)
+        .join(".envmod/envs/.old.envmod-trash");
+    ok(&c.bash(
+        Who::Instructor,
+        &format!(
+            "mkdir -p {t}/tree && head -c 65536 /dev/zero > {t}/tree/big",
+            t = sh(&trash.display().to_string())
+        ),
+    ));
+    let theirs = c.envs().join(".cs101.envmod-staging");
+    ok(&c.bash(
+        Who::Ta,
+        &format!("mkdir {}", sh(&theirs.display().to_string())),
+    ));
+
+    // A dry run, on a terminal and through a pipe: the same report, and nothing removed.
+    let before = snapshot(&site);
+    let tty = envmod_on_tty(&c, Who::Instructor, &site, "clean --dry-run");
+    let piped = ok(&envmod_in(
+        &c,
+        Who::Instructor,
+        &site,
+        &["clean", "--dry-run"],
+    ));
+    assert_eq!(tty, piped, "terminal and pipe differ");
+    for gone in [&alpha, &libfoo, &trash] {
+        assert!(
+            piped
+                .lines()
+                .any(|l| l.starts_with("would remove") && l.contains(&*gone.to_string_lossy())),
+            "{} not named:\n{piped}",
+            gone.display()
+        );
+    }
+    for stays in [&gamma, &linuxonly, &theirs] {
+        assert!(!piped.contains(&*stays.to_string_lossy()), "{piped}");
+    }
+    assert!(piped.contains("nothing was removed"), "{piped}");
+    let would = bytes_in(&piped);
+    assert!(would >= 65536, "{piped}");
+    assert_eq!(snapshot(&site), before, "a dry run changed the cache");
+    assert!(trash.join("tree/big").is_file());
+
+    // The clean itself, through a pipe, and as JSON afterwards.
+    let report = ok(&envmod_in(&c, Who::Instructor, &site, &["clean"]));
+    assert!(report.contains("removed unused package"), "{report}");
+    assert_eq!(
+        bytes_in(&report),
+        would,
+        "freed other than the dry run said:\n{report}"
+    );
+    for gone in [&alpha, &libfoo, &trash] {
+        assert!(!gone.exists(), "{} stayed:\n{report}", gone.display());
+    }
+    assert!(
+        !site
+            .join(format!(
+                "{}.lock",
+                libfoo.file_name().unwrap().to_string_lossy()
+            ))
+            .exists()
+    );
+    for stays in [&gamma, &linuxonly] {
+        assert!(
+            stays.join("info").is_dir(),
+            "{} went:\n{report}",
+            stays.display()
+        );
+    }
+    assert!(theirs.is_dir(), "a group member's directory was removed");
+    let again = ok(&envmod_in(&c, Who::Instructor, &site, &["clean", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(json["bytes"], 0, "{again}");
+    assert!(
+        json["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["path"] == *linuxonly.to_string_lossy()
+                && k["reason"].as_str().unwrap().contains("environment")),
+        "{again}"
+    );
+
+    // The student's environment and the course environment still work.
+    let import = ok(&c.bash(
+        Who::Student,
+        "umask 077\n. \"$HOME/.envmod/envs/mine/bin/activate\" && python -c 'import alpha; print(alpha.VERSION)'",
+    ));
+    assert_eq!(import.trim(), "1.0");
+    let init = std::env::var("ENVMOD_TEST_LMOD_INIT").expect(
+        "ENVMOD_TEST_LMOD_INIT names Lmod's init/bash (source /work/main/.test-tools/env.sh)",
+    );
+    let load = ok(&c.bash(
+        Who::Student,
+        &format!(
+            "source {}\nmodule use {}\nmodule load cs101/py3.11 && ls \"$CONDA_PREFIX/conda-meta\"",
+            sh(&init),
+            sh(&modules.display().to_string())
+        ),
+    ));
+    assert!(load.contains("linuxonly"), "{load}");
+}
+
+#[test]
+fn a_link_planted_in_a_shared_cache_never_leads_clean_to_the_cleaners_files() {
+    let c = Course::new();
+    let pkgs = dir_of(&c.path().join("group-pkgs"), INSTRUCTOR, "0755");
+    let fill = c.home(Who::Instructor).join("fill");
+    let fill = fill.to_str().unwrap();
+    ok(&envmod_in(
+        &c,
+        Who::Instructor,
+        &pkgs,
+        &["create", "-p", fill, "alpha"],
+    ));
+    ok(&c.envmod_as(Who::Instructor, "022", &["delete", "-p", fill, "--yes"]));
+    let alpha = entry(&pkgs, "alpha");
+    // The cache is then opened to the group, whose member plants links to the instructor's
+    // files under entry names, moves the instructor's entry aside and puts a link in its
+    // place, and adds an entry of their own.
+    run_ok("chgrp", &[GROUP, &pkgs.display().to_string()]);
+    run_ok("chmod", &["2775", &pkgs.display().to_string()]);
+    let work = c.home(Who::Instructor).join("work");
+    ok(&c.bash(
+        Who::Instructor,
+        &format!(
+            "mkdir -p {w}/info && echo mine > {w}/info/index.json && echo thesis > {w}/thesis.tex && echo zip > {w}/../notes.conda",
+            w = sh(&work.display().to_string())
+        ),
+    ));
+    let p = |name: &str| sh(&pkgs.join(name).display().to_string());
+    let w = sh(&work.display().to_string());
+    ok(&c.bash(
+        Who::Ta,
+        &format!(
+            "set -e\nln -s {w} {evil}\nln -s {w}/../notes.conda {notes}\nmv {alpha} {stolen}\nln -s {w} {alpha}\nmkdir -p {ta}/info\n",
+            evil = p("evil-1.0-0"),
+            notes = p("notes-1.0-0.conda"),
+            alpha = sh(&alpha.display().to_string()),
+            stolen = p("stolen"),
+            ta = p("ta-1.0-0"),
+        ),
+    ));
+
+    let report = ok(&envmod_in(&c, Who::Instructor, &pkgs, &["clean", "-v"]));
+    assert_eq!(
+        std::fs::read_to_string(work.join("thesis.tex")).unwrap(),
+        "thesis\n",
+        "{report}"
+    );
+    assert!(work.join("info/index.json").is_file(), "{report}");
+    assert!(
+        c.home(Who::Instructor).join("notes.conda").is_file(),
+        "{report}"
+    );
+    for planted in ["evil-1.0-0", "notes-1.0-0.conda", "ta-1.0-0"] {
+        assert!(
+            pkgs.join(planted).symlink_metadata().is_ok(),
+            "the group member's {planted} was removed:\n{report}"
+        );
+    }
+    assert!(alpha.symlink_metadata().unwrap().file_type().is_symlink());
+    // The instructor's own entry, wherever it was moved, is the instructor's to free.
+    assert!(!pkgs.join("stolen").exists(), "{report}");
+    assert!(
+        common::stderr(&envmod_in(&c, Who::Instructor, &pkgs, &["clean", "-v"]))
+            .contains("envmod-peer")
+    );
+}
