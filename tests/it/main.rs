@@ -27,4 +27,5 @@ mod provides;
 mod pyc;
 mod settings;
 mod sharing;
+mod show;
 mod strangers;
