@@ -63,7 +63,10 @@ fn show_names_every_package_with_its_origin_and_the_outputs() {
         ("mpi", vec!["1.0", "module", "openmpi/4.1"]),
         ("python", vec!["3.11", "site"]),
         // Debian's numpy, which the site Python sees and so does the env.
-        ("numpy", vec!["1.24.2", "site", "/usr/lib/python3/dist-packages"]),
+        (
+            "numpy",
+            vec!["1.24.2", "site", "/usr/lib/python3/dist-packages"],
+        ),
     ] {
         let line = line_of(&text, name);
         for w in words {
@@ -75,10 +78,20 @@ fn show_names_every_package_with_its_origin_and_the_outputs() {
         "alpha's channel:\n{text}"
     );
     assert!(
-        !text.lines().any(|l| l.starts_with("gcc ")),
+        !text
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("gcc")),
         "gcc provides nothing:\n{text}"
     );
-    assert!(text.contains("gcc/12.2") && text.contains("openmpi/4.1"), "{text}");
+    let lazr = text
+        .lines()
+        .filter(|l| l.contains("lazr.uri-") || l.contains("numpy-1.24.2"))
+        .count();
+    assert!(lazr <= 2, "a site distribution listed twice:\n{text}");
+    assert!(
+        text.contains("gcc/12.2") && text.contains("openmpi/4.1"),
+        "{text}"
+    );
     let mf = line_of(&text, "modulefile");
     assert!(
         mf.contains("written") && mf.contains(&*modulefile.to_string_lossy()),
@@ -96,13 +109,36 @@ fn show_names_every_package_with_its_origin_and_the_outputs() {
     // On a terminal: the same lines, headings in bold.
     let pty = t.run_on_pty(&["show", "-n", "s"]);
     let screen = ok(&pty);
-    assert!(screen.contains("\x1b["), "no styling on a terminal:\n{screen}");
-    let plain = console::strip_ansi_codes(&screen).replace("\r\n", "\n");
     assert!(
-        line_of(&plain, "showprobe").contains("pip"),
-        "{plain}"
+        screen.contains("\x1b["),
+        "no styling on a terminal:\n{screen}"
     );
+    let plain = console::strip_ansi_codes(&screen).replace("\r\n", "\n");
+    assert!(line_of(&plain, "showprobe").contains("pip"), "{plain}");
     assert!(line_of(&plain, "modulefile").contains("written"), "{plain}");
+
+    // A group member's link in place of site-packages is not followed: what it leads to is
+    // not listed, and the report says why.
+    let planted = t.path().join("planted");
+    std::fs::create_dir_all(planted.join("evil-6.6.dist-info")).unwrap();
+    std::fs::write(
+        planted.join("evil-6.6.dist-info/METADATA"),
+        "Name: evil\nVersion: 6.6\n",
+    )
+    .unwrap();
+    let site = prefix.join("lib/python3.11/site-packages");
+    std::fs::rename(&site, prefix.join("site-packages.real")).unwrap();
+    std::os::unix::fs::symlink(&planted, &site).unwrap();
+    let out = t.run(&["show", "-n", "s"]);
+    let shown = ok(&out);
+    assert!(!shown.contains("evil"), "{shown}");
+    assert!(
+        stderr(&out).contains("symbolic link"),
+        "no warning: {}",
+        stderr(&out)
+    );
+    std::fs::remove_file(&site).unwrap();
+    std::fs::rename(prefix.join("site-packages.real"), &site).unwrap();
 
     // The modulefile gone: missing, and the fix named.
     std::fs::remove_file(&modulefile).unwrap();
