@@ -162,8 +162,7 @@ pub(crate) fn show(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Shown> {
     packages.extend(site_packages(m, ctx));
     packages.extend(module_packages(m));
     mark_shadowed(&mut packages, ctx);
-    packages
-        .sort_by(|a, b| (a.name.to_lowercase(), a.origin).cmp(&(b.name.to_lowercase(), b.origin)));
+    packages.sort_by_key(|p| (p.name.to_lowercase(), p.origin));
     let outputs = outputs(m, real, &target.cli());
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::symlink_metadata(real)
