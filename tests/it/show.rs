@@ -151,6 +151,7 @@ fn show_names_every_package_with_its_origin_and_the_outputs() {
 #[test]
 fn show_json_reads_back_and_follows_the_loaded_env() {
     let (t, prefix) = env_of_every_origin();
+    ok(&t.run(&["share", "-n", "s"]));
     ok(&t.run(&["freeze", "-n", "s"]));
     let out = t.module_shell(
         Ms::Lmod,
@@ -170,7 +171,7 @@ fn show_json_reads_back_and_follows_the_loaded_env() {
     assert_eq!(v["name"], "s");
     assert_eq!(v["prefix"], prefix.display().to_string());
     assert_eq!(v["frozen"], true);
-    assert_eq!(v["shared"], serde_json::Value::Null);
+    assert_eq!(v["shared"], serde_json::json!({"group": null}));
     assert_eq!(v["modules"], serde_json::json!(["gcc/12.2", "openmpi/4.1"]));
     let packages = v["packages"].as_array().expect("packages");
     let find = |name: &str| {
