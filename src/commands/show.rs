@@ -7,9 +7,10 @@ use console::style;
 use crate::{
     env::{
         ops::Ctx,
-        show::{Origin, Package, Shown, State},
+        show::{Origin, Package, Shown},
     },
     manifest::PythonMode,
+    outputs::state::State,
     render::escape::shown,
     settings::ShowSettings,
 };
