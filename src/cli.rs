@@ -97,6 +97,15 @@ Examples:
   envmod create -f environment.yml               # on the other site")]
     Export(ExportArgs),
 
+    /// Show what is in an environment: every package and where it comes from (conda and
+    /// its channel, pip, the site Python, a module), its modules, outputs, sharing and freeze.
+    #[command(after_help = "\
+Examples:
+  envmod show -n myenv
+  envmod show                                    # the environment loaded in this shell
+  envmod show -p /shared/course/envs/cs101 --json")]
+    Show(ShowArgs),
+
     /// Add, remove or list Jupyter kernels whose launcher loads the environment's modules.
     #[command(subcommand)]
     Kernel(KernelCommand),
@@ -271,6 +280,16 @@ pub(crate) struct ExportArgs {
     /// Use only cached repodata and packages; never touch the network.
     #[arg(long)]
     pub(crate) offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    pub(crate) target: LoadedTarget,
+
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,7 +34,7 @@ use crate::{
     settings::{
         ChangeSettings, CleanSettings, CreateSettings, DeleteSettings, DoctorSettings,
         ExportSettings, GlobalSettings, KernelAddSettings, KernelListSettings,
-        KernelRemoveSettings, ListSettings, ModuleSettings, ShellHookSettings,
+        KernelRemoveSettings, ListSettings, ModuleSettings, ShellHookSettings, ShowSettings,
     },
 };
 
@@ -131,6 +131,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         Command::Export(a) => {
             commands::export::run(ExportSettings::resolve(a, s, env, printer)?, &ctx).await
         }
+        Command::Show(a) => commands::show::run(ShowSettings::resolve(a, s, env, printer)?, &ctx),
         Command::Kernel(cli::KernelCommand::Add(a)) => {
             commands::kernel::add(KernelAddSettings::resolve(a, s, env, printer)?, &ctx).await
         }

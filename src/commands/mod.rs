@@ -15,3 +15,4 @@ pub(crate) mod list;
 pub(crate) mod module;
 pub(crate) mod share;
 pub(crate) mod shell_hook;
+pub(crate) mod show;

@@ -16,6 +16,7 @@ pub(crate) mod prefix;
 pub(crate) mod record;
 pub(crate) mod registry;
 pub(crate) mod request;
+pub(crate) mod show;
 pub(crate) mod snapshot;
 pub(crate) mod stack;
 pub(crate) mod swap;

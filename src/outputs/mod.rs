@@ -10,6 +10,7 @@
 pub(crate) mod activate;
 pub(crate) mod kernel;
 pub(crate) mod modulefile;
+pub(crate) mod state;
 pub(crate) mod write;
 
 use std::path::{Path, PathBuf};

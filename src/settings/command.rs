@@ -278,6 +278,26 @@ impl ExportSettings {
     }
 }
 
+/// `envmod show`.
+pub(crate) struct ShowSettings {
+    pub(crate) target: EnvTarget,
+    pub(crate) json: bool,
+}
+
+impl ShowSettings {
+    pub(crate) fn resolve(
+        args: cli::ShowArgs,
+        settings: &GlobalSettings,
+        env: &Environ,
+        printer: &Printer,
+    ) -> Result<Self> {
+        Ok(Self {
+            target: settings.given_or_loaded(args.target.target(), env, printer)?,
+            json: args.json,
+        })
+    }
+}
+
 /// `envmod kernel add`.
 pub(crate) struct KernelAddSettings {
     pub(crate) target: EnvTarget,

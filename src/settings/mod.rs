@@ -25,7 +25,7 @@ use crate::{
 pub(crate) use command::{
     ChangeSettings, CleanSettings, CreateSettings, DeleteSettings, DoctorSettings, ExportSettings,
     KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings, ModuleSettings,
-    ShellHookSettings, flag_layer,
+    ShellHookSettings, ShowSettings, flag_layer,
 };
 
 const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";

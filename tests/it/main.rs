@@ -28,4 +28,5 @@ mod provides;
 mod pyc;
 mod settings;
 mod sharing;
+mod show;
 mod strangers;
