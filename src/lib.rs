@@ -29,7 +29,8 @@ use crate::{
     cli::{Cli, Command},
     config::Options,
     env::{
-        ops::{Added, Change, Ctx, OutputsChange},
+        ops::Ctx,
+        plan::{Added, Change, OutputsChange},
         registry::Registry,
     },
     environ::Environ,
@@ -201,6 +202,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 registry,
                 interpreter_cache: settings.interpreter_cache.clone(),
                 ignore_site_packages: settings.ignore_site_packages.value,
+                dry_run: args.dry_run,
             };
             commands::create::run(s, &ctx).await
         }
@@ -218,12 +220,12 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                 ignore_site_packages: settings.ignore_site_packages.value,
                 ..added
             });
-            commands::change::run(target, change, &args.channel.channels, &ctx).await
+            commands::change::run(target, change, &args.channel.channels, args.dry_run, &ctx).await
         }
         Command::Remove(args) => {
             let target = settings.target(&args.target)?;
             let change = Change::Remove(args.packages);
-            commands::change::run(target, change, &args.channel.channels, &ctx).await
+            commands::change::run(target, change, &args.channel.channels, args.dry_run, &ctx).await
         }
         Command::Delete(args) => {
             let target = settings.target(&args.target)?;
@@ -251,7 +253,7 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
                     .is_some()
                     .then(|| settings.module_root.value.clone()),
                 default_root: settings.module_root.value.clone(),
-                adopt: args.relocate || args.adopt,
+                relocated: args.relocate || args.adopt,
             };
             commands::module::run(target, change, &registry, &ctx).await
         }

@@ -4,25 +4,22 @@
 //! "why is it set to that?". Commands receive a plain struct and never look at files or
 //! variables themselves.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
 pub(crate) use crate::config::{Source, Sourced};
+// Defined where it is read, so that the planner needs nothing from above it.
+pub(crate) use crate::env::plan::CreateSettings;
 use crate::{
     cli,
     config::{Merged, Options, Origin},
-    env::{from_file::Source as FileSource, prefix::EnvTarget, registry::Registry},
+    env::prefix::EnvTarget,
     environ::Environ,
     error::UserError,
     names::EnvName,
-    site::{
-        ModuleSystem, ModuleSystemChoice, RuleSource, distributions::NameTable, provides::Rule,
-    },
+    site::{ModuleSystemChoice, RuleSource, distributions::NameTable, provides::Rule},
     yaml::ListMap,
 };
 
@@ -80,36 +77,6 @@ pub(crate) struct ConfigFiles {
     pub(crate) site_exists: bool,
     pub(crate) user: PathBuf,
     pub(crate) user_exists: bool,
-}
-
-/// What `envmod create` was asked for, resolved: the target, the file already read, and
-/// every setting it reads.
-pub(crate) struct CreateSettings {
-    pub(crate) target: EnvTarget,
-    /// `-f FILE`, already read.
-    pub(crate) file: Option<FileSource>,
-    /// `-c` given on the command line: added to a file's channels.
-    pub(crate) cli_channels: Vec<String>,
-    /// `--site-python` was given: it, not the file, decides the Python.
-    pub(crate) site_python_flag: bool,
-    pub(crate) module_map: BTreeMap<String, Option<String>>,
-    pub(crate) skip_missing_modules: bool,
-    pub(crate) python: Option<String>,
-    /// `--python X.Y`: a conda Python from the channels instead of the site's.
-    pub(crate) conda_python: Option<String>,
-    pub(crate) specs: Vec<String>,
-    pub(crate) module_system: Option<ModuleSystem>,
-    pub(crate) module_root: PathBuf,
-    pub(crate) ignore_modules: Vec<String>,
-    pub(crate) description: Option<String>,
-    /// `--kernel`: add a Jupyter kernel as one of its outputs.
-    pub(crate) kernel: bool,
-    /// `--shared [--group G]`.
-    pub(crate) shared: Option<crate::manifest::Sharing>,
-    pub(crate) registry: Registry,
-    pub(crate) interpreter_cache: PathBuf,
-    /// The site Python's packages do not count as installed (`--ignore-site-packages`).
-    pub(crate) ignore_site_packages: bool,
 }
 
 /// A value nobody set.

@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::{
     env::record::Replacing,
     env::{
-        ops::{self, Change, Ctx},
+        ops::Ctx,
+        plan::{self, Change},
         prefix::EnvTarget,
         registry::Registry,
     },
@@ -62,7 +63,8 @@ pub(crate) async fn add(s: AddSettings, ctx: &Ctx<'_>) -> Result<()> {
         ctx.environ,
         ctx.printer,
     )?;
-    let done = ops::change(&s.target, Change::Kernel(Some(info)), &[], ctx).await?;
+    let plan = plan::change(&s.target, Change::Kernel(Some(info)), &[], false, ctx).await?;
+    let done = plan.apply(ctx).await?;
     if let Some(k) = &done.manifest.kernel {
         ctx.printer.info(format!(
             "Added the Jupyter kernel \"{}\" ({}) in {}",
@@ -82,7 +84,8 @@ pub(crate) struct RemoveSettings {
 
 pub(crate) async fn remove(s: RemoveSettings, ctx: &Ctx<'_>) -> Result<()> {
     if let Some(target) = &s.target {
-        let done = ops::change(target, Change::Kernel(None), &[], ctx).await?;
+        let plan = plan::change(target, Change::Kernel(None), &[], false, ctx).await?;
+        let done = plan.apply(ctx).await?;
         match done.old_kernel {
             Some(k) => ctx.printer.info(format!(
                 "Removed the kernel {} ({})",

@@ -23,7 +23,7 @@ use rattler_conda_types::{
 
 use crate::{
     conda::{self, envfile::EnvFile, solve::Constraint},
-    env::ops::Added,
+    env::plan::Added,
     error::UserError,
     site::{
         modules::LoadedModule,

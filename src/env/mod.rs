@@ -1,7 +1,9 @@
 //! An environment on disk: which directory a command names (`prefix`), the manifest envmod
 //! keeps inside it, the locking, staging and swapping that make every change atomic, the
-//! registry that lets `list` find it again, and the pipeline that ties them together (`ops`).
+//! registry that lets `list` find it again, and the pipeline that ties them together: a
+//! request becomes a plan (`plan`), which one build step carries out (`apply`).
 
+pub(crate) mod apply;
 pub(crate) mod blocked;
 pub(crate) mod cleanup;
 pub(crate) mod ctx;
@@ -9,6 +11,7 @@ pub(crate) mod from_file;
 pub(crate) mod health;
 pub(crate) mod lock;
 pub(crate) mod ops;
+pub(crate) mod plan;
 pub(crate) mod prefix;
 pub(crate) mod record;
 pub(crate) mod registry;
