@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use rattler_conda_types::PrefixRecord;
+use rattler_conda_types::{MatchSpec, PrefixRecord};
 
 use crate::{
-    conda,
+    conda::{self, specs::Spec},
     env::{
         apply::{self, Base, Build, Existing, Packages, Pip},
         ctx::{Ctx, channels, channels_for},
@@ -121,9 +121,7 @@ pub(crate) async fn change(
     let (specs, removing) = match &change {
         Change::Install(added) => {
             for spec in &added.specs {
-                if conda::specs::spec_package_name(spec)?.as_normalized() == "python"
-                    && old.python.mode == PythonMode::Site
-                {
+                if Spec::parse(spec)?.is_python() && old.python.mode == PythonMode::Site {
                     return Err(UserError::usage(
                         "python comes from the site in this environment and cannot be installed",
                     )
@@ -144,14 +142,10 @@ pub(crate) async fn change(
     // Channels of the manifest this user did not install from last time.
     let mut unchosen = Vec::new();
     if let Some(specs) = specs {
-        let mut conda_specs = conda::specs::parse_specs(&specs)?;
-        let names = specs
-            .iter()
-            .map(|s| conda::specs::spec_package_name(s))
-            .collect::<Result<Vec<_>>>()?;
-        if old.python.mode == PythonMode::Conda
-            && !names.iter().any(|n| n.as_normalized() == "python")
-        {
+        let parsed = Spec::parse_all(&specs)?;
+        let asks_python = parsed.iter().any(Spec::is_python);
+        let mut conda_specs: Vec<MatchSpec> = parsed.into_iter().map(MatchSpec::from).collect();
+        if old.python.mode == PythonMode::Conda && !asks_python {
             // The env's Python stays what it was created with.
             conda_specs.extend(conda::specs::parse_specs(&[format!(
                 "python =={}",
@@ -214,9 +208,9 @@ pub(crate) async fn change(
         let solved = solved.into_records();
         if let Some(names) = removing {
             for raw in names {
-                let name = conda::specs::spec_package_name(raw)?;
-                if solved.iter().any(|r| r.package_record.name == name) {
-                    let name = name.as_normalized();
+                let spec = Spec::parse(raw)?;
+                if solved.iter().any(|r| r.package_record.name == *spec.name()) {
+                    let name = spec.name().as_normalized();
                     return Err(UserError::failure(format!(
                         "{name} is still needed by the remaining packages ({}); nothing was changed",
                         specs.join(" ")
@@ -395,14 +389,15 @@ fn removed_specs(
 ) -> Result<Vec<String>> {
     let mut parsed = Vec::new();
     for raw in names {
-        let name = conda::specs::spec_package_name(raw)?;
-        if name.as_normalized() == "python" {
+        let spec = Spec::parse(raw)?;
+        if spec.is_python() {
             return Err(UserError::usage("python cannot be removed from an environment").into());
         }
+        let name = spec.name().clone();
         let requested = manifest
             .specs
             .iter()
-            .any(|s| conda::specs::spec_package_name(s).is_ok_and(|n| n == name));
+            .any(|s| Spec::parse(s).is_ok_and(|s| *s.name() == name));
         let present = installed
             .iter()
             .any(|r| r.repodata_record.package_record.name == name);

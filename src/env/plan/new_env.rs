@@ -164,7 +164,7 @@ fn with_kernel(manifest: &mut Manifest, s: &CreateSettings, ctx: &Ctx<'_>) -> Re
         return Ok(());
     }
     let in_specs = manifest.specs.iter().any(|spec| {
-        conda::specs::spec_package_name(spec).is_ok_and(|n| n.as_normalized() == "ipykernel")
+        conda::specs::Spec::parse(spec).is_ok_and(|s| s.name().as_normalized() == "ipykernel")
     });
     if !in_specs {
         if manifest.python.mode == PythonMode::Conda {
