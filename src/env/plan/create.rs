@@ -167,32 +167,9 @@ pub(crate) async fn create(s: CreateSettings, ctx: &Ctx<'_>) -> Result<Plan> {
         None => None,
     };
     if let (Some(found), Some(f)) = (&site_python, yml) {
-        from_file::check_site_python(found, f, s.site_python_flag)?;
-        from_file::check_python_pin(found, f, s.site_python_flag)?;
-        if !f.pip.is_empty() && !found.pip {
-            return Err(UserError::failure(format!(
-                "{} has a pip section, but the site Python {} has no pip",
-                f.path.display(),
-                found.executable.display()
-            ))
-            .with_hint("use a site Python with pip (--site-python PATH), or a conda Python with pip (--python X.Y)")
-            .into());
-        }
+        check_file_python(found, f, s.site_python_flag)?;
     }
-
-    for skip in &skipped {
-        match skip {
-            Skipped::Sticky(m) => printer.detail(format!("not recording sticky module {m}")),
-            Skipped::Ignored(m) => printer.detail(format!("not recording {m} (ignore_modules)")),
-            Skipped::Tool(m) => printer.detail(format!("not recording {m}: it is envmod itself")),
-            Skipped::Envmod(m) => {
-                printer.info(format!("not recording {m}: it is an envmod environment"))
-            }
-            Skipped::Path(m) => printer.warn(format!(
-                "not recording {m}: it was loaded by path, and envmod records only module names found on MODULEPATH; to record it, `module use` its directory and load it by name"
-            )),
-        }
-    }
+    report_skipped(&skipped, printer);
 
     let provisions = provisions(derived, library_dirs, ignore_site_packages);
 
@@ -322,4 +299,43 @@ async fn ipykernel_from_channels(
     ))
     .with_hint(hint)
     .into())
+}
+
+/// The site Python against what an environment file asks of it: its version, and pip for a
+/// pip section.
+fn check_file_python(
+    found: &python::Interpreter,
+    f: &crate::conda::envfile::EnvFile,
+    site_python_flag: bool,
+) -> Result<()> {
+    from_file::check_site_python(found, f, site_python_flag)?;
+    from_file::check_python_pin(found, f, site_python_flag)?;
+    if !f.pip.is_empty() && !found.pip {
+        return Err(UserError::failure(format!(
+            "{} has a pip section, but the site Python {} has no pip",
+            f.path.display(),
+            found.executable.display()
+        ))
+        .with_hint("use a site Python with pip (--site-python PATH), or a conda Python with pip (--python X.Y)")
+        .into());
+    }
+    Ok(())
+}
+
+/// Why each loaded module that is not recorded is left out: said under `-v`, or louder where
+/// the user may have meant it to be recorded.
+fn report_skipped(skipped: &[Skipped], printer: &crate::printer::Printer) {
+    for skip in skipped {
+        match skip {
+            Skipped::Sticky(m) => printer.detail(format!("not recording sticky module {m}")),
+            Skipped::Ignored(m) => printer.detail(format!("not recording {m} (ignore_modules)")),
+            Skipped::Tool(m) => printer.detail(format!("not recording {m}: it is envmod itself")),
+            Skipped::Envmod(m) => {
+                printer.info(format!("not recording {m}: it is an envmod environment"))
+            }
+            Skipped::Path(m) => printer.warn(format!(
+                "not recording {m}: it was loaded by path, and envmod records only module names found on MODULEPATH; to record it, `module use` its directory and load it by name"
+            )),
+        }
+    }
 }
