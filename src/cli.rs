@@ -525,6 +525,11 @@ pub(crate) struct CreateArgs {
     /// With --shared: owned by GROUP, whose members (TAs) may change it too.
     #[arg(long, value_name = "GROUP", requires = "shared")]
     pub(crate) group: Option<String>,
+
+    /// Print the plan (the packages it would install and remove, the modules, the outputs)
+    /// and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -547,6 +552,11 @@ pub(crate) struct InstallArgs {
     /// even where the site has the package [config: ignore_site_packages].
     #[arg(long)]
     pub(crate) ignore_site_packages: bool,
+
+    /// Print the plan (the packages it would install and remove, the modules, the outputs)
+    /// and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -560,6 +570,11 @@ pub(crate) struct RemoveArgs {
 
     #[command(flatten)]
     pub(crate) channel: ChannelArgs,
+
+    /// Print the plan (the packages it would install and remove, the modules, the outputs)
+    /// and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

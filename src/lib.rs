@@ -27,7 +27,7 @@ use clap::Parser;
 
 use crate::{
     cli::{Cli, Command},
-    env::ops::Ctx,
+    env::ctx::Ctx,
     environ::Environ,
     printer::{Printer, Verbosity},
     render::Renderer,
@@ -113,11 +113,11 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
         }
         Command::Install(a) => {
             let c = ChangeSettings::install(a, s, env, printer)?;
-            commands::change::run(c.target, c.change, &c.channels, &ctx).await
+            commands::change::run(c.target, c.change, &c.channels, c.dry_run, &ctx).await
         }
         Command::Remove(a) => {
             let c = ChangeSettings::remove(a, s)?;
-            commands::change::run(c.target, c.change, &c.channels, &ctx).await
+            commands::change::run(c.target, c.change, &c.channels, c.dry_run, &ctx).await
         }
         Command::Delete(a) => {
             let d = DeleteSettings::resolve(a, s)?;

@@ -1,10 +1,12 @@
 //! `envmod install` and `envmod remove`: a new set of requested specs, solved against what
-//! is installed, applied to a hard-linked clone and swapped in atomically (`env::ops`).
+//! is installed (`env::plan`), applied to a hard-linked clone and swapped in atomically
+//! (`env::apply`); or, with `--dry-run`, the plan reported and nothing changed.
 
 use anyhow::Result;
 
 use crate::env::{
-    ops::{self, Change, Ctx},
+    ctx::Ctx,
+    plan::{self, Change},
     prefix::EnvTarget,
 };
 
@@ -12,9 +14,15 @@ pub(crate) async fn run(
     target: EnvTarget,
     change: Change,
     cli_channels: &[String],
+    dry_run: bool,
     ctx: &Ctx<'_>,
 ) -> Result<()> {
-    let done = ops::change(&target, change, cli_channels, ctx).await?;
+    let plan = plan::change(&target, change, cli_channels, dry_run, ctx).await?;
+    if dry_run {
+        plan.report(ctx.printer);
+        return Ok(());
+    }
+    let done = plan.apply(ctx).await?;
     let mut summary = Vec::new();
     if let Some(changes) = &done.packages {
         if !changes.installed.is_empty() {

@@ -7,8 +7,8 @@ use anyhow::Result;
 
 use crate::{
     env::{
+        ctx::Ctx,
         delete,
-        ops::Ctx,
         prefix::{self, EnvTarget},
         registry::Registry,
     },

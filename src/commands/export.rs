@@ -15,7 +15,7 @@ use crate::{
     },
     env::{
         cleanup::PendingFile,
-        ops::{self, Ctx},
+        ctx::{self, Ctx},
         request,
         snapshot::{self, Snapshot},
     },
@@ -289,7 +289,7 @@ async fn lock(
     let m = &snap.manifest;
     // The specs' own channels (`chan::pkg`) resolve with the manifest's, through the alias.
     let mut requested = Spec::parse_all(&m.specs)?;
-    let channels = ops::channels_for(&m.channels, &mut requested, ctx)?;
+    let channels = ctx::channels_for(&m.channels, &mut requested, ctx)?;
     // What the modules provided, as recorded: the lock marks it instead of holding it.
     let provisions = m.provided.as_ref().map_or(&[][..], |p| &p.modules[..]);
     let mut out = Vec::new();
@@ -304,7 +304,7 @@ async fn lock(
             let mut specs =
                 conda::envfile::specs_for(&m.specs, &m.selected, conda::PLATFORM, platform);
             let mut parsed = Spec::parse_all(&specs)?;
-            let channels = ops::channels_for(&m.channels, &mut parsed, ctx)?;
+            let channels = ctx::channels_for(&m.channels, &mut parsed, ctx)?;
             let has_python = parsed.iter().any(Spec::is_python);
             if !has_python {
                 let python = match m.python.mode {

@@ -5,12 +5,14 @@
 use anyhow::Result;
 
 use crate::env::{
-    ops::{self, Change, Ctx},
+    ctx::Ctx,
+    plan::{self, Change},
     prefix::EnvTarget,
 };
 
 pub(crate) async fn run(target: EnvTarget, freeze: bool, ctx: &Ctx<'_>) -> Result<()> {
-    let done = ops::change(&target, Change::Freeze(freeze), &[], ctx).await?;
+    let plan = plan::change(&target, Change::Freeze(freeze), &[], false, ctx).await?;
+    let done = plan.apply(ctx).await?;
     let m = &done.manifest;
     match freeze {
         true => ctx.printer.info(format!(

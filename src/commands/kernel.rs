@@ -8,8 +8,11 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
-    env::ops::{self, Change, Ctx},
-    env::record::Replacing,
+    env::{
+        ctx::Ctx,
+        plan::{self, Change},
+        record::Replacing,
+    },
     error::UserError,
     manifest::{Manifest, PythonMode},
     outputs::kernel::{self, kernel_name, kernels_dir, owner_of, plan_kernel, require_ipykernel},
@@ -51,7 +54,8 @@ pub(crate) async fn add(s: KernelAddSettings, ctx: &Ctx<'_>) -> Result<()> {
         ctx.environ,
         ctx.printer,
     )?;
-    let done = ops::change(&s.target, Change::Kernel(Some(info)), &[], ctx).await?;
+    let plan = plan::change(&s.target, Change::Kernel(Some(info)), &[], false, ctx).await?;
+    let done = plan.apply(ctx).await?;
     if let Some(k) = &done.manifest.kernel {
         ctx.printer.info(format!(
             "Added the Jupyter kernel \"{}\" ({}) in {}",
@@ -65,7 +69,8 @@ pub(crate) async fn add(s: KernelAddSettings, ctx: &Ctx<'_>) -> Result<()> {
 
 pub(crate) async fn remove(s: KernelRemoveSettings, ctx: &Ctx<'_>) -> Result<()> {
     if let Some(target) = &s.target {
-        let done = ops::change(target, Change::Kernel(None), &[], ctx).await?;
+        let plan = plan::change(target, Change::Kernel(None), &[], false, ctx).await?;
+        let done = plan.apply(ctx).await?;
         match done.old_kernel {
             Some(k) => ctx.printer.info(format!(
                 "Removed the kernel {} ({})",

@@ -6,7 +6,8 @@
 use anyhow::Result;
 
 use crate::env::{
-    ops::{self, Change, Ctx, OutputsChange},
+    ctx::Ctx,
+    plan::{self, Change, OutputsChange},
     prefix::EnvTarget,
     registry::Registry,
 };
@@ -17,10 +18,11 @@ pub(crate) async fn run(
     registry: &Registry,
     ctx: &Ctx<'_>,
 ) -> Result<()> {
-    let adopt = change.adopt;
-    let done = ops::change(&target, Change::Outputs(change), &[], ctx).await?;
-    if adopt && target.by_prefix {
-        // An adopted copy made with -p is found by `list` like any other.
+    let relocated = change.relocated;
+    let plan = plan::change(&target, Change::Outputs(change), &[], false, ctx).await?;
+    let done = plan.apply(ctx).await?;
+    if relocated && target.by_prefix {
+        // A relocated copy made with -p is found by `list` like any other.
         registry.add(&target.prefix)?;
     }
     match (&done.manifest.module, &done.old_module) {

@@ -5,12 +5,14 @@
 use anyhow::Result;
 
 use crate::env::{
-    ops::{self, Change, Ctx},
+    ctx::Ctx,
+    plan::{self, Change},
     prefix::EnvTarget,
 };
 
 pub(crate) async fn run(target: EnvTarget, change: Change, ctx: &Ctx<'_>) -> Result<()> {
-    let done = ops::change(&target, change, &[], ctx).await?;
+    let plan = plan::change(&target, change, &[], false, ctx).await?;
+    let done = plan.apply(ctx).await?;
     let m = &done.manifest;
     let who = match m.shared.as_ref().and_then(|s| s.group.as_deref()) {
         Some(g) => format!("readable by everyone, changeable by group {g}"),

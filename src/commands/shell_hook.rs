@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::{
-    env::{ops::Ctx, prefix::EnvTarget, snapshot},
+    env::{ctx::Ctx, prefix::EnvTarget, snapshot},
     outputs::activate::HookShell,
 };
 

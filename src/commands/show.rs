@@ -6,7 +6,7 @@ use console::style;
 
 use crate::{
     env::{
-        ops::Ctx,
+        ctx::Ctx,
         show::{Origin, Package, Shown},
     },
     manifest::PythonMode,

@@ -8,8 +8,8 @@ use anyhow::Result;
 
 use crate::{
     env::{
+        ctx::Ctx,
         lock::{self, EnvLock},
-        ops::{self, Ctx},
         prefix::{self, EnvTarget},
         record::{self, Replacing},
         registry::Registry,
@@ -38,7 +38,7 @@ pub(crate) fn delete(
     let _lock = EnvLock::acquire(&real, &target.name)?;
     lock::clear_leftovers(&real, &target.name)?;
     let manifest = match prefix::read_manifest(target, &real) {
-        Ok(m) if m.frozen => return Err(ops::frozen(&m)),
+        Ok(m) if m.frozen => return Err(prefix::frozen(&m)),
         // With --force, only the outputs this user recorded go, whatever the manifest says.
         Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(record::trusted(
             ctx.environ,

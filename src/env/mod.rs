@@ -1,8 +1,10 @@
 //! An environment on disk: which directory a command names (`prefix`), the manifest envmod
 //! keeps inside it, the locking, staging and swapping that make every change atomic, the
-//! registry that lets `list` find it again, the pipeline that ties them together (`ops`),
-//! and what only reads (`snapshot`) or removes (`delete`) an environment.
+//! registry that lets `list` find it again, and the pipeline that ties them together: a
+//! request becomes a plan (`plan`), which one build step carries out (`apply`); and what only
+//! reads (`snapshot`, `show`) or removes (`delete`, `clean`) an environment.
 
+pub(crate) mod apply;
 pub(crate) mod blocked;
 pub(crate) mod clean;
 pub(crate) mod cleanup;
@@ -11,7 +13,7 @@ pub(crate) mod delete;
 pub(crate) mod from_file;
 pub(crate) mod health;
 pub(crate) mod lock;
-pub(crate) mod ops;
+pub(crate) mod plan;
 pub(crate) mod prefix;
 pub(crate) mod record;
 pub(crate) mod registry;

@@ -264,3 +264,13 @@ pub(crate) fn loaded(environ: &crate::environ::Environ) -> Loaded {
         Err(e) => Loaded::Refused(prefix, format!("its manifest is not envmod's to read: {e}")),
     }
 }
+
+/// The refusal of a change to a frozen environment, naming the way out.
+pub(crate) fn frozen(m: &Manifest) -> anyhow::Error {
+    UserError::failure(format!(
+        "{} is frozen: its packages cannot be installed, removed or deleted",
+        m.name
+    ))
+    .with_hint(format!("envmod unfreeze {}", m.cli_target()))
+    .into()
+}

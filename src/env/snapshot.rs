@@ -11,8 +11,8 @@ use rattler_conda_types::PrefixRecord;
 use crate::{
     conda,
     env::{
+        ctx::Ctx,
         lock,
-        ops::{self, Ctx},
         prefix::{self, Accept, EnvTarget},
         record::{self, Replacing},
     },
@@ -92,7 +92,7 @@ fn finish_pending(target: &EnvTarget, ctx: &Ctx<'_>) {
     let pending = prefix::read_manifest(target, &real).is_ok_and(|m| m.outputs_pending);
     if pending
         && record::wrote(ctx.environ, &real)
-        && let Err(e) = ops::open(target, Accept::Intact, ctx)
+        && let Err(e) = crate::env::apply::open(target, Accept::Intact, true, ctx)
     {
         ctx.printer.warn(format!(
             "exporting {} as it is: {e:#}",

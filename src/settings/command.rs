@@ -3,7 +3,7 @@
 //! from the working directory here, and the target is decided here, so that `dispatch` only
 //! dispatches and a command receives one plain struct it can act on.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 
@@ -15,7 +15,7 @@ use crate::{
     env::{
         from_file::{self, Source as FileSource},
         health::Checkup,
-        ops::{Added, Change, OutputsChange},
+        plan::{Added, Change, CreateSettings, OutputsChange},
         prefix::EnvTarget,
         registry::Registry,
     },
@@ -26,36 +26,6 @@ use crate::{
     printer::Printer,
     site::{ModuleSystem, SiteSettings},
 };
-
-/// What `envmod create` was asked for, resolved: the target, the file already read, and
-/// every setting it reads.
-pub(crate) struct CreateSettings {
-    pub(crate) target: EnvTarget,
-    /// `-f FILE`, already read.
-    pub(crate) file: Option<FileSource>,
-    /// `-c` given on the command line: added to a file's channels.
-    pub(crate) cli_channels: Vec<String>,
-    /// `--site-python` was given: it, not the file, decides the Python.
-    pub(crate) site_python_flag: bool,
-    pub(crate) module_map: BTreeMap<String, Option<String>>,
-    pub(crate) skip_missing_modules: bool,
-    pub(crate) python: Option<String>,
-    /// `--python X.Y`: a conda Python from the channels instead of the site's.
-    pub(crate) conda_python: Option<String>,
-    pub(crate) specs: Vec<String>,
-    pub(crate) module_system: Option<ModuleSystem>,
-    pub(crate) module_root: PathBuf,
-    pub(crate) ignore_modules: Vec<String>,
-    pub(crate) description: Option<String>,
-    /// `--kernel`: add a Jupyter kernel as one of its outputs.
-    pub(crate) kernel: bool,
-    /// `--shared [--group G]`.
-    pub(crate) shared: Option<crate::manifest::Sharing>,
-    pub(crate) registry: Registry,
-    pub(crate) interpreter_cache: PathBuf,
-    /// The site Python's packages do not count as installed (`--ignore-site-packages`).
-    pub(crate) ignore_site_packages: bool,
-}
 
 impl CreateSettings {
     /// `-f` is read here, and an environment.yml's `name:` is the target when neither `-n`
@@ -120,6 +90,7 @@ impl CreateSettings {
             registry: settings.registry(),
             interpreter_cache: settings.interpreter_cache.clone(),
             ignore_site_packages: settings.ignore_site_packages.value,
+            dry_run: args.dry_run,
         })
     }
 }
@@ -130,6 +101,8 @@ pub(crate) struct ChangeSettings {
     pub(crate) target: EnvTarget,
     pub(crate) change: Change,
     pub(crate) channels: Vec<String>,
+    /// `--dry-run`: report the plan and change nothing.
+    pub(crate) dry_run: bool,
 }
 
 impl ChangeSettings {
@@ -157,6 +130,7 @@ impl ChangeSettings {
             target,
             change,
             channels: args.channel.channels,
+            dry_run: args.dry_run,
         })
     }
 
@@ -166,6 +140,7 @@ impl ChangeSettings {
             target: settings.target(&args.target)?,
             change: Change::Remove(args.packages),
             channels: args.channel.channels,
+            dry_run: args.dry_run,
         })
     }
 
@@ -175,6 +150,7 @@ impl ChangeSettings {
             target: settings.target(&args.target)?,
             change: Change::Share(Sharing { group: args.group }),
             channels: Vec::new(),
+            dry_run: false,
         })
     }
 }
@@ -203,7 +179,7 @@ impl ModuleSettings {
                 .is_some()
                 .then(|| settings.module_root.value.clone()),
             default_root: settings.module_root.value.clone(),
-            adopt: args.relocate || args.adopt,
+            relocated: args.relocate || args.adopt,
         };
         Ok(Self {
             target: settings.target(&args.target)?,

@@ -12,6 +12,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 pub(crate) use crate::config::{Source, Sourced};
+/// Its struct sits with the planner that reads it; its `resolve` is here with the others.
+pub(crate) use crate::env::plan::CreateSettings;
 use crate::{
     cli,
     config::{Merged, Options, Origin},
@@ -23,7 +25,7 @@ use crate::{
     yaml::ListMap,
 };
 pub(crate) use command::{
-    ChangeSettings, CleanSettings, CreateSettings, DeleteSettings, DoctorSettings, ExportSettings,
+    ChangeSettings, CleanSettings, DeleteSettings, DoctorSettings, ExportSettings,
     KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings, ModuleSettings,
     ShellHookSettings, ShowSettings, flag_layer,
 };

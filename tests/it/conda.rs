@@ -939,3 +939,68 @@ fn package_records_follow_the_umask() {
         }
     }
 }
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let t = TestEnv::with_channel();
+    let out = t.module_shell(
+        Ms::Lmod,
+        "module load gcc/12.2\nenvmod create -q -n dry --dry-run 'alpha<2'",
+    );
+    ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("would install: alpha 1.0"), "{text}");
+    assert!(text.contains("modules: gcc/12.2"), "{text}");
+    assert!(text.contains("dry/py3.11.lua"), "{text}");
+    assert!(!prefix(&t, "dry").exists(), "a dry run created the env");
+    assert!(
+        !t.module_root().join("dry").exists(),
+        "a dry run wrote a modulefile"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(t.envs_dir())
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "a dry run left {leftovers:?}");
+
+    ok(&t.module_shell(Ms::Lmod, "envmod create -q -n work 'alpha<2'"));
+    // The names and sizes of every file, and when the two files every change rewrites
+    // were last written.
+    let state = || {
+        let mtime = |p: &Path| {
+            let m = p.metadata().unwrap();
+            (m.mtime(), m.mtime_nsec())
+        };
+        (
+            snapshot_tree(&prefix(&t, "work")),
+            snapshot_tree(&t.module_root()),
+            mtime(&prefix(&t, "work").join(".envmod/manifest.json")),
+            mtime(&t.module_root().join("work/py3.11.lua")),
+        )
+    };
+    let before = state();
+    let out = t
+        .envmod()
+        .args(["install", "-n", "work", "--dry-run", "beta"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("would install: beta 1.0"), "{text}");
+    assert!(text.contains("would remove: nothing"), "{text}");
+    assert_eq!(state(), before, "install --dry-run changed the env");
+    assert!(
+        !conda_meta(&t, "work")
+            .iter()
+            .any(|m| m.starts_with("beta-"))
+    );
+
+    let out = t
+        .envmod()
+        .args(["remove", "-n", "work", "--dry-run", "alpha"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("would remove: alpha 1.0"), "{text}");
+    assert_eq!(state(), before, "remove --dry-run changed the env");
+}

@@ -16,7 +16,7 @@ use anyhow::Result;
 
 use crate::{
     conda::{self, envfile::EnvFile, specs::Spec},
-    env::ops::Added,
+    env::plan::Added,
     error::UserError,
 };
 
