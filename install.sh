@@ -3,7 +3,7 @@
 #
 #   ./install.sh [--prefix DIR] [--modulefile DIR]
 #
-#   --prefix DIR       install DIR/bin/envmod and shell completions (default: ~/.local)
+#   --prefix DIR       install DIR/bin/envmod, its man pages and shell completions (default: ~/.local)
 #   --modulefile DIR   also write DIR/envmod/<version>, a modulefile for envmod itself
 #                      (Tcl syntax, which Lmod and Environment Modules both read)
 set -euo pipefail
@@ -34,17 +34,20 @@ command -v cargo >/dev/null 2>&1 || {
   exit 1
 }
 
-echo "==> building envmod (release)"
-cargo build --release --locked
-# Honour CARGO_TARGET_DIR and cargo config, as clusters often move target/ off $HOME.
-target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-built="${target_dir:-target}/release/envmod"
-
 prefix="$(mkdir -p "$prefix" && cd "$prefix" && pwd)"
-echo "==> installing ${prefix}/bin/envmod"
-install -d "${prefix}/bin"
-install -m 0755 "$built" "${prefix}/bin/envmod.new"
-mv -f "${prefix}/bin/envmod.new" "${prefix}/bin/envmod"
+echo "==> building and installing ${prefix}/bin/envmod (release)"
+# --force: replace an envmod that cargo did not install there (an older install.sh copied it).
+cargo install --path . --root "$prefix" --locked --force
+
+# The pages are generated from the command line and committed (share/man/man1), so they need
+# no build here. man finds PREFIX/share/man from PATH; a page of a command that is gone goes.
+man1="${prefix}/share/man/man1"
+install -d "$man1"
+for old in "$man1"/envmod.1 "$man1"/envmod-*.1; do
+  [ -e "$old" ] || continue
+  [ -e "share/man/man1/$(basename "$old")" ] || rm -f "$old"
+done
+install -m 0644 share/man/man1/*.1 "$man1"
 
 completions="${prefix}/share/bash-completion/completions"
 install -d "$completions" "${prefix}/share/zsh/site-functions" "${prefix}/share/fish/vendor_completions.d"
@@ -73,6 +76,11 @@ proc ModulesHelp { } {
   puts stderr "Start with: envmod create -n myenv   (then: envmod --help)"
 }
 prepend-path PATH $(tcl_quote "${prefix}/bin")
+# man finds the pages from PATH while MANPATH is unset; setting it then would hide the
+# system's pages, so it is extended only when a site has set it.
+if {[info exists ::env(MANPATH)]} {
+  prepend-path MANPATH $(tcl_quote "${prefix}/share/man")
+}
 MODULEFILE
   mv -f "${file}.tmp" "$file"
   echo "==> wrote modulefile ${file}"

@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::site::ModuleSystemChoice;
 
+#[cfg(test)]
+mod reference;
+
 const EXAMPLES: &str = "\
 Examples:
   envmod create -n myenv                 # empty env on the site's Python, no channel needed

@@ -9,6 +9,7 @@
 #   * Debian's Open MPI 4.1.4  (openmpi-bin libopenmpi-dev; the test module openmpi/4.1.4)
 #   * Debian's numpy 1.24.2    (python3-numpy, under /usr/bin/python3.11, the site Python)
 #   * a C compiler             (gcc; the test channel builds its conda MPI libraries with it)
+#   * man-db                   (tests/install-check.sh reads the installed man pages with man)
 # Writes <tools>/env.sh exporting ENVMOD_TEST_LMOD_INIT / ENVMOD_TEST_MODULES_INIT.
 # Idempotent; a second run installs nothing.
 #
@@ -46,7 +47,7 @@ apt_update() {
 pkgs=(environment-modules tcl lua5.3 lua-posix lua-filesystem lua-json lua-term zsh fish
       python3 python3-venv python3-pip ca-certificates quota
       qemu-system-x86 linux-image-amd64 busybox-static
-      openmpi-bin libopenmpi-dev openssh-client python3-numpy gcc libc6-dev)
+      openmpi-bin libopenmpi-dev openssh-client python3-numpy gcc libc6-dev man-db)
 missing=()
 for p in "${pkgs[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
