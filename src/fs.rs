@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::error::UserError;
 
+pub(crate) mod blocked;
 pub(crate) mod tree;
 pub(crate) mod trust;
 
@@ -416,7 +417,7 @@ fn lock_denied(path: &Path, e: &std::io::Error) -> Option<anyhow::Error> {
     let owner = user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string());
     let mode = meta.mode() & 0o7777;
     let mine = meta.uid() == nix::unistd::geteuid().as_raw();
-    let quoted = crate::render::escape::sh_quote(&path.to_string_lossy());
+    let quoted = crate::escape::sh_quote(&path.to_string_lossy());
     let hint = if mine {
         format!("make it writable again: chmod u+w {quoted}")
     } else {
@@ -863,4 +864,12 @@ pub(crate) fn list_beneath(root: &Path, rel: &Path) -> Result<Vec<std::ffi::OsSt
     }
     names.sort();
     Ok(names)
+}
+
+/// Whether two paths name the same directory today, links resolved.
+pub(crate) fn same_dir(recorded: &Path, real: &Path) -> bool {
+    match (std::fs::canonicalize(recorded), std::fs::canonicalize(real)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

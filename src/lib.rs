@@ -11,6 +11,7 @@ mod config;
 mod env;
 mod environ;
 mod error;
+mod escape;
 mod failpoint;
 mod fs;
 mod manifest;

@@ -174,7 +174,7 @@ impl Manifest {
         if self.by_prefix {
             format!(
                 "-p {}",
-                crate::render::escape::sh_quote(&self.prefix.to_string_lossy())
+                crate::escape::sh_quote(&self.prefix.to_string_lossy())
             )
         } else {
             format!("-n {}", self.name)

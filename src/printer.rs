@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 
 use console::style;
 
-use crate::render::escape::tidy;
+use crate::escape::tidy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Verbosity {

@@ -5,8 +5,8 @@ use anyhow::Result;
 use crate::{
     env::clean::{self, Report},
     environ::Environ,
+    escape::shown,
     printer::Printer,
-    render::escape::shown,
     settings::CleanSettings,
 };
 

@@ -9,8 +9,8 @@ use anyhow::Result;
 use crate::{
     env::{ctx::Ctx, plan},
     environ::Environ,
+    escape::sh_quote,
     manifest::{Manifest, PythonMode},
-    render::escape::sh_quote,
     settings::CreateSettings,
 };
 

@@ -8,8 +8,8 @@ use crate::{
     env::health::{self, Checkup},
     environ::Environ,
     error::UserError,
+    escape::shown,
     printer::Printer,
-    render::escape::shown,
 };
 
 pub(crate) fn run(checkup: Checkup, json: bool, env: &Environ, printer: &Printer) -> Result<()> {

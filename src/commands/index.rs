@@ -27,7 +27,7 @@ pub(crate) async fn run(dir: PathBuf, printer: &Printer) -> Result<()> {
         ))
         .into());
     }
-    let quoted = crate::render::escape::sh_quote(&shown.to_string_lossy());
+    let quoted = crate::escape::sh_quote(&shown.to_string_lossy());
     printer.info(format!(
         "Indexed {}; use it with: envmod create -n NAME -c {quoted} <package>",
         shown.display()

@@ -105,7 +105,7 @@ pub(crate) async fn remove(s: KernelRemoveSettings, ctx: &Ctx<'_>) -> Result<()>
         ))
         .with_hint(format!(
             "envmod kernel remove -p {}",
-            crate::render::escape::sh_quote(&owner.to_string_lossy())
+            crate::escape::sh_quote(&owner.to_string_lossy())
         ))
         .into());
     }

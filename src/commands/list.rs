@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::{
     env::registry::Registry,
+    escape::{shown, tidy},
     printer::Printer,
-    render::escape::{shown, tidy},
     settings::ListSettings,
 };
 
@@ -184,7 +184,7 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
         for root in roots {
             out.push_str(&format!(
                 "  module use {}\n",
-                crate::render::escape::sh_quote(&root.to_string_lossy())
+                crate::escape::sh_quote(&root.to_string_lossy())
             ));
         }
     }
@@ -200,12 +200,12 @@ pub(crate) fn run(s: ListSettings, printer: &Printer) -> Result<()> {
 fn leftover_row(left: crate::env::lock::Leftover) -> (Row, Option<String>) {
     let blockers = crate::fs::tree::blockers(&left.path).unwrap_or_default();
     let why = (!blockers.is_empty()).then(|| {
-        let (problem, fix) = crate::env::blocked::blocked_by(&blockers);
+        let (problem, fix) = crate::fs::blocked::blocked_by(&blockers);
         format!("{problem}; {fix}")
     });
     let fix = format!(
         "rm -rf {}, or run any envmod command on {}",
-        crate::render::escape::sh_quote(&left.path.to_string_lossy()),
+        crate::escape::sh_quote(&left.path.to_string_lossy()),
         left.env
     );
     let row = Row {

@@ -9,9 +9,9 @@ use crate::{
         ctx::Ctx,
         show::{Origin, Package, Shown},
     },
+    escape::shown,
     manifest::PythonMode,
     outputs::state::State,
-    render::escape::shown,
     settings::ShowSettings,
 };
 

@@ -243,7 +243,7 @@ fn sidecar(name: &OsStr) -> OsString {
 pub(crate) fn remove(cache: &tree::Dir, entry: Unused) -> Result<(), String> {
     match entry.held {
         Held::Dir(dir) => {
-            tree::remove_held(&dir).map_err(|e| crate::env::blocked::explain(&e).0)?;
+            tree::remove_held(&dir).map_err(|e| crate::fs::blocked::explain(&e).0)?;
             let lock = sidecar(&entry.name);
             if let Ok(m) = cache.meta_at(&lock)
                 && m.kind == Kind::File

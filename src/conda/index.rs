@@ -103,7 +103,7 @@ fn survey(dir: &Path) -> Result<Layout> {
         if meta.is_symlink() {
             let target = std::fs::canonicalize(&path)
                 .unwrap_or_else(|_| dir.join(std::fs::read_link(&path).unwrap_or_default()));
-            let shown = crate::render::escape::sh_quote(&path.to_string_lossy());
+            let shown = crate::escape::sh_quote(&path.to_string_lossy());
             return Err(UserError::failure(format!(
                 "{} is a symbolic link to {}; envmod index does not follow a linked subdir, since it writes repodata.json into it",
                 path.display(),
@@ -111,7 +111,7 @@ fn survey(dir: &Path) -> Result<Layout> {
             ))
             .with_hint(format!(
                 "replace the link with a copy of that directory (`rm {shown} && cp -a {} {shown}`), or index the channel that holds it",
-                crate::render::escape::sh_quote(&target.to_string_lossy())
+                crate::escape::sh_quote(&target.to_string_lossy())
             ))
             .into());
         }
@@ -133,7 +133,7 @@ fn survey(dir: &Path) -> Result<Layout> {
                 ))
                 .with_hint(format!(
                     "remove it (`rm {}`); the index writes it again",
-                    crate::render::escape::sh_quote(&path.to_string_lossy())
+                    crate::escape::sh_quote(&path.to_string_lossy())
                 ))
                 .into());
             }

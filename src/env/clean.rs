@@ -193,7 +193,7 @@ fn clean_leftovers(req: &Request, report: &mut Report) -> HashMap<(u64, u64), u6
             if !req.dry_run
                 && let Err(e) = tree::remove_tree(&left.path)
             {
-                keep(crate::env::blocked::explain(&e).0);
+                keep(crate::fs::blocked::explain(&e).0);
                 continue;
             }
             report.removed.push(Removed {

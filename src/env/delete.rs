@@ -40,7 +40,7 @@ pub(crate) fn delete(
     let manifest = match prefix::read_manifest(target, &real) {
         Ok(m) if m.frozen => return Err(prefix::frozen(&m)),
         // With --force, only the outputs this user recorded go, whatever the manifest says.
-        Ok(m) if prefix::same_dir(&m.prefix, &real) => Some(record::trusted(
+        Ok(m) if crate::fs::same_dir(&m.prefix, &real) => Some(record::trusted(
             ctx.environ,
             &real,
             &m,
@@ -80,7 +80,7 @@ pub(crate) fn delete(
     };
     let blockers = crate::fs::tree::blockers(&real)?;
     if !blockers.is_empty() {
-        let (problem, fix) = crate::env::blocked::blocked_by(&blockers);
+        let (problem, fix) = crate::fs::blocked::blocked_by(&blockers);
         return Err(UserError::failure(format!(
             "cannot delete {}: {problem}",
             target.prefix.display()
@@ -129,7 +129,7 @@ fn remove_aside(
     }
     // Left in the registry if this fails, so that `list` and doctor still find the trash.
     if let Err(e) = crate::fs::tree::remove_tree(&trash) {
-        let (problem, fix) = crate::env::blocked::explain(&e);
+        let (problem, fix) = crate::fs::blocked::explain(&e);
         return Err(UserError::failure(format!(
             "{} was deleted, but some of its files are left in {}: {problem}",
             target.prefix.display(),
@@ -137,7 +137,7 @@ fn remove_aside(
         ))
         .with_hint(format!(
             "{fix}; then rm -rf {}",
-            crate::render::escape::sh_quote(&trash.to_string_lossy())
+            crate::escape::sh_quote(&trash.to_string_lossy())
         ))
         .into());
     }

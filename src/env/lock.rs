@@ -138,7 +138,7 @@ pub(crate) fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
 
 fn remove_leftover(dir: &Path, prefix: &Path) -> Result<()> {
     crate::fs::tree::remove_tree(dir).map_err(|e| {
-        let (problem, fix) = crate::env::blocked::explain(&e);
+        let (problem, fix) = crate::fs::blocked::explain(&e);
         UserError::failure(format!(
             "cannot remove {}, which an interrupted envmod left beside {}: {problem}",
             dir.display(),

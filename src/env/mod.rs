@@ -5,7 +5,6 @@
 //! reads (`snapshot`, `show`) or removes (`delete`, `clean`) an environment.
 
 pub(crate) mod apply;
-pub(crate) mod blocked;
 pub(crate) mod clean;
 pub(crate) mod cleanup;
 pub(crate) mod ctx;

@@ -11,9 +11,9 @@ use anyhow::Result;
 use crate::{
     env::lock::{self, EnvLock, ReadLock},
     error::UserError,
+    escape::sh_quote,
     manifest::Manifest,
     names::EnvName,
-    render::escape::sh_quote,
 };
 
 /// How an environment is named on the command line.
@@ -122,7 +122,7 @@ pub(crate) fn open_to_read(target: &EnvTarget) -> Result<Reading> {
 }
 
 fn refuse_copy(target: &EnvTarget, manifest: &Manifest, real: &Path) -> Result<()> {
-    if same_dir(&manifest.prefix, real) {
+    if crate::fs::same_dir(&manifest.prefix, real) {
         return Ok(());
     }
     let hint = format!(
@@ -131,13 +131,6 @@ fn refuse_copy(target: &EnvTarget, manifest: &Manifest, real: &Path) -> Result<(
         sh_quote(&manifest.prefix.to_string_lossy())
     );
     Err(relocated(target, manifest, &hint))
-}
-
-pub(crate) fn same_dir(recorded: &Path, real: &Path) -> bool {
-    match (std::fs::canonicalize(recorded), std::fs::canonicalize(real)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
 
 pub(crate) fn relocated(target: &EnvTarget, manifest: &Manifest, hint: &str) -> anyhow::Error {
@@ -163,7 +156,7 @@ pub(crate) fn read_manifest(target: &EnvTarget, real: &Path) -> Result<Manifest>
         Ok(Some(m)) => {
             // The directory names the environment; a manifest for this very directory
             // that says otherwise would move its module and kernel under another name.
-            if same_dir(&m.prefix, real) && m.name != target.name {
+            if crate::fs::same_dir(&m.prefix, real) && m.name != target.name {
                 return Err(crate::outputs::inconsistent(
                     real,
                     "name",

@@ -103,12 +103,12 @@ impl Registry {
         let mut found: Vec<Result<Manifest, Damaged>> = prefixes
             .iter()
             .filter_map(|p| match Manifest::read(p) {
-                Ok(Some(m)) if !crate::env::prefix::same_dir(&m.prefix, p) => Some(Err(Damaged {
+                Ok(Some(m)) if !crate::fs::same_dir(&m.prefix, p) => Some(Err(Damaged {
                     prefix: p.clone(),
                     reason: format!(
                         "a copy of the environment at {}; re-point it with `envmod module -p {} --relocate`",
                         m.prefix.display(),
-                        crate::render::escape::sh_quote(&p.to_string_lossy())
+                        crate::escape::sh_quote(&p.to_string_lossy())
                     ),
                     copy: true,
                 })),
@@ -162,7 +162,7 @@ impl Registry {
                 }
                 let p = e.path();
                 if let Ok(Some(m)) = Manifest::read(&p)
-                    && crate::env::prefix::same_dir(&m.prefix, &p)
+                    && crate::fs::same_dir(&m.prefix, &p)
                     && crate::outputs::check_recorded(&m, &p).is_ok()
                 {
                     found.push(m);

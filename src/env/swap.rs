@@ -46,7 +46,7 @@ pub(crate) fn clone_tree(
     let from = tree::Dir::open(src).with_context(|| format!("failed to open {}", src.display()))?;
     let cloned = tree::clone_tree(&from, into, OsStr::new(TREE), COPIED_DIRS)?;
     if !cloned.blockers.is_empty() {
-        let (problem, fix) = crate::env::blocked::blocked_by(&cloned.blockers);
+        let (problem, fix) = crate::fs::blocked::blocked_by(&cloned.blockers);
         return Err(UserError::failure(format!(
             "cannot change {}: envmod replaces its files with new ones, and could not remove the old ones: {problem}",
             src.display()
@@ -129,7 +129,7 @@ fn check_links(
         &who,
         format!(
             "remove the link (rm {})",
-            crate::render::escape::sh_quote(&link.to_string_lossy())
+            crate::escape::sh_quote(&link.to_string_lossy())
         ),
     ))
     .into())

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{render::escape::sh_quote, site::python::Interpreter};
+use crate::{escape::sh_quote, site::python::Interpreter};
 
 /// Whether envmod may start `exe`, the site Python the manifest of the environment at `real`
 /// names (a manifest its group can edit): the one this user built it on, or one nobody but

@@ -17,10 +17,10 @@ use serde_json::json;
 use crate::{
     environ::Environ,
     error::UserError,
+    escape::sh_quote,
     manifest::{KernelInfo, Manifest},
     outputs::{Output, Planned, PrefixFacts, Unsound},
     printer::Printer,
-    render::escape::sh_quote,
     site::modules,
 };
 

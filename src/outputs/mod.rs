@@ -84,7 +84,7 @@ fn unsound_modules(manifest: &Manifest) -> Option<Unsound> {
                 field: "modules",
                 detail: format!(
                     "names {}, which is not a module name: {why}",
-                    crate::render::escape::shown(&m.full_name)
+                    crate::escape::shown(&m.full_name)
                 ),
             })
     })

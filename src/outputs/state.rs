@@ -101,7 +101,7 @@ pub(crate) fn of(m: &Manifest, real: &Path, cli: &str) -> Vec<OutputState> {
         },
         (Some(info), None) => {
             let (state, why) = match modulefile::owner_of(&info.file) {
-                modulefile::Owner::Env(p) if crate::env::prefix::same_dir(&p, real) => {
+                modulefile::Owner::Env(p) if crate::fs::same_dir(&p, real) => {
                     pending(State::Written)
                 }
                 modulefile::Owner::UnknownEnv => pending(State::Written),
@@ -155,7 +155,7 @@ pub(crate) fn of(m: &Manifest, real: &Path, cli: &str) -> Vec<OutputState> {
                 )
             } else {
                 match kernel::owner_of(&json) {
-                    Some(p) if crate::env::prefix::same_dir(&p, real) => pending(State::Written),
+                    Some(p) if crate::fs::same_dir(&p, real) => pending(State::Written),
                     _ => (
                         State::Missing,
                         Some(format!("`envmod kernel add {cli}` writes it again")),

@@ -2,14 +2,14 @@
 //! in the binary; a file of the same name in the site's `templates_dir` replaces one, so a
 //! site can change its modulefiles without rebuilding envmod.
 
-pub(crate) mod escape;
-
 use std::{
     path::{Path, PathBuf},
     sync::OnceLock,
 };
 
 use anyhow::{Context, Result};
+
+use crate::escape;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 

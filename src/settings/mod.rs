@@ -430,7 +430,7 @@ impl GlobalSettings {
                 let target = self.target(&given)?;
                 let in_envs_dir = prefix
                     .parent()
-                    .is_some_and(|p| crate::env::prefix::same_dir(p, &self.envs_dir.value));
+                    .is_some_and(|p| crate::fs::same_dir(p, &self.envs_dir.value));
                 Ok(match in_envs_dir {
                     true => EnvTarget {
                         prefix: self.envs_dir.value.join(target.name.as_str()),

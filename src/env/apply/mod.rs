@@ -272,7 +272,7 @@ async fn change(
     if let Some(g) = guard {
         let left = g.path();
         if let Err(e) = g.discard() {
-            let (problem, fix) = crate::env::blocked::explain(&e);
+            let (problem, fix) = crate::fs::blocked::explain(&e);
             ctx.printer.warn(format!(
                 "{} was changed, but its old files are left in {}: {problem}; {fix}, and the next envmod command on it removes them",
                 opened.manifest.name,

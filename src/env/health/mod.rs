@@ -17,9 +17,9 @@ use crate::{
     conda::disk,
     env::registry::Registry,
     environ::Environ,
+    escape::sh_quote,
     manifest::{Manifest, PythonMode},
     outputs::modulefile::{Owner, owner_of},
-    render::escape::sh_quote,
     site::{modules, quota, run},
 };
 
@@ -386,7 +386,7 @@ pub(crate) fn examine(s: &Checkup, env: &Environ) -> Vec<Finding> {
                 ),
             }
         } else {
-            let (problem, fix) = crate::env::blocked::blocked_by(&blockers);
+            let (problem, fix) = crate::fs::blocked::blocked_by(&blockers);
             Finding {
                 check: "leftover",
                 problem: format!(

@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::Finding;
-use crate::render::escape::sh_quote;
+use crate::escape::sh_quote;
 
 /// Bundles that a killed `create -f` left unpacked beside the environments: nothing else
 /// removes them.

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::{Record, RecordedModule, Replacing};
 use crate::{
+    escape::{sh_quote, shown},
     manifest::{KernelInfo, Manifest, Provisions, Sharing},
-    render::escape::{sh_quote, shown},
 };
 
 /// The first recorded place the manifest names otherwise: the field, the manifest's value,

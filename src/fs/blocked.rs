@@ -4,8 +4,8 @@
 //! environment, and "Permission denied" alone names neither the culprit nor the fix.
 
 use crate::{
+    escape::sh_quote,
     fs::tree::{Blocker, RemoveError},
-    render::escape::sh_quote,
 };
 
 /// Who keeps a tree from being removed, and how they can let it go: the problem and the fix,
