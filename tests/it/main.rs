@@ -11,6 +11,7 @@ mod common;
 mod activate;
 mod channel;
 mod clean;
+mod clone;
 mod cli;
 mod cli_snapshots;
 mod conda;
