@@ -83,7 +83,10 @@ fn a_clone_is_its_own_env_and_changes_to_it_leave_the_original_alone() {
 
     // Its conda packages are its own: the entry point rattler wrote names the clone.
     let cli = std::fs::read_to_string(dup.join("bin/alpha-cli")).unwrap();
-    assert!(cli.starts_with(&format!("#!{}/bin/", dup.display())), "{cli}");
+    assert!(
+        cli.starts_with(&format!("#!{}/bin/", dup.display())),
+        "{cli}"
+    );
     let meta = std::fs::read_to_string(dup.join("conda-meta/alpha-2.0-pyhd8ed1ab_0.json"))
         .expect("alpha's record in the clone");
     assert!(!meta.contains(&*orig.to_string_lossy()), "{meta}");
@@ -94,9 +97,11 @@ fn a_clone_is_its_own_env_and_changes_to_it_leave_the_original_alone() {
         "{script}"
     );
     assert!(!script.contains(&*orig.to_string_lossy()), "{script}");
-    let hello = ok(&std::process::Command::new(dup.join("bin/cloneprobe-hello"))
-        .output()
-        .unwrap());
+    let hello = ok(
+        &std::process::Command::new(dup.join("bin/cloneprobe-hello"))
+            .output()
+            .unwrap(),
+    );
     assert!(hello.contains("hello from cloneprobe 1.0"), "{hello}");
     let file = "lib/python3.11/site-packages/cloneprobe/__init__.py";
     use std::os::unix::fs::MetadataExt;
@@ -189,13 +194,7 @@ fn a_clone_on_a_terminal_by_prefix_and_a_source_that_is_not_envmods() {
         "alpha",
     ]));
     let orig = t.envs_dir().join("orig");
-    let out = t.run_on_pty(&[
-        "create",
-        "-n",
-        "dup",
-        "--clone",
-        &orig.to_string_lossy(),
-    ]);
+    let out = t.run_on_pty(&["create", "-n", "dup", "--clone", &orig.to_string_lossy()]);
     let shown = ok(&out);
     assert!(
         shown.contains("Cloning orig: 1 conda packages from the package cache, 0 pip packages"),

@@ -12,8 +12,8 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use anyhow::{Context, Result};
 use crate::{env::lock::ReadLock, printer::Printer};
+use anyhow::{Context, Result};
 
 /// What a clone copies of its source's pip packages, with the source held under its read
 /// lock until the copy is done.

@@ -84,6 +84,11 @@ pub(super) async fn from_clone(mut s: CreateSettings, ctx: &Ctx<'_>) -> Result<P
         .map(|c| c.network)
         .unwrap_or_default();
     let variables = state_variables(&reading.real)?;
+    // A modulefile like SRC's, though none is detected here; always in this user's own
+    // module root, never beside SRC's.
+    if s.module_system.is_none() {
+        s.module_system = m.module.as_ref().map(|i| i.system);
+    }
     if s.description.is_none() {
         s.description = m.description.clone();
     }
