@@ -248,7 +248,7 @@ mod tests {
     fn record_fields_are_read_as_csv() {
         assert_eq!(first_field("a/b.py,sha256=x,3").as_deref(), Some("a/b.py"));
         assert_eq!(
-            first_field("\"a,\"\"b\".py\",,").as_deref(),
+            first_field("\"a,\"\"b\"\".py\",,").as_deref(),
             Some("a,\"b\".py")
         );
         assert_eq!(first_field(""), None);
