@@ -66,6 +66,7 @@ Examples:
   envmod create -f environment.yml             # conda's format, or envmod's own export
   envmod create -n proj -f env.lock            # exactly the locked packages, no solve
   envmod create -n proj -f env.tar --offline   # a bundle: no channel, no network
+  envmod create -n mine --clone course         # a copy of its own, from the package cache
   envmod create -f env.yml --module-map site-b.yaml   # gcc/12.2: gcc/12.3")]
     Create(CreateArgs),
 
@@ -478,6 +479,12 @@ pub(crate) struct CreateArgs {
     /// bundle (.tar).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub(crate) file: Option<PathBuf>,
+
+    /// Copy the environment SRC (a name, or a prefix with a `/`): its conda packages
+    /// linked again from the package cache, its pip packages copied, its specs, channels
+    /// and modules recorded; the copy is an environment of its own.
+    #[arg(long, value_name = "SRC", conflicts_with_all = ["file", "specs", "python", "site_python", "ignore_site_packages"])]
+    pub(crate) clone: Option<String>,
 
     /// YAML map of module names from the file's site to this one's (`gcc/12.2: gcc/12.3`,
     /// `cuda/11.8: null` to leave a module out); adds to `module_map` from the config.

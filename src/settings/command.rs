@@ -69,9 +69,24 @@ impl CreateSettings {
         if let Some(path) = &args.module_map {
             module_map.extend(config::read_module_map(&env.cwd().join(path))?);
         }
+        let clone = match &args.clone {
+            // A name has no `/`; anything else is a path, as `-p` takes it.
+            Some(src) => Some(settings.target(&match src.contains('/') {
+                true => cli::Target {
+                    name: None,
+                    prefix: Some(src.into()),
+                },
+                false => cli::Target {
+                    name: Some(src.clone()),
+                    prefix: None,
+                },
+            })?),
+            None => None,
+        };
         Ok(Self {
             target: settings.target(&target)?,
             file,
+            clone,
             cli_channels: args.channel.channels.clone(),
             site_python_flag: args.site_python.is_some(),
             module_map,

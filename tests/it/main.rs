@@ -13,6 +13,7 @@ mod channel;
 mod clean;
 mod cli;
 mod cli_snapshots;
+mod clone;
 mod conda;
 mod conda_hardening;
 mod course;

@@ -43,7 +43,8 @@ pub(super) async fn fill(
     } = packages;
     let sharing = next.shared.as_ref().map(|s| s.modes()).transpose()?;
     // Nothing to compile in a first-day environment: no interpreter start for it.
-    let installs = !fresh || !records.is_empty() || !next.pip.is_empty();
+    let installs =
+        !fresh || !records.is_empty() || !next.pip.is_empty() || matches!(pip, Pip::Copy(_));
     let mut changes = None;
     if fresh && records.is_empty() {
         std::fs::create_dir_all(dir.join("conda-meta"))?;
@@ -76,6 +77,11 @@ pub(super) async fn fill(
             let client = (!ctx.conda.offline).then(|| network.client()).transpose()?;
             conda::pip::install_wheels(&dir, &next.prefix, &wheels, client.as_ref(), ctx.printer)
                 .await?;
+        }
+        Pip::Copy(src) => {
+            let copied = super::pip_copy::copy(&src, &dir, &next.prefix, ctx.printer)?;
+            ctx.printer
+                .detail(format!("copied {copied} files of pip packages"));
         }
     }
     if installs && ctx.conda.compile_pyc.wants(next.shared.is_some(), real) {

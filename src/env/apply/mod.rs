@@ -12,6 +12,9 @@ use anyhow::{Context, Result};
 use rattler_conda_types::RepoDataRecord;
 
 mod build;
+mod pip_copy;
+
+pub(crate) use pip_copy::{PipCopy, pip_dists};
 
 use build::{fill, in_place, staging_error};
 
@@ -59,6 +62,8 @@ pub(crate) enum Pip {
     Lines { lines: Vec<String>, cwd: PathBuf },
     /// The wheels of a lock or a bundle.
     Wheels(Vec<conda::pip::LockedWheel>),
+    /// The pip packages of the environment a clone copies.
+    Copy(Box<PipCopy>),
 }
 
 impl Default for Pip {

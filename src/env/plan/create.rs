@@ -30,6 +30,9 @@ pub(crate) async fn create(s: CreateSettings, ctx: &Ctx<'_>) -> Result<Plan> {
         // An unknown group, or one the user is not in, costs nothing.
         sharing.modes()?;
     }
+    if s.clone.is_some() {
+        return super::clone::from_clone(s, ctx).await;
+    }
     if matches!(s.file, Some(Source::Lock(_) | Source::Bundle(_))) {
         return super::lock::from_lock(s, ctx).await;
     }

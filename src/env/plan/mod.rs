@@ -4,6 +4,7 @@
 //! `--dry-run` is the plan, reported instead of built.
 
 mod change;
+mod clone;
 mod create;
 mod lock;
 mod new_env;

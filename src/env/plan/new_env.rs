@@ -27,6 +27,8 @@ pub(crate) struct CreateSettings {
     pub(crate) target: EnvTarget,
     /// `-f FILE`, already read.
     pub(crate) file: Option<Source>,
+    /// `--clone SRC`: the environment to copy.
+    pub(crate) clone: Option<EnvTarget>,
     /// `-c` given on the command line: added to a file's channels.
     pub(crate) cli_channels: Vec<String>,
     /// `--site-python` was given: it, not the file, decides the Python.
