@@ -30,3 +30,4 @@ mod settings;
 mod sharing;
 mod show;
 mod strangers;
+mod update;

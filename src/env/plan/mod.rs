@@ -6,6 +6,7 @@
 mod change;
 mod create;
 mod lock;
+mod named;
 mod new_env;
 
 use std::path::Path;
@@ -13,11 +14,12 @@ use std::path::Path;
 use anyhow::Result;
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
-pub(crate) use change::{Added, Change, OutputsChange, change};
+pub(crate) use change::{Added, Change, OutputsChange, Updating, change};
 pub(crate) use create::create;
 pub(crate) use new_env::CreateSettings;
 
 use crate::{
+    conda,
     env::{
         apply::{self, Build, Changed},
         ctx::Ctx,
@@ -42,6 +44,14 @@ pub(crate) struct Plan {
 pub(crate) struct PackageChanges {
     pub(crate) install: Vec<String>,
     pub(crate) remove: Vec<String>,
+    /// Packages that stay but change version or build: `name old → new`.
+    pub(crate) moved: Vec<String>,
+}
+
+impl PackageChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.install.is_empty() && self.remove.is_empty()
+    }
 }
 
 impl Plan {
@@ -72,6 +82,9 @@ impl Plan {
         if self.build.packages.is_some() {
             lines.push(format!("would install: {}", list(&self.changes.install)));
             lines.push(format!("would remove: {}", list(&self.changes.remove)));
+            for moved in &self.changes.moved {
+                lines.push(format!("would move: {moved}"));
+            }
         }
         let modules: Vec<String> = next.modules.iter().map(|m| m.full_name.clone()).collect();
         lines.push(format!("modules: {}", list(&modules)));
@@ -105,7 +118,25 @@ pub(crate) fn package_changes(
         .filter_map(|r| shown(&r.repodata_record))
         .collect();
     let after: Vec<String> = solved.iter().filter_map(shown).collect();
+    let moved = installed
+        .iter()
+        .map(|r| &r.repodata_record)
+        .filter(|r| shown(r).is_some_and(|s| !after.contains(&s)))
+        .filter_map(|old| {
+            let (o, name) = (&old.package_record, &old.package_record.name);
+            let new = &solved
+                .iter()
+                .find(|r| &r.package_record.name == name)?
+                .package_record;
+            Some(conda::install::moved(
+                name.as_normalized(),
+                (&o.version.to_string(), o.build.as_str()),
+                (&new.version.to_string(), new.build.as_str()),
+            ))
+        })
+        .collect();
     PackageChanges {
+        moved,
         install: after
             .iter()
             .filter(|r| !before.contains(r))
