@@ -80,8 +80,23 @@ impl Plan {
             next.prefix.display()
         )];
         if self.build.packages.is_some() {
-            lines.push(format!("would install: {}", list(&self.changes.install)));
-            lines.push(format!("would remove: {}", list(&self.changes.remove)));
+            // A package that moves is named once, on its own line, with both versions.
+            let name = |entry: &String| entry.split(' ').next().unwrap_or_default().to_string();
+            let moved: Vec<String> = self.changes.moved.iter().map(name).collect();
+            let staying = |all: &[String]| -> Vec<String> {
+                all.iter()
+                    .filter(|e| !moved.contains(&name(e)))
+                    .cloned()
+                    .collect()
+            };
+            lines.push(format!(
+                "would install: {}",
+                list(&staying(&self.changes.install))
+            ));
+            lines.push(format!(
+                "would remove: {}",
+                list(&staying(&self.changes.remove))
+            ));
             for moved in &self.changes.moved {
                 lines.push(format!("would move: {moved}"));
             }
