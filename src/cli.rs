@@ -84,6 +84,14 @@ Examples:
   envmod remove -n myenv pandas")]
     Remove(RemoveArgs),
 
+    /// Move packages to the newest versions the environment's requested specs allow.
+    #[command(after_help = "\
+Examples:
+  envmod update -n myenv --all --dry-run    # what would move: alpha 1.0 → 2.0
+  envmod update -n myenv --all
+  envmod update -n myenv numpy              # numpy (and what it needs) only")]
+    Update(UpdateArgs),
+
     /// Write repodata.json for a directory of conda packages, to serve it as a channel.
     #[command(after_help = "\
 Examples:
@@ -583,6 +591,31 @@ pub(crate) struct RemoveArgs {
 
     /// Print the plan (the packages it would install and remove, the modules, the outputs)
     /// and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    #[command(flatten)]
+    pub(crate) target: Target,
+
+    /// Names of the packages that may move; the others stay as they are where they can.
+    #[arg(
+        value_name = "PACKAGE",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub(crate) packages: Vec<String>,
+
+    /// Let every package move.
+    #[arg(long)]
+    pub(crate) all: bool,
+
+    #[command(flatten)]
+    pub(crate) channel: ChannelArgs,
+
+    /// Print the plan (each package that would move, old → new) and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
 }

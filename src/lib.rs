@@ -120,6 +120,10 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let c = ChangeSettings::remove(a, s)?;
             commands::change::run(c.target, c.change, &c.channels, c.dry_run, &ctx).await
         }
+        Command::Update(a) => {
+            let c = ChangeSettings::update(a, s)?;
+            commands::change::run(c.target, c.change, &c.channels, c.dry_run, &ctx).await
+        }
         Command::Delete(a) => {
             let d = DeleteSettings::resolve(a, s)?;
             commands::delete::run(d.target, d.yes, d.force, &d.registry, &ctx)

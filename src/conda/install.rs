@@ -65,15 +65,24 @@ impl Changes {
                 changes.installed.push(describe(new));
             }
             if let TransactionOperation::Change { old, new } = op {
-                changes.upgraded.push(format!(
-                    "{} {} → {}",
-                    new.package_record.name.as_normalized(),
-                    old.version(),
-                    new.package_record.version
+                let new = &new.package_record;
+                changes.upgraded.push(moved(
+                    new.name.as_normalized(),
+                    (&old.version().to_string(), old.build().as_str()),
+                    (&new.version.to_string(), new.build.as_str()),
                 ));
             }
         }
         changes
+    }
+}
+
+/// `alpha 1.0 → 2.0` for a package that moves, up or down; `alpha 1.0 (h1_0 → h2_0)` for
+/// one that keeps its version and changes its build.
+pub fn moved(name: &str, (old, old_build): (&str, &str), (new, new_build): (&str, &str)) -> String {
+    match old == new {
+        true => format!("{name} {old} ({old_build} → {new_build})"),
+        false => format!("{name} {old} → {new}"),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{
     env::{
         from_file::{self, Source as FileSource},
         health::Checkup,
-        plan::{Added, Change, CreateSettings, OutputsChange},
+        plan::{Added, Change, CreateSettings, OutputsChange, Updating},
         prefix::EnvTarget,
         registry::Registry,
     },
@@ -154,6 +154,19 @@ impl ChangeSettings {
         Ok(Self {
             target: settings.target(&args.target)?,
             change: Change::Remove(args.packages),
+            channels: args.channel.channels,
+            dry_run: args.dry_run,
+        })
+    }
+
+    /// `envmod update`: no names with `--all`, so that every package may move.
+    pub(crate) fn update(args: cli::UpdateArgs, settings: &GlobalSettings) -> Result<Self> {
+        Ok(Self {
+            target: settings.target(&args.target)?,
+            change: Change::Update(Updating {
+                names: args.packages,
+                interpreter_cache: settings.interpreter_cache.clone(),
+            }),
             channels: args.channel.channels,
             dry_run: args.dry_run,
         })
@@ -519,6 +532,7 @@ pub(crate) fn flag_layer(command: &Command) -> Options {
             ..Options::default()
         },
         Command::Remove(a) => channel(&a.channel),
+        Command::Update(a) => channel(&a.channel),
         Command::Module(a) => Options {
             module_system: a.module_system,
             module_root: path(&a.module_root),

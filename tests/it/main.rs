@@ -31,3 +31,4 @@ mod settings;
 mod sharing;
 mod show;
 mod strangers;
+mod update;

@@ -5,14 +5,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use rattler_conda_types::PrefixRecord;
 
 use crate::{
     conda::{self, specs::Spec},
     env::{
         apply::{self, Base, Build, Existing, Packages, Pip},
         ctx::{Ctx, channels, channels_for},
-        plan::{Plan, conda_interpreter, package_changes},
+        plan::{
+            Plan, conda_interpreter,
+            named::{self, removed_specs},
+            package_changes,
+        },
         prefix::frozen,
         prefix::{Accept, EnvTarget},
         record::{self, Replacing},
@@ -36,6 +39,16 @@ pub(crate) enum Change {
     Freeze(bool),
     /// No package change: share it with everyone or a group, whatever the umask.
     Share(crate::manifest::Sharing),
+    /// The same requested specs, solved again with newer versions allowed.
+    Update(Updating),
+}
+
+/// What `update` lets move.
+pub(crate) struct Updating {
+    /// The packages that may move; none: all of them.
+    pub(crate) names: Vec<String>,
+    /// Where the site Python's facts are remembered, for probing it again.
+    pub(crate) interpreter_cache: PathBuf,
 }
 
 /// What `install` adds: conda specs, and pip lines installed after them by the env's pip.
@@ -80,7 +93,12 @@ pub(crate) async fn change(
         Accept::Intact
     };
     let mut opened = apply::open(target, accept, !dry_run, ctx)?;
-    if opened.manifest.frozen && matches!(change, Change::Install(_) | Change::Remove(_)) {
+    if opened.manifest.frozen
+        && matches!(
+            change,
+            Change::Install(_) | Change::Remove(_) | Change::Update(_)
+        )
+    {
         return Err(frozen(&opened.manifest));
     }
     let replacing = match &change {
@@ -133,6 +151,13 @@ pub(crate) async fn change(
             (Some(specs), None)
         }
         Change::Remove(names) => (Some(removed_specs(&old, names, &installed)?), Some(names)),
+        Change::Update(u) => {
+            named::check_site_python(&old, &u.interpreter_cache, target)?;
+            (
+                Some(named::updated_specs(&old, &u.names, &installed)?),
+                None,
+            )
+        }
         Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) | Change::Share(_) => {
             (None, None)
         }
@@ -195,10 +220,7 @@ pub(crate) async fn change(
                 specs: conda_specs.clone(),
                 site_python: site,
                 provisions: next.provided.as_ref(),
-                installed: installed
-                    .iter()
-                    .map(|r| r.repodata_record.clone())
-                    .collect(),
+                installed: named::favored(&change, &installed),
                 constraints: Vec::new(),
             },
             ctx,
@@ -379,42 +401,6 @@ fn spec_only_channels(
         out.push(shown);
     }
     Ok(out)
-}
-
-/// The requested specs once `names` are removed, refusing names that are not there.
-fn removed_specs(
-    manifest: &Manifest,
-    names: &[String],
-    installed: &[PrefixRecord],
-) -> Result<Vec<String>> {
-    let mut parsed = Vec::new();
-    for raw in names {
-        let spec = Spec::parse(raw)?;
-        if spec.is_python() {
-            return Err(UserError::usage("python cannot be removed from an environment").into());
-        }
-        let name = spec.name().clone();
-        let requested = manifest
-            .specs
-            .iter()
-            .any(|s| Spec::parse(s).is_ok_and(|s| *s.name() == name));
-        let present = installed
-            .iter()
-            .any(|r| r.repodata_record.package_record.name == name);
-        if !requested && !present {
-            return Err(UserError::failure(format!(
-                "package {raw} is not installed in {}",
-                manifest.name
-            ))
-            .with_hint(format!(
-                "`envmod list` and {} show what is there",
-                manifest.prefix.join("conda-meta").display()
-            ))
-            .into());
-        }
-        parsed.push(name);
-    }
-    conda::specs::without(&manifest.specs, &parsed)
 }
 
 /// Re-point a copied or moved environment at the path it now has.

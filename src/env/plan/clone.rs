@@ -21,7 +21,7 @@ use crate::{
     },
     error::UserError,
     manifest::{Manifest, PythonMode},
-    render::escape::sh_quote,
+    escape::sh_quote,
 };
 
 /// Plan a copy of the environment `s.clone` names at `s.target`.

@@ -7,6 +7,7 @@ mod change;
 mod clone;
 mod create;
 mod lock;
+mod named;
 mod new_env;
 
 use std::path::Path;
@@ -14,11 +15,12 @@ use std::path::Path;
 use anyhow::Result;
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
-pub(crate) use change::{Added, Change, OutputsChange, change};
+pub(crate) use change::{Added, Change, OutputsChange, Updating, change};
 pub(crate) use create::create;
 pub(crate) use new_env::CreateSettings;
 
 use crate::{
+    conda,
     env::{
         apply::{self, Build, Changed},
         ctx::Ctx,
@@ -43,6 +45,14 @@ pub(crate) struct Plan {
 pub(crate) struct PackageChanges {
     pub(crate) install: Vec<String>,
     pub(crate) remove: Vec<String>,
+    /// Packages that stay but change version or build: `name old → new`.
+    pub(crate) moved: Vec<String>,
+}
+
+impl PackageChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.install.is_empty() && self.remove.is_empty()
+    }
 }
 
 impl Plan {
@@ -71,8 +81,26 @@ impl Plan {
             next.prefix.display()
         )];
         if self.build.packages.is_some() {
-            lines.push(format!("would install: {}", list(&self.changes.install)));
-            lines.push(format!("would remove: {}", list(&self.changes.remove)));
+            // A package that moves is named once, on its own line, with both versions.
+            let name = |entry: &String| entry.split(' ').next().unwrap_or_default().to_string();
+            let moved: Vec<String> = self.changes.moved.iter().map(name).collect();
+            let staying = |all: &[String]| -> Vec<String> {
+                all.iter()
+                    .filter(|e| !moved.contains(&name(e)))
+                    .cloned()
+                    .collect()
+            };
+            lines.push(format!(
+                "would install: {}",
+                list(&staying(&self.changes.install))
+            ));
+            lines.push(format!(
+                "would remove: {}",
+                list(&staying(&self.changes.remove))
+            ));
+            for moved in &self.changes.moved {
+                lines.push(format!("would move: {moved}"));
+            }
         }
         let modules: Vec<String> = next.modules.iter().map(|m| m.full_name.clone()).collect();
         lines.push(format!("modules: {}", list(&modules)));
@@ -106,7 +134,25 @@ pub(crate) fn package_changes(
         .filter_map(|r| shown(&r.repodata_record))
         .collect();
     let after: Vec<String> = solved.iter().filter_map(shown).collect();
+    let moved = installed
+        .iter()
+        .map(|r| &r.repodata_record)
+        .filter(|r| shown(r).is_some_and(|s| !after.contains(&s)))
+        .filter_map(|old| {
+            let (o, name) = (&old.package_record, &old.package_record.name);
+            let new = &solved
+                .iter()
+                .find(|r| &r.package_record.name == name)?
+                .package_record;
+            Some(conda::install::moved(
+                name.as_normalized(),
+                (&o.version.to_string(), o.build.as_str()),
+                (&new.version.to_string(), new.build.as_str()),
+            ))
+        })
+        .collect();
     PackageChanges {
+        moved,
         install: after
             .iter()
             .filter(|r| !before.contains(r))
