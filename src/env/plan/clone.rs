@@ -20,8 +20,8 @@ use crate::{
         venv,
     },
     error::UserError,
-    manifest::{Manifest, PythonMode},
     escape::sh_quote,
+    manifest::{Manifest, PythonMode},
 };
 
 /// Plan a copy of the environment `s.clone` names at `s.target`.

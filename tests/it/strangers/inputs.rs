@@ -21,14 +21,52 @@ struct Finished {
     cpu: Duration,
 }
 
+/// Runs argv[2:] as its child, writes that child's peak resident memory (KiB) to argv[1],
+/// and ends as the child did.
+const MEASURE: &str = r#"
+import os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        # As the command would have started: a path as it is, a name on PATH.
+        (os.execv if "/" in sys.argv[2] else os.execvp)(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+if os.WIFSIGNALED(status):
+    os.kill(os.getpid(), os.WTERMSIG(status))
+sys.exit(os.WEXITSTATUS(status))
+"#;
+
 /// Run `cmd` in a process group of its own, for at most `limit`. A run that does not end
 /// in time is killed with its whole group and fails the test: a hang is the defect.
 fn within(cmd: &mut Command, limit: Duration, what: &str) -> Finished {
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let rss_path = dir.path().join("rss");
+    // The kernel counts the memory of the process a child was forked from into the child's
+    // peak (it is recorded at exec), and this test process holds every test of the suite.
+    // So a small Python starts the command and reports the peak of that grandchild alone.
+    let mut wrapped = Command::new("/usr/bin/python3");
+    wrapped
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(&rss_path)
+        .arg(cmd.get_program());
+    wrapped.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        wrapped.current_dir(d);
+    }
     // Reaped by wait4 below, which also reports what the run cost.
     #[allow(clippy::zombie_processes)]
-    let child = cmd
+    let child = wrapped
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
@@ -73,7 +111,10 @@ fn within(cmd: &mut Command, limit: Duration, what: &str) -> Finished {
             stdout: std::fs::read(&out_path).unwrap(),
             stderr: std::fs::read(&err_path).unwrap(),
         },
-        max_rss_kib: usage.ru_maxrss,
+        max_rss_kib: std::fs::read_to_string(&rss_path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(usage.ru_maxrss),
         cpu,
     }
 }
