@@ -77,7 +77,31 @@ pub(crate) struct Manifest {
     /// knew stand-ins, and solved as then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) provided: Option<Provisions>,
+    /// Brought under envmod by `envmod adopt`: its packages were there before, so `delete`
+    /// removes only what envmod wrote unless asked for the prefix too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) adopted: Option<Adopted>,
 }
+
+/// What an adopted environment was, and what envmod set aside when it wrote its own files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Adopted {
+    pub(crate) kind: AdoptedKind,
+    /// Its own `bin/activate` (a venv's), kept in `.envmod/` and put back by `delete`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) kept_activate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AdoptedKind {
+    Conda,
+    Pixi,
+    Venv,
+}
+
+/// Where an adopted environment's own `bin/activate` is kept.
+pub(crate) const KEPT_ACTIVATE: &str = "activate.before-envmod";
 
 /// The modules' stand-ins and the site Python's packages, as a solve takes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -398,6 +398,7 @@ pub(crate) mod tests {
             outputs_pending: false,
             provided: None,
             activation: None,
+            adopted: None,
             pip: Vec::new(),
             skipped_modules: Vec::new(),
         };

@@ -25,9 +25,9 @@ use crate::{
     yaml::ListMap,
 };
 pub(crate) use command::{
-    ChangeSettings, CleanSettings, DeleteSettings, DoctorSettings, ExportSettings,
-    KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings, ModuleSettings,
-    ShellHookSettings, ShowSettings, flag_layer,
+    AdoptSettings, AdoptSource, ChangeSettings, CleanSettings, DeleteSettings, DoctorSettings,
+    ExportSettings, KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings,
+    ModuleSettings, ShellHookSettings, ShowSettings, flag_layer,
 };
 
 const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";

@@ -124,6 +124,7 @@ impl Built {
             outputs_pending: false,
             provided: Some(self.provided),
             activation: None,
+            adopted: None,
         };
         manifest.module = s
             .module_system

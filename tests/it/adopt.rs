@@ -1,0 +1,195 @@
+//! `envmod adopt`: environments made by other tools brought under envmod as they are: a
+//! conda prefix made by py-rattler, a venv, and a tree of conda-env-mod modulefiles.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Ms, TestEnv, ok, peer, stderr, stdout};
+
+/// py-rattler solves `specs` against the test channel and links them into `prefix`, as a
+/// conda user's `conda create` would; conda's history line records what was asked for.
+fn pyrattler_prefix(t: &TestEnv, prefix: &Path, specs: &[&str], history: bool) {
+    let script = r#"
+import asyncio, sys, rattler
+async def main():
+    channel, prefix, cache, *specs = sys.argv[1:]
+    records = await rattler.solve(sources=[rattler.Channel(channel)], specs=specs,
+        gateway=rattler.Gateway(cache_dir=cache + "/repodata"), platforms=["linux-64", "noarch"],
+        virtual_packages=rattler.VirtualPackage.detect())
+    await rattler.install(records, target_prefix=prefix, cache_dir=cache + "/pkgs")
+asyncio.run(main())
+"#;
+    let channel = common::channel::channel_url(&t.path().join("channel")).to_string();
+    let cache = t.path().join("rattler-cache");
+    let mut args = vec![
+        channel.as_str(),
+        prefix.to_str().unwrap(),
+        cache.to_str().unwrap(),
+    ];
+    args.extend(specs);
+    peer(script, &args);
+    assert!(prefix.join("conda-meta").is_dir());
+    if history {
+        let quoted: Vec<String> = specs.iter().map(|s| format!("'{s}'")).collect();
+        std::fs::write(
+            prefix.join("conda-meta/history"),
+            format!(
+                "==> 2024-05-01 10:00:00 <==\n# cmd: conda create -p {}\n# update specs: [{}]\n",
+                prefix.display(),
+                quoted.join(", ")
+            ),
+        )
+        .unwrap();
+    }
+}
+
+fn manifest(prefix: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(prefix.join(".envmod/manifest.json")).unwrap())
+        .unwrap()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_path_buf())
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.symlink_metadata().unwrap().is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_conda_prefix_made_by_py_rattler_is_adopted_loads_changes_and_is_let_go() {
+    let t = TestEnv::with_channel();
+    let prefix = t.path().join("conda-envs/proj");
+    pyrattler_prefix(&t, &prefix, &["python", "beta"], true);
+    let before = files_under(&prefix);
+
+    // A dry run on a pipe says what would happen and changes nothing.
+    let p = prefix.to_str().unwrap();
+    let dry = t.run(&["adopt", "-p", p, "--module-system", "lmod", "--dry-run"]);
+    let said = ok(&dry);
+    assert!(
+        said.contains("would be adopted") && said.contains("requested: python, beta"),
+        "{said}"
+    );
+    assert_eq!(files_under(&prefix), before);
+
+    // On a terminal, the same command adopts it and says how to load it.
+    let tty = t.run_on_pty(&["adopt", "-p", p, "--module-system", "lmod"]);
+    let shown = stdout(&tty);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains("adopted") && shown.contains("module load proj/py"),
+        "{shown}"
+    );
+    let m = manifest(&prefix);
+    assert_eq!(m["python"]["mode"], "conda");
+    assert_eq!(m["specs"], serde_json::json!(["python", "beta"]));
+    assert_eq!(m["adopted"]["kind"], "conda");
+    // The packages are as they were: only envmod's own files are new.
+    let mut added: Vec<PathBuf> = files_under(&prefix)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            PathBuf::from(".envmod/manifest.json"),
+            PathBuf::from("bin/activate")
+        ]
+    );
+
+    // The modulefile loads under real Lmod and puts the env's Python first.
+    let root = t.module_root();
+    let loaded = t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "module use {}; module load proj || exit 7; echo \"prefix=$CONDA_PREFIX\"; command -v python",
+            root.display()
+        ),
+    );
+    let out = ok(&loaded);
+    assert!(out.contains(&format!("prefix={p}")), "{out}");
+    assert!(out.contains(&format!("{p}/bin/python")), "{out}");
+
+    // install and export work on it now.
+    ok(&t.run(&["install", "-p", p, "gamma"]));
+    assert!(
+        prefix
+            .join("conda-meta")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("gamma-"))
+    );
+    let exported = ok(&t.run(&["export", "-p", p]));
+    assert!(
+        exported.contains("beta") && exported.contains("gamma"),
+        "{exported}"
+    );
+
+    // delete takes away what envmod wrote and leaves the packages.
+    let modulefile = PathBuf::from(m["module"]["file"].as_str().unwrap());
+    assert!(modulefile.is_file());
+    let gone = t.run(&["delete", "-p", p, "--yes"]);
+    assert!(
+        stderr(&gone).contains("no longer managed by envmod"),
+        "{}",
+        stderr(&gone)
+    );
+    assert!(gone.status.success());
+    assert!(!modulefile.exists());
+    assert!(!prefix.join(".envmod").exists() && !prefix.join("bin/activate").exists());
+    assert!(prefix.join("conda-meta/history").is_file());
+    assert!(prefix.join("bin/python").exists());
+
+    // Adopted again, --with-prefix removes the directory too.
+    ok(&t.run(&["adopt", "-p", p, "--module-system", "lmod"]));
+    ok(&t.run(&["delete", "-p", p, "--yes", "--with-prefix"]));
+    assert!(!prefix.exists());
+}
+
+#[test]
+fn without_history_the_specs_are_what_nothing_else_needs() {
+    let t = TestEnv::with_channel();
+    let prefix = t.path().join("noh");
+    pyrattler_prefix(&t, &prefix, &["python", "beta"], false);
+    ok(&t.run(&[
+        "adopt",
+        "-p",
+        prefix.to_str().unwrap(),
+        "--module-system",
+        "none",
+    ]));
+    assert_eq!(manifest(&prefix)["specs"], serde_json::json!(["beta"]));
+}
+
+#[test]
+fn a_directory_that_is_no_environment_is_refused_and_left_alone() {
+    let t = TestEnv::new();
+    let dir = t.path().join("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = t.run(&["adopt", "-p", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("neither a conda environment"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+}
