@@ -193,3 +193,74 @@ fn a_directory_that_is_no_environment_is_refused_and_left_alone() {
     );
     assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
 }
+
+#[test]
+fn a_venv_is_adopted_on_its_base_interpreter_with_its_pip_packages() {
+    let t = TestEnv::with_channel();
+    let venv = t.path().join("venvs/ana");
+    ok(&std::process::Command::new(common::MODULE_PYTHON)
+        .args(["-m", "venv", "--without-pip", "--system-site-packages"])
+        .arg(&venv)
+        .output()
+        .unwrap());
+    let wheel = common::build_wheel(t.path(), "venvprobe", "1.3");
+    // The site's pip, run by the venv's Python, installs into the venv.
+    ok(&std::process::Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
+        .arg(&wheel)
+        .output()
+        .unwrap());
+    let own_activate = std::fs::read_to_string(venv.join("bin/activate")).unwrap();
+    let v = venv.to_str().unwrap();
+
+    let out = ok(&t.run(&["adopt", "-p", v, "--module-system", "tcl"]));
+    assert!(
+        out.contains("venv") && out.contains("venvprobe==1.3"),
+        "{out}"
+    );
+    let m = manifest(&venv);
+    assert_eq!(m["python"]["mode"], "site");
+    assert_eq!(m["adopted"]["kind"], "venv");
+    assert_eq!(m["pip"], serde_json::json!(["venvprobe==1.3"]));
+    let base = std::fs::canonicalize(common::MODULE_PYTHON).unwrap();
+    assert_eq!(m["python"]["executable"], base.to_str().unwrap());
+    assert_ne!(
+        std::fs::read_to_string(venv.join("bin/activate")).unwrap(),
+        own_activate
+    );
+
+    // Under real Environment Modules, the venv's Python and its pip package come first.
+    let loaded = ok(&t.module_shell(
+        Ms::Tcl,
+        &format!(
+            "module use {}; module load ana || exit 7; python -c 'import venvprobe, sys; print(venvprobe.VALUE, sys.prefix)'",
+            t.module_root().display()
+        ),
+    ));
+    assert!(
+        loaded.contains(&format!("hello from venvprobe 1.3 {v}")),
+        "{loaded}"
+    );
+
+    // A conda package installs into it beside the pip one.
+    ok(&t.run(&["install", "-p", v, "alpha"]));
+    assert!(venv.join("lib/python3.11/site-packages/alpha").is_dir());
+    assert!(venv.join("lib/python3.11/site-packages/venvprobe").is_dir());
+
+    // delete gives the venv back its own activate script.
+    ok(&t.run(&["delete", "-p", v, "--yes"]));
+    assert_eq!(
+        std::fs::read_to_string(venv.join("bin/activate")).unwrap(),
+        own_activate
+    );
+    assert!(!venv.join(".envmod").exists());
+    assert!(venv.join("pyvenv.cfg").is_file());
+}
