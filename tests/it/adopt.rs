@@ -11,7 +11,7 @@ use common::{Ms, TestEnv, ok, peer, stderr, stdout};
 /// conda user's `conda create` would; conda's history line records what was asked for.
 fn pyrattler_prefix(t: &TestEnv, prefix: &Path, specs: &[&str], history: bool) {
     let script = r#"
-import asyncio, sys, rattler
+import asyncio, os, sys, rattler
 async def main():
     channel, prefix, cache, *specs = sys.argv[1:]
     records = await rattler.solve(sources=[rattler.Channel(channel)], specs=specs,
@@ -19,6 +19,9 @@ async def main():
         virtual_packages=rattler.VirtualPackage.detect())
     await rattler.install(records, target_prefix=prefix, cache_dir=cache + "/pkgs")
 asyncio.run(main())
+# py-rattler can crash in the interpreter's finalization, after its work is done.
+sys.stdout.flush()
+os._exit(0)
 "#;
     let channel = common::channel::channel_url(&t.path().join("channel")).to_string();
     let cache = t.path().join("rattler-cache");
@@ -263,4 +266,185 @@ fn a_venv_is_adopted_on_its_base_interpreter_with_its_pip_packages() {
     );
     assert!(!venv.join(".envmod").exists());
     assert!(venv.join("pyvenv.cfg").is_file());
+}
+
+/// A modulefile as conda-env-mod's `templates/rcac/modules/lmod/default.sh` prints it for an
+/// environment in `prefix` on `module` (its `CONDA_MODULE`), with Python from the environment.
+fn conda_env_mod_lua(prefix: &Path, module: &str) -> String {
+    format!(
+        "-- created on Tue May  7 10:00:00 EDT 2024 by someone\n\ndepends_on(\"{module}\")\nlocal modroot = \"{p}\"\nlocal pyver   = \"{py}\"\n\npushenv(\"CONDA_PREFIX\",modroot)\npushenv(\"CONDA_DEFAULT_ENV\",modroot)\nprepend_path(\"LD_LIBRARY_PATH\",modroot..\"/lib\")\nprepend_path(\"PYTHONPATH\",modroot..\"/lib/python{xy}/site-packages\")\npushenv(\"PYTHONNOUSERSITE\",\"1\")\n\n-- Using Python and tools from the environment\nprepend_path(\"PATH\",modroot..\"/bin\")\n\n",
+        p = prefix.display(),
+        py = common::channel::PYTHON_VERSION,
+        xy = common::channel::PYTHON_XY,
+    )
+}
+
+/// The same from its `tcl/default.sh`.
+fn conda_env_mod_tcl(prefix: &Path, module: &str) -> String {
+    format!(
+        "#%Module\n# created on Tue May  7 10:00:00 EDT 2024 by someone\n\nmodule load \"{module}\"\nset modroot \"{p}\"\nset pyver \"{py}\"\n\npushenv CONDA_PREFIX \"$modroot\"\npushenv CONDA_DEFAULT_ENV \"$modroot\"\nprepend-path LD_LIBRARY_PATH \"$modroot/lib\"\nprepend-path PYTHONPATH \"$modroot/lib/python{xy}/site-packages\"\npushenv PYTHONNOUSERSITE \"1\"\n\n# Using Python and tools from the environment\nprepend-path PATH \"$modroot/bin\"\n",
+        p = prefix.display(),
+        py = common::channel::PYTHON_VERSION,
+        xy = common::channel::PYTHON_XY,
+    )
+}
+
+/// Conda prefixes `names` under `<t>/conda/envs`, made by py-rattler (one solve, copied).
+fn conda_envs(t: &TestEnv, names: &[&str]) -> Vec<PathBuf> {
+    let envs = t.path().join("conda/envs");
+    let first = envs.join(names[0]);
+    pyrattler_prefix(t, &first, &["python", "alpha"], true);
+    names
+        .iter()
+        .map(|n| {
+            let p = envs.join(n);
+            if p != first {
+                ok(&std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(&first)
+                    .arg(&p)
+                    .output()
+                    .unwrap());
+            }
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn a_tree_of_conda_env_mod_lua_modulefiles_is_adopted_with_the_modules_it_named() {
+    let t = TestEnv::with_channel();
+    let envs = conda_envs(&t, &["one", "two"]);
+    let py = common::channel::PYTHON_VERSION;
+    let tree = t.path().join("oldmods");
+    let app = tree.join("conda-env");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join(format!("one-py{py}.lua")),
+        conda_env_mod_lua(&envs[0], "gcc/12.2"),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join(format!("two-py{py}.lua")),
+        conda_env_mod_lua(&envs[1], "gcc/12.2"),
+    )
+    .unwrap();
+    // One whose prefix would need evaluating, and one that is a link: neither is run or followed.
+    std::fs::write(
+        app.join(format!("evil-py{py}.lua")),
+        "local modroot = os.getenv(\"HOME\")..\"/x\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        app.join(format!("one-py{py}.lua")),
+        app.join(format!("linked-py{py}.lua")),
+    )
+    .unwrap();
+
+    // Adopted in a shell that has another gcc loaded now: what is recorded is what the file said.
+    let out = t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "module load gcc/13.1 || exit 7\nenvmod adopt --from-modules {} --module-system lmod",
+            tree.display()
+        ),
+    );
+    let said = stdout(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "adopted one ({}) from conda-env/one-py{py}.lua",
+            envs[0].display()
+        )),
+        "{said}"
+    );
+    assert!(said.contains("adopted two ("), "{said}");
+    assert!(
+        said.contains(&format!(
+            "not adopted: conda-env/evil-py{py}.lua: it names no prefix"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("not adopted: conda-env/linked-py{py}.lua"))
+            && said.contains("symbolic link"),
+        "{said}"
+    );
+    assert!(
+        stderr(&out).contains("2 of 4 environments were not adopted"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(said.lines().count(), 4, "{said}");
+    assert_eq!(manifest(&envs[0])["modules"][0]["full_name"], "gcc/12.2");
+
+    // Loading the adopted env brings the module its old modulefile named.
+    let loaded = ok(&t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "module use {}; module load one || exit 7; echo \"gcc=$FAKE_GCC_VERSION prefix=$CONDA_PREFIX\"",
+            t.module_root().display()
+        ),
+    ));
+    assert!(
+        loaded.contains(&format!("gcc=12.2 prefix={}", envs[0].display())),
+        "{loaded}"
+    );
+
+    // Again: the adopted ones say so and are left alone.
+    let again = t.run(&[
+        "adopt",
+        "--from-modules",
+        tree.to_str().unwrap(),
+        "-n",
+        "one",
+    ]);
+    assert!(
+        ok(&again).contains("already adopted: one"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn a_tree_of_conda_env_mod_tcl_modulefiles_is_adopted_on_a_terminal() {
+    let t = TestEnv::with_channel();
+    let envs = conda_envs(&t, &["tclenv"]);
+    let py = common::channel::PYTHON_VERSION;
+    let app = t.path().join("oldmods/conda-env");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join(format!("tclenv-py{py}")),
+        conda_env_mod_tcl(&envs[0], "gcc/12.2"),
+    )
+    .unwrap();
+    let tree = t.path().join("oldmods");
+    let tty = t.run_on_pty(&[
+        "adopt",
+        "--from-modules",
+        tree.to_str().unwrap(),
+        "--module-system",
+        "tcl",
+    ]);
+    let shown = stdout(&tty);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "adopted tclenv ({}) from conda-env/tclenv-py{py} as module tclenv/py",
+            envs[0].display()
+        )),
+        "{shown}"
+    );
+    let loaded = ok(&t.module_shell(
+        Ms::Tcl,
+        &format!(
+            "module use {}; module load tclenv || exit 7; echo \"gcc=$FAKE_GCC_VERSION\"; command -v python",
+            t.module_root().display()
+        ),
+    ));
+    assert!(loaded.contains("gcc=12.2"), "{loaded}");
+    assert!(
+        loaded.contains(&format!("{}/bin/python", envs[0].display())),
+        "{loaded}"
+    );
 }

@@ -4,6 +4,7 @@
 //! environment takes away only those unless it is asked for the prefix too.
 
 mod conda;
+mod modulefiles;
 mod release;
 mod venv;
 
@@ -207,13 +208,136 @@ fn write(real: &Path, manifest: &mut Manifest, ctx: &Ctx<'_>) -> Result<()> {
     manifest.write_into(real)
 }
 
-/// Adopt every environment a tree of conda-env-mod modulefiles names.
+/// Adopt every environment a tree of conda-env-mod modulefiles names (only the one named
+/// `only`, if given), one line each on stdout; an error at the end if any was not adopted.
 pub(crate) fn from_modules(
     dir: &Path,
-    _only: Option<&crate::names::EnvName>,
-    _envs_dir: &Path,
-    _opts: &AdoptOptions,
-    _ctx: &Ctx<'_>,
+    only: Option<&crate::names::EnvName>,
+    envs_dir: &Path,
+    opts: &AdoptOptions,
+    ctx: &Ctx<'_>,
 ) -> Result<()> {
-    Err(UserError::usage(format!("cannot read {} yet", dir.display())).into())
+    if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(
+            UserError::usage(format!("{} is not a directory", dir.display()))
+                .with_hint(
+                    "name the directory conda-env-mod wrote modulefiles into (its -m/--moduledir)",
+                )
+                .into(),
+        );
+    }
+    let found = modulefiles::find(dir)?;
+    let (mut adopted, mut failed, mut already) = (0, 0, 0);
+    for f in found {
+        if only.is_some_and(|n| n.as_str() != f.name) {
+            continue;
+        }
+        let shown = f.file.display();
+        let line = match f.read {
+            Ok(p) => match one_from_module(&p, envs_dir, opts, ctx) {
+                Ok(Some(m)) => {
+                    adopted += 1;
+                    let module = m
+                        .module
+                        .as_ref()
+                        .map_or(String::new(), |i| format!(" as module {}", i.name));
+                    let verb = if opts.dry_run {
+                        "would adopt"
+                    } else {
+                        "adopted"
+                    };
+                    format!(
+                        "{verb} {} ({}) from {shown}{module}",
+                        m.name,
+                        m.prefix.display()
+                    )
+                }
+                Ok(None) => {
+                    already += 1;
+                    format!(
+                        "already adopted: {} ({}) from {shown}",
+                        p.name,
+                        p.prefix.display()
+                    )
+                }
+                Err(e) => {
+                    failed += 1;
+                    format!("not adopted: {shown}: {}", one_line(&e))
+                }
+            },
+            Err(why) => {
+                failed += 1;
+                format!("not adopted: {shown}: {why}")
+            }
+        };
+        ctx.printer.data(format!("{line}\n"));
+    }
+    if adopted + failed + already == 0 && only.is_some() {
+        return Err(UserError::usage(format!(
+            "no modulefile in {} names the environment {}",
+            dir.display(),
+            only.map(|n| n.as_str()).unwrap_or_default()
+        ))
+        .with_hint("leave out -n to adopt every environment there")
+        .into());
+    }
+    if failed > 0 {
+        return Err(UserError::failure(format!(
+            "{failed} of {} environments were not adopted",
+            adopted + failed + already
+        ))
+        .with_hint("fix what each line says and run adopt again; the adopted ones stay as they are")
+        .into());
+    }
+    Ok(())
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let text = match e.downcast_ref::<UserError>() {
+        Some(u) => match &u.hint {
+            Some(h) => format!("{u} ({h})"),
+            None => u.to_string(),
+        },
+        None => format!("{e:#}"),
+    };
+    text.replace('\n', " ")
+}
+
+/// Adopt the environment one modulefile names; `None` when it already is an envmod one.
+fn one_from_module(
+    p: &modulefiles::Parsed,
+    envs_dir: &Path,
+    opts: &AdoptOptions,
+    ctx: &Ctx<'_>,
+) -> Result<Option<Manifest>> {
+    let dir_name = p.prefix.file_name().map(|n| n.to_string_lossy());
+    if dir_name.as_deref() != Some(p.name.as_str()) {
+        return Err(UserError::usage(format!(
+            "its environment {} is in a directory not named {}",
+            p.prefix.display(),
+            p.name
+        ))
+        .into());
+    }
+    let name: crate::names::EnvName = p
+        .name
+        .parse()
+        .map_err(|e| UserError::usage(format!("{e}")))?;
+    let target = EnvTarget {
+        by_prefix: p.prefix != envs_dir.join(name.as_str()),
+        prefix: p.prefix.clone(),
+        name,
+    };
+    if crate::env::prefix::has_envmod_dir(&target.real_path()?) {
+        return Ok(None);
+    }
+    let modules = p
+        .modules
+        .iter()
+        .map(|m| LoadedModule {
+            full_name: m.clone(),
+            file: None,
+        })
+        .collect();
+    adopt(&target, modules, opts, ctx).map(Some)
 }
