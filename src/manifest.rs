@@ -81,6 +81,9 @@ pub(crate) struct Manifest {
     /// removes only what envmod wrote unless asked for the prefix too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) adopted: Option<Adopted>,
+    /// The site's `module_name_template` when it was adopted: its module keeps that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) module_template: Option<String>,
 }
 
 /// What an adopted environment was, and what envmod set aside when it wrote its own files.
@@ -206,6 +209,13 @@ impl Manifest {
     }
 
     pub(crate) fn module_name(&self) -> ModuleName {
+        if let Some(named) = self
+            .module_template
+            .as_deref()
+            .and_then(|t| ModuleName::from_template(t, &self.name, &self.python.site.version))
+        {
+            return named;
+        }
         ModuleName::for_python(
             self.name.clone(),
             self.python.site.major,

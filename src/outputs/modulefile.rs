@@ -399,6 +399,7 @@ pub(crate) mod tests {
             provided: None,
             activation: None,
             adopted: None,
+            module_template: None,
             pip: Vec::new(),
             skipped_modules: Vec::new(),
         };

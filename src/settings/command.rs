@@ -237,6 +237,8 @@ impl AdoptSettings {
                 module_root: settings.module_root.value.clone(),
                 registry: settings.registry(),
                 dry_run: args.dry_run,
+                module_template: Some(settings.module_name_template.value.clone())
+                    .filter(|t| t != crate::names::DEFAULT_MODULE_TEMPLATE),
             },
         })
     }

@@ -448,3 +448,56 @@ fn a_tree_of_conda_env_mod_tcl_modulefiles_is_adopted_on_a_terminal() {
         "{loaded}"
     );
 }
+
+#[test]
+fn module_name_template_keeps_conda_env_mod_names_so_job_scripts_keep_working() {
+    let t = TestEnv::with_channel();
+    let channel = t.path().join("channel");
+    t.set_site_config(&format!(
+        "channels: [{}]\nmodule_name_template: \"conda-env/{{name}}-py{{python}}\"\n",
+        channel.display()
+    ));
+    let envs = conda_envs(&t, &["kept"]);
+    let py = common::channel::PYTHON_VERSION;
+    let app = t.path().join("oldmods/conda-env");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join(format!("kept-py{py}.lua")),
+        conda_env_mod_lua(&envs[0], "gcc/12.2"),
+    )
+    .unwrap();
+    let said = ok(&t.run(&[
+        "adopt",
+        "--from-modules",
+        t.path().join("oldmods").to_str().unwrap(),
+        "--module-system",
+        "lmod",
+    ]));
+    assert!(
+        said.contains(&format!("as module conda-env/kept-py{py}")),
+        "{said}"
+    );
+    let file = t.module_root().join(format!("conda-env/kept-py{py}.lua"));
+    assert!(file.is_file(), "{said}");
+    // The job script's old line loads it, and later commands keep the name.
+    let job = format!(
+        "module use {}; module load conda-env/kept-py{py} || exit 7; echo \"gcc=$FAKE_GCC_VERSION prefix=$CONDA_PREFIX\"",
+        t.module_root().display()
+    );
+    assert!(
+        ok(&t.module_shell(Ms::Lmod, &job))
+            .contains(&format!("gcc=12.2 prefix={}", envs[0].display()))
+    );
+    ok(&t.run(&["install", "-p", envs[0].to_str().unwrap(), "beta"]));
+    assert!(ok(&t.module_shell(Ms::Lmod, &job)).contains("gcc=12.2"));
+
+    // A template that is not DIR/VERSION is refused with the fix.
+    t.set_site_config("module_name_template: \"../{name}\"\n");
+    let bad = t.run(&["adopt", "-p", envs[0].to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("module_name_template"),
+        "{}",
+        stderr(&bad)
+    );
+}

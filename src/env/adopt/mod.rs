@@ -34,6 +34,8 @@ pub(crate) struct AdoptOptions {
     pub(crate) module_root: PathBuf,
     pub(crate) registry: Registry,
     pub(crate) dry_run: bool,
+    /// The site's `module_name_template`, unless it is the built-in one.
+    pub(crate) module_template: Option<String>,
 }
 
 /// What kind of environment a directory holds, from the files that make it one.
@@ -99,6 +101,7 @@ pub(crate) fn adopt(
         .with_hint("name the prefix of a conda, pixi or venv environment")
     })?;
     let mut manifest = describe(target, &real, kind, modules, ctx)?;
+    manifest.module_template = opts.module_template.clone();
     manifest.module = opts
         .module_system
         .map(|system| modulefile::info_for(&manifest, system, &opts.module_root));
@@ -162,6 +165,7 @@ fn describe(
             kind,
             kept_activate: false,
         }),
+        module_template: None,
     })
 }
 

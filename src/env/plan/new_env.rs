@@ -125,6 +125,7 @@ impl Built {
             provided: Some(self.provided),
             activation: None,
             adopted: None,
+            module_template: None,
         };
         manifest.module = s
             .module_system
