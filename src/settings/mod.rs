@@ -487,7 +487,7 @@ fn module_template(t: Sourced<String>) -> Result<Sourced<String>> {
     let value = &t.value;
     let sample: EnvName = "env".parse().expect("a valid name");
     if !value.contains("{name}")
-        || crate::names::ModuleName::from_template(&value, &sample, "3.11.7").is_none()
+        || crate::names::ModuleName::from_template(value, &sample, "3.11.7").is_none()
     {
         return Err(UserError::usage(format!(
             "module_name_template {value:?} is not DIR/VERSION with {{name}} in it"
