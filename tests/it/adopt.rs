@@ -501,3 +501,49 @@ fn module_name_template_keeps_conda_env_mod_names_so_job_scripts_keep_working() 
         stderr(&bad)
     );
 }
+
+#[test]
+fn a_pixi_env_without_history_gets_the_packages_nothing_else_needs() {
+    let t = TestEnv::with_channel();
+    let prefix = t.path().join("proj/.pixi/envs/default");
+    pyrattler_prefix(&t, &prefix, &["python", "beta"], false);
+    let out = ok(&t.run(&[
+        "adopt",
+        "-p",
+        prefix.to_str().unwrap(),
+        "--module-system",
+        "none",
+    ]));
+    assert!(out.contains("pixi environment"), "{out}");
+    let m = manifest(&prefix);
+    assert_eq!(m["specs"], serde_json::json!(["beta"]));
+    assert_eq!(m["adopted"]["kind"], "pixi");
+}
+
+#[test]
+fn a_venv_whose_base_interpreter_someone_else_could_plant_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let venv = t.path().join("planted");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    let dir = t.path().join("tmpbin");
+    let evil = dir.join("python3");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&evil, "#!/bin/sh\ntouch \"$0.ran\"\n").unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(
+        venv.join("pyvenv.cfg"),
+        format!(
+            "home = {}\nexecutable = {}\nversion = 3.11.2\n",
+            dir.display(),
+            evil.display()
+        ),
+    )
+    .unwrap();
+    let out = t.run(&["adopt", "-p", venv.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not start"), "{}", stderr(&out));
+    assert!(!dir.join("python3.ran").exists());
+    assert!(!venv.join(".envmod").exists());
+}

@@ -33,6 +33,16 @@ pub(super) fn describe(real: &Path, ctx: &Ctx<'_>) -> Result<Venv> {
         ))
         .with_hint("recreate the venv with python -m venv, then adopt it")
     })?;
+    // The file names a program envmod would start: only one that no other user could have
+    // put there.
+    crate::fs::trust::program(&base).map_err(|why| {
+        UserError::failure(format!(
+            "{} names {} as its base interpreter, which envmod does not start: {why}",
+            cfg_path.display(),
+            base.display()
+        ))
+        .with_hint("recreate the venv from a Python only root or you can write")
+    })?;
     let probed = Probe::start(&base, None)?.wait()?;
     ctx.printer.detail(format!(
         "{}: the site Python is {} ({})",
