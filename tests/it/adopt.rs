@@ -130,6 +130,10 @@ fn a_conda_prefix_made_by_py_rattler_is_adopted_loads_changes_and_is_let_go() {
     assert!(out.contains(&format!("prefix={p}")), "{out}");
     assert!(out.contains(&format!("{p}/bin/python")), "{out}");
 
+    // list finds it, and show reads it.
+    assert!(ok(&t.run(&["list"])).contains("proj"));
+    assert!(ok(&t.run(&["show", "-p", p])).contains("beta"));
+
     // install and export work on it now.
     ok(&t.run(&["install", "-p", p, "gamma"]));
     assert!(
@@ -419,6 +423,14 @@ fn a_tree_of_conda_env_mod_tcl_modulefiles_is_adopted_on_a_terminal() {
     )
     .unwrap();
     let tree = t.path().join("oldmods");
+    let dry = ok(&t.run(&[
+        "adopt",
+        "--from-modules",
+        tree.to_str().unwrap(),
+        "--dry-run",
+    ]));
+    assert!(dry.contains("would adopt tclenv ("), "{dry}");
+    assert!(!envs[0].join(".envmod").exists());
     let tty = t.run_on_pty(&[
         "adopt",
         "--from-modules",
