@@ -183,6 +183,15 @@ Examples:
   envmod list --json | jq -r '.[].module'")]
     List(ListArgs),
 
+    /// Bring an existing conda environment, venv or conda-env-mod module tree under envmod.
+    #[command(after_help = "\
+Examples:
+  envmod adopt -p ~/.conda/envs/proj          # a conda environment: manifest, modulefile, bin/activate
+  envmod adopt -p ~/venvs/analysis            # a venv, on its base interpreter as the site Python
+  envmod adopt --from-modules ~/privatemodules --dry-run   # every conda-env-mod modulefile there
+  envmod delete -p ~/.conda/envs/proj --yes   # undo: removes what envmod wrote, not the packages")]
+    Adopt(AdoptArgs),
+
     /// Rewrite an environment's modulefile from its manifest.
     #[command(after_help = "\
 Examples:
@@ -640,6 +649,10 @@ pub(crate) struct DeleteArgs {
     /// (only its own files; modulefiles of other environments stay).
     #[arg(long)]
     pub(crate) force: bool,
+
+    /// For an adopted environment: remove its directory and packages too, not only what envmod wrote.
+    #[arg(long)]
+    pub(crate) with_prefix: bool,
 }
 
 #[derive(Debug, Args)]
@@ -647,6 +660,34 @@ pub(crate) struct ListArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["prefix", "from_modules"]))]
+pub(crate) struct AdoptArgs {
+    /// The environment's directory: a conda prefix (with conda-meta/) or a venv (with pyvenv.cfg).
+    #[arg(short = 'p', long = "prefix", value_name = "PREFIX")]
+    pub(crate) prefix: Option<PathBuf>,
+
+    /// A tree of conda-env-mod modulefiles: adopt the environment each one names.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) from_modules: Option<PathBuf>,
+
+    /// With --from-modules: adopt only the environment of this name.
+    #[arg(
+        short = 'n',
+        long = "name",
+        value_name = "NAME",
+        requires = "from_modules"
+    )]
+    pub(crate) name: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) module: ModuleOutputArgs,
+
+    /// Say what would be adopted and written, and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

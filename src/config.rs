@@ -166,6 +166,8 @@ options! {
         "Module names of other sites and what they are here (`null`: leave the module out).",
     ignore_site_packages: bool = Value("false"),
         "Do not count the site Python's packages as installed.",
+    module_name_template: String = Value("{name}/py{python_short}"),
+        "The module name `adopt` gives an environment: `{name}`, `{python}` (3.11.7), `{python_short}` (3.11); conda-env-mod's is `conda-env/{name}-py{python}`.",
     ;
     layered:
     module_provides: ListMap = Described("the built-in rules"),

@@ -33,8 +33,8 @@ use crate::{
     printer::{Printer, Verbosity},
     render::Renderer,
     settings::{
-        ChangeSettings, CleanSettings, CreateSettings, DeleteSettings, DoctorSettings,
-        ExportSettings, GlobalSettings, KernelAddSettings, KernelListSettings,
+        AdoptSettings, ChangeSettings, CleanSettings, CreateSettings, DeleteSettings,
+        DoctorSettings, ExportSettings, GlobalSettings, KernelAddSettings, KernelListSettings,
         KernelRemoveSettings, ListSettings, ModuleSettings, ShellHookSettings, ShowSettings,
     },
 };
@@ -124,10 +124,8 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<()> {
             let c = ChangeSettings::update(a, s)?;
             commands::change::run(c.target, c.change, &c.channels, c.dry_run, &ctx).await
         }
-        Command::Delete(a) => {
-            let d = DeleteSettings::resolve(a, s)?;
-            commands::delete::run(d.target, d.yes, d.force, &d.registry, &ctx)
-        }
+        Command::Delete(a) => commands::delete::run(DeleteSettings::resolve(a, s)?, &ctx),
+        Command::Adopt(a) => commands::adopt::run(AdoptSettings::resolve(a, s, env)?, &ctx),
         Command::List(a) => commands::list::run(ListSettings::resolve(a, s), printer),
         Command::Module(a) => {
             let m = ModuleSettings::resolve(a, s, env, printer)?;

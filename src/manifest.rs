@@ -77,7 +77,34 @@ pub(crate) struct Manifest {
     /// knew stand-ins, and solved as then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) provided: Option<Provisions>,
+    /// Brought under envmod by `envmod adopt`: its packages were there before, so `delete`
+    /// removes only what envmod wrote unless asked for the prefix too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) adopted: Option<Adopted>,
+    /// The site's `module_name_template` when it was adopted: its module keeps that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) module_template: Option<String>,
 }
+
+/// What an adopted environment was, and what envmod set aside when it wrote its own files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Adopted {
+    pub(crate) kind: AdoptedKind,
+    /// Its own `bin/activate` (a venv's), kept in `.envmod/` and put back by `delete`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) kept_activate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AdoptedKind {
+    Conda,
+    Pixi,
+    Venv,
+}
+
+/// Where an adopted environment's own `bin/activate` is kept.
+pub(crate) const KEPT_ACTIVATE: &str = "activate.before-envmod";
 
 /// The modules' stand-ins and the site Python's packages, as a solve takes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -182,6 +209,13 @@ impl Manifest {
     }
 
     pub(crate) fn module_name(&self) -> ModuleName {
+        if let Some(named) = self
+            .module_template
+            .as_deref()
+            .and_then(|t| ModuleName::from_template(t, &self.name, &self.python.site.version))
+        {
+            return named;
+        }
         ModuleName::for_python(
             self.name.clone(),
             self.python.site.major,

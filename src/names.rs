@@ -79,7 +79,27 @@ pub(crate) struct ModuleName {
     pub(crate) version: String,
 }
 
+/// The built-in module name, `NAME/pyX.Y`, as `module_name_template` spells it.
+pub(crate) const DEFAULT_MODULE_TEMPLATE: &str = "{name}/py{python_short}";
+
 impl ModuleName {
+    /// `template` filled in for `name` on Python `version` (`3.11.7`); `None` unless it
+    /// gives `DIR/VERSION`, each part a valid name, so it can never name a path elsewhere.
+    pub(crate) fn from_template(template: &str, name: &EnvName, version: &str) -> Option<Self> {
+        let short = version.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+        let filled = template
+            .replace("{name}", name.as_str())
+            .replace("{python_short}", &short)
+            .replace("{python}", version);
+        let (dir, leaf) = filled.split_once('/')?;
+        let dir: EnvName = dir.parse().ok()?;
+        leaf.parse::<EnvName>().ok()?;
+        Some(Self {
+            name: dir,
+            version: leaf.to_string(),
+        })
+    }
+
     pub(crate) fn for_python(name: EnvName, major: u32, minor: u32) -> Self {
         Self {
             name,

@@ -6,13 +6,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Result;
 
 use crate::{
-    env::{
-        ctx::Ctx,
-        delete,
-        prefix::{self, EnvTarget},
-        registry::Registry,
-    },
+    env::{ctx::Ctx, delete, prefix},
     error::UserError,
+    settings::DeleteSettings,
 };
 
 fn confirm(question: &str) -> Result<bool> {
@@ -27,16 +23,20 @@ fn confirm(question: &str) -> Result<bool> {
     ))
 }
 
-pub(crate) fn run(
-    target: EnvTarget,
-    yes: bool,
-    force: bool,
-    registry: &Registry,
-    ctx: &Ctx<'_>,
-) -> Result<()> {
+pub(crate) fn run(s: DeleteSettings, ctx: &Ctx<'_>) -> Result<()> {
+    let DeleteSettings {
+        target,
+        yes,
+        force,
+        with_prefix,
+        registry,
+    } = s;
+    let registry = &registry;
+    let mut adopted = false;
     if !force {
         // Say what is wrong with the target before asking about it.
-        prefix::read_manifest(&target, &target.real_path()?)?;
+        let m = prefix::read_manifest(&target, &target.real_path()?)?;
+        adopted = m.adopted.is_some() && !with_prefix;
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
@@ -47,21 +47,36 @@ pub(crate) fn run(
             .with_hint("pass --yes to delete from a script")
             .into());
         }
-        if !confirm(&format!(
-            "Delete environment {} at {}?",
-            target.name,
-            target.prefix.display()
-        ))? {
+        let question = match adopted {
+            true => format!(
+                "Remove what envmod wrote for {} (its packages at {} stay)?",
+                target.name,
+                target.prefix.display()
+            ),
+            false => format!(
+                "Delete environment {} at {}?",
+                target.name,
+                target.prefix.display()
+            ),
+        };
+        if !confirm(&question)? {
             ctx.printer.info("nothing deleted");
             return Ok(());
         }
     }
-    let deleted = delete::delete(&target, force, registry, ctx)?;
-    ctx.printer.info(format!(
-        "Deleted environment {} ({})",
-        deleted.name,
-        target.prefix.display()
-    ));
+    let deleted = delete::delete(&target, force, with_prefix, registry, ctx)?;
+    match deleted.released {
+        true => ctx.printer.info(format!(
+            "{} is no longer managed by envmod; its packages in {} were left as they were (`--with-prefix` removes them too)",
+            deleted.name,
+            target.prefix.display()
+        )),
+        false => ctx.printer.info(format!(
+            "Deleted environment {} ({})",
+            deleted.name,
+            target.prefix.display()
+        )),
+    }
     for file in &deleted.outputs {
         ctx.printer
             .info(format!("Removed modulefile {}", file.display()));

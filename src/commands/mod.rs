@@ -1,5 +1,6 @@
 //! One file per subcommand. Each takes its resolved settings and a printer, and nothing else.
 
+pub(crate) mod adopt;
 pub(crate) mod change;
 pub(crate) mod clean;
 pub(crate) mod completions;

@@ -23,6 +23,8 @@ use crate::{
 pub(crate) struct Deleted {
     pub(crate) name: String,
     pub(crate) outputs: Vec<PathBuf>,
+    /// An adopted environment let go of: only what envmod wrote was removed.
+    pub(crate) released: bool,
 }
 
 /// Remove an environment: rename it aside first (so a failure there changes nothing), then
@@ -31,6 +33,7 @@ pub(crate) struct Deleted {
 pub(crate) fn delete(
     target: &EnvTarget,
     force: bool,
+    with_prefix: bool,
     registry: &Registry,
     ctx: &Ctx<'_>,
 ) -> Result<Deleted> {
@@ -78,6 +81,12 @@ pub(crate) fn delete(
         }
         Err(e) => return Err(e),
     };
+    if let Some(m) = &manifest
+        && m.adopted.is_some()
+        && !with_prefix
+    {
+        return crate::env::adopt::release(target, &real, m, registry, ctx);
+    }
     let blockers = crate::fs::tree::blockers(&real)?;
     if !blockers.is_empty() {
         let (problem, fix) = crate::fs::blocked::blocked_by(&blockers);
@@ -148,5 +157,6 @@ fn remove_aside(
     Ok(Deleted {
         name: manifest.map_or_else(|| target.name.to_string(), |m| m.name.to_string()),
         outputs,
+        released: false,
     })
 }

@@ -4,6 +4,7 @@
 //! request becomes a plan (`plan`), which one build step carries out (`apply`); and what only
 //! reads (`snapshot`, `show`) or removes (`delete`, `clean`) an environment.
 
+pub(crate) mod adopt;
 pub(crate) mod apply;
 pub(crate) mod clean;
 pub(crate) mod cleanup;

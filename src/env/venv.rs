@@ -72,6 +72,20 @@ pub(crate) fn own_links(python: &Interpreter) -> Vec<(PathBuf, PathBuf)> {
     .collect()
 }
 
+/// The links a venv made by `python -m venv` may hold besides [`own_links`]: its names for
+/// the interpreter, each pointing at a sibling in `bin/` that is one of those links.
+pub(crate) fn adopted_links(python: &Interpreter) -> Vec<(PathBuf, PathBuf)> {
+    let short = format!("python{}", python.short_version());
+    let names = ["python", "python3", short.as_str()];
+    let mut out = own_links(python);
+    for link in names {
+        for target in names.iter().filter(|t| **t != link) {
+            out.push((Path::new("bin").join(link), PathBuf::from(target)));
+        }
+    }
+    out
+}
+
 /// Write the files of the layout that name the prefix: `pyvenv.cfg` and the pip wrappers.
 /// Also used to re-point a copied environment at its new place.
 pub(crate) fn rewrite_for_prefix(

@@ -398,6 +398,8 @@ pub(crate) mod tests {
             outputs_pending: false,
             provided: None,
             activation: None,
+            adopted: None,
+            module_template: None,
             pip: Vec::new(),
             skipped_modules: Vec::new(),
         };

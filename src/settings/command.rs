@@ -13,6 +13,7 @@ use crate::{
     conda::{self, CondaSettings},
     config::{self, Options},
     env::{
+        adopt::AdoptOptions,
         from_file::{self, Source as FileSource},
         health::Checkup,
         plan::{Added, Change, CreateSettings, OutputsChange, Updating},
@@ -217,11 +218,66 @@ impl ModuleSettings {
     }
 }
 
+/// `envmod adopt`.
+pub(crate) struct AdoptSettings {
+    pub(crate) source: AdoptSource,
+    pub(crate) options: AdoptOptions,
+}
+
+/// What `adopt` takes environments from.
+pub(crate) enum AdoptSource {
+    Prefix(EnvTarget),
+    Modules {
+        dir: PathBuf,
+        only: Option<crate::names::EnvName>,
+        /// Where `-n NAME` environments live, to tell whether one needs `-p` later.
+        envs_dir: PathBuf,
+    },
+}
+
+impl AdoptSettings {
+    pub(crate) fn resolve(
+        args: cli::AdoptArgs,
+        settings: &GlobalSettings,
+        env: &Environ,
+    ) -> Result<Self> {
+        let source = match (args.prefix, args.from_modules) {
+            (Some(prefix), _) => AdoptSource::Prefix(settings.target(&cli::Target {
+                name: None,
+                prefix: Some(prefix),
+            })?),
+            (None, Some(dir)) => AdoptSource::Modules {
+                dir: env.cwd().join(dir),
+                only: args
+                    .name
+                    .map(|n| n.parse().map_err(|e| UserError::usage(format!("{e}"))))
+                    .transpose()?,
+                envs_dir: settings.envs_dir.value.clone(),
+            },
+            (None, None) => {
+                return Err(UserError::usage("adopt needs -p PREFIX or --from-modules DIR").into());
+            }
+        };
+        Ok(Self {
+            source,
+            options: AdoptOptions {
+                module_system: ModuleSystem::resolve(settings.module_system.value, env),
+                module_root: settings.module_root.value.clone(),
+                registry: settings.registry(),
+                dry_run: args.dry_run,
+                module_template: Some(settings.module_name_template.value.clone())
+                    .filter(|t| t != crate::names::DEFAULT_MODULE_TEMPLATE),
+            },
+        })
+    }
+}
+
 /// `envmod delete`.
 pub(crate) struct DeleteSettings {
     pub(crate) target: EnvTarget,
     pub(crate) yes: bool,
     pub(crate) force: bool,
+    pub(crate) with_prefix: bool,
     pub(crate) registry: Registry,
 }
 
@@ -231,6 +287,7 @@ impl DeleteSettings {
             target: settings.target(&args.target)?,
             yes: args.yes,
             force: args.force,
+            with_prefix: args.with_prefix,
             registry: settings.registry(),
         })
     }
@@ -533,6 +590,11 @@ pub(crate) fn flag_layer(command: &Command) -> Options {
         },
         Command::Remove(a) => channel(&a.channel),
         Command::Update(a) => channel(&a.channel),
+        Command::Adopt(a) => Options {
+            module_system: a.module.module_system,
+            module_root: path(&a.module.module_root),
+            ..Options::default()
+        },
         Command::Module(a) => Options {
             module_system: a.module_system,
             module_root: path(&a.module_root),

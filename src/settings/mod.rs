@@ -25,9 +25,9 @@ use crate::{
     yaml::ListMap,
 };
 pub(crate) use command::{
-    ChangeSettings, CleanSettings, DeleteSettings, DoctorSettings, ExportSettings,
-    KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings, ModuleSettings,
-    ShellHookSettings, ShowSettings, flag_layer,
+    AdoptSettings, AdoptSource, ChangeSettings, CleanSettings, DeleteSettings, DoctorSettings,
+    ExportSettings, KernelAddSettings, KernelListSettings, KernelRemoveSettings, ListSettings,
+    ModuleSettings, ShellHookSettings, ShowSettings, flag_layer,
 };
 
 const SITE_CONFIG_DEFAULT: &str = "/etc/envmod/config.yaml";
@@ -43,6 +43,7 @@ pub(crate) struct GlobalSettings {
     pub(crate) templates_dir: Sourced<Option<PathBuf>>,
     pub(crate) allow_stacking: Sourced<bool>,
     pub(crate) ld_library_path: Sourced<bool>,
+    pub(crate) module_name_template: Sourced<String>,
     pub(crate) channels: Sourced<Vec<String>>,
     pub(crate) channel_alias: Sourced<String>,
     pub(crate) pkgs_dirs: Sourced<Vec<PathBuf>>,
@@ -346,6 +347,7 @@ impl GlobalSettings {
             source,
         };
         let ignore_site_packages = built_in(m.ignore_site_packages);
+        let module_name_template = module_template(built_in(m.module_name_template))?;
 
         Ok(Self {
             envs_dir,
@@ -356,6 +358,7 @@ impl GlobalSettings {
             templates_dir,
             allow_stacking,
             ld_library_path,
+            module_name_template,
             channels,
             channel_alias,
             pkgs_dirs,
@@ -477,6 +480,22 @@ fn check_prefix_chars(prefix: &Path) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// `module_name_template`, checked once: `DIR/VERSION`, each part a valid name once filled in.
+fn module_template(t: Sourced<String>) -> Result<Sourced<String>> {
+    let value = &t.value;
+    let sample: EnvName = "env".parse().expect("a valid name");
+    if !value.contains("{name}")
+        || crate::names::ModuleName::from_template(value, &sample, "3.11.7").is_none()
+    {
+        return Err(UserError::usage(format!(
+            "module_name_template {value:?} is not DIR/VERSION with {{name}} in it"
+        ))
+        .with_hint("use placeholders {name}, {python} and {python_short}, as in conda-env/{name}-py{python}")
+        .into());
+    }
+    Ok(t)
 }
 
 /// Remove `.` components and trailing slashes without touching the filesystem (the prefix

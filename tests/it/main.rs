@@ -9,6 +9,7 @@
 mod common;
 
 mod activate;
+mod adopt;
 mod channel;
 mod clean;
 mod cli;

@@ -235,6 +235,8 @@ async fn change(
             let staging =
                 Staging::create(&staging_path).map_err(|e| staging_error(&staging_path, e))?;
             let own_links = match old.python.mode {
+                // A venv envmod adopted keeps the links `python -m venv` made.
+                PythonMode::Site if old.adopted.is_some() => venv::adopted_links(&old.python.site),
                 PythonMode::Site => venv::own_links(&old.python.site),
                 PythonMode::Conda => Vec::new(),
             };

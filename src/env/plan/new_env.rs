@@ -126,6 +126,8 @@ impl Built {
             outputs_pending: false,
             provided: Some(self.provided),
             activation: None,
+            adopted: None,
+            module_template: None,
         };
         manifest.module = s
             .module_system

@@ -1,0 +1,80 @@
+//! Letting go of an adopted environment: what envmod wrote goes (its manifest, modulefile,
+//! kernel and `bin/activate`, with the environment's own `bin/activate` put back), and the
+//! packages, which were there before envmod, stay.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::{
+    env::{ctx::Ctx, delete::Deleted, prefix::EnvTarget, record, registry::Registry},
+    error::UserError,
+    manifest::{KEPT_ACTIVATE, MANIFEST_DIR, Manifest},
+    site::modules::GENERATED_MARKER,
+};
+
+/// Remove what envmod wrote for the adopted environment `manifest` at `real`, under the
+/// caller's lock.
+pub(crate) fn release(
+    target: &EnvTarget,
+    real: &Path,
+    manifest: &Manifest,
+    registry: &Registry,
+    ctx: &Ctx<'_>,
+) -> Result<Deleted> {
+    let mut outputs = Vec::new();
+    for out in ctx.outputs().all() {
+        outputs.extend(out.remove(manifest).map_err(|e| {
+            UserError::failure(format!(
+                "cannot remove the {} of {}: {e:#}",
+                out.what(),
+                manifest.name
+            ))
+            .with_hint("fix that and run the delete again; the environment is still adopted")
+        })?);
+    }
+    restore_activate(real, manifest)?;
+    crate::fs::tree::remove_tree(&real.join(MANIFEST_DIR)).map_err(|e| {
+        UserError::failure(format!(
+            "cannot remove {}: {e}",
+            real.join(MANIFEST_DIR).display()
+        ))
+        .with_hint("check its permissions; its packages were not touched")
+    })?;
+    record::forget(ctx.environ, real);
+    registry.remove(&target.prefix)?;
+    registry.remove(&manifest.prefix)?;
+    Ok(Deleted {
+        name: manifest.name.to_string(),
+        outputs,
+        released: true,
+    })
+}
+
+/// Take back a half-done adoption; what cannot be taken back stays for `delete` to find.
+pub(super) fn undo(real: &Path, manifest: &Manifest, ctx: &Ctx<'_>) {
+    for out in ctx.outputs().all() {
+        let _ = out.remove(manifest);
+    }
+    let _ = restore_activate(real, manifest);
+    let _ = crate::fs::tree::remove_tree(&real.join(MANIFEST_DIR));
+}
+
+/// Remove envmod's `bin/activate` (only one that says envmod wrote it) and put back the one
+/// the environment had.
+fn restore_activate(real: &Path, manifest: &Manifest) -> Result<()> {
+    let activate = real.join("bin/activate");
+    let ours = crate::fs::read_head(&activate, 256, crate::fs::Links::Refuse)
+        .is_ok_and(|head| String::from_utf8_lossy(&head).contains(GENERATED_MARKER));
+    if ours {
+        std::fs::remove_file(&activate)?;
+    }
+    let kept = real.join(MANIFEST_DIR).join(KEPT_ACTIVATE);
+    if manifest.adopted.as_ref().is_some_and(|a| a.kept_activate)
+        && kept.symlink_metadata().is_ok_and(|m| m.is_file())
+        && activate.symlink_metadata().is_err()
+    {
+        std::fs::rename(&kept, &activate)?;
+    }
+    Ok(())
+}
