@@ -85,7 +85,11 @@ pub(crate) fn delete(
         && m.adopted.is_some()
         && !with_prefix
     {
-        return crate::env::adopt::release(target, &real, m, registry, ctx);
+        return Ok(Deleted {
+            name: m.name.to_string(),
+            outputs: crate::env::adopt::release(target, &real, m, registry, ctx)?,
+            released: true,
+        });
     }
     let blockers = crate::fs::tree::blockers(&real)?;
     if !blockers.is_empty() {

@@ -2,26 +2,26 @@
 //! kernel and `bin/activate`, with the environment's own `bin/activate` put back), and the
 //! packages, which were there before envmod, stay.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::{
-    env::{ctx::Ctx, delete::Deleted, prefix::EnvTarget, record, registry::Registry},
+    env::{ctx::Ctx, prefix::EnvTarget, record, registry::Registry},
     error::UserError,
     manifest::{KEPT_ACTIVATE, MANIFEST_DIR, Manifest},
     site::modules::GENERATED_MARKER,
 };
 
 /// Remove what envmod wrote for the adopted environment `manifest` at `real`, under the
-/// caller's lock.
+/// caller's lock; the outputs it removed.
 pub(crate) fn release(
     target: &EnvTarget,
     real: &Path,
     manifest: &Manifest,
     registry: &Registry,
     ctx: &Ctx<'_>,
-) -> Result<Deleted> {
+) -> Result<Vec<PathBuf>> {
     let mut outputs = Vec::new();
     for out in ctx.outputs().all() {
         outputs.extend(out.remove(manifest).map_err(|e| {
@@ -44,11 +44,7 @@ pub(crate) fn release(
     record::forget(ctx.environ, real);
     registry.remove(&target.prefix)?;
     registry.remove(&manifest.prefix)?;
-    Ok(Deleted {
-        name: manifest.name.to_string(),
-        outputs,
-        released: true,
-    })
+    Ok(outputs)
 }
 
 /// Take back a half-done adoption; what cannot be taken back stays for `delete` to find.
