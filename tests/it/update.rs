@@ -94,3 +94,16 @@ fn update_refuses_a_package_the_env_does_not_have() {
     assert!(err.contains("gamma is not installed in g"), "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
+
+#[test]
+fn an_env_that_requests_nothing_has_nothing_to_update_without_reading_a_channel() {
+    let t = TestEnv::new();
+    // A channel that cannot be read: a solve would fail on it.
+    t.set_site_config("channels: [https://channel.invalid/none]\n");
+    ok(&t.run(&["create", "-q", "-n", "e"]));
+    let out = t.run(&["update", "-n", "e", "--all"]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("nothing to update"), "{err}");
+    assert!(!err.contains("channel.invalid"), "{err}");
+}

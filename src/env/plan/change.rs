@@ -153,10 +153,11 @@ pub(crate) async fn change(
         Change::Remove(names) => (Some(removed_specs(&old, names, &installed)?), Some(names)),
         Change::Update(u) => {
             named::check_site_python(&old, &u.interpreter_cache, target)?;
-            (
-                Some(named::updated_specs(&old, &u.names, &installed)?),
-                None,
-            )
+            let specs = named::updated_specs(&old, &u.names, &installed)?;
+            // On the site's Python an env that requests nothing has nothing to solve for:
+            // no channel is read.
+            let nothing = specs.is_empty() && old.python.mode == PythonMode::Site;
+            ((!nothing).then_some(specs), None)
         }
         Change::Outputs(_) | Change::Kernel(_) | Change::Freeze(_) | Change::Share(_) => {
             (None, None)
