@@ -1,7 +1,7 @@
 //! What every step of a command gets from it: the printer, the process environment read
 //! once, the conda settings, the compiled templates and what the site gives the solve; and
-//! the channels a solve uses. Apart from `ops`, so that the request builder, which `ops`
-//! calls, can take them without importing `ops` back.
+//! the channels a solve uses. Apart from `plan` and `apply`, so that the request builder,
+//! which the planners call, can take them without importing a planner back.
 
 use anyhow::Result;
 use rattler_conda_types::Channel;
