@@ -251,7 +251,7 @@ fn two_accounts_share_a_cache_and_clean_takes_only_what_nobody_uses() {
     ));
     assert_eq!(import.trim(), "1.0");
     let init = std::env::var("ENVMOD_TEST_LMOD_INIT").expect(
-        "ENVMOD_TEST_LMOD_INIT names Lmod's init/bash (source /work/main/.test-tools/env.sh)",
+        "ENVMOD_TEST_LMOD_INIT names Lmod's init/bash (run the suite with tests/run, which provisions it)",
     );
     let load = ok(&c.bash(
         Who::Student,
