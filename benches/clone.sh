@@ -13,7 +13,8 @@
 #   BENCH_TMPDIR=${TMPDIR:-/tmp}        where the scratch directory goes
 #   BENCH_ENVMOD=PATH                   time this envmod binary instead of building one
 #
-# Installs hyperfine (Debian apt) when it is missing.
+# The two commands run in turn (benches/compare/alternate.py), so that a change in the
+# machine's load falls on both alike.
 # Results: target/bench-results/clone-<timestamp>/ and target/bench-results/clone-latest.txt.
 set -euo pipefail
 
@@ -45,7 +46,6 @@ if ! [[ $NPKGS =~ ^[0-9]+$ ]] || ((NPKGS < 1 || NPKGS > 1000)); then
 fi
 [[ -x $PY ]] || die "site Python $PY not found or not executable (set BENCH_PYTHON=...)"
 command -v python3 >/dev/null || die "python3 is needed to build the packages and read the results"
-bench_need_hyperfine
 bench_envmod BENCH_ENVMOD
 built=$BENCH_BUILT
 [[ -x $built ]] || die "no envmod binary at $built"
@@ -92,11 +92,11 @@ check_imports "create --clone" "$T/envs/cloned"
 mkdir -p "$RESULTS"
 OUT=$RESULTS/clone-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
-step "timing: $RUNS runs each after $WARMUP warmup runs"
-hyperfine --shell=none --warmup "$WARMUP" --runs "$RUNS" --export-json "$OUT/clone.json" --style basic \
-    --command-name "envmod create --clone" --prepare "rm -rf $T/envs/cloned" "$K_CMD" \
-    --command-name "envmod create" --prepare "rm -rf $T/envs/created" "$C_CMD" \
-    >&2
+step "timing: $RUNS runs each after $WARMUP warmup runs, the two commands in turn"
+python3 "$REPO/benches/compare/alternate.py" "$RUNS" "$WARMUP" "$OUT/clone.json" \
+    "envmod create --clone" "$T/envs/cloned" "$K_CMD" \
+    "envmod create" "$T/envs/created" "$C_CMD" \
+    || die "timing failed"
 check_imports "create --clone" "$T/envs/cloned"
 
 clone_ms=$(bench_median_ms "envmod create --clone" "$OUT/clone.json") || die "no median for the clone"
