@@ -268,3 +268,62 @@ fn site_version(manifest: &str) -> String {
         .expect("python.version")
         .to_string()
 }
+
+#[test]
+fn update_with_nothing_to_move_finishes_outputs_an_interrupted_command_left_pending() {
+    let t = TestEnv::with_channel();
+    ok(&t.run(&[
+        "create",
+        "-q",
+        "-n",
+        "g",
+        "--module-system",
+        "lmod",
+        "alpha",
+    ]));
+    let modulefile = t.module_root().join("g/py3.11.lua");
+    let manifest = t.envs_dir().join("g/.envmod/manifest.json");
+    let out = t
+        .envmod()
+        .args(["install", "-q", "-n", "g", "beta"])
+        .env("ENVMOD_TEST_KILL_AT", "change:exchanged")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains("\"outputs_pending\": true")
+    );
+    let stale = std::fs::read_to_string(&modulefile).unwrap();
+    assert!(!stale.contains("beta/1.0"), "{stale}");
+
+    // A dry run leaves them pending.
+    ok(&t.run(&["update", "-n", "g", "--all", "--dry-run"]));
+    assert!(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains("\"outputs_pending\": true")
+    );
+
+    use std::os::unix::fs::MetadataExt;
+    let tree_before = std::fs::metadata(t.envs_dir().join("g/conda-meta"))
+        .unwrap()
+        .ino();
+    let out = t.run(&["update", "-n", "g", "--all"]);
+    let err = ok(&out) + &stderr(&out);
+    assert!(err.contains("nothing to update"), "{err}");
+    assert!(err.contains("finishing the modulefile"), "{err}");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(!text.contains("outputs_pending"), "still pending:\n{text}");
+    let finished = std::fs::read_to_string(&modulefile).unwrap();
+    assert!(finished.contains("beta/1.0"), "not finished:\n{finished}");
+    // Finishing the outputs is no reason to clone the tree.
+    assert_eq!(
+        std::fs::metadata(t.envs_dir().join("g/conda-meta"))
+            .unwrap()
+            .ino(),
+        tree_before,
+        "the tree was swapped"
+    );
+}
