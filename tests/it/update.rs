@@ -173,13 +173,12 @@ fn install_site_python(dir: &std::path::Path, python: &Cpython) {
     let bin = dir.join("bin/python3");
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::create_dir_all(dir.join("lib")).unwrap();
-    let _ = std::fs::remove_file(&bin);
+    let stdlib = dir.join(format!("lib/python{}", python.minor));
+    for old in [&bin, &stdlib] {
+        let _ = std::fs::remove_file(old);
+    }
     std::fs::copy(&python.exe, &bin).unwrap();
-    std::os::unix::fs::symlink(
-        &python.stdlib,
-        dir.join(format!("lib/python{}", python.minor)),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(&python.stdlib, stdlib).unwrap();
 }
 
 #[test]
@@ -210,6 +209,16 @@ fn update_refuses_when_the_site_python_moved_to_another_minor_version() {
     );
     let modulefile = t.module_root().join(format!("g/py{}.lua", debian.minor));
     let module_before = std::fs::read(&modulefile).expect("the modulefile");
+
+    // A patch release in its place (the peers' CPython, 3.11.7 where pyenv built it) is
+    // the same Python: update goes on.
+    let patch = ask(&common::peers_python()).expect("the peers' python runs");
+    assert_eq!(patch.minor, debian.minor, "the peers' python is not 3.11");
+    install_site_python(&site, &patch);
+    let out = t.run(&["update", "-n", "g", "--all"]);
+    let err = ok(&out) + &stderr(&out);
+    assert!(err.contains("nothing to update"), "{err}");
+    install_site_python(&site, &debian);
 
     // The site replaces its Python, in place, by another minor version.
     install_site_python(&site, &other);
