@@ -167,7 +167,7 @@ options! {
     ignore_site_packages: bool = Value("false"),
         "Do not count the site Python's packages as installed.",
     module_name_template: String = Value("{name}/py{python_short}"),
-        "The module name `adopt` gives an environment: `{name}`, `{python}` (3.11.7), `{python_short}` (3.11); conda-env-mod's is `conda-env/{name}-py{python}`.",
+        "The module name `create` and `adopt` give an environment: `{name}`, `{python}` (3.11.7), `{python_short}` (3.11); conda-env-mod's is `conda-env/{name}-py{python}`. Each environment records the template it got, so changing it later renames no existing module.",
     ;
     layered:
     module_provides: ListMap = Described("the built-in rules"),

@@ -97,6 +97,8 @@ impl CreateSettings {
             specs: args.specs,
             module_system: ModuleSystem::resolve(settings.module_system.value, env),
             module_root: settings.module_root.value.clone(),
+            module_template: Some(settings.module_name_template.value.clone())
+                .filter(|t| t != crate::names::DEFAULT_MODULE_TEMPLATE),
             ignore_modules: settings.ignore_modules.value.clone(),
             description: args.description,
             kernel: args.kernel,

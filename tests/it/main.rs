@@ -25,6 +25,7 @@ mod hierarchy;
 mod kernels;
 mod loaded;
 mod mirror;
+mod module_names;
 mod modules;
 mod provides;
 mod pyc;

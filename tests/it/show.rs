@@ -208,3 +208,166 @@ fn show_json_reads_back_and_follows_the_loaded_env() {
     assert_eq!(output("kernel")["state"], "none");
     assert!(stdout(&out).ends_with("}\n"), "{text}");
 }
+
+/// The output `kind` of `show --json`'s answer.
+#[track_caller]
+fn output_of<'a>(v: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    v["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {v}"))
+}
+
+#[test]
+fn show_says_which_outputs_an_interrupted_change_left_pending() {
+    let t = TestEnv::with_channel();
+    ok(&t.run(&[
+        "create",
+        "-q",
+        "-n",
+        "p",
+        "--module-system",
+        "lmod",
+        "alpha",
+    ]));
+    let out = t
+        .envmod()
+        .args(["install", "-q", "-n", "p", "beta"])
+        .env("ENVMOD_TEST_KILL_AT", "change:exchanged")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let modulefile = t.module_root().join("p/py3.11.lua");
+    let activate = t.envs_dir().join("p/bin/activate");
+
+    let text = ok(&t.run(&["show", "-n", "p"]));
+    assert!(!text.contains('\x1b'), "colour through a pipe:\n{text}");
+    for (kind, path) in [("modulefile", &modulefile), ("activate", &activate)] {
+        let line = line_of(&text, kind);
+        assert!(
+            line.contains("pending")
+                && line.contains(&*path.to_string_lossy())
+                && line.contains("`envmod module -n p` brings it up to date"),
+            "{kind}: {line}\n{text}"
+        );
+    }
+    let kernel = line_of(&text, "kernel");
+    assert!(
+        kernel.contains("none") && !kernel.contains("pending"),
+        "{kernel}\n{text}"
+    );
+    // beta is installed, whatever the outputs say.
+    assert!(line_of(&text, "beta").contains("conda"), "{text}");
+    // show only reads: the outputs are still pending.
+    let manifest = t.envs_dir().join("p/.envmod/manifest.json");
+    assert!(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains("\"outputs_pending\": true")
+    );
+
+    let pty = t.run_on_pty(&["show", "-n", "p"]);
+    let screen = ok(&pty);
+    let plain = console::strip_ansi_codes(&screen).replace("\r\n", "\n");
+    assert!(line_of(&plain, "modulefile").contains("pending"), "{plain}");
+
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&t.run(&["show", "-n", "p", "--json"]))).expect("show --json");
+    for kind in ["modulefile", "activate"] {
+        let o = output_of(&v, kind);
+        assert_eq!(o["state"], "pending", "{o}");
+        assert!(
+            o["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("envmod module -n p")),
+            "{o}"
+        );
+    }
+    assert_eq!(
+        output_of(&v, "modulefile")["path"],
+        modulefile.display().to_string()
+    );
+    assert_eq!(output_of(&v, "kernel")["state"], "none");
+
+    // The command it names finishes them.
+    ok(&t.run(&["module", "-n", "p"]));
+    let text = ok(&t.run(&["show", "-n", "p"]));
+    assert!(line_of(&text, "modulefile").contains("written"), "{text}");
+    assert!(line_of(&text, "activate").contains("written"), "{text}");
+}
+
+#[test]
+fn show_gives_the_kernels_path_and_state() {
+    let t = TestEnv::with_channel();
+    ok(&t.run(&[
+        "create",
+        "-q",
+        "-n",
+        "k",
+        "--module-system",
+        "lmod",
+        "alpha",
+    ]));
+    let prefix = t.envs_dir().join("k");
+    ok(&std::process::Command::new(prefix.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-input",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--find-links",
+        ])
+        .arg(common::wheelhouse())
+        .arg("ipykernel")
+        .output()
+        .expect("the env's python runs"));
+    ok(&t.run(&["kernel", "add", "-n", "k"]));
+    let data = t
+        .vars()
+        .into_iter()
+        .find(|(k, _)| k == "XDG_DATA_HOME")
+        .expect("XDG_DATA_HOME")
+        .1;
+    let dir = PathBuf::from(data).join("jupyter/kernels/k");
+    assert!(
+        dir.join("kernel.json").is_file(),
+        "no kernel in {}",
+        dir.display()
+    );
+
+    let text = ok(&t.run(&["show", "-n", "k"]));
+    let line = line_of(&text, "kernel");
+    assert!(
+        line.contains("written") && line.contains(&*dir.to_string_lossy()),
+        "{line}\n{text}"
+    );
+    let pty = t.run_on_pty(&["show", "-n", "k"]);
+    let plain = console::strip_ansi_codes(&ok(&pty)).replace("\r\n", "\n");
+    let line = line_of(&plain, "kernel");
+    assert!(
+        line.contains("written") && line.contains(&*dir.to_string_lossy()),
+        "{line}\n{plain}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&t.run(&["show", "-n", "k", "--json"]))).expect("show --json");
+    let kernel = output_of(&v, "kernel");
+    assert_eq!(kernel["state"], "written", "{kernel}");
+    assert_eq!(kernel["path"], dir.display().to_string());
+
+    // Its kernel.json gone: missing, and the command that writes it again named.
+    std::fs::remove_file(dir.join("kernel.json")).unwrap();
+    let text = ok(&t.run(&["show", "-n", "k"]));
+    let line = line_of(&text, "kernel");
+    assert!(
+        line.contains("missing") && line.contains("`envmod kernel add -n k` writes it again"),
+        "{line}\n{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&t.run(&["show", "-n", "k", "--json"]))).expect("show --json");
+    assert_eq!(output_of(&v, "kernel")["state"], "missing");
+}

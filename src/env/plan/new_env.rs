@@ -41,6 +41,9 @@ pub(crate) struct CreateSettings {
     pub(crate) specs: Vec<String>,
     pub(crate) module_system: Option<ModuleSystem>,
     pub(crate) module_root: PathBuf,
+    /// The site's `module_name_template`, unless it is the built-in one: recorded, so the
+    /// module keeps its name whatever the config says later.
+    pub(crate) module_template: Option<String>,
     pub(crate) ignore_modules: Vec<String>,
     pub(crate) description: Option<String>,
     /// `--kernel`: add a Jupyter kernel as one of its outputs.
@@ -127,7 +130,7 @@ impl Built {
             provided: Some(self.provided),
             activation: None,
             adopted: None,
-            module_template: None,
+            module_template: s.module_template.clone(),
         };
         manifest.module = s
             .module_system
