@@ -7,9 +7,10 @@
 //! environment this user can see names it; everything else stays. The cache is opened once
 //! and every entry is opened from its descriptor without following a link, so a link someone
 //! planted in the cache (to this user's home, say) is an entry of theirs, never a way in.
-//! Removal happens under rattler's own cache lock, which an installation holds from its
-//! first extraction to its last link, so no installation is ever left linking from an entry
-//! that is going.
+//! Removal happens under rattler's own cache lock, which an installation that writes the
+//! cache holds from its first extraction to its last link, and one that only reads it
+//! (another account's, through `readonly_pkgs_dirs`) holds shared from its first read to its
+//! last link, so no installation is ever left linking from an entry that is going.
 
 use std::{
     collections::HashMap,

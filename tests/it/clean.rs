@@ -330,3 +330,73 @@ fn a_link_planted_in_a_shared_cache_never_leads_clean_to_the_cleaners_files() {
             .contains("envmod-peer")
     );
 }
+
+/// An installation that links from a cache it only reads holds that cache's lock in shared
+/// mode, from the first read to the last link: the cache's owner cleaning it meanwhile leaves
+/// it alone and says so, and frees the entry once the installation is done with it.
+#[test]
+fn clean_leaves_a_cache_an_installation_of_another_account_is_linking_from() {
+    let c = Course::new();
+    let site = dir_of(&c.path().join("site-pkgs"), INSTRUCTOR, "0755");
+    c.t.set_site_config(&format!(
+        "channels: [{}]\nreadonly_pkgs_dirs: [{}]\n",
+        c.path().join("channel").display(),
+        site.display()
+    ));
+    let fill = c.home(Who::Instructor).join("fill");
+    let fill = fill.to_str().unwrap();
+    ok(&envmod_in(
+        &c,
+        Who::Instructor,
+        &site,
+        &["create", "-p", fill, "alpha=1.0"],
+    ));
+    ok(&c.envmod_as(Who::Instructor, "022", &["delete", "-p", fill, "--yes"]));
+    let alpha = entry(&site, "alpha");
+
+    // The student's installation stops between checking the cache's alpha and linking it.
+    let log = c.home(Who::Student).join("create.log");
+    let student = std::thread::scope(|s| {
+        let student = s.spawn(|| {
+            c.bash(
+                Who::Student,
+                "umask 077\nexport ENVMOD_TEST_PAUSE_AT=install:linking ENVMOD_TEST_PAUSE_MS=6000\n\"$ENVMOD\" create -n mine --offline alpha=1.0 >\"$HOME/create.log\" 2>&1; s=$?; cat \"$HOME/create.log\"; exit $s",
+            )
+        });
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("+ alpha")) {
+            assert!(
+                start.elapsed().as_secs() < 60 && !student.is_finished(),
+                "the student's installation never reached alpha's link"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let during = envmod_in(&c, Who::Instructor, &site, &["clean"]);
+        let report = ok(&during) + &common::stderr(&during);
+        assert!(
+            alpha.join("info").is_dir(),
+            "clean removed an entry an installation was linking from:\n{report}"
+        );
+        assert!(
+            report.contains(&*site.to_string_lossy())
+                && report.contains("an installation is using it"),
+            "clean did not say the cache is in use:\n{report}"
+        );
+        student.join().unwrap()
+    });
+    ok(&student);
+    let import = ok(&c.bash(
+        Who::Student,
+        "umask 077\n. \"$HOME/.envmod/envs/mine/bin/activate\" && python -c 'import alpha; print(alpha.VERSION)'",
+    ));
+    assert_eq!(import.trim(), "1.0");
+
+    // Done with it, and no environment the instructor can see uses it: the entry goes.
+    let after = ok(&envmod_in(&c, Who::Instructor, &site, &["clean"]));
+    assert!(!alpha.exists(), "alpha stayed:\n{after}");
+    let import = ok(&c.bash(
+        Who::Student,
+        "umask 077\n. \"$HOME/.envmod/envs/mine/bin/activate\" && python -c 'import alpha; print(alpha.VERSION)'",
+    ));
+    assert_eq!(import.trim(), "1.0");
+}
