@@ -400,3 +400,70 @@ fn clean_leaves_a_cache_an_installation_of_another_account_is_linking_from() {
     ));
     assert_eq!(import.trim(), "1.0");
 }
+
+/// The quota line needs a filesystem with disk quotas, which this machine's kernel lacks:
+/// tests/vm/run.sh boots one where an ext4 image is mounted with user quotas, as in the
+/// doctor's quota test. The student's cache there holds an entry nothing uses; clean frees
+/// it and the space left, as the site's real `quota` reports it, grows by what was freed.
+#[test]
+fn clean_says_how_much_of_the_quota_is_left_on_a_real_quota_filesystem() {
+    common::require_account(common::OTHER);
+    let envmod = assert_cmd::cargo::cargo_bin("envmod");
+    let t = tempfile::tempdir().unwrap();
+    let script = t.path().join("quota.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"set -eu
+u={other}
+truncate -s 64M /tmp/q.img
+mkfs.ext4 -q -O quota -E quotatype=usrquota:grpquota /tmp/q.img
+mkdir /tmp/q
+mount -o loop,usrquota,grpquota /tmp/q.img /tmp/q
+home=/tmp/q/home
+mkdir "$home"
+chown "$u:" "$home"
+: > /tmp/site.yaml
+setquota -u "$u" 4000 5000 0 0 /tmp/q
+runuser -u "$u" -- sh -c 'umask 022; mkdir -p "$1/pkgs/unused-1.0-0/info" && echo {{}} > "$1/pkgs/unused-1.0-0/info/index.json" && dd if=/dev/zero of="$1/pkgs/unused-1.0-0/big" bs=1K count=1024 status=none' sh "$home"
+clean() {{
+    echo "== clean $1"
+    runuser -u "$u" -- env -i PATH=/usr/bin:/bin HOME="$home" ENVMOD_SITE_CONFIG=/tmp/site.yaml \
+        ENVMOD_PKGS_DIRS="$home/pkgs" /run/envmod-vm/envmod clean $2
+}}
+clean dry --dry-run
+clean real ""
+"#,
+            other = common::OTHER
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(Path::new(common::REPO).join("tests/vm/run.sh"))
+        .arg(&script)
+        .arg(&envmod)
+        .output()
+        .unwrap();
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", common::stderr(&out));
+    let left = |name: &str| -> f64 {
+        let start = text.find(&format!("== clean {name}\n")).expect(&text);
+        let line = text[start..]
+            .lines()
+            .find(|l| l.starts_with("quota of user envmod-other on /tmp/q: "))
+            .unwrap_or_else(|| panic!("no quota line after == clean {name}:\n{text}"));
+        let amount = line.trim_start_matches("quota of user envmod-other on /tmp/q: ");
+        match amount.split_whitespace().collect::<Vec<_>>()[..] {
+            [n, "KiB", "left"] => n.parse::<f64>().unwrap(),
+            [n, "MiB", "left"] => n.parse::<f64>().unwrap() * 1024.0,
+            _ => panic!("{line}"),
+        }
+    };
+    let (before, after) = (left("dry"), left("real"));
+    assert!(text.contains("would free 1.0 MiB"), "{text}");
+    assert!(
+        after - before >= 1000.0 && after - before <= 1100.0,
+        "the space left grew by {} KiB, not what clean freed:\n{text}",
+        after - before
+    );
+}
