@@ -391,6 +391,40 @@ fn clean_leaves_a_cache_an_installation_of_another_account_is_linking_from() {
     ));
     assert_eq!(import.trim(), "1.0");
 
+    // On a terminal (progress bars, not lines) the installation holds the same lock.
+    let lock = std::fs::metadata(site.join(".cache.lock")).unwrap().ino();
+    let shared_lock_held = || {
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 5
+                    && f[1] == "FLOCK"
+                    && f[3] == "READ"
+                    && f[5].rsplit(':').next() == Some(&lock.to_string())
+            })
+    };
+    assert!(!shared_lock_held());
+    std::thread::scope(|s| {
+        let student = s.spawn(|| {
+            c.bash(
+                Who::Student,
+                "umask 077\nexport ENVMOD_TEST_PAUSE_AT=install:linking ENVMOD_TEST_PAUSE_MS=1500\nscript -qec '\"$ENVMOD\" create -n tty --offline alpha=1.0' /dev/null",
+            )
+        });
+        let start = std::time::Instant::now();
+        while !shared_lock_held() {
+            assert!(
+                start.elapsed().as_secs() < 60 && !student.is_finished(),
+                "the installation on a terminal never held the cache's lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ok(&student.join().unwrap());
+    });
+    assert!(!shared_lock_held(), "the lock outlived the installation");
+
     // Done with it, and no environment the instructor can see uses it: the entry goes.
     let after = ok(&envmod_in(&c, Who::Instructor, &site, &["clean"]));
     assert!(!alpha.exists(), "alpha stayed:\n{after}");
