@@ -191,6 +191,68 @@ fn set_mode(path: &Path, meta: &std::fs::Metadata, mode: u32) {
     }
 }
 
+/// Shared locks on the lock files of the caches `read`, which an installation reads and
+/// links from but does not write: a cache's owner cleaning it takes the same lock
+/// exclusively, so no entry goes while it is linked from.
+/// The lock file is opened for reading only, never created (the cache is someone else's)
+/// and never through a link; a cache without one, or one this user cannot open, is read
+/// unlocked as before. A clean in progress is waited for, within a bound: after it the
+/// installation goes on unlocked rather than hang on a lock its owner never lets go.
+/// Returns the locks held, and the caches left unlocked because their lock stayed taken for
+/// `wait`.
+pub(crate) fn lock_layers(
+    written: &Path,
+    read: &[PathBuf],
+    wait: std::time::Duration,
+) -> (Vec<std::fs::File>, Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
+    let written_dir = std::fs::metadata(written).ok().map(|m| id(&m));
+    let written_lock = std::fs::symlink_metadata(written.join(GLOBAL_LOCK))
+        .ok()
+        .map(|m| id(&m));
+    let mut held: Vec<(std::fs::File, (u64, u64))> = Vec::new();
+    let mut busy = Vec::new();
+    for dir in read {
+        // rattler holds the written cache's lock exclusively, through another descriptor:
+        // a shared lock on the same file here would wait for this very process.
+        if std::fs::metadata(dir).ok().map(|m| id(&m)) == written_dir {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(dir.join(GLOBAL_LOCK))
+        else {
+            continue;
+        };
+        let Some(lock) = file.metadata().ok().filter(|m| m.is_file()).map(|m| id(&m)) else {
+            continue;
+        };
+        if Some(lock) == written_lock || held.iter().any(|(_, h)| *h == lock) {
+            continue;
+        }
+        let start = std::time::Instant::now();
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => {
+                    held.push((file, lock));
+                    break;
+                }
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    busy.push(dir.clone());
+                    break;
+                }
+                Err(std::fs::TryLockError::Error(_)) => break,
+            }
+        }
+    }
+    (held.into_iter().map(|(f, _)| f).collect(), busy)
+}
+
 /// Whoever besides its owner (and root) can write a file or directory: everyone, or a group
 /// that is not the owner's own private group.
 fn others_who_can_write(meta: &std::fs::Metadata) -> Option<String> {
@@ -491,6 +553,39 @@ mod tests {
         assert!(!leftover.exists());
         assert!(entry.join("info").is_dir());
         assert!(other.is_dir() && short.is_dir());
+    }
+
+    #[test]
+    fn layers_are_locked_shared_and_a_cleaning_owner_is_waited_for_within_bounds() {
+        const WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+        let written = tempfile::tempdir().unwrap();
+        let (dir, _, _) = cache_with_leftover();
+        let read = dir.path().to_path_buf();
+        let (missing, planted) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::os::unix::fs::symlink(read.join(GLOBAL_LOCK), planted.path().join(GLOBAL_LOCK))
+            .unwrap();
+        let layers = [
+            read.clone(),
+            missing.path().to_path_buf(),
+            planted.path().to_path_buf(),
+            written.path().to_path_buf(),
+        ];
+        let (held, busy) = lock_layers(written.path(), &layers, WAIT);
+        assert_eq!(
+            (held.len(), busy.len()),
+            (1, 0),
+            "one lock, not through the link"
+        );
+        // A clean's exclusive lock now waits; another installation's shared lock does not.
+        assert!(try_lock(&read.join(GLOBAL_LOCK)).is_none());
+        assert_eq!(lock_layers(written.path(), &layers, WAIT).0.len(), 1);
+        drop(held);
+        let clean = try_lock(&read.join(GLOBAL_LOCK)).expect("free once released");
+        let start = std::time::Instant::now();
+        let (held, busy) = lock_layers(written.path(), &layers, WAIT);
+        assert!(held.is_empty() && busy == [read.clone()], "{busy:?}");
+        assert!(start.elapsed() >= WAIT);
+        drop(clean);
     }
 
     #[test]

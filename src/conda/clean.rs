@@ -7,9 +7,10 @@
 //! environment this user can see names it; everything else stays. The cache is opened once
 //! and every entry is opened from its descriptor without following a link, so a link someone
 //! planted in the cache (to this user's home, say) is an entry of theirs, never a way in.
-//! Removal happens under rattler's own cache lock, which an installation holds from its
-//! first extraction to its last link, so no installation is ever left linking from an entry
-//! that is going.
+//! Removal happens under rattler's own cache lock, which an installation that writes the
+//! cache holds from its first extraction to its last link, and one that only reads it
+//! (another account's, through `readonly_pkgs_dirs`) holds shared from its first read to its
+//! last link, so no installation is ever left linking from an entry that is going.
 
 use std::{
     collections::HashMap,
@@ -17,6 +18,7 @@ use std::{
     fs::File,
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -85,6 +87,8 @@ pub(crate) struct Unused {
     /// A package archive (`.conda`, `.tar.bz2`) rather than an extracted package.
     pub(crate) archive: bool,
     name: OsString,
+    /// The wheel directory it is in, if not the cache itself.
+    within: Option<Arc<tree::Dir>>,
     held: Held,
 }
 
@@ -111,16 +115,48 @@ pub(crate) fn scan(
         unused: Vec::new(),
         kept: Vec::new(),
     };
+    scan_dir(cache, None, in_use, leaving, &mut scan)?;
+    Ok(scan)
+}
+
+/// rattler's converted wheels, `wheels-v<conversion version>`: entries of the same kind as
+/// the cache's own (extracted packages with `info/`, `.lock` beside them), one level down,
+/// which the environments linked from them name in the same way.
+fn is_wheel_dir(name: &str) -> bool {
+    name.strip_prefix("wheels-v")
+        .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Sort the entries of `dir`: the cache itself (`within` None), or its wheel directory.
+fn scan_dir(
+    dir: &tree::Dir,
+    within: Option<&Arc<tree::Dir>>,
+    in_use: &dyn Fn(&str) -> bool,
+    leaving: &HashMap<(u64, u64), u64>,
+    scan: &mut Scan,
+) -> std::io::Result<()> {
+    let cache = dir;
     let mut entries = cache.entries()?;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, kind) in entries {
         let Some(text) = name.to_str() else { continue };
-        // Hidden names are rattler's locks and extractions in progress, `.lock` files go
-        // with their entries, and `wheels-v*` holds another kind of entry.
-        if text.starts_with('.') || text.ends_with(".lock") || text.starts_with("wheels-v") {
+        // Hidden names are rattler's locks and extractions in progress, and `.lock` files
+        // go with their entries.
+        if text.starts_with('.') || text.ends_with(".lock") {
             continue;
         }
         let path = cache.path().join(&name);
+        if within.is_none() && is_wheel_dir(text) && matches!(kind, Some(Kind::Dir) | None) {
+            // Opened without following a link, like every entry.
+            let Ok(wheels) = cache.open_dir(&name) else {
+                continue;
+            };
+            let wheels = Arc::new(wheels);
+            if let Err(e) = scan_dir(&wheels, Some(&wheels), in_use, leaving, scan) {
+                scan.kept.push((path, format!("cannot list it: {e}")));
+            }
+            continue;
+        }
         let archive_stem = text
             .strip_suffix(".conda")
             .or_else(|| text.strip_suffix(".tar.bz2"));
@@ -147,10 +183,11 @@ pub(crate) fn scan(
             size,
             archive: archive_stem.is_some(),
             name,
+            within: within.cloned(),
             held,
         });
     }
-    Ok(scan)
+    Ok(())
 }
 
 enum Judged {
@@ -241,6 +278,7 @@ fn sidecar(name: &OsStr) -> OsString {
 /// Remove an unused entry, as it was judged: the directory held open (wherever its name is
 /// now), then its metadata file; an archive only if its name still leads to the same file.
 pub(crate) fn remove(cache: &tree::Dir, entry: Unused) -> Result<(), String> {
+    let cache = entry.within.as_deref().unwrap_or(cache);
     match entry.held {
         Held::Dir(dir) => {
             tree::remove_held(&dir).map_err(|e| crate::fs::blocked::explain(&e).0)?;
@@ -314,6 +352,40 @@ mod tests {
         ] {
             assert!(dir.path().join(stays).exists(), "{stays}");
         }
+    }
+
+    #[test]
+    fn converted_wheels_nothing_uses_go_and_count() {
+        let (dir, held) = cache();
+        let wheels = dir.path().join("wheels-v2");
+        for entry in ["wused-1.0-py3_none_any_0", "wfree-1.0-py3_none_any_0"] {
+            std::fs::create_dir_all(wheels.join(entry).join("info")).unwrap();
+            std::fs::write(wheels.join(entry).join("info/index.json"), "{}").unwrap();
+            std::fs::write(wheels.join(format!("{entry}.lock")), "").unwrap();
+        }
+        // A link in the cache's place for converted wheels is never followed.
+        let mine = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(mine.path().join("precious-1.0-0/info")).unwrap();
+        std::os::unix::fs::symlink(mine.path(), dir.path().join("wheels-v3")).unwrap();
+        let _lock = lock(dir.path()).unwrap().expect("free");
+        let in_use = |n: &str| n == "used-1.0-0" || n == "wused-1.0-py3_none_any_0";
+        let scan = scan(&held, &in_use, &HashMap::new()).unwrap();
+        let free = wheels.join("wfree-1.0-py3_none_any_0");
+        let unused: Vec<&PathBuf> = scan.unused.iter().map(|u| &u.path).collect();
+        assert!(unused.contains(&&free), "{unused:?}");
+        assert!(
+            !unused
+                .iter()
+                .any(|p| p.starts_with(dir.path().join("wheels-v3")))
+        );
+        assert!(scan.unused.iter().all(|u| u.size.bytes > 0));
+        for u in scan.unused {
+            remove(&held, u).unwrap();
+        }
+        assert!(!free.exists());
+        assert!(!wheels.join("wfree-1.0-py3_none_any_0.lock").exists());
+        assert!(wheels.join("wused-1.0-py3_none_any_0/info").is_dir());
+        assert!(mine.path().join("precious-1.0-0/info").is_dir());
     }
 
     #[test]

@@ -171,19 +171,29 @@ pub async fn install(
         installer =
             installer.with_ignored_packages(HashSet::from([PackageName::from_str("python")?]));
     }
-    let lines = LineReporter::new(printer.clone());
+    let layers = LayerLocks::new(
+        written,
+        &settings.pkgs_dirs[1..],
+        &settings.readonly_pkgs_dirs,
+        printer,
+    );
     if printer.wants_progress_bars() {
-        installer = installer.with_reporter(
-            IndicatifReporter::builder()
+        installer = installer.with_reporter(Guarded {
+            inner: IndicatifReporter::builder()
                 .with_multi_progress(indicatif::MultiProgress::new())
                 .clear_when_done(true)
                 .finish(),
-        );
+            layers: layers.clone(),
+        });
     } else {
-        installer = installer.with_reporter(lines);
+        installer = installer.with_reporter(Guarded {
+            inner: LineReporter::new(printer.clone()),
+            layers: layers.clone(),
+        });
     }
     let fill = cache::Fill::start(written, &entries, &settings.readonly_pkgs_dirs);
     let result = installer.install(req.dir, req.records).await;
+    layers.release();
     if let Some(fill) = fill {
         fill.finish();
     }
@@ -396,4 +406,117 @@ impl Reporter for LineReporter {
         0
     }
     fn on_pre_unlink_complete(&self, _: usize, _: bool) {}
+}
+
+/// The shared locks on the caches an installation reads but does not write, taken once
+/// rattler holds the lock of the cache it writes (so two installations that read each other's
+/// caches never wait for each other in a circle) and before it reads any entry.
+#[derive(Clone)]
+struct LayerLocks {
+    written: PathBuf,
+    read: Vec<PathBuf>,
+    printer: Printer,
+    held: std::sync::Arc<std::sync::Mutex<Vec<std::fs::File>>>,
+}
+
+impl LayerLocks {
+    fn new(written: &Path, more: &[PathBuf], readonly: &[PathBuf], printer: &Printer) -> Self {
+        Self {
+            written: written.to_path_buf(),
+            read: more.iter().chain(readonly).cloned().collect(),
+            printer: printer.clone(),
+            held: Default::default(),
+        }
+    }
+
+    fn take(&self) {
+        let wait = crate::failpoint::timeout_ms("LAYER_LOCK").unwrap_or(10_000);
+        let wait = std::time::Duration::from_millis(wait);
+        let (held, busy) = cache::lock_layers(&self.written, &self.read, wait);
+        for dir in busy {
+            self.printer.warn(format!(
+                "the package cache {} stayed locked (its owner may be cleaning it); going on without its lock",
+                dir.display()
+            ));
+        }
+        if let Ok(mut slot) = self.held.lock() {
+            *slot = held;
+        }
+    }
+
+    fn release(&self) {
+        if let Ok(mut slot) = self.held.lock() {
+            slot.clear();
+        }
+    }
+}
+
+/// A reporter that also holds [`LayerLocks`] for the transaction.
+struct Guarded<R> {
+    inner: R,
+    layers: LayerLocks,
+}
+
+impl<R: Reporter> Reporter for Guarded<R> {
+    fn on_transaction_start(&self, t: &Transaction<PrefixRecord, RepoDataRecord>) {
+        self.layers.take();
+        self.inner.on_transaction_start(t)
+    }
+    fn on_transaction_operation_start(&self, op: usize) {
+        self.inner.on_transaction_operation_start(op)
+    }
+    fn on_populate_cache_start(&self, op: usize, r: &RepoDataRecord) -> usize {
+        self.inner.on_populate_cache_start(op, r)
+    }
+    fn on_validate_start(&self, entry: usize) -> usize {
+        self.inner.on_validate_start(entry)
+    }
+    fn on_validate_complete(&self, i: usize) {
+        self.inner.on_validate_complete(i)
+    }
+    fn on_download_start(&self, entry: usize) -> usize {
+        self.inner.on_download_start(entry)
+    }
+    fn on_download_progress(&self, i: usize, done: u64, total: Option<u64>) {
+        self.inner.on_download_progress(i, done, total)
+    }
+    fn on_download_completed(&self, i: usize) {
+        self.inner.on_download_completed(i)
+    }
+    fn on_populate_cache_complete(&self, entry: usize) {
+        self.inner.on_populate_cache_complete(entry)
+    }
+    fn on_unlink_start(&self, op: usize, r: &PrefixRecord) -> usize {
+        self.inner.on_unlink_start(op, r)
+    }
+    fn on_unlink_complete(&self, i: usize) {
+        self.inner.on_unlink_complete(i)
+    }
+    fn on_link_start(&self, op: usize, r: &RepoDataRecord) -> usize {
+        let i = self.inner.on_link_start(op, r);
+        // Its cache entry is validated, and nothing is linked from it yet.
+        crate::failpoint::hit("install:linking");
+        i
+    }
+    fn on_link_complete(&self, i: usize) {
+        self.inner.on_link_complete(i)
+    }
+    fn on_transaction_operation_complete(&self, op: usize) {
+        self.inner.on_transaction_operation_complete(op)
+    }
+    fn on_transaction_complete(&self) {
+        self.inner.on_transaction_complete()
+    }
+    fn on_post_link_start(&self, name: &str, script: &str) -> usize {
+        self.inner.on_post_link_start(name, script)
+    }
+    fn on_post_link_complete(&self, i: usize, ok: bool) {
+        self.inner.on_post_link_complete(i, ok)
+    }
+    fn on_pre_unlink_start(&self, name: &str, script: &str) -> usize {
+        self.inner.on_pre_unlink_start(name, script)
+    }
+    fn on_pre_unlink_complete(&self, i: usize, ok: bool) {
+        self.inner.on_pre_unlink_complete(i, ok)
+    }
 }

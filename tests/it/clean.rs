@@ -330,3 +330,174 @@ fn a_link_planted_in_a_shared_cache_never_leads_clean_to_the_cleaners_files() {
             .contains("envmod-peer")
     );
 }
+
+/// An installation that links from a cache it only reads holds that cache's lock in shared
+/// mode, from the first read to the last link: the cache's owner cleaning it meanwhile leaves
+/// it alone and says so, and frees the entry once the installation is done with it.
+#[test]
+fn clean_leaves_a_cache_an_installation_of_another_account_is_linking_from() {
+    let c = Course::new();
+    let site = dir_of(&c.path().join("site-pkgs"), INSTRUCTOR, "0755");
+    c.t.set_site_config(&format!(
+        "channels: [{}]\nreadonly_pkgs_dirs: [{}]\n",
+        c.path().join("channel").display(),
+        site.display()
+    ));
+    let fill = c.home(Who::Instructor).join("fill");
+    let fill = fill.to_str().unwrap();
+    ok(&envmod_in(
+        &c,
+        Who::Instructor,
+        &site,
+        &["create", "-p", fill, "alpha=1.0"],
+    ));
+    ok(&c.envmod_as(Who::Instructor, "022", &["delete", "-p", fill, "--yes"]));
+    let alpha = entry(&site, "alpha");
+
+    // The student's installation stops between checking the cache's alpha and linking it.
+    let log = c.home(Who::Student).join("create.log");
+    let student = std::thread::scope(|s| {
+        let student = s.spawn(|| {
+            c.bash(
+                Who::Student,
+                "umask 077\nexport ENVMOD_TEST_PAUSE_AT=install:linking ENVMOD_TEST_PAUSE_MS=6000\n\"$ENVMOD\" create -n mine --offline alpha=1.0 >\"$HOME/create.log\" 2>&1; s=$?; cat \"$HOME/create.log\"; exit $s",
+            )
+        });
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("+ alpha")) {
+            assert!(
+                start.elapsed().as_secs() < 60 && !student.is_finished(),
+                "the student's installation never reached alpha's link"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let during = envmod_in(&c, Who::Instructor, &site, &["clean"]);
+        let report = ok(&during) + &common::stderr(&during);
+        assert!(
+            alpha.join("info").is_dir(),
+            "clean removed an entry an installation was linking from:\n{report}"
+        );
+        assert!(
+            report.contains(&*site.to_string_lossy())
+                && report.contains("an installation is using it"),
+            "clean did not say the cache is in use:\n{report}"
+        );
+        student.join().unwrap()
+    });
+    ok(&student);
+    let import = ok(&c.bash(
+        Who::Student,
+        "umask 077\n. \"$HOME/.envmod/envs/mine/bin/activate\" && python -c 'import alpha; print(alpha.VERSION)'",
+    ));
+    assert_eq!(import.trim(), "1.0");
+
+    // On a terminal (progress bars, not lines) the installation holds the same lock.
+    let lock = std::fs::metadata(site.join(".cache.lock")).unwrap().ino();
+    let shared_lock_held = || {
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 5
+                    && f[1] == "FLOCK"
+                    && f[3] == "READ"
+                    && f[5].rsplit(':').next() == Some(&lock.to_string())
+            })
+    };
+    assert!(!shared_lock_held());
+    std::thread::scope(|s| {
+        let student = s.spawn(|| {
+            c.bash(
+                Who::Student,
+                "umask 077\nexport ENVMOD_TEST_PAUSE_AT=install:linking ENVMOD_TEST_PAUSE_MS=1500\nscript -qec '\"$ENVMOD\" create -n tty --offline alpha=1.0' /dev/null",
+            )
+        });
+        let start = std::time::Instant::now();
+        while !shared_lock_held() {
+            assert!(
+                start.elapsed().as_secs() < 60 && !student.is_finished(),
+                "the installation on a terminal never held the cache's lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ok(&student.join().unwrap());
+    });
+    assert!(!shared_lock_held(), "the lock outlived the installation");
+
+    // Done with it, and no environment the instructor can see uses it: the entry goes.
+    let after = ok(&envmod_in(&c, Who::Instructor, &site, &["clean"]));
+    assert!(!alpha.exists(), "alpha stayed:\n{after}");
+    let import = ok(&c.bash(
+        Who::Student,
+        "umask 077\n. \"$HOME/.envmod/envs/mine/bin/activate\" && python -c 'import alpha; print(alpha.VERSION)'",
+    ));
+    assert_eq!(import.trim(), "1.0");
+}
+
+/// The quota line needs a filesystem with disk quotas, which this machine's kernel lacks:
+/// tests/vm/run.sh boots one where an ext4 image is mounted with user quotas, as in the
+/// doctor's quota test. The student's cache there holds an entry nothing uses; clean frees
+/// it and the space left, as the site's real `quota` reports it, grows by what was freed.
+#[test]
+fn clean_says_how_much_of_the_quota_is_left_on_a_real_quota_filesystem() {
+    common::require_account(common::OTHER);
+    let envmod = assert_cmd::cargo::cargo_bin("envmod");
+    let t = tempfile::tempdir().unwrap();
+    let script = t.path().join("quota.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"set -eu
+u={other}
+truncate -s 64M /tmp/q.img
+mkfs.ext4 -q -O quota -E quotatype=usrquota:grpquota /tmp/q.img
+mkdir /tmp/q
+mount -o loop,usrquota,grpquota /tmp/q.img /tmp/q
+home=/tmp/q/home
+mkdir "$home"
+chown "$u:" "$home"
+: > /tmp/site.yaml
+setquota -u "$u" 4000 5000 0 0 /tmp/q
+runuser -u "$u" -- sh -c 'umask 022; mkdir -p "$1/pkgs/unused-1.0-0/info" && echo {{}} > "$1/pkgs/unused-1.0-0/info/index.json" && dd if=/dev/zero of="$1/pkgs/unused-1.0-0/big" bs=1K count=1024 status=none' sh "$home"
+clean() {{
+    echo "== clean $1"
+    runuser -u "$u" -- env -i PATH=/usr/bin:/bin HOME="$home" ENVMOD_SITE_CONFIG=/tmp/site.yaml \
+        ENVMOD_PKGS_DIRS="$home/pkgs" /run/envmod-vm/envmod clean $2
+}}
+clean dry --dry-run
+clean real ""
+"#,
+            other = common::OTHER
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(Path::new(common::REPO).join("tests/vm/run.sh"))
+        .arg(&script)
+        .arg(&envmod)
+        .output()
+        .unwrap();
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", common::stderr(&out));
+    let left = |name: &str| -> f64 {
+        let start = text.find(&format!("== clean {name}\n")).expect(&text);
+        let line = text[start..]
+            .lines()
+            .find(|l| l.starts_with("quota of user envmod-other on /tmp/q: "))
+            .unwrap_or_else(|| panic!("no quota line after == clean {name}:\n{text}"));
+        let amount = line.trim_start_matches("quota of user envmod-other on /tmp/q: ");
+        match amount.split_whitespace().collect::<Vec<_>>()[..] {
+            [n, "KiB", "left"] => n.parse::<f64>().unwrap(),
+            [n, "MiB", "left"] => n.parse::<f64>().unwrap() * 1024.0,
+            _ => panic!("{line}"),
+        }
+    };
+    let (before, after) = (left("dry"), left("real"));
+    assert!(text.contains("would free 1.0 MiB"), "{text}");
+    assert!(
+        after - before >= 1000.0 && after - before <= 1100.0,
+        "the space left grew by {} KiB, not what clean freed:\n{text}",
+        after - before
+    );
+}
