@@ -21,7 +21,8 @@ pub(crate) async fn run(
     let updating = matches!(change, Change::Update(_));
     let plan = plan::change(&target, change, cli_channels, dry_run, ctx).await?;
     if updating && plan.changes.is_empty() {
-        // Nothing to move: the tree, its manifest and its outputs stay as they are.
+        // Nothing to move: the tree and its manifest stay as they are (outputs an interrupted
+        // command left pending were finished when the environment was opened).
         ctx.printer.info(format!(
             "{}: nothing to update; every package is the newest the requested specs and the channels allow",
             plan.build.next.name
