@@ -93,6 +93,17 @@ pub(crate) struct Adopted {
     /// Its own `bin/activate` (a venv's), kept in `.envmod/` and put back by `delete`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) kept_activate: bool,
+    /// The user's own Jupyter kernel for it, whose name envmod's kernel took; its files are
+    /// kept in `.envmod/` and put back by `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kernel: Option<TakenKernel>,
+}
+
+/// A kernel an adoption took over: its name and directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TakenKernel {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,6 +59,9 @@ fn report(m: &Manifest, dry_run: bool, ctx: &Ctx<'_>) {
         lines.push(format!("  module {} in {}", info.name, info.file.display()));
     }
     lines.push(format!("  {}", m.prefix.join("bin/activate").display()));
+    if let Some(took) = adopt::took_over(m, dry_run) {
+        lines.push(format!("  {took}"));
+    }
     if let (false, Some(info)) = (dry_run, &m.module) {
         lines.push(format!(
             "  next: module use {}; module load {}",

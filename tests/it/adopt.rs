@@ -559,3 +559,153 @@ fn a_venv_whose_base_interpreter_someone_else_could_plant_is_refused() {
     assert!(!dir.join("python3.ran").exists());
     assert!(!venv.join(".envmod").exists());
 }
+
+/// A kernel.json as conda-env-mod's `kernel` subcommand writes it (its heredoc, tabs stripped).
+fn conda_env_mod_kernel(kernels: &Path, name: &str, prefix: &Path) -> Vec<u8> {
+    let dir = kernels.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        "{{\n \"display_name\": \"Python (My {name} Kernel)\", \n \"language\": \"python\", \n \"argv\": [\n  \"{}/bin/python\", \n  \"-m\", \n  \"ipykernel_launcher\", \n  \"-f\", \n  \"{{connection_file}}\"\n ]\n}}\n",
+        prefix.display()
+    );
+    std::fs::write(dir.join("kernel.json"), &text).unwrap();
+    text.into_bytes()
+}
+
+/// The kernelspec `name` as real jupyter_client reads it from `kernels`.
+fn kernelspec(kernels: &Path, name: &str) -> serde_json::Value {
+    let script = "import json, sys\nfrom jupyter_client.kernelspec import KernelSpecManager\nksm = KernelSpecManager(kernel_dirs=[sys.argv[1]], ensure_native_kernel=False)\nprint(json.dumps(ksm.get_kernel_spec(sys.argv[2]).to_dict()))\n";
+    serde_json::from_str(&peer(script, &[kernels.to_str().unwrap(), name])).unwrap()
+}
+
+#[test]
+fn a_conda_env_mod_kernel_is_taken_over_under_its_name_and_given_back_on_delete() {
+    let t = TestEnv::with_channel();
+    let prefix = t.path().join("conda-envs/proj");
+    pyrattler_prefix(&t, &prefix, &["python", "alpha"], true);
+    let kernels = t.home.join(".local/share/jupyter/kernels");
+    let original = conda_env_mod_kernel(&kernels, "proj", &prefix);
+    std::fs::write(kernels.join("proj/logo-64x64.png"), b"\x89PNG logo").unwrap();
+    let p = prefix.to_str().unwrap();
+
+    let dry = ok(&t.run(&["adopt", "-p", p, "--module-system", "lmod", "--dry-run"]));
+    assert!(dry.contains("would take over kernel proj"), "{dry}");
+    assert_eq!(
+        std::fs::read(kernels.join("proj/kernel.json")).unwrap(),
+        original
+    );
+
+    let said = ok(&t.run(&["adopt", "-p", p, "--module-system", "lmod"]));
+    assert!(said.contains("took over kernel proj"), "{said}");
+    assert_eq!(manifest(&prefix)["adopted"]["kernel"]["name"], "proj");
+    let spec = kernelspec(&kernels, "proj");
+    assert_eq!(spec["argv"][0], "/bin/bash", "{spec}");
+    assert!(
+        spec["argv"][2]
+            .as_str()
+            .unwrap()
+            .contains("envmod kernel launcher")
+    );
+    assert_eq!(spec["display_name"], "Python (My proj Kernel)");
+    assert_eq!(spec["metadata"]["envmod"]["prefix"], p);
+
+    ok(&t.run(&["delete", "-p", p, "--yes"]));
+    assert_eq!(
+        std::fs::read(kernels.join("proj/kernel.json")).unwrap(),
+        original
+    );
+    assert_eq!(
+        std::fs::read(kernels.join("proj/logo-64x64.png")).unwrap(),
+        b"\x89PNG logo"
+    );
+    assert_eq!(
+        files_under(&kernels),
+        [
+            PathBuf::from("proj/kernel.json"),
+            PathBuf::from("proj/logo-64x64.png")
+        ]
+    );
+}
+
+#[test]
+fn from_modules_takes_over_the_first_kernel_by_name_and_names_the_others() {
+    let t = TestEnv::with_channel();
+    let envs = conda_envs(&t, &["one"]);
+    let app = t.path().join("oldmods/conda-env");
+    std::fs::create_dir_all(&app).unwrap();
+    let py = common::channel::PYTHON_VERSION;
+    std::fs::write(
+        app.join(format!("one-py{py}.lua")),
+        conda_env_mod_lua(&envs[0], "gcc/12.2"),
+    )
+    .unwrap();
+    let kernels = t.home.join(".local/share/jupyter/kernels");
+    conda_env_mod_kernel(&kernels, "one", &envs[0]);
+    let second = conda_env_mod_kernel(&kernels, "one-again", &envs[0]);
+    let out = t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "envmod adopt --from-modules {}",
+            t.path().join("oldmods").display()
+        ),
+    );
+    let said = ok(&out);
+    assert!(said.contains("took over kernel one"), "{said}");
+    assert!(stderr(&out).contains("one-again"), "{}", stderr(&out));
+    assert_eq!(kernelspec(&kernels, "one")["argv"][0], "/bin/bash");
+    assert_eq!(
+        std::fs::read(kernels.join("one-again/kernel.json")).unwrap(),
+        second
+    );
+}
+
+#[test]
+fn a_kernel_that_is_a_link_is_neither_taken_over_nor_followed() {
+    let t = TestEnv::with_channel();
+    let prefix = t.path().join("conda-envs/proj");
+    pyrattler_prefix(&t, &prefix, &["python"], true);
+    let kernels = t.home.join(".local/share/jupyter/kernels");
+    // Elsewhere: a kernel.json naming this env, and a kernel dir holding one.
+    let elsewhere = t.path().join("elsewhere");
+    let planted = conda_env_mod_kernel(&elsewhere, "dir", &prefix);
+    std::fs::create_dir_all(kernels.join("linkedjson")).unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.join("dir/kernel.json"),
+        kernels.join("linkedjson/kernel.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("dir"), kernels.join("linkeddir")).unwrap();
+    // Beside them, a real one: it is the one taken over.
+    conda_env_mod_kernel(&kernels, "real", &prefix);
+    let said = ok(&t.run(&[
+        "adopt",
+        "-p",
+        prefix.to_str().unwrap(),
+        "--module-system",
+        "lmod",
+    ]));
+    assert!(
+        said.contains("took over kernel real") && !said.contains("linked"),
+        "{said}"
+    );
+    assert_eq!(manifest(&prefix)["adopted"]["kernel"]["name"], "real");
+    assert_eq!(
+        std::fs::read(elsewhere.join("dir/kernel.json")).unwrap(),
+        planted
+    );
+    assert_eq!(files_under(&elsewhere), [PathBuf::from("dir/kernel.json")]);
+    assert!(
+        kernels
+            .join("linkeddir")
+            .symlink_metadata()
+            .unwrap()
+            .is_symlink()
+    );
+    assert!(
+        kernels
+            .join("linkedjson/kernel.json")
+            .symlink_metadata()
+            .unwrap()
+            .is_symlink()
+    );
+}

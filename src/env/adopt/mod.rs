@@ -4,6 +4,7 @@
 //! environment takes away only those unless it is asked for the prefix too.
 
 mod conda;
+mod kernel;
 mod modulefiles;
 mod release;
 mod venv;
@@ -105,10 +106,33 @@ pub(crate) fn adopt(
     manifest.module = opts
         .module_system
         .map(|system| modulefile::info_for(&manifest, system, &opts.module_root));
+    let mut kernels = kernel::find(ctx.environ, &target.prefix, &real, &|w| ctx.printer.warn(w));
+    let taken = (!kernels.is_empty()).then(|| kernels.remove(0));
+    if let Some(found) = &taken {
+        for other in &kernels {
+            ctx.printer.warn(format!(
+                "the kernel {} runs this environment too; envmod takes over only {}, and leaves {} as it is",
+                other.name, found.name, other.name
+            ));
+        }
+        if let Some(a) = manifest.adopted.as_mut() {
+            a.kernel = Some(kernel::record(found));
+        }
+    }
     if opts.dry_run {
         return Ok(manifest);
     }
-    write(&real, &mut manifest, ctx)?;
+    if let Some(found) = &taken {
+        manifest.kernel = Some(crate::outputs::kernel::plan_kernel(
+            &manifest,
+            Some(&found.name),
+            Some(&found.display_name),
+            None,
+            ctx.environ,
+            ctx.printer,
+        )?);
+    }
+    write(&real, &mut manifest, taken.as_ref(), ctx)?;
     if target.by_prefix {
         opts.registry.add(&target.prefix)?;
     }
@@ -164,14 +188,26 @@ fn describe(
         adopted: Some(Adopted {
             kind,
             kept_activate: false,
+            kernel: None,
         }),
         module_template: None,
     })
 }
 
 /// Write the manifest and the outputs; a failure takes back everything written.
-fn write(real: &Path, manifest: &mut Manifest, ctx: &Ctx<'_>) -> Result<()> {
-    ctx.outputs().check(manifest)?;
+fn write(
+    real: &Path,
+    manifest: &mut Manifest,
+    taken: Option<&kernel::Found>,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
+    // The kernel taken over is not envmod's yet: it is set aside below, before envmod's is
+    // written in its place.
+    let checked = Manifest {
+        kernel: None,
+        ..manifest.clone()
+    };
+    ctx.outputs().check(&checked)?;
     let dir = real.join(MANIFEST_DIR);
     std::fs::DirBuilder::new()
         .mode(0o755)
@@ -188,10 +224,13 @@ fn write(real: &Path, manifest: &mut Manifest, ctx: &Ctx<'_>) -> Result<()> {
         }
     }
     manifest.outputs_pending = true;
-    let written = manifest.write_into(real).and_then(|()| {
-        ctx.outputs()
-            .write(manifest, real, None, Scripts::IfTrusted)
-    });
+    let written = manifest
+        .write_into(real)
+        .and_then(|()| taken.map_or(Ok(()), |found| kernel::set_aside(found, real)))
+        .and_then(|()| {
+            ctx.outputs()
+                .write(manifest, real, None, Scripts::IfTrusted)
+        });
     if let Err(e) = written {
         release::undo(real, manifest, ctx);
         return Err(UserError::failure(format!(
@@ -251,9 +290,10 @@ pub(crate) fn from_modules(
                         "adopted"
                     };
                     format!(
-                        "{verb} {} ({}) from {shown}{module}",
+                        "{verb} {} ({}) from {shown}{module}{}",
                         m.name,
-                        m.prefix.display()
+                        m.prefix.display(),
+                        took_over(&m, opts.dry_run).map_or(String::new(), |t| format!(", and {t}"))
                     )
                 }
                 Ok(None) => {
@@ -294,6 +334,17 @@ pub(crate) fn from_modules(
         .into());
     }
     Ok(())
+}
+
+/// What the adoption did with the user's kernel for the environment, if it had one.
+pub(crate) fn took_over(m: &Manifest, dry_run: bool) -> Option<String> {
+    let taken = m.adopted.as_ref()?.kernel.as_ref()?;
+    let verb = if dry_run {
+        "would take over"
+    } else {
+        "took over"
+    };
+    Some(format!("{verb} kernel {}", taken.name))
 }
 
 fn one_line(e: &anyhow::Error) -> String {
