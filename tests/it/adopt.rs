@@ -709,3 +709,68 @@ fn a_kernel_that_is_a_link_is_neither_taken_over_nor_followed() {
             .is_symlink()
     );
 }
+
+#[test]
+fn a_taken_over_kernel_starts_on_the_modules_the_old_modulefile_named() {
+    let t = TestEnv::with_channel();
+    let venv = t.path().join("conda/envs/lab");
+    ok(&std::process::Command::new(common::MODULE_PYTHON)
+        .args(["-m", "venv", "--without-pip", "--system-site-packages"])
+        .arg(&venv)
+        .output()
+        .unwrap());
+    ok(&std::process::Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--disable-pip-version-check",
+        ])
+        .arg("--find-links")
+        .arg(common::wheelhouse())
+        .arg("ipykernel")
+        .output()
+        .unwrap());
+    let app = t.path().join("oldmods/conda-env");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join(format!("lab-py{}.lua", common::channel::PYTHON_VERSION)),
+        conda_env_mod_lua(&venv, "gcc/12.2"),
+    )
+    .unwrap();
+    let kernels = t.home.join(".local/share/jupyter/kernels");
+    conda_env_mod_kernel(&kernels, "lab", &venv);
+    let code = "import os, sys; print(os.environ.get('FAKE_GCC_VERSION'), sys.prefix)";
+
+    // Before: the old kernel starts the env's Python bare, without the module it was built on.
+    let before = ok(&t.module_shell(
+        Ms::Lmod,
+        &crate::kernels::run_code_script(&kernels, "lab", code),
+    ));
+    assert_eq!(
+        crate::kernels::cell_line(&before),
+        format!("CELL: None {}", venv.display())
+    );
+
+    let out = ok(&t.module_shell(
+        Ms::Lmod,
+        &format!(
+            "module load gcc/13.1\nenvmod adopt --from-modules {} --module-system lmod",
+            common::sh(&app.parent().unwrap().display().to_string())
+        ),
+    ));
+    assert!(out.contains("took over kernel lab"), "{out}");
+    // The notebook's kernel name is the same, and it now brings the gcc/12.2 the old
+    // modulefile named, not the gcc/13.1 loaded when it was adopted.
+    for ms in Ms::BOTH {
+        let after =
+            ok(&t.module_shell(ms, &crate::kernels::run_code_script(&kernels, "lab", code)));
+        assert_eq!(
+            crate::kernels::cell_line(&after),
+            format!("CELL: 12.2 {}", venv.display()),
+            "{ms:?}: {after}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ const RUN_CELL: &str = r#"
 import sys
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
-kernels_dir, name = sys.argv[1], sys.argv[2]
+kernels_dir, name, code = sys.argv[1], sys.argv[2], sys.argv[3]
 ksm = KernelSpecManager(kernel_dirs=[kernels_dir], ensure_native_kernel=False)
 km = KernelManager(kernel_name=name, kernel_spec_manager=ksm)
 km.start_kernel()
@@ -27,9 +27,7 @@ def hook(msg):
         out.append("ERROR %s %s" % (msg["content"]["ename"], msg["content"]["evalue"]))
 try:
     kc.wait_for_ready(timeout=120)
-    kc.execute_interactive(
-        "import os, alpha; print(os.environ.get('FAKE_GCC_VERSION'), alpha.VERSION, os.environ.get('VIRTUAL_ENV'))",
-        timeout=60, output_hook=hook)
+    kc.execute_interactive(code, timeout=60, output_hook=hook)
 finally:
     kc.stop_channels()
     km.shutdown_kernel(now=True)
@@ -37,16 +35,26 @@ print("CELL:", "".join(out).strip())
 "#;
 
 fn run_cell_script(kernels: &Path, name: &str) -> String {
-    format!(
-        "{} -c {} {} {}",
-        sh(&common::peers_python().display().to_string()),
-        sh(RUN_CELL),
-        sh(&kernels.display().to_string()),
-        sh(name)
+    run_code_script(
+        kernels,
+        name,
+        "import os, alpha; print(os.environ.get('FAKE_GCC_VERSION'), alpha.VERSION, os.environ.get('VIRTUAL_ENV'))",
     )
 }
 
-fn cell_line(text: &str) -> &str {
+/// A shell command that starts kernel `name` and prints the output of the cell `code`.
+pub(crate) fn run_code_script(kernels: &Path, name: &str, code: &str) -> String {
+    format!(
+        "{} -c {} {} {} {}",
+        sh(&common::peers_python().display().to_string()),
+        sh(RUN_CELL),
+        sh(&kernels.display().to_string()),
+        sh(name),
+        sh(code)
+    )
+}
+
+pub(crate) fn cell_line(text: &str) -> &str {
     text.lines()
         .find(|l| l.starts_with("CELL: "))
         .unwrap_or_else(|| panic!("no cell output in:\n{text}"))
