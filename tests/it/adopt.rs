@@ -774,3 +774,39 @@ fn a_taken_over_kernel_starts_on_the_modules_the_old_modulefile_named() {
         );
     }
 }
+
+#[test]
+fn a_kernel_is_put_back_only_into_the_users_kernels_from_the_users_own_copy() {
+    let t = TestEnv::with_channel();
+    let prefix = t.path().join("conda-envs/proj");
+    pyrattler_prefix(&t, &prefix, &["python", "alpha"], true);
+    let kernels = t.home.join(".local/share/jupyter/kernels");
+    let original = conda_env_mod_kernel(&kernels, "proj", &prefix);
+    let p = prefix.to_str().unwrap();
+    ok(&t.run(&["adopt", "-p", p, "--module-system", "lmod"]));
+    // Nothing of the old kernel is kept where the environment's group could write it.
+    assert!(
+        !walk(&prefix.join(".envmod"))
+            .iter()
+            .any(|f| f.to_string_lossy().contains("kernel")),
+        "{:?}",
+        walk(&prefix.join(".envmod"))
+    );
+    // A group member who can write the manifest points the kernel's place elsewhere.
+    let elsewhere = t.home.join(".ssh");
+    let path = prefix.join(".envmod/manifest.json");
+    let mut m = manifest(&prefix);
+    m["adopted"]["kernel"]["dir"] = serde_json::json!(elsewhere);
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let out = t.run(&["delete", "-p", p, "--yes"]);
+    ok(&out);
+    assert!(
+        !elsewhere.exists(),
+        "delete wrote into {}",
+        elsewhere.display()
+    );
+    assert_eq!(
+        std::fs::read(kernels.join("proj/kernel.json")).unwrap(),
+        original
+    );
+}

@@ -2,9 +2,14 @@
 //! `<data dir>/kernels/<name>/kernel.json` starting `PREFIX/bin/python -m ipykernel_launcher`;
 //! sites also wrap that in a script that does `module load` first). Notebooks record the
 //! kernel's name, so envmod's kernel takes that name and display name; the original
-//! directory's files are kept in `.envmod/` so that `delete`, or a failed adoption, puts them
-//! back as they were. A kernel.json is another program's file: read bounded, never through a
-//! link, and one that does not parse is simply not one to take.
+//! directory's files are kept so that `delete`, or a failed adoption, puts them back as they
+//! were. They are kept in the user's private data directory, not in the environment: a
+//! shared environment's group can write its `.envmod/`, and a kernel.json of theirs put back
+//! into this user's kernels would run their program the next time this user opens a
+//! notebook. For the same reason the place it goes back to is always the user's kernels
+//! directory and the kernel's own name, never a path the manifest gives. A kernel.json is
+//! another program's file: read bounded, never through a link, and one that does not parse
+//! is simply not one to take.
 
 use std::{
     ffi::OsString,
@@ -18,12 +23,12 @@ use crate::{
     environ::Environ,
     error::UserError,
     fs::{Links, SMALL_FILE},
-    manifest::{MANIFEST_DIR, Manifest, TakenKernel},
+    manifest::{Manifest, TakenKernel},
     outputs::kernel::{check_display_name, kernel_name, kernels_dir},
 };
 
-/// Where the original kernel directory's files are kept.
-const KEPT_KERNEL: &str = "kernel.before-envmod";
+/// Where the original kernel directory's files are kept, below the user's data directory.
+const KEPT_KERNELS: &str = "envmod/kernels-before-adoption";
 /// A kernel directory holds kernel.json and a few logos; more than this is not one to copy.
 const MAX_FILES: usize = 16;
 const MAX_FILE: u64 = 1 << 20;
@@ -162,10 +167,21 @@ fn read_files(dir: &Path) -> Result<Vec<(OsString, Vec<u8>, u32)>, String> {
     Ok(files)
 }
 
-/// Keep the original kernel's files in `.envmod/` and take its kernel.json away, so that
-/// envmod's kernel can be written in its place.
-pub(super) fn set_aside(found: &Found, real: &Path) -> Result<()> {
-    let kept = real.join(MANIFEST_DIR).join(KEPT_KERNEL);
+/// The user's own copy of the kernel `name` as it was before adoption.
+fn kept_dir(environ: &Environ, name: &str) -> PathBuf {
+    environ
+        .xdg_dir("XDG_DATA_HOME", ".local/share")
+        .join(KEPT_KERNELS)
+        .join(name)
+}
+
+/// Keep the original kernel's files and take its kernel.json away, so that envmod's kernel
+/// can be written in its place.
+pub(super) fn set_aside(found: &Found, environ: &Environ) -> Result<()> {
+    let kept = kept_dir(environ, &found.name);
+    if kept.symlink_metadata().is_ok() {
+        crate::fs::tree::remove_tree(&kept)?;
+    }
     for (name, bytes, mode) in &found.files {
         crate::fs::write_placed(&kept.join(name), bytes, Some(*mode))?;
     }
@@ -180,15 +196,19 @@ pub(super) fn set_aside(found: &Found, real: &Path) -> Result<()> {
 }
 
 /// Put the original kernel back as it was, after envmod's own kernel.json was removed.
-pub(super) fn put_back(real: &Path, manifest: &Manifest) -> Result<()> {
+pub(super) fn put_back(environ: &Environ, manifest: &Manifest) -> Result<()> {
     let Some(taken) = manifest.adopted.as_ref().and_then(|a| a.kernel.as_ref()) else {
         return Ok(());
     };
-    let kept = real.join(MANIFEST_DIR).join(KEPT_KERNEL);
+    if kernel_name(&taken.name).ok().as_deref() != Some(taken.name.as_str()) {
+        return Ok(());
+    }
+    let dir = kernels_dir(environ, None).join(&taken.name);
+    let kept = kept_dir(environ, &taken.name);
     let Ok(files) = read_files(&kept) else {
         return Ok(());
     };
-    let json = taken.dir.join("kernel.json");
+    let json = dir.join("kernel.json");
     let same = |bytes: &[u8]| {
         crate::fs::read_regular(&json, MAX_FILE, Links::Refuse).is_ok_and(|b| b == bytes)
     };
@@ -197,7 +217,7 @@ pub(super) fn put_back(real: &Path, manifest: &Manifest) -> Result<()> {
     {
         return Err(UserError::failure(format!(
             "cannot put back the kernel {}: another kernel.json is there now",
-            taken.dir.display()
+            dir.display()
         ))
         .with_hint(format!(
             "move {} away and run the delete again; the original is kept in {}",
@@ -207,8 +227,9 @@ pub(super) fn put_back(real: &Path, manifest: &Manifest) -> Result<()> {
         .into());
     }
     for (name, bytes, mode) in &files {
-        crate::fs::write_placed(&taken.dir.join(name), bytes, Some(*mode))?;
+        crate::fs::write_placed(&dir.join(name), bytes, Some(*mode))?;
     }
+    crate::fs::tree::remove_tree(&kept)?;
     Ok(())
 }
 

@@ -226,7 +226,7 @@ fn write(
     manifest.outputs_pending = true;
     let written = manifest
         .write_into(real)
-        .and_then(|()| taken.map_or(Ok(()), |found| kernel::set_aside(found, real)))
+        .and_then(|()| taken.map_or(Ok(()), |found| kernel::set_aside(found, ctx.environ)))
         .and_then(|()| {
             ctx.outputs()
                 .write(manifest, real, None, Scripts::IfTrusted)

@@ -33,7 +33,7 @@ pub(crate) fn release(
             .with_hint("fix that and run the delete again; the environment is still adopted")
         })?);
     }
-    super::kernel::put_back(real, manifest)?;
+    super::kernel::put_back(ctx.environ, manifest)?;
     restore_activate(real, manifest)?;
     crate::fs::tree::remove_tree(&real.join(MANIFEST_DIR)).map_err(|e| {
         UserError::failure(format!(
@@ -53,7 +53,7 @@ pub(super) fn undo(real: &Path, manifest: &Manifest, ctx: &Ctx<'_>) {
     for out in ctx.outputs().all() {
         let _ = out.remove(manifest);
     }
-    let _ = super::kernel::put_back(real, manifest);
+    let _ = super::kernel::put_back(ctx.environ, manifest);
     let _ = restore_activate(real, manifest);
     let _ = crate::fs::tree::remove_tree(&real.join(MANIFEST_DIR));
 }
