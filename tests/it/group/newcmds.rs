@@ -1,0 +1,87 @@
+//! The commands that read an environment to copy, update, show or clean it, against a TA who
+//! can write the shared course environment: nothing the TA plants there reaches the
+//! instructor's own files, runs as the instructor, or passes into a copy as the instructor's.
+
+use std::path::Path;
+
+use crate::common::{
+    course::{Course, Who},
+    ok, sh, stderr,
+};
+
+/// The TA's files in the shared env `prefix`: a distribution pip would list, whose RECORD
+/// names files beside site-packages that are no part of pip's, each of which is there.
+fn plant_pip_dist(c: &Course, prefix: &Path, record: &[(&str, &str)]) {
+    let mut script = format!(
+        "set -e\numask 002\nsite=$(echo {}/lib/python3*/site-packages)\nd=$site/evil-1.0.dist-info\nmkdir -p $d\nprintf 'Metadata-Version: 2.1\\nName: evil\\nVersion: 1.0\\n\\n' > $d/METADATA\nprintf 'pip\\n' > $d/INSTALLER\n: > $d/RECORD\n",
+        sh(&prefix.display().to_string())
+    );
+    for (rel, text) in record {
+        script.push_str(&format!(
+            "mkdir -p \"$(dirname {p})\"\nprintf %s {t} > {p}\necho \"../../../{r},,\" >> $d/RECORD\n",
+            p = sh(&prefix.join(rel).display().to_string()),
+            t = sh(text),
+            r = rel,
+        ));
+    }
+    ok(&c.bash(Who::Ta, &script));
+}
+
+#[test]
+fn a_clone_takes_no_activation_script_or_record_the_ta_listed_as_pip_files() {
+    let c = Course::new();
+    let prefix = c.create_shared("cs101", &["alpha"]);
+    let marker = c.path().join("ran-as-instructor");
+    let hook = format!(
+        "echo ran > {}\nexport TA_VAR=1\n",
+        sh(&marker.display().to_string())
+    );
+    plant_pip_dist(
+        &c,
+        &prefix,
+        &[
+            ("etc/conda/activate.d/zz-ta.sh", &hook),
+            (
+                "etc/conda/env_vars.d/ta.json",
+                "{\"LD_PRELOAD\": \"/tmp/ta.so\"}",
+            ),
+            ("conda-meta/pinned", "alpha <1\n"),
+            (".envmod/ta-note", "x\n"),
+        ],
+    );
+    let out = c.envmod_as(
+        Who::Instructor,
+        "077",
+        &[
+            "create",
+            "-n",
+            "mine",
+            "--clone",
+            &prefix.display().to_string(),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let shown = ok(&c.envmod_as(Who::Instructor, "077", &["show", "-n", "mine", "--json"]));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let copy = Path::new(shown["prefix"].as_str().unwrap()).to_path_buf();
+    assert!(
+        err.contains("not copied"),
+        "the files passed over are not named: {err}"
+    );
+    assert!(
+        !marker.exists(),
+        "the TA's script ran as the instructor: {err}"
+    );
+    for rel in [
+        "etc/conda/activate.d/zz-ta.sh",
+        "etc/conda/env_vars.d/ta.json",
+        "conda-meta/pinned",
+        ".envmod/ta-note",
+    ] {
+        assert!(
+            copy.join(rel).symlink_metadata().is_err(),
+            "the clone has the TA's {rel}, now the instructor's own: {err}"
+        );
+    }
+}
