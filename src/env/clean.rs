@@ -44,6 +44,14 @@ pub(crate) struct Kept {
     pub(crate) reason: String,
 }
 
+/// A cache that was not cleaned: why, and what the user does about it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Skipped {
+    pub(crate) path: PathBuf,
+    pub(crate) reason: String,
+    pub(crate) fix: String,
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) dry_run: bool,
@@ -52,9 +60,30 @@ pub(crate) struct Report {
     /// Entries and leftovers that stay, and why.
     pub(crate) kept: Vec<Kept>,
     /// Caches that were not cleaned at all, and why.
-    pub(crate) skipped: Vec<Kept>,
+    pub(crate) skipped: Vec<Skipped>,
     pub(crate) bytes: u64,
     pub(crate) files: u64,
+}
+
+impl Report {
+    /// The error a run ends with when a cache it was to clean was not: the space asked for
+    /// was not freed, which a script must be able to tell.
+    pub(crate) fn unfinished(&self) -> Option<anyhow::Error> {
+        let first = self.skipped.first()?;
+        let more = match self.skipped.len() {
+            1 => String::new(),
+            n => format!(" (and {} more caches, above)", n - 1),
+        };
+        Some(
+            crate::error::UserError::failure(format!(
+                "{} was not cleaned: {}{more}",
+                crate::escape::shown(&first.path.to_string_lossy()),
+                crate::escape::shown(&first.reason)
+            ))
+            .with_hint(first.fix.clone())
+            .into(),
+        )
+    }
 }
 
 pub(crate) fn clean(req: &Request) -> Report {
@@ -214,29 +243,30 @@ fn clean_cache(
     dry_run: bool,
     report: &mut Report,
 ) {
-    let mut skip = |reason: String| {
-        report.skipped.push(Kept {
+    let mut skip = |reason: String, fix: &str| {
+        report.skipped.push(Skipped {
             path: dir.to_path_buf(),
             reason,
+            fix: fix.to_string(),
         })
     };
+    const NOT_YOURS: &str = "clean it as the account that owns it, or take it out of pkgs_dirs in your envmod config; the rest was cleaned";
+    const AGAIN: &str = "run envmod clean again when the installation has finished";
     let held = match tree::Dir::open_following(dir) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-        Err(e) => return skip(format!("cannot open it: {e}")),
+        Err(e) => return skip(format!("cannot open it: {e}"), NOT_YOURS),
     };
     let _lock = match cache::lock(dir) {
         Ok(Some(l)) => l,
         Ok(None) => {
-            return skip(
-                "an installation is using it; run envmod clean again when it has finished".into(),
-            );
+            return skip("an installation is using it".into(), AGAIN);
         }
-        Err(why) => return skip(why),
+        Err(why) => return skip(why, NOT_YOURS),
     };
     let scan = match cache::scan(&held, &|n| used.contains(n), leaving) {
         Ok(s) => s,
-        Err(e) => return skip(format!("cannot list it: {e}")),
+        Err(e) => return skip(format!("cannot list it: {e}"), NOT_YOURS),
     };
     for (path, reason) in scan.kept {
         report.kept.push(Kept { path, reason });

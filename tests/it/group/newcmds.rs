@@ -85,3 +85,47 @@ fn a_clone_takes_no_activation_script_or_record_the_ta_listed_as_pip_files() {
         );
     }
 }
+
+#[test]
+fn clean_of_a_cache_the_user_cannot_write_fails_and_names_the_fix() {
+    let c = Course::new();
+    let cache = c.envs().parent().unwrap().join("pkgs");
+    ok(&c.bash(
+        Who::Instructor,
+        &format!(
+            "set -e; umask 022; mkdir -p {d}/old-1.0-0/info; echo x > {d}/old-1.0-0/info/index.json",
+            d = sh(&cache.display().to_string())
+        ),
+    ));
+    let config = c.home(Who::Student).join(".config/envmod");
+    ok(&c.bash(
+        Who::Student,
+        &format!(
+            "mkdir -p {d}; printf 'pkgs_dirs: [%s]\\n' {p} > {d}/config.yaml",
+            d = sh(&config.display().to_string()),
+            p = sh(&cache.display().to_string())
+        ),
+    ));
+    for args in [
+        &["clean"][..],
+        &["clean", "--dry-run"],
+        &["clean", "--json"],
+    ] {
+        let out = c.envmod_as(Who::Student, "022", args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default();
+        assert!(
+            line.contains("was not cleaned: you cannot write it (it is envmod-instructor's)"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("hint:") && err.contains("pkgs_dirs"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(cache.join("old-1.0-0/info/index.json").exists());
+}
