@@ -129,3 +129,34 @@ fn clean_of_a_cache_the_user_cannot_write_fails_and_names_the_fix() {
     }
     assert!(cache.join("old-1.0-0/info/index.json").exists());
 }
+
+#[test]
+fn clean_removes_no_directory_of_the_instructor_s_that_a_ta_renamed_to_a_leftover_name() {
+    let c = Course::new();
+    let prefix = c.create_shared("cs101", &["alpha"]);
+    let envs = prefix.parent().unwrap().to_path_buf();
+    let solutions = envs.join("solutions");
+    ok(&c.bash(
+        Who::Instructor,
+        &format!(
+            "set -e; umask 077; mkdir {d}; echo 42 > {d}/answers",
+            d = sh(&solutions.display().to_string())
+        ),
+    ));
+    let planted = envs.join(".cs101.envmod-trash");
+    ok(&c.bash(
+        Who::Ta,
+        &format!(
+            "mv {} {}",
+            sh(&solutions.display().to_string()),
+            sh(&planted.display().to_string())
+        ),
+    ));
+    let out = c.envmod_as(Who::Instructor, "077", &["clean"]);
+    let err = stderr(&out);
+    assert!(
+        planted.join("answers").exists(),
+        "the instructor's directory, renamed by the TA, was removed: {}{err}",
+        crate::common::stdout(&out)
+    );
+}
