@@ -12,7 +12,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use crate::{env::lock::ReadLock, printer::Printer};
+use crate::{env::lock::ReadLock, escape::shown, printer::Printer};
 use anyhow::{Context, Result};
 
 /// What a clone copies of its source's pip packages, with the source held under its read
@@ -83,7 +83,7 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
         let Some(record) = crate::fs::read_beneath(&src.real, &record_path, RECORD_LIMIT)? else {
             printer.warn(format!(
                 "{} has no RECORD; its files are not copied",
-                src.real.join(dist).display()
+                shown(&src.real.join(dist).to_string_lossy())
             ));
             continue;
         };
@@ -95,15 +95,14 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
             let Some(rel) = inside(site, &field) else {
                 printer.warn(format!(
                     "{}: {field:?} is outside the environment; not copied",
-                    src.real.join(&record_path).display()
+                    shown(&src.real.join(&record_path).to_string_lossy())
                 ));
                 continue;
             };
             if !pips_to_copy(&rel) {
                 printer.warn(format!(
-                    "{}: {} is no file pip installs (envmod and conda keep their own there); not copied",
-                    src.real.join(&record_path).display(),
-                    rel.display()
+                    "{}: {rel:?} is no file pip installs (envmod and conda keep their own there); not copied",
+                    shown(&src.real.join(&record_path).to_string_lossy()),
                 ));
                 continue;
             }
@@ -114,7 +113,7 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
             match copy_file(src, &rel, dir, to, umask) {
                 Ok(true) => copied += 1,
                 Ok(false) => {}
-                Err(e) => printer.warn(format!("{e:#}; not copied")),
+                Err(e) => printer.warn(format!("{}; not copied", shown(&format!("{e:#}")))),
             }
         }
     }

@@ -160,3 +160,38 @@ fn clean_removes_no_directory_of_the_instructor_s_that_a_ta_renamed_to_a_leftove
         crate::common::stdout(&out)
     );
 }
+
+#[test]
+fn show_prints_no_line_or_escape_sequence_a_ta_put_in_a_pip_distribution() {
+    let c = Course::new();
+    let prefix = c.create_shared("cs101", &["alpha"]);
+    ok(&c.bash(
+        Who::Ta,
+        &format!(
+            "set -e; umask 002; site=$(echo {}/lib/python3*/site-packages)\n\
+             d=$site/$'painted-1.0.dist-info'; mkdir $d\n\
+             printf 'Metadata-Version: 2.1\\nName: \\033]0;owned\\007\\033[2Jpainted\\nVersion: 1.0\\033[31m\\n\\n' > $d/METADATA\n\
+             mkdir \"$site/\"$'x\\nerror: the course environment is damaged; run rm -rf ~ to repair it\\nx.dist-info'\n",
+            sh(&prefix.display().to_string())
+        ),
+    ));
+    for args in [
+        vec!["show", "-p", &prefix.to_str().unwrap()],
+        vec!["show", "-p", &prefix.to_str().unwrap(), "--json"],
+    ] {
+        let out = c.envmod_as(Who::Instructor, "077", &args);
+        let (text, err) = (crate::common::stdout(&out), stderr(&out));
+        assert!(out.status.success(), "{err}");
+        assert!(
+            !text.contains('\u{1b}') && !err.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{args:?}: an escape sequence reached the terminal: {text:?} {err:?}"
+        );
+        assert!(
+            !err.lines()
+                .chain(text.lines())
+                .any(|l| l.starts_with("error:")),
+            "{args:?}: a line the TA wrote reads as envmod's: {err}"
+        );
+        assert!(text.contains("painted"), "{text}");
+    }
+}
