@@ -142,3 +142,27 @@ fn a_change_by_someone_who_cannot_write_the_env_says_so_and_names_a_clone() {
         );
     }
 }
+
+/// SIGTERM or SIGINT while adopt runs the env's activation scripts: envmod says "nothing was
+/// left half-made", but the env's own `bin/activate` is gone (moved into `.envmod/`) and a
+/// manifest is left, so `. bin/activate` fails and a second adopt says "already an envmod
+/// environment".
+#[test]
+fn an_interrupted_adopt_leaves_the_env_as_it_was() {
+    let c = Course::new();
+    for sig in ["TERM", "INT"] {
+        let script = format!(
+            r#"umask 077; p=$HOME/conda-{sig}; "$ENVMOD" create -p $p --python 3.12 alpha >/dev/null 2>&1 || exit 7
+rm -rf $p/.envmod; echo '# the env own activate' > $p/bin/activate
+mkdir -p $p/etc/conda/activate.d; echo 'sleep 3; export SLOW=1' > $p/etc/conda/activate.d/slow.sh
+"$ENVMOD" adopt -p $p & pid=$!; sleep 1.5; kill -{sig} $pid; wait $pid
+cat $p/bin/activate; test ! -e $p/.envmod"#
+        );
+        let out = c.bash(Who::Instructor, &script);
+        let (said, err) = (stdout(&out), stderr(&out));
+        assert!(
+            out.status.success() && said.contains("# the env own activate"),
+            "{sig}: {said}{err}"
+        );
+    }
+}
