@@ -15,7 +15,8 @@ pub(crate) fn run(s: CleanSettings, env: &Environ, printer: &Printer) -> Result<
     let mut dirs = s.plan.caches.clone();
     dirs.push(s.plan.envs_dir.clone());
     let quota = clean::quota_left(&dirs, env.get("PATH"));
-    for skipped in &report.skipped {
+    // The first goes into the error the run ends with.
+    for skipped in report.skipped.iter().skip(1) {
         printer.warn(format!(
             "{} was not cleaned: {}",
             shown(&skipped.path.to_string_lossy()),
@@ -55,10 +56,10 @@ pub(crate) fn run(s: CleanSettings, env: &Environ, printer: &Printer) -> Result<
             quota,
         };
         printer.data(serde_json::to_string_pretty(&out)? + "\n");
-        return Ok(());
+    } else {
+        printer.data(text(&report, &quota));
     }
-    printer.data(text(&report, &quota));
-    Ok(())
+    report.unfinished().map_or(Ok(()), Err)
 }
 
 /// The report for people: a line per removal, what stayed, the total, and the quota left.

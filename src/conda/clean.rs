@@ -47,7 +47,15 @@ pub(crate) fn lock(dir: &Path) -> Result<Option<CacheLock>, String> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
-        .map_err(|e| format!("cannot open its lock {}: {e}", path.display()))?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM | libc::EROFS) => {
+                let owner = std::fs::metadata(dir)
+                    .map(|m| owner(std::os::unix::fs::MetadataExt::uid(&m)))
+                    .unwrap_or_else(|_| "someone else".into());
+                format!("you cannot write it (it is {owner}'s), so envmod cannot take its lock")
+            }
+            _ => format!("cannot open its lock {}: {e}", path.display()),
+        })?;
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(format!("its lock {} is not a regular file", path.display()));
     }

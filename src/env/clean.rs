@@ -44,6 +44,14 @@ pub(crate) struct Kept {
     pub(crate) reason: String,
 }
 
+/// A cache that was not cleaned: why, and what the user does about it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Skipped {
+    pub(crate) path: PathBuf,
+    pub(crate) reason: String,
+    pub(crate) fix: String,
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) dry_run: bool,
@@ -52,9 +60,30 @@ pub(crate) struct Report {
     /// Entries and leftovers that stay, and why.
     pub(crate) kept: Vec<Kept>,
     /// Caches that were not cleaned at all, and why.
-    pub(crate) skipped: Vec<Kept>,
+    pub(crate) skipped: Vec<Skipped>,
     pub(crate) bytes: u64,
     pub(crate) files: u64,
+}
+
+impl Report {
+    /// The error a run ends with when a cache it was to clean was not: the space asked for
+    /// was not freed, which a script must be able to tell.
+    pub(crate) fn unfinished(&self) -> Option<anyhow::Error> {
+        let first = self.skipped.first()?;
+        let more = match self.skipped.len() {
+            1 => String::new(),
+            n => format!(" (and {} more caches, above)", n - 1),
+        };
+        Some(
+            crate::error::UserError::failure(format!(
+                "{} was not cleaned: {}{more}",
+                crate::escape::shown(&first.path.to_string_lossy()),
+                crate::escape::shown(&first.reason)
+            ))
+            .with_hint(first.fix.clone())
+            .into(),
+        )
+    }
 }
 
 pub(crate) fn clean(req: &Request) -> Report {
@@ -142,6 +171,7 @@ fn clean_leftovers(req: &Request, report: &mut Report) -> HashMap<(u64, u64), u6
     let mut leaving = HashMap::new();
     let me = nix::unistd::geteuid().as_raw();
     for dir in req.registry.dirs(&req.envs_dir) {
+        let renamer = others_may_rename_in(&dir);
         for left in lock::leftovers_in(&dir) {
             let mut keep = |reason: String| {
                 report.kept.push(Kept {
@@ -158,6 +188,13 @@ fn clean_leftovers(req: &Request, report: &mut Report) -> HashMap<(u64, u64), u6
             };
             if held.meta().uid != me {
                 keep(format!("it belongs to {}", owner(held.meta().uid)));
+                continue;
+            }
+            if let Some(who) = &renamer {
+                keep(format!(
+                    "{who} can rename directories of yours in {} to this name, so it may be no leftover of envmod's; if it is, remove it yourself",
+                    dir.display()
+                ));
                 continue;
             }
             if left.path == crate::env::swap::swap_aside(&prefix)
@@ -207,6 +244,32 @@ fn clean_leftovers(req: &Request, report: &mut Report) -> HashMap<(u64, u64), u6
     leaving
 }
 
+/// Who besides this user (and root) can rename this user's directories in `dir`, and so
+/// give any of them a leftover's name: its owner, or its group or everyone when they may
+/// write it and no sticky bit stops them.
+fn others_may_rename_in(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Some(owner(meta.uid()));
+    }
+    if meta.mode() & libc::S_ISVTX != 0 {
+        return None;
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Some("everyone".into());
+    }
+    if meta.mode() & 0o020 != 0 {
+        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid()))
+            .ok()
+            .flatten()
+            .map_or_else(|| meta.gid().to_string(), |g| g.name);
+        return Some(format!("the group {group}"));
+    }
+    None
+}
+
 fn clean_cache(
     dir: &Path,
     used: &HashSet<String>,
@@ -214,29 +277,30 @@ fn clean_cache(
     dry_run: bool,
     report: &mut Report,
 ) {
-    let mut skip = |reason: String| {
-        report.skipped.push(Kept {
+    let mut skip = |reason: String, fix: &str| {
+        report.skipped.push(Skipped {
             path: dir.to_path_buf(),
             reason,
+            fix: fix.to_string(),
         })
     };
+    const NOT_YOURS: &str = "clean it as the account that owns it, or take it out of pkgs_dirs in your envmod config; the rest was cleaned";
+    const AGAIN: &str = "run envmod clean again when the installation has finished";
     let held = match tree::Dir::open_following(dir) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-        Err(e) => return skip(format!("cannot open it: {e}")),
+        Err(e) => return skip(format!("cannot open it: {e}"), NOT_YOURS),
     };
     let _lock = match cache::lock(dir) {
         Ok(Some(l)) => l,
         Ok(None) => {
-            return skip(
-                "an installation is using it; run envmod clean again when it has finished".into(),
-            );
+            return skip("an installation is using it".into(), AGAIN);
         }
-        Err(why) => return skip(why),
+        Err(why) => return skip(why, NOT_YOURS),
     };
     let scan = match cache::scan(&held, &|n| used.contains(n), leaving) {
         Ok(s) => s,
-        Err(e) => return skip(format!("cannot list it: {e}")),
+        Err(e) => return skip(format!("cannot list it: {e}"), NOT_YOURS),
     };
     for (path, reason) in scan.kept {
         report.kept.push(Kept { path, reason });

@@ -145,7 +145,12 @@ pub(crate) fn show(target: &EnvTarget, ctx: &Ctx<'_>) -> Result<Shown> {
         modules: m.modules.iter().map(|l| l.full_name.clone()).collect(),
         packages,
         outputs,
-        warnings,
+        // Each names paths a group member chose (a `.dist-info` may be named with a line
+        // break and a line of its own), so each stays one line.
+        warnings: warnings
+            .iter()
+            .map(|w| crate::escape::shown(w).into_owned())
+            .collect(),
     })
 }
 

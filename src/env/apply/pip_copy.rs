@@ -12,7 +12,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use crate::{env::lock::ReadLock, printer::Printer};
+use crate::{env::lock::ReadLock, escape::shown, printer::Printer};
 use anyhow::{Context, Result};
 
 /// What a clone copies of its source's pip packages, with the source held under its read
@@ -83,7 +83,7 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
         let Some(record) = crate::fs::read_beneath(&src.real, &record_path, RECORD_LIMIT)? else {
             printer.warn(format!(
                 "{} has no RECORD; its files are not copied",
-                src.real.join(dist).display()
+                shown(&src.real.join(dist).to_string_lossy())
             ));
             continue;
         };
@@ -95,10 +95,17 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
             let Some(rel) = inside(site, &field) else {
                 printer.warn(format!(
                     "{}: {field:?} is outside the environment; not copied",
-                    src.real.join(&record_path).display()
+                    shown(&src.real.join(&record_path).to_string_lossy())
                 ));
                 continue;
             };
+            if !pips_to_copy(&rel) {
+                printer.warn(format!(
+                    "{}: {rel:?} is no file pip installs (envmod and conda keep their own there); not copied",
+                    shown(&src.real.join(&record_path).to_string_lossy()),
+                ));
+                continue;
+            }
             // Never over a file a conda package put there.
             if dir.join(&rel).symlink_metadata().is_ok() {
                 continue;
@@ -106,7 +113,7 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
             match copy_file(src, &rel, dir, to, umask) {
                 Ok(true) => copied += 1,
                 Ok(false) => {}
-                Err(e) => printer.warn(format!("{e:#}; not copied")),
+                Err(e) => printer.warn(format!("{}; not copied", shown(&format!("{e:#}")))),
             }
         }
     }
@@ -220,6 +227,17 @@ fn inside(site: &Path, field: &str) -> Option<PathBuf> {
     crate::conda::prefix::plain(&rel).then_some(rel)
 }
 
+/// Where envmod and conda keep what judges, records and activates an environment. A
+/// RECORD of a shared source is its group's to write, and a file it names there would
+/// become the cloning user's own in the copy: an activation script or a variable a group
+/// member added, trusted as if that user had written it.
+const NOT_PIPS: [&str; 4] = ["conda-meta", "etc/conda", ".envmod", "bin/activate"];
+
+/// Whether a RECORD path (a plain relative path) is one a pip distribution may own.
+fn pips_to_copy(rel: &Path) -> bool {
+    !NOT_PIPS.iter().any(|p| rel.starts_with(p))
+}
+
 fn ends_with(name: &OsStr, suffix: &str) -> bool {
     name.to_string_lossy().ends_with(suffix)
 }
@@ -242,6 +260,27 @@ mod tests {
         assert_eq!(inside(site, "../../../../etc/passwd"), None);
         assert_eq!(inside(site, "/etc/passwd"), None);
         assert_eq!(inside(site, "../../.."), None);
+    }
+
+    #[test]
+    fn what_envmod_and_conda_keep_is_never_pips() {
+        for rel in [
+            "etc/conda/activate.d/x.sh",
+            "etc/conda/env_vars.d/x.json",
+            "conda-meta/pinned",
+            ".envmod/manifest.json",
+            "bin/activate",
+        ] {
+            assert!(!pips_to_copy(Path::new(rel)), "{rel}");
+        }
+        for rel in [
+            "bin/alpha",
+            "bin/activate-global-python-argcomplete",
+            "etc/jupyter/x.json",
+            "lib/python3.11/site-packages/a.py",
+        ] {
+            assert!(pips_to_copy(Path::new(rel)), "{rel}");
+        }
     }
 
     #[test]

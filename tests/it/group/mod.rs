@@ -7,6 +7,7 @@ mod clone;
 mod code;
 mod links;
 mod meta;
+mod newcmds;
 mod provides;
 mod record;
 mod replay;
