@@ -673,6 +673,32 @@ pub(crate) fn in_group(gid: u32) -> bool {
         || getgroups().is_ok_and(|groups| groups.contains(&Gid::from_raw(gid)))
 }
 
+/// Who besides this user (and root) can rename this user's directories in `dir`, and so
+/// give any of them a leftover's name: its owner, or its group or everyone when they may
+/// write it and no sticky bit stops them.
+pub(crate) fn others_may_rename_in(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Some(user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string()));
+    }
+    if meta.mode() & libc::S_ISVTX != 0 {
+        return None;
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Some("everyone".into());
+    }
+    if meta.mode() & 0o020 != 0 {
+        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid()))
+            .ok()
+            .flatten()
+            .map_or_else(|| meta.gid().to_string(), |g| g.name);
+        return Some(format!("the group {group}"));
+    }
+    None
+}
+
 /// The login name of user `uid` (the number when it has none).
 pub(crate) fn user_name(uid: u32) -> Option<String> {
     Some(match nix::unistd::User::from_uid(uid.into()) {

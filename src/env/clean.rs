@@ -171,7 +171,7 @@ fn clean_leftovers(req: &Request, report: &mut Report) -> HashMap<(u64, u64), u6
     let mut leaving = HashMap::new();
     let me = nix::unistd::geteuid().as_raw();
     for dir in req.registry.dirs(&req.envs_dir) {
-        let renamer = others_may_rename_in(&dir);
+        let renamer = crate::fs::others_may_rename_in(&dir);
         for left in lock::leftovers_in(&dir) {
             let mut keep = |reason: String| {
                 report.kept.push(Kept {
@@ -242,32 +242,6 @@ fn clean_leftovers(req: &Request, report: &mut Report) -> HashMap<(u64, u64), u6
         }
     }
     leaving
-}
-
-/// Who besides this user (and root) can rename this user's directories in `dir`, and so
-/// give any of them a leftover's name: its owner, or its group or everyone when they may
-/// write it and no sticky bit stops them.
-fn others_may_rename_in(dir: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).ok()?;
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Some(owner(meta.uid()));
-    }
-    if meta.mode() & libc::S_ISVTX != 0 {
-        return None;
-    }
-    if meta.mode() & 0o002 != 0 {
-        return Some("everyone".into());
-    }
-    if meta.mode() & 0o020 != 0 {
-        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid()))
-            .ok()
-            .flatten()
-            .map_or_else(|| meta.gid().to_string(), |g| g.name);
-        return Some(format!("the group {group}"));
-    }
-    None
 }
 
 fn clean_cache(

@@ -137,6 +137,18 @@ pub(crate) fn clear_leftovers(prefix: &Path, name: &EnvName) -> Result<()> {
 }
 
 fn remove_leftover(dir: &Path, prefix: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    if let Some(who) = crate::fs::others_may_rename_in(parent)
+        && !is_envmod_leftover(dir)
+    {
+        return Err(UserError::failure(format!(
+            "{} has the name of a directory envmod leaves when interrupted, but holds no environment envmod was building; {who} can rename directories in {} to that name",
+            dir.display(),
+            parent.display()
+        ))
+        .with_hint("move it back where it belongs (or anywhere else), then run the command again; envmod removed nothing")
+        .into());
+    }
     crate::fs::tree::remove_tree(dir).map_err(|e| {
         let (problem, fix) = crate::fs::blocked::explain(&e);
         UserError::failure(format!(
@@ -147,6 +159,23 @@ fn remove_leftover(dir: &Path, prefix: &Path) -> Result<()> {
         .with_hint(format!("{fix}; then run the command again"))
         .into()
     })
+}
+
+/// Whether `dir` holds what envmod leaves when interrupted: an environment's tree (with its
+/// `.envmod`), or a staging directory (nothing but the tree it was filling). In a directory
+/// others may rename in, a directory of this user's renamed to a leftover's name holds
+/// neither, and is not envmod's to remove.
+fn is_envmod_leftover(dir: &Path) -> bool {
+    let is_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+    if is_dir(&dir.join(crate::manifest::MANIFEST_DIR)) {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .all(|e| e.file_name() == crate::env::swap::TREE && e.file_type().is_ok_and(|t| t.is_dir()))
 }
 
 /// A directory that an interrupted envmod left beside an environment.

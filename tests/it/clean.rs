@@ -372,7 +372,9 @@ fn clean_leaves_a_cache_an_installation_of_another_account_is_linking_from() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let during = envmod_in(&c, Who::Instructor, &site, &["clean"]);
-        let report = ok(&during) + &common::stderr(&during);
+        let report = common::stdout(&during) + &common::stderr(&during);
+        // What was asked was not done: a script sees it in the exit code.
+        assert_eq!(during.status.code(), Some(1), "{report}");
         assert!(
             alpha.join("info").is_dir(),
             "clean removed an entry an installation was linking from:\n{report}"

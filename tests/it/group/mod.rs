@@ -5,6 +5,7 @@
 mod cache;
 mod clone;
 mod code;
+mod leftovers;
 mod links;
 mod meta;
 mod newcmds;

@@ -339,7 +339,7 @@ fn a_student_exports_and_hooks_the_course_env_and_writes_nothing() {
     ok(&c.bash(
         Who::Instructor,
         &format!(
-            "mkdir -p {}/.cs101.envmod-staging/bin",
+            "mkdir -p {}/.cs101.envmod-staging/tree/bin",
             sh(&c.envs().display().to_string())
         ),
     ));
