@@ -418,6 +418,26 @@ fn lock_denied(path: &Path, e: &std::io::Error) -> Option<anyhow::Error> {
     let mode = meta.mode() & 0o7777;
     let mine = meta.uid() == nix::unistd::geteuid().as_raw();
     let quoted = crate::escape::sh_quote(&path.to_string_lossy());
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    if !mine && nix::unistd::access(parent, nix::unistd::AccessFlags::W_OK).is_err() {
+        // Not a lock someone planted: this user cannot change anything there.
+        let env_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix('.')?.strip_suffix(".envmod-lock"))
+            .unwrap_or("ENV");
+        let prefix = crate::escape::sh_quote(&parent.join(env_name).to_string_lossy());
+        return Some(
+            UserError::failure(format!(
+                "you cannot write {}, where the environment is: only {owner} (or its group) can change it",
+                parent.display()
+            ))
+            .with_hint(format!(
+                "for a copy of your own that you can change, run `envmod create -n NAME --clone {prefix}`"
+            ))
+            .into(),
+        );
+    }
     let hint = if mine {
         format!("make it writable again: chmod u+w {quoted}")
     } else {

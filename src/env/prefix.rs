@@ -169,13 +169,32 @@ pub(crate) fn read_manifest(target: &EnvTarget, real: &Path) -> Result<Manifest>
             crate::outputs::check_recorded(&m, real)?;
             Ok(m)
         }
-        Ok(None) => Err(UserError::failure(format!(
-            "{} was not created by envmod (it has no {})",
-            target.prefix.display(),
-            Manifest::path_in(Path::new("")).display()
-        ))
-        .with_hint("envmod only changes environments it created; remove this directory yourself if you mean to")
-        .into()),
+        Ok(None) => {
+            let adopt = format!(
+                "envmod adopt -p {}",
+                crate::escape::sh_quote(&target.prefix.to_string_lossy())
+            );
+            let dir = real.join(crate::manifest::MANIFEST_DIR);
+            if dir.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+                return Err(UserError::failure(format!(
+                    "{} is a symbolic link, which envmod does not follow: someone who can write the environment put it there",
+                    target.prefix.join(crate::manifest::MANIFEST_DIR).display()
+                ))
+                .with_hint(format!(
+                    "remove the link, then bring the environment under envmod again with `{adopt}`"
+                ))
+                .into());
+            }
+            Err(UserError::failure(format!(
+                "{} was not created by envmod (it has no {})",
+                target.prefix.display(),
+                Manifest::path_in(Path::new("")).display()
+            ))
+            .with_hint(format!(
+                "envmod changes only environments it created or adopted: bring this one under envmod with `{adopt}`"
+            ))
+            .into())
+        }
         Err(e) => Err(UserError::failure(format!("{e:#}"))
             .with_hint(format!(
                 "`envmod delete {} --force` removes it; then create it again",
@@ -261,7 +280,7 @@ pub(crate) fn loaded(environ: &crate::environ::Environ) -> Loaded {
 /// The refusal of a change to a frozen environment, naming the way out.
 pub(crate) fn frozen(m: &Manifest) -> anyhow::Error {
     UserError::failure(format!(
-        "{} is frozen: its packages cannot be installed, removed or deleted",
+        "{} is frozen: its packages cannot be installed, updated or removed, nor can it be deleted",
         m.name
     ))
     .with_hint(format!("envmod unfreeze {}", m.cli_target()))

@@ -159,10 +159,30 @@ fn delete_refuses_a_directory_envmod_did_not_create() {
         "{}",
         stderr(&out)
     );
+    // The fix offered is adoption, never removing the directory.
+    assert!(
+        stderr(&out).contains("envmod adopt -p") && !stderr(&out).contains("remove"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("bin/python")).unwrap(),
         "precious"
     );
+    // A manifest directory that is a link is named as one, and not followed.
+    std::os::unix::fs::symlink(t.path(), dir.join(".envmod")).unwrap();
+    let out = t
+        .envmod()
+        .args(["delete", "-n", "notmine", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(".envmod is a symbolic link, which envmod does not follow"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(dir.join("bin/python").exists());
 
     let out = t
         .envmod()

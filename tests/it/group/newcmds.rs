@@ -195,3 +195,25 @@ fn show_prints_no_line_or_escape_sequence_a_ta_put_in_a_pip_distribution() {
         assert!(text.contains("painted"), "{text}");
     }
 }
+
+/// A student (not in the group) runs update or adopt on the course env: the error says they
+/// cannot change it and offers a copy of their own, never the removal of the owner's lock.
+#[test]
+fn a_change_by_someone_who_cannot_write_the_env_says_so_and_names_a_clone() {
+    let c = Course::new();
+    let prefix = c.create_shared("cs101", &["alpha"]);
+    let p = prefix.display().to_string();
+    for args in [vec!["update", "-p", &p, "--all"], vec!["adopt", "-p", &p]] {
+        let out = c.envmod_as(Who::Student, "022", &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            !err.contains("rm "),
+            "{args:?}: the fix offered is to remove the owner's lock: {err}"
+        );
+        assert!(
+            err.contains("cannot write") && err.contains("--clone"),
+            "{args:?}: {err}"
+        );
+    }
+}
