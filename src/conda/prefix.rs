@@ -111,6 +111,15 @@ fn named_records(prefix: &Path) -> Result<Vec<(PathBuf, PrefixRecord)>> {
 }
 
 fn record_paths(conda_meta: &Path) -> Result<Vec<PathBuf>> {
+    // A link there (a group member's) would have the records read from anywhere.
+    if conda_meta.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+        return Err(UserError::failure(format!(
+            "{} is a symbolic link, which envmod does not follow",
+            conda_meta.display()
+        ))
+        .with_hint("someone who can write the environment put it there: put back its own conda-meta directory, or delete the environment and create it again")
+        .into());
+    }
     let entries = match std::fs::read_dir(conda_meta) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -205,6 +214,24 @@ fn stripped(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_conda_meta_that_is_a_link_is_not_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("alpha-1.0-0.json"), "{}").unwrap();
+        let env = dir.path().join("env");
+        std::fs::create_dir_all(&env).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, env.join("conda-meta")).unwrap();
+        let err = installed_records(&env).unwrap_err();
+        let user = err.downcast_ref::<UserError>().unwrap();
+        assert!(
+            user.message.contains("conda-meta is a symbolic link"),
+            "{}",
+            user.message
+        );
+    }
 
     #[test]
     fn a_damaged_record_is_named_with_the_fix() {

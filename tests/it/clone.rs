@@ -111,6 +111,19 @@ fn a_clone_is_its_own_env_and_changes_to_it_leave_the_original_alone() {
         "the pip package's files are copies, not links to the original's"
     );
 
+    // Its compiled pip modules name the clone's sources, not the original's.
+    let code = format!(
+        "import cloneprobe, marshal, glob\nf = glob.glob({:?})[0]\nprint(marshal.loads(open(f, 'rb').read()[16:]).co_filename)",
+        dup.join("lib/python3.11/site-packages/cloneprobe/__pycache__/__init__.cpython-311.pyc")
+            .display()
+    );
+    let compiled = ok(&std::process::Command::new(dup.join("bin/python"))
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .args(["-c", &code])
+        .output()
+        .unwrap());
+    assert_eq!(compiled.trim(), dup.join(file).display().to_string());
+
     // Its manifest: the original's specs, modules and Python, under its own name and prefix.
     let list = ok(&t.run(&["list", "--json"]));
     let envs: serde_json::Value = serde_json::from_str(&list).unwrap();

@@ -110,6 +110,12 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
             if dir.join(&rel).symlink_metadata().is_ok() {
                 continue;
             }
+            // Compiled code names the source's paths (tracebacks, `__file__` of frames): the
+            // copy's are made again from its own sources, by the build's compile step or by
+            // Python at the first import.
+            if is_compiled(&rel) {
+                continue;
+            }
             match copy_file(src, &rel, dir, to, umask) {
                 Ok(true) => copied += 1,
                 Ok(false) => {}
@@ -118,6 +124,15 @@ pub(crate) fn copy(src: &PipCopy, dir: &Path, to: &Path, printer: &Printer) -> R
         }
     }
     Ok(copied)
+}
+
+/// A `.pyc` in a `__pycache__` directory.
+fn is_compiled(rel: &Path) -> bool {
+    rel.extension().is_some_and(|e| e == "pyc")
+        && rel
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "__pycache__")
 }
 
 /// Copy the regular file `rel` of the source into `dir`; `false` when it is not there.
