@@ -46,7 +46,7 @@ BENCH_NAME=all
 source "$REPO/benches/lib.sh"
 cd "$REPO"
 
-ALL=(create conda clone update sharing course provides hierarchy activate kernel)
+ALL=(create conda clone update adopt sharing course provides hierarchy activate kernel)
 read -ra ONLY <<<"${BENCH_ONLY:-${ALL[*]}}"
 for b in "${ONLY[@]}"; do
     [[ " ${ALL[*]} " == *" $b "* ]] || die "BENCH_ONLY: '$b' is not one of: ${ALL[*]}"
@@ -72,6 +72,7 @@ quick_settings() { # NAME: one VAR=VALUE a line
         hierarchy) printf '%s\n' BENCH_ROUNDS=5 BENCH_BATCH=1 BENCH_ENVS=3 ;;
         activate) printf '%s\n' BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_LOOPS=20 ;;
         kernel) printf '%s\n' BENCH_RUNS=3 ;;
+        adopt) printf '%s\n' BENCH_RUNS=3 ;;
     esac
 }
 
@@ -182,7 +183,7 @@ doc = open(docs).read()
 def put(doc, tag, body):
     pat = re.compile(rf"(^<!-- all\.sh: {tag}begin -->\n).*?(^<!-- all\.sh: {tag}end -->$)", re.S | re.M)
     return pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), doc, count=1)
-if set(ran) != {"create", "conda", "clone", "update", "sharing", "course", "provides", "hierarchy", "activate", "kernel"}:
+if set(ran) != {"create", "conda", "clone", "update", "adopt", "sharing", "course", "provides", "hierarchy", "activate", "kernel"}:
     # A partial run keeps the summary's rows of the scripts it did not run.
     m = re.search(r"^<!-- all\.sh: begin -->\n(.*?)^<!-- all\.sh: end -->$", doc, re.S | re.M)
     kept = [l for l in m.group(1).splitlines() if l.startswith("| `") and l.split("`")[1][:-3] not in ran]
