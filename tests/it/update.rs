@@ -138,7 +138,7 @@ fn ask(python: &std::path::Path) -> Option<Cpython> {
 /// A CPython whose minor version is not `than`'s: `ENVMOD_TEST_OTHER_PYTHON`, else a
 /// `python3.N` on PATH or one that pyenv or uv installed.
 fn other_python(than: &Cpython) -> Cpython {
-    let hint = "this test needs a second CPython minor version beside /usr/bin/python3.11: install one (`uv python install 3.12`, or pyenv) and export ENVMOD_TEST_OTHER_PYTHON=/path/to/python3.12";
+    let hint = "this test needs a second CPython minor version beside /usr/bin/python3.11: build one with pyenv (`pyenv install 3.12`) or install one with uv, or export ENVMOD_TEST_OTHER_PYTHON=/path/to/python3.12";
     if let Some(p) = std::env::var_os("ENVMOD_TEST_OTHER_PYTHON") {
         let found = ask(p.as_ref()).unwrap_or_else(|| panic!("{p:?} does not run; {hint}"));
         assert_ne!(found.minor, than.minor, "{p:?} is {}; {hint}", than.minor);
