@@ -82,6 +82,7 @@ pub(crate) fn adopt(
         .with_hint("name the directory of an existing conda environment or venv with -p")
         .into());
     }
+    refuse_another_accounts(target, &real)?;
     let _lock = EnvLock::acquire(&real, &target.name)?;
     if crate::env::prefix::has_envmod_dir(&real) {
         return Err(UserError::usage(format!(
@@ -137,6 +138,31 @@ pub(crate) fn adopt(
         opts.registry.add(&target.prefix)?;
     }
     Ok(manifest)
+}
+
+/// Adoption writes envmod's files into the environment, and another account's environment
+/// is theirs: their files in it, and ours in a directory they can rename, would make it
+/// nobody's to change. Root, which can write any of them, adopts only its own too, so an
+/// adopted environment is always its owner's.
+fn refuse_another_accounts(target: &EnvTarget, real: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = real.symlink_metadata() else {
+        return Ok(());
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() == me {
+        return Ok(());
+    }
+    let owner = crate::fs::user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
+    let shown = crate::escape::sh_quote(&target.prefix.to_string_lossy());
+    Err(UserError::usage(format!(
+        "{} belongs to {owner}; adopt writes into an environment, so only its owner adopts it",
+        target.prefix.display()
+    ))
+    .with_hint(format!(
+        "ask {owner} to run `envmod adopt -p {shown}`, then make your own copy with `envmod create -n NAME --clone {shown}`; nothing was changed"
+    ))
+    .into())
 }
 
 /// The manifest an adopted environment gets, from what is in it.
@@ -385,6 +411,19 @@ fn one_from_module(
     };
     if crate::env::prefix::has_envmod_dir(&target.real_path()?) {
         return Ok(None);
+    }
+    for m in &p.modules {
+        if let Err(why) = crate::site::modules::check_name(m) {
+            return Err(UserError::usage(format!(
+                "it loads `{}`, which is not a module name: {why}",
+                m.escape_debug()
+            ))
+            .with_hint(format!(
+                "{}; correct its depends_on lines and adopt it again; nothing of it was changed",
+                crate::site::modules::NAME_HINT
+            ))
+            .into());
+        }
     }
     let modules = p
         .modules
