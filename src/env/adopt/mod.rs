@@ -84,6 +84,13 @@ pub(crate) fn adopt(
     }
     refuse_another_accounts(target, &real)?;
     let _lock = EnvLock::acquire(&real, &target.name)?;
+    if release::half_done(&real) {
+        ctx.printer.warn(format!(
+            "an earlier adoption of {} was stopped before it finished; envmod takes back what it wrote and adopts it again",
+            target.prefix.display()
+        ));
+        release::undo_half_done(&real, ctx);
+    }
     if crate::env::prefix::has_envmod_dir(&real) {
         return Err(UserError::usage(format!(
             "{} is already an envmod environment",
@@ -133,10 +140,26 @@ pub(crate) fn adopt(
             ctx.printer,
         )?);
     }
-    write(&real, &mut manifest, taken.as_ref(), ctx)?;
-    if target.by_prefix {
-        opts.registry.add(&target.prefix)?;
+    let undoing = crate::env::cleanup::TakesItselfBack::begin();
+    if let Err(e) = write(&real, &mut manifest, taken.as_ref(), ctx) {
+        if crate::env::cleanup::was_interrupted() {
+            undoing.exit_after_undo();
+        }
+        return Err(e);
     }
+    let registered = match target.by_prefix {
+        true => opts.registry.add(&target.prefix),
+        false => Ok(()),
+    };
+    if crate::env::cleanup::was_interrupted() {
+        release::undo(&real, &manifest, ctx);
+        crate::env::record::forget(ctx.environ, &real);
+        let _ = opts.registry.remove(&target.prefix);
+        undoing.exit_after_undo();
+    }
+    crate::env::cleanup::set_committed(Some(format!("{} was adopted", target.prefix.display())));
+    drop(undoing);
+    registered?;
     Ok(manifest)
 }
 
@@ -242,12 +265,18 @@ fn write(
             UserError::failure(format!("cannot create {}: {e}", dir.display()))
                 .with_hint("adopt an environment you can write; nothing was changed")
         })?;
-    let activate = real.join("bin/activate");
-    if activate.symlink_metadata().is_ok() {
-        std::fs::rename(&activate, dir.join(KEPT_ACTIVATE))?;
-        if let Some(a) = manifest.adopted.as_mut() {
-            a.kept_activate = true;
-        }
+    // Written first and removed last: an adoption stopped where no handler runs (SIGKILL, a
+    // crash) is taken back by the next one (`release::half_done`).
+    let written = crate::fs::write_placed(&dir.join(release::ADOPTING), b"", Some(0o644))
+        .and_then(|()| keep_activate(real, manifest));
+    if let Err(e) = written {
+        let _ = crate::fs::tree::remove_tree(&dir);
+        return Err(UserError::failure(format!(
+            "cannot adopt {}: {e:#}",
+            manifest.prefix.display()
+        ))
+        .with_hint("fix that and adopt it again; nothing of it was changed")
+        .into());
     }
     manifest.outputs_pending = true;
     let written = manifest
@@ -274,7 +303,27 @@ fn write(
         ctx.printer,
     );
     manifest.outputs_pending = false;
-    manifest.write_into(real)
+    manifest.write_into(real)?;
+    std::fs::remove_file(dir.join(release::ADOPTING))?;
+    Ok(())
+}
+
+/// Keep the environment's own `bin/activate` in `.envmod/` under a second name, so that
+/// envmod's replaces it by rename and `. bin/activate` works at every moment in between. A
+/// file that cannot be linked (not the user's, under `protected_hardlinks`) is moved.
+fn keep_activate(real: &Path, manifest: &mut Manifest) -> Result<()> {
+    let activate = real.join("bin/activate");
+    if activate.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    let kept = real.join(MANIFEST_DIR).join(KEPT_ACTIVATE);
+    if std::fs::hard_link(&activate, &kept).is_err() {
+        std::fs::rename(&activate, &kept)?;
+    }
+    if let Some(a) = manifest.adopted.as_mut() {
+        a.kept_activate = true;
+    }
+    Ok(())
 }
 
 /// Adopt every environment a tree of conda-env-mod modulefiles names (only the one named
@@ -409,7 +458,8 @@ fn one_from_module(
         prefix: p.prefix.clone(),
         name,
     };
-    if crate::env::prefix::has_envmod_dir(&target.real_path()?) {
+    let real = target.real_path()?;
+    if crate::env::prefix::has_envmod_dir(&real) && !release::half_done(&real) {
         return Ok(None);
     }
     for m in &p.modules {

@@ -108,3 +108,33 @@ cat $p/bin/activate; test ! -e $p/.envmod"#
         );
     }
 }
+
+/// SIGKILL while adopt runs the env's activation scripts: no handler runs, but the env's own
+/// `bin/activate` works throughout, and the next adopt takes back the half-done adoption and
+/// finishes, instead of calling it an envmod environment already.
+#[test]
+fn an_adopt_killed_halfway_is_finished_by_the_next_adopt() {
+    let c = Course::new();
+    let script = r#"umask 077; p=$HOME/conda-kill; "$ENVMOD" create -p $p --python 3.12 alpha >/dev/null 2>&1 || exit 7
+rm -rf $p/.envmod; echo '# the env own activate' > $p/bin/activate
+mkdir -p $p/etc/conda/activate.d; echo 'sleep 3; export SLOW=1' > $p/etc/conda/activate.d/slow.sh
+"$ENVMOD" adopt -p $p & pid=$!; sleep 1.5; kill -KILL $pid; wait $pid
+test -e $p/.envmod || { echo "the kill came too late"; exit 8; }
+echo "between: $(cat $p/bin/activate)"
+rm $p/etc/conda/activate.d/slow.sh
+"$ENVMOD" adopt -p $p || exit 9
+echo "kept: $(cat $p/.envmod/activate.before-envmod)"
+test ! -e $p/.envmod/adopting || exit 10
+head -1 $p/bin/activate"#;
+    let out = c.bash(Who::Instructor, script);
+    let (said, err) = (stdout(&out), stderr(&out));
+    assert!(
+        out.status.success()
+            && said.contains("between: # the env own activate")
+            && said.contains("kept: # the env own activate")
+            && said.contains("adopted ")
+            && err.contains("stopped before it finished"),
+        "{said}{err}"
+    );
+    assert!(!said.contains("already an envmod"), "{said}{err}");
+}
