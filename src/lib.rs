@@ -47,7 +47,7 @@ const INTERRUPTED: i32 = 130;
 /// happen after the removal.
 pub fn interrupted() -> ! {
     // Before the programs are stopped: work that sees one fail then knows why.
-    env::cleanup::set_interrupted();
+    env::undo::set_interrupted();
     site::run::kill_all();
     let _held = env::cleanup::remove_pending();
     eprintln!(
