@@ -138,3 +138,28 @@ head -1 $p/bin/activate"#;
     );
     assert!(!said.contains("already an envmod"), "{said}{err}");
 }
+
+/// SIGTERM while adopt runs the env's activation scripts, with a kernel of the user's that
+/// runs the env: the kernel adopt was taking over is the user's own again, as it was.
+#[test]
+fn an_interrupted_adopt_puts_back_the_kernel_it_was_taking_over() {
+    let c = Course::new();
+    let script = r#"umask 077; p=$HOME/conda-k; "$ENVMOD" create -p $p --python 3.12 alpha >/dev/null 2>&1 || exit 7
+rm -rf $p/.envmod; rm -rf $XDG_DATA_HOME/jupyter/kernels/*
+k=$XDG_DATA_HOME/jupyter/kernels/mine; mkdir -p $k
+printf '{"display_name": "Mine", "language": "python", "argv": ["%s/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}\n' $p > $k/kernel.json
+cp $k/kernel.json $HOME/kernel.before
+mkdir -p $p/etc/conda/activate.d; echo 'sleep 3; export SLOW=1' > $p/etc/conda/activate.d/slow.sh
+"$ENVMOD" adopt -p $p & pid=$!; sleep 1.5; kill -TERM $pid; wait $pid
+cmp $k/kernel.json $HOME/kernel.before && echo same kernel
+test ! -e $XDG_DATA_HOME/envmod/kernels-before-adoption/mine && echo nothing kept
+test ! -e $p/.envmod && echo no manifest"#;
+    let out = c.bash(Who::Instructor, script);
+    let (said, err) = (stdout(&out), stderr(&out));
+    assert!(
+        said.contains("same kernel")
+            && said.contains("nothing kept")
+            && said.contains("no manifest"),
+        "{said}{err}"
+    );
+}
