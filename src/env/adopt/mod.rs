@@ -173,7 +173,7 @@ fn refuse_another_accounts(target: &EnvTarget, real: &Path) -> Result<()> {
     }
     let owner = crate::fs::user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
     let shown = crate::escape::sh_quote(&target.prefix.to_string_lossy());
-    Err(UserError::usage(format!(
+    Err(UserError::failure(format!(
         "{} belongs to {owner}; adopt writes into an environment, so only its owner adopts it",
         target.prefix.display()
     ))
