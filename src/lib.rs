@@ -46,6 +46,8 @@ const INTERRUPTED: i32 = 130;
 /// The cleanup lock stays held until the process is gone, so no rename into place can
 /// happen after the removal.
 pub fn interrupted() -> ! {
+    // Before the programs are stopped: work that sees one fail then knows why.
+    env::undo::set_interrupted();
     site::run::kill_all();
     let _held = env::cleanup::remove_pending();
     eprintln!(

@@ -336,6 +336,8 @@ impl Drop for PendingFile {
 /// removed where it is now, and only if that is still it; a directory someone else put at
 /// its old name is theirs.
 pub(crate) fn remove_pending() -> MutexGuard<'static, Vec<Pending>> {
+    super::undo::set_interrupted();
+    super::undo::wait_for_self_undoing();
     let list = pending();
     for p in list.iter() {
         let path = match p.held {

@@ -22,4 +22,5 @@ pub(crate) mod show;
 pub(crate) mod snapshot;
 pub(crate) mod stack;
 pub(crate) mod swap;
+pub(crate) mod undo;
 pub(crate) mod venv;

@@ -195,6 +195,19 @@ pub(super) fn set_aside(found: &Found, environ: &Environ) -> Result<()> {
     })
 }
 
+/// Whether the kernel `manifest` took over was set aside already (its files are kept).
+pub(super) fn is_set_aside(environ: &Environ, manifest: &Manifest) -> bool {
+    manifest
+        .adopted
+        .as_ref()
+        .and_then(|a| a.kernel.as_ref())
+        .is_some_and(|t| {
+            kept_dir(environ, &t.name)
+                .symlink_metadata()
+                .is_ok_and(|m| m.is_dir())
+        })
+}
+
 /// Put the original kernel back as it was, after envmod's own kernel.json was removed.
 pub(super) fn put_back(environ: &Environ, manifest: &Manifest) -> Result<()> {
     let Some(taken) = manifest.adopted.as_ref().and_then(|a| a.kernel.as_ref()) else {

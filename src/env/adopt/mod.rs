@@ -8,24 +8,19 @@ mod kernel;
 mod modulefiles;
 mod release;
 mod venv;
+mod write;
 
-use std::{
-    os::unix::fs::DirBuilderExt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 pub(crate) use release::release;
 
 use crate::{
-    env::{ctx::Ctx, lock::EnvLock, prefix::EnvTarget, record, registry::Registry},
+    env::{ctx::Ctx, lock::EnvLock, prefix::EnvTarget, registry::Registry},
     error::UserError,
-    manifest::{
-        Adopted, AdoptedKind, KEPT_ACTIVATE, MANIFEST_DIR, MANIFEST_VERSION, Manifest, PythonInfo,
-        PythonMode,
-    },
-    outputs::{modulefile, write::Scripts},
+    manifest::{Adopted, AdoptedKind, MANIFEST_VERSION, Manifest, PythonInfo, PythonMode},
+    outputs::modulefile,
     site::{ModuleSystem, modules::LoadedModule},
 };
 
@@ -82,7 +77,15 @@ pub(crate) fn adopt(
         .with_hint("name the directory of an existing conda environment or venv with -p")
         .into());
     }
+    refuse_another_accounts(target, &real)?;
     let _lock = EnvLock::acquire(&real, &target.name)?;
+    if release::half_done(&real) {
+        ctx.printer.warn(format!(
+            "an earlier adoption of {} was stopped before it finished; envmod takes back what it wrote and adopts it again",
+            target.prefix.display()
+        ));
+        release::undo_half_done(&real, ctx);
+    }
     if crate::env::prefix::has_envmod_dir(&real) {
         return Err(UserError::usage(format!(
             "{} is already an envmod environment",
@@ -132,11 +135,52 @@ pub(crate) fn adopt(
             ctx.printer,
         )?);
     }
-    write(&real, &mut manifest, taken.as_ref(), ctx)?;
-    if target.by_prefix {
-        opts.registry.add(&target.prefix)?;
+    let undoing = crate::env::undo::TakesItselfBack::begin();
+    if let Err(e) = write::write(&real, &mut manifest, taken.as_ref(), ctx) {
+        if crate::env::undo::was_interrupted() {
+            undoing.exit_after_undo();
+        }
+        return Err(e);
     }
+    let registered = match target.by_prefix {
+        true => opts.registry.add(&target.prefix),
+        false => Ok(()),
+    };
+    if crate::env::undo::was_interrupted() {
+        release::undo(&real, &manifest, ctx);
+        crate::env::record::forget(ctx.environ, &real);
+        let _ = opts.registry.remove(&target.prefix);
+        undoing.exit_after_undo();
+    }
+    crate::env::cleanup::set_committed(Some(format!("{} was adopted", target.prefix.display())));
+    drop(undoing);
+    registered?;
     Ok(manifest)
+}
+
+/// Adoption writes envmod's files into the environment, and another account's environment
+/// is theirs: their files in it, and ours in a directory they can rename, would make it
+/// nobody's to change. Root, which can write any of them, adopts only its own too, so an
+/// adopted environment is always its owner's.
+fn refuse_another_accounts(target: &EnvTarget, real: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = real.symlink_metadata() else {
+        return Ok(());
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() == me {
+        return Ok(());
+    }
+    let owner = crate::fs::user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
+    let shown = crate::escape::sh_quote(&target.prefix.to_string_lossy());
+    Err(UserError::failure(format!(
+        "{} belongs to {owner}; adopt writes into an environment, so only its owner adopts it",
+        target.prefix.display()
+    ))
+    .with_hint(format!(
+        "ask {owner} to run `envmod adopt -p {shown}`, then make your own copy with `envmod create -n NAME --clone {shown}`; nothing was changed"
+    ))
+    .into())
 }
 
 /// The manifest an adopted environment gets, from what is in it.
@@ -192,63 +236,6 @@ fn describe(
         }),
         module_template: None,
     })
-}
-
-/// Write the manifest and the outputs; a failure takes back everything written.
-fn write(
-    real: &Path,
-    manifest: &mut Manifest,
-    taken: Option<&kernel::Found>,
-    ctx: &Ctx<'_>,
-) -> Result<()> {
-    // The kernel taken over is not envmod's yet: it is set aside below, before envmod's is
-    // written in its place.
-    let checked = Manifest {
-        kernel: None,
-        ..manifest.clone()
-    };
-    ctx.outputs().check(&checked)?;
-    let dir = real.join(MANIFEST_DIR);
-    std::fs::DirBuilder::new()
-        .mode(0o755)
-        .create(&dir)
-        .map_err(|e| {
-            UserError::failure(format!("cannot create {}: {e}", dir.display()))
-                .with_hint("adopt an environment you can write; nothing was changed")
-        })?;
-    let activate = real.join("bin/activate");
-    if activate.symlink_metadata().is_ok() {
-        std::fs::rename(&activate, dir.join(KEPT_ACTIVATE))?;
-        if let Some(a) = manifest.adopted.as_mut() {
-            a.kept_activate = true;
-        }
-    }
-    manifest.outputs_pending = true;
-    let written = manifest
-        .write_into(real)
-        .and_then(|()| taken.map_or(Ok(()), |found| kernel::set_aside(found, ctx.environ)))
-        .and_then(|()| {
-            ctx.outputs()
-                .write(manifest, real, None, Scripts::IfTrusted)
-        });
-    if let Err(e) = written {
-        release::undo(real, manifest, ctx);
-        return Err(UserError::failure(format!(
-            "cannot adopt {}: {e:#}",
-            manifest.prefix.display()
-        ))
-        .with_hint("fix that and adopt it again; nothing of it was changed")
-        .into());
-    }
-    record::save(
-        ctx.environ,
-        real,
-        manifest,
-        record::Channels::Used,
-        ctx.printer,
-    );
-    manifest.outputs_pending = false;
-    manifest.write_into(real)
 }
 
 /// Adopt every environment a tree of conda-env-mod modulefiles names (only the one named
@@ -383,8 +370,22 @@ fn one_from_module(
         prefix: p.prefix.clone(),
         name,
     };
-    if crate::env::prefix::has_envmod_dir(&target.real_path()?) {
+    let real = target.real_path()?;
+    if crate::env::prefix::has_envmod_dir(&real) && !release::half_done(&real) {
         return Ok(None);
+    }
+    for m in &p.modules {
+        if let Err(why) = crate::site::modules::check_name(m) {
+            return Err(UserError::usage(format!(
+                "it loads `{}`, which is not a module name: {why}",
+                m.escape_debug()
+            ))
+            .with_hint(format!(
+                "{}; correct its depends_on lines and adopt it again; nothing of it was changed",
+                crate::site::modules::NAME_HINT
+            ))
+            .into());
+        }
     }
     let modules = p
         .modules

@@ -2,6 +2,7 @@
 //! as docs/instructors.md recommends, with real accounts: an instructor and a TA in the
 //! course group, and a student outside it (`common::course`).
 
+mod adopt;
 mod cache;
 mod clone;
 mod code;
