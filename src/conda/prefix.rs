@@ -112,9 +112,13 @@ fn named_records(prefix: &Path) -> Result<Vec<(PathBuf, PrefixRecord)>> {
 
 fn record_paths(conda_meta: &Path) -> Result<Vec<PathBuf>> {
     // A link there (a group member's) would have the records read from anywhere.
-    if conda_meta.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+    if let Ok(link) = conda_meta.symlink_metadata()
+        && link.is_symlink()
+    {
+        use std::os::unix::fs::MetadataExt;
+        let who = crate::fs::user_name(link.uid()).unwrap_or_else(|| link.uid().to_string());
         return Err(UserError::failure(format!(
-            "{} is a symbolic link, which envmod does not follow",
+            "{} is a symbolic link, made by {who}, which envmod does not follow",
             conda_meta.display()
         ))
         .with_hint("someone who can write the environment put it there: put back its own conda-meta directory, or delete the environment and create it again")
@@ -227,7 +231,8 @@ mod tests {
         let err = installed_records(&env).unwrap_err();
         let user = err.downcast_ref::<UserError>().unwrap();
         assert!(
-            user.message.contains("conda-meta is a symbolic link"),
+            user.message
+                .contains("conda-meta is a symbolic link, made by"),
             "{}",
             user.message
         );
