@@ -149,6 +149,30 @@ fn a_conda_prefix_made_by_py_rattler_is_adopted_loads_changes_and_is_let_go() {
         exported.contains("beta") && exported.contains("gamma"),
         "{exported}"
     );
+    // update, remove and kernel take it as envmod's own as well.
+    let updated = t.run(&["update", "-p", p, "--all"]);
+    assert!(
+        updated.status.success(),
+        "{}{}",
+        stdout(&updated),
+        stderr(&updated)
+    );
+    ok(&t.run(&["remove", "-p", p, "gamma"]));
+    assert!(
+        !prefix
+            .join("conda-meta")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("gamma-"))
+    );
+    let kernel = t.run(&["kernel", "add", "-p", p]);
+    assert!(
+        stderr(&kernel).contains("has no ipykernel")
+            && !stderr(&kernel).contains("not created by envmod"),
+        "{}",
+        stderr(&kernel)
+    );
 
     // delete takes away what envmod wrote and leaves the packages.
     let modulefile = PathBuf::from(m["module"]["file"].as_str().unwrap());
