@@ -77,9 +77,9 @@ pub(crate) fn run(s: DeleteSettings, ctx: &Ctx<'_>) -> Result<()> {
             target.prefix.display()
         )),
     }
-    for file in &deleted.outputs {
+    for (what, file) in &deleted.outputs {
         ctx.printer
-            .info(format!("Removed modulefile {}", file.display()));
+            .info(format!("Removed {what} {}", file.display()));
     }
     Ok(())
 }

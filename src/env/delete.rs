@@ -22,7 +22,8 @@ use crate::{
 /// What `delete` removed.
 pub(crate) struct Deleted {
     pub(crate) name: String,
-    pub(crate) outputs: Vec<PathBuf>,
+    /// Each output removed, with what it is (`modulefile`, `Jupyter kernel`, ...).
+    pub(crate) outputs: Vec<(&'static str, PathBuf)>,
     /// An adopted environment let go of: only what envmod wrote was removed.
     pub(crate) released: bool,
 }
@@ -123,7 +124,7 @@ fn remove_aside(
     if let Some(m) = manifest {
         for out in ctx.outputs().all() {
             match out.remove(m) {
-                Ok(removed) => outputs.extend(removed),
+                Ok(removed) => outputs.extend(removed.into_iter().map(|f| (out.what(), f))),
                 Err(e) => {
                     // Put the environment back: it keeps the outputs that are still there.
                     let _ = std::fs::rename(&trash, real);

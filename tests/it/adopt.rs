@@ -633,7 +633,12 @@ fn a_conda_env_mod_kernel_is_taken_over_under_its_name_and_given_back_on_delete(
     assert_eq!(spec["display_name"], "Python (My proj Kernel)");
     assert_eq!(spec["metadata"]["envmod"]["prefix"], p);
 
-    ok(&t.run(&["delete", "-p", p, "--yes"]));
+    let deleted = t.run(&["delete", "-p", p, "--yes"]);
+    let said = format!("{}{}", stdout(&deleted), stderr(&deleted));
+    assert!(
+        deleted.status.success() && said.contains("Removed Jupyter kernel "),
+        "{said}"
+    );
     assert_eq!(
         std::fs::read(kernels.join("proj/kernel.json")).unwrap(),
         original

@@ -21,17 +21,24 @@ pub(crate) fn release(
     manifest: &Manifest,
     registry: &Registry,
     ctx: &Ctx<'_>,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Vec<(&'static str, PathBuf)>> {
     let mut outputs = Vec::new();
     for out in ctx.outputs().all() {
-        outputs.extend(out.remove(manifest).map_err(|e| {
-            UserError::failure(format!(
-                "cannot remove the {} of {}: {e:#}",
-                out.what(),
-                manifest.name
-            ))
-            .with_hint("fix that and run the delete again; the environment is still adopted")
-        })?);
+        let what = out.what();
+        outputs.extend(
+            out.remove(manifest)
+                .map(|files| files.into_iter().map(move |f| (what, f)))
+                .map_err(|e| {
+                    UserError::failure(format!(
+                        "cannot remove the {} of {}: {e:#}",
+                        out.what(),
+                        manifest.name
+                    ))
+                    .with_hint(
+                        "fix that and run the delete again; the environment is still adopted",
+                    )
+                })?,
+        );
     }
     super::kernel::put_back(ctx.environ, manifest)?;
     restore_activate(real, manifest)?;
