@@ -100,6 +100,19 @@ pub(crate) struct Interpreter {
 }
 
 impl Interpreter {
+    /// The conda Python of version `version` in `prefix`: `bin/pythonX.Y` there.
+    pub(crate) fn conda(prefix: &Path, version: String, pip: bool) -> Self {
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(3), parts.next().unwrap_or(0));
+        Self {
+            executable: prefix.join(format!("bin/python{major}.{minor}")),
+            version,
+            major,
+            minor,
+            pip,
+        }
+    }
+
     /// `X.Y`, the part that names `lib/pythonX.Y` and the module version.
     pub(crate) fn short_version(&self) -> String {
         format!("{}.{}", self.major, self.minor)

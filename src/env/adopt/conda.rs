@@ -123,18 +123,10 @@ pub(super) fn interpreter(prefix: &Path, records: &[PrefixRecord]) -> Result<Int
             ))
             .with_hint("install python into it with conda first, or adopt a Python environment")
         })?;
-    let version = python.version.to_string();
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(3), parts.next().unwrap_or(0));
-    Ok(Interpreter {
-        executable: prefix.join(format!("bin/python{major}.{minor}")),
-        version,
-        major,
-        minor,
-        pip: records
-            .iter()
-            .any(|r| r.repodata_record.package_record.name.as_normalized() == "pip"),
-    })
+    let pip = records
+        .iter()
+        .any(|r| r.repodata_record.package_record.name.as_normalized() == "pip");
+    Ok(Interpreter::conda(prefix, python.version.to_string(), pip))
 }
 
 #[cfg(test)]

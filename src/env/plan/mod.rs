@@ -174,16 +174,12 @@ pub(crate) fn conda_interpreter(records: &[RepoDataRecord], prefix: &Path) -> Re
         .ok_or_else(|| {
             UserError::failure("the solution has no python package").with_hint("check --python")
         })?;
-    let version = python.package_record.version.to_string();
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(3), parts.next().unwrap_or(0));
-    Ok(Interpreter {
-        executable: prefix.join(format!("bin/python{major}.{minor}")),
-        version,
-        major,
-        minor,
-        pip: records
-            .iter()
-            .any(|r| r.package_record.name.as_normalized() == "pip"),
-    })
+    let pip = records
+        .iter()
+        .any(|r| r.package_record.name.as_normalized() == "pip");
+    Ok(Interpreter::conda(
+        prefix,
+        python.package_record.version.to_string(),
+        pip,
+    ))
 }

@@ -28,14 +28,7 @@ pub(super) fn removed_specs(
             return Err(UserError::usage("python cannot be removed from an environment").into());
         }
         let name = spec.name().clone();
-        let requested = manifest
-            .specs
-            .iter()
-            .any(|s| Spec::parse(s).is_ok_and(|s| *s.name() == name));
-        let present = installed
-            .iter()
-            .any(|r| r.repodata_record.package_record.name == name);
-        if !requested && !present {
+        if !has_package(manifest, installed, &name) {
             return Err(UserError::failure(format!(
                 "package {raw} is not installed in {}",
                 manifest.name
@@ -59,14 +52,7 @@ pub(super) fn updated_specs(
     installed: &[PrefixRecord],
 ) -> Result<Vec<String>> {
     for name in moving(names)? {
-        let requested = manifest
-            .specs
-            .iter()
-            .any(|s| Spec::parse(s).is_ok_and(|s| *s.name() == name));
-        let present = installed
-            .iter()
-            .any(|r| r.repodata_record.package_record.name == name);
-        if !requested && !present {
+        if !has_package(manifest, installed, &name) {
             return Err(UserError::usage(format!(
                 "package {} is not installed in {}",
                 name.as_normalized(),
@@ -81,6 +67,17 @@ pub(super) fn updated_specs(
         }
     }
     Ok(manifest.specs.clone())
+}
+
+/// Whether the environment asked for `name` or holds it.
+fn has_package(manifest: &Manifest, installed: &[PrefixRecord], name: &PackageName) -> bool {
+    manifest
+        .specs
+        .iter()
+        .any(|s| Spec::parse(s).is_ok_and(|s| s.name() == name))
+        || installed
+            .iter()
+            .any(|r| r.repodata_record.package_record.name == *name)
 }
 
 /// The names an update lets move.
